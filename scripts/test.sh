@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (lint included) in its own virtualenv.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/_bootstrap.sh" test
+cd "$root"
+ruff check src tests bench
+python -m pytest "$@"

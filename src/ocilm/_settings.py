@@ -1,0 +1,283 @@
+"""Resolving OCI settings and credentials from keyword arguments, env vars and config profiles.
+
+Credential precedence (first that applies wins):
+1. ``oci_signer``: any OCI SDK signer object.
+2. Explicit manual fields (``oci_user``, ``oci_fingerprint``, ``oci_tenancy``, ``oci_key`` or
+   ``oci_key_file``), each missing one filled from its ``OCI_*`` env var.
+3. An explicit config choice: ``oci_config_file`` / ``oci_profile`` / ``oci_security_token_file``.
+4. Manual fields from the environment (``OCI_USER``, ``OCI_FINGERPRINT``, ``OCI_TENANCY``,
+   ``OCI_KEY`` or ``OCI_KEY_FILE``).
+5. The config profile: ``OCI_CONFIG_FILE`` or ``~/.oci/config``, profile ``OCI_CLI_PROFILE``
+   or ``DEFAULT``.
+Region and compartment: keyword argument, then env var, then (region only) the profile.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._endpoint import DEFAULT_REGION, normalize_region
+from ._errors import ConfigurationError
+from .auth._keys import load_private_key, load_private_key_file
+from .auth._signers import KeySigner, RequestSigner, SDKSignerAdapter, SessionTokenSigner
+
+OCI_PARAMS = frozenset({
+    "oci_region", "oci_user", "oci_fingerprint", "oci_tenancy", "oci_key", "oci_key_file",
+    "oci_pass_phrase", "oci_security_token_file", "oci_config_file", "oci_profile",
+    "oci_compartment_id", "oci_serving_mode", "oci_endpoint_id", "oci_signer", "oci_api_format",
+    "api_base",
+})  # fmt: skip
+SECRET_PARAMS = frozenset({"oci_key", "oci_pass_phrase", "oci_signer"})
+
+_MANUAL_ENV = {
+    "oci_user": "OCI_USER",
+    "oci_fingerprint": "OCI_FINGERPRINT",
+    "oci_tenancy": "OCI_TENANCY",
+    "oci_key": "OCI_KEY",
+    "oci_key_file": "OCI_KEY_FILE",
+}
+_ENV_NAMES = (*_MANUAL_ENV.values(), "OCI_REGION", "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE")
+DEFAULT_CONFIG_FILE = "~/.oci/config"
+SERVING_MODES = ("ON_DEMAND", "DEDICATED")
+API_FORMATS = ("GENERIC", "COHERE", "COHEREV2")
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Everything a call needs to reach OCI, resolved once; holds no PEM text."""
+
+    region: str
+    signer: RequestSigner
+    compartment_id: str | None
+    api_base: str | None
+    serving_mode: str
+    endpoint_id: str | None
+    api_format: str | None
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(region={self.region!r}, signer={self.signer!r}, compartment_id={self.compartment_id!r}, "
+            f"api_base={self.api_base!r}, serving_mode={self.serving_mode!r})"
+        )
+
+    def require_compartment(self) -> str:
+        if not self.compartment_id:
+            raise ConfigurationError(
+                "oci_compartment_id is required: pass oci_compartment_id='ocid1.compartment.oc1..…' "
+                "or set OCI_COMPARTMENT_ID",
+                param="oci_compartment_id",
+            )
+        return self.compartment_id
+
+
+# ---------------------------------------------------------------- config profiles
+
+_profile_cache: dict[tuple[str, int], configparser.ConfigParser] = {}
+_profile_lock = threading.Lock()
+
+
+def _read_config(path: str) -> configparser.ConfigParser:
+    expanded = os.path.expanduser(path)
+    try:
+        mtime = os.stat(expanded).st_mtime_ns
+    except OSError:
+        raise ConfigurationError(f"oci_config_file: no OCI config file at {expanded!r}", param="oci_config_file") from None
+    cached = _profile_cache.get((expanded, mtime))
+    if cached is not None:
+        return cached
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(expanded, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+        raise ConfigurationError(f"oci_config_file {expanded!r} could not be read ({reason})", param="oci_config_file") from None
+    with _profile_lock:
+        _profile_cache[(expanded, mtime)] = parser
+    return parser
+
+
+def read_profile(path: str, profile: str) -> dict[str, str]:
+    """A profile's keys, with ``[DEFAULT]`` keys inherited (configparser semantics)."""
+    parser = _read_config(path)
+    if profile == "DEFAULT":
+        return dict(parser.defaults())
+    if not parser.has_section(profile):
+        available = ", ".join(["DEFAULT", *parser.sections()])
+        raise ConfigurationError(
+            f"oci_profile {profile!r} is not in {os.path.expanduser(path)!r}; profiles there: {available}",
+            param="oci_profile",
+        )
+    return dict(parser.items(profile))
+
+
+def _signer_from_profile(path: str, profile: str, values: Mapping[str, str]) -> RequestSigner:
+    where = f"profile [{profile}] of {os.path.expanduser(path)!r}"
+    if "key_content" in values:
+        raise ConfigurationError(f"{where}: key_content is not allowed in a config file; use key_file", param="oci_config_file")
+    key_file = values.get("key_file")
+    if not key_file:
+        raise ConfigurationError(f"{where} has no key_file", param="oci_config_file")
+    key = load_private_key_file(key_file, values.get("pass_phrase"), source=f"key_file of {where}")
+    token_file = values.get("security_token_file")
+    if token_file:
+        return SessionTokenSigner(token_file, key)
+    missing = [name for name in ("tenancy", "user", "fingerprint") if not values.get(name)]
+    if missing:
+        raise ConfigurationError(
+            f"{where} is missing {', '.join(missing)} (needed for API-key signing; "
+            "or set security_token_file for session-token signing)",
+            param="oci_config_file",
+        )
+    return KeySigner(f"{values['tenancy']}/{values['user']}/{values['fingerprint']}", key)
+
+
+# ---------------------------------------------------------------- manual credentials
+
+
+def _manual_signer(fields: Mapping[str, Any], pass_phrase: Any, token_file: str | None, origin: Mapping[str, str]) -> RequestSigner:
+    key_text, key_file = fields.get("oci_key"), fields.get("oci_key_file")
+    if key_text:
+        key = load_private_key(key_text, pass_phrase, source="oci_key")
+    elif key_file:
+        key = load_private_key_file(key_file, pass_phrase)
+    else:
+        key = None
+    if token_file:
+        if key is None:
+            raise ConfigurationError(
+                "oci_security_token_file needs the session's private key: pass oci_key or oci_key_file",
+                param="oci_key_file",
+            )
+        return SessionTokenSigner(token_file, key)
+    missing = [name for name in ("oci_user", "oci_fingerprint", "oci_tenancy") if not fields.get(name)]
+    if key is None:
+        missing.append("oci_key or oci_key_file")
+    if missing:
+        looked = "; ".join(
+            f"{name}: {origin.get(name, 'not found')}" for name in ("oci_user", "oci_fingerprint", "oci_tenancy", "oci_key", "oci_key_file")
+        )
+        raise ConfigurationError(
+            f"incomplete OCI credentials: missing {', '.join(missing)}. Looked in keyword arguments, then "
+            f"environment variables ({', '.join(_MANUAL_ENV.values())}). Found: {looked}. "
+            "Alternatively pass oci_signer, or oci_config_file/oci_profile for a ~/.oci/config profile.",
+            param=missing[0].split(" ")[0],
+        )
+    assert key is not None
+    return KeySigner(f"{fields['oci_tenancy']}/{fields['oci_user']}/{fields['oci_fingerprint']}", key)
+
+
+# ---------------------------------------------------------------- the resolver
+
+
+def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    unknown = set(params) - OCI_PARAMS
+    if unknown:
+        raise ConfigurationError(f"unknown OCI setting(s): {', '.join(sorted(unknown))}")
+    profile_values: dict[str, str] = {}
+    signer: RequestSigner
+
+    explicit_manual = {k: params[k] for k in _MANUAL_ENV if params.get(k)}
+    env_manual = {k: env[v] for k, v in _MANUAL_ENV.items() if env.get(v)}
+    explicit_config = any(params.get(k) for k in ("oci_config_file", "oci_profile"))
+    token_file = params.get("oci_security_token_file")
+
+    if params.get("oci_signer") is not None:
+        signer = SDKSignerAdapter(params["oci_signer"])
+    elif explicit_manual or (token_file and not explicit_config):
+        fields = {**env_manual, **explicit_manual}
+        origin = {k: ("keyword argument" if k in explicit_manual else f"env {_MANUAL_ENV[k]}") for k in fields}
+        signer = _manual_signer(fields, params.get("oci_pass_phrase"), token_file, origin)
+    elif env_manual and not explicit_config:
+        origin = {k: f"env {_MANUAL_ENV[k]}" for k in env_manual}
+        signer = _manual_signer(env_manual, params.get("oci_pass_phrase"), None, origin)
+    else:
+        path = params.get("oci_config_file") or env.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        profile = params.get("oci_profile") or env.get("OCI_CLI_PROFILE") or "DEFAULT"
+        if not explicit_config and not os.path.exists(os.path.expanduser(path)):
+            raise ConfigurationError(
+                "no OCI credentials found: pass oci_user, oci_fingerprint, oci_tenancy and oci_key "
+                "(or oci_key_file); or set OCI_USER, OCI_FINGERPRINT, OCI_TENANCY and OCI_KEY (or "
+                f"OCI_KEY_FILE); or pass oci_signer; or create a config profile at {path!r} "
+                "(oci_config_file / OCI_CONFIG_FILE, oci_profile / OCI_CLI_PROFILE)",
+                param="oci_user",
+            )
+        profile_values = read_profile(path, profile)
+        if params.get("oci_pass_phrase"):
+            profile_values["pass_phrase"] = params["oci_pass_phrase"]
+        if token_file:
+            profile_values["security_token_file"] = token_file
+        signer = _signer_from_profile(path, profile, profile_values)
+
+    region = params.get("oci_region")
+    if region is None:
+        region = env.get("OCI_REGION") or profile_values.get("region") or DEFAULT_REGION
+    region = normalize_region(region)
+
+    serving_mode = str(params.get("oci_serving_mode") or "ON_DEMAND").upper()
+    if serving_mode not in SERVING_MODES:
+        raise ConfigurationError(
+            f"oci_serving_mode {params.get('oci_serving_mode')!r} is not valid: use 'ON_DEMAND' or 'DEDICATED'",
+            param="oci_serving_mode",
+        )
+    api_format = params.get("oci_api_format")
+    if api_format is not None:
+        api_format = str(api_format).upper()
+        if api_format not in API_FORMATS:
+            raise ConfigurationError(
+                f"oci_api_format {params.get('oci_api_format')!r} is not valid: use one of {', '.join(API_FORMATS)}",
+                param="oci_api_format",
+            )
+    api_base = params.get("api_base")
+    if api_base is not None:
+        from ._endpoint import split_api_base
+
+        split_api_base(api_base)
+    return Settings(
+        region=region,
+        signer=signer,
+        compartment_id=params.get("oci_compartment_id") or env.get("OCI_COMPARTMENT_ID") or None,
+        api_base=api_base,
+        serving_mode=serving_mode,
+        endpoint_id=params.get("oci_endpoint_id") or None,
+        api_format=api_format,
+    )
+
+
+class SettingsCache:
+    """Memoises resolution per (settings, relevant env vars): keys are parsed once, not per call."""
+
+    def __init__(self, maxsize: int = 64) -> None:
+        self._entries: dict[tuple, Settings] = {}
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def resolve(self, params: Mapping[str, Any]) -> Settings:
+        env = os.environ
+        try:
+            key = (
+                tuple(sorted((k, v if k != "oci_signer" else id(v)) for k, v in params.items() if v is not None)),
+                tuple(env.get(name) for name in _ENV_NAMES),
+            )
+            hash(key)
+        except TypeError:
+            return _resolve(params, env)
+        found = self._entries.get(key)
+        if found is not None:
+            return found
+        settings = _resolve(params, env)
+        with self._lock:
+            if len(self._entries) >= self._maxsize:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = settings
+        return settings
+
+
+def resolve_settings(params: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve without caching (the caches for keys and config files still apply)."""
+    return _resolve(params, os.environ if env is None else env)

@@ -1,0 +1,176 @@
+"""Request signers: who signs (API key, session token, an OCI SDK signer) and how.
+
+Each signer takes an ``httpx.Request`` whose body is final and adds the OCI signature
+headers in place. They hold parsed keys, never PEM text, and their repr shows no secret.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConfigurationError
+from ._signing import authorization_header, body_sha256, headers_to_sign, signing_string
+
+if TYPE_CHECKING:
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+
+def rsa_sign(key: RSAPrivateKey, text: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    return base64.b64encode(key.sign(text.encode("ascii"), PKCS1v15(), SHA256())).decode("ascii")
+
+
+def fill_signed_headers(request: httpx.Request, names: tuple[str, ...]) -> None:
+    """Add the headers OCI signs but the caller may not have set (never overwrites)."""
+    headers = request.headers
+    if "date" not in headers:
+        headers["date"] = email.utils.formatdate(usegmt=True)
+    if "host" not in headers:
+        headers["host"] = request.url.netloc.decode("ascii")
+    if "content-length" in names:
+        body = request.content
+        headers.setdefault("content-type", "application/json")
+        headers["content-length"] = str(len(body))
+        headers["x-content-sha256"] = body_sha256(body)
+
+
+def request_target(request: httpx.Request) -> str:
+    return request.url.raw_path.decode("ascii")
+
+
+class RequestSigner:
+    """Base: ``sign(request)`` adds date/host/content headers and ``authorization``."""
+
+    def sign(self, request: httpx.Request) -> None:
+        raise NotImplementedError
+
+    def on_unauthorized(self) -> bool:
+        """Refresh credentials after a 401; True if a retry with fresh credentials may help."""
+        return False
+
+
+class KeySigner(RequestSigner):
+    """Signs with a parsed RSA key under a fixed keyId (``tenancy/user/fingerprint``)."""
+
+    def __init__(self, key_id: str, private_key: RSAPrivateKey) -> None:
+        self.key_id = key_id
+        self._private_key = private_key
+
+    def sign(self, request: httpx.Request) -> None:
+        names = headers_to_sign(request.method)
+        fill_signed_headers(request, names)
+        text = signing_string(request.method, request_target(request), request.headers, names)
+        request.headers["authorization"] = authorization_header(
+            self._current_key_id(), names, rsa_sign(self._private_key, text)
+        )
+
+    def _current_key_id(self) -> str:
+        return self.key_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key_id={self.key_id!r})"
+
+
+class SessionTokenSigner(KeySigner):
+    """Signs with keyId ``ST$<token>``, re-reading the token file whenever it changes.
+
+    ``oci session refresh`` rewrites the file in place, so a long-running process picks
+    up the new token on its next request without a restart.
+    """
+
+    def __init__(self, token_file: str, private_key: RSAPrivateKey) -> None:
+        self.token_file = os.path.expanduser(token_file)
+        self._private_key = private_key
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+        self._current_key_id()  # fail now, not on the first request
+
+    @property
+    def key_id(self) -> str:  # type: ignore[override]
+        return "ST$<session token>"
+
+    def _current_key_id(self) -> str:
+        try:
+            st = os.stat(self.token_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"security_token_file: cannot read session token file {self.token_file!r} ({exc.strerror})",
+                param="oci_security_token_file",
+            ) from None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            with self._lock:
+                with open(self.token_file, encoding="utf-8") as f:
+                    token = f.read().strip()
+                if not token:
+                    raise ConfigurationError(
+                        f"security_token_file {self.token_file!r} is empty: run 'oci session authenticate' or 'oci session refresh'",
+                        param="oci_security_token_file",
+                    )
+                self._token, self._stamp = token, stamp
+        return "ST$" + self._token
+
+    def on_unauthorized(self) -> bool:
+        self._stamp = None  # force a re-read: the file may have been refreshed in the same second
+        return False
+
+    def __repr__(self) -> str:
+        return f"SessionTokenSigner(token_file={self.token_file!r})"
+
+
+class _SDKRequestView:
+    """The slice of a ``requests.PreparedRequest`` that OCI SDK signers read and write."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.method = request.method
+        self.url = str(request.url)
+        self.path_url = request_target(request)
+        self.body = request.content
+        self.headers = request.headers  # httpx.Headers: case-insensitive, mutable
+
+
+class SDKSignerAdapter(RequestSigner):
+    """Uses any OCI SDK signer object (API key, session token, instance/resource principal, OKE).
+
+    The SDK signer is called the way the SDK itself calls it (``signer(request)``, which
+    lets principal signers refresh an expiring token first), falling back to
+    ``do_request_sign``. Host and content headers are filled in first so the SDK signs the
+    very values httpx sends.
+    """
+
+    def __init__(self, signer: Any) -> None:
+        if not (callable(signer) or hasattr(signer, "do_request_sign")):
+            raise ConfigurationError(
+                f"oci_signer must be an OCI SDK signer (with do_request_sign), got {type(signer).__name__}",
+                param="oci_signer",
+            )
+        self.signer = signer
+
+    def sign(self, request: httpx.Request) -> None:
+        fill_signed_headers(request, headers_to_sign(request.method))
+        view = _SDKRequestView(request)
+        if callable(self.signer):
+            self.signer(view)
+        else:
+            self.signer.do_request_sign(view)
+        if view.body is not request.content:
+            raise ConfigurationError("oci_signer replaced the request body; ocilm signs exact bytes only", param="oci_signer")
+
+    def on_unauthorized(self) -> bool:
+        refresh = getattr(self.signer, "refresh_security_token", None)
+        if refresh is None:
+            return False
+        refresh()
+        return True
+
+    def __repr__(self) -> str:
+        return f"SDKSignerAdapter({type(self.signer).__module__}.{type(self.signer).__name__})"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_fixtures() -> Path:
+    for base in (ROOT.parent / "shared", ROOT / "shared"):
+        path = base / "fixtures" / "signing"
+        if path.is_dir():
+            return path
+    raise RuntimeError("shared/fixtures/signing not found beside the project root")
+
+
+FIXTURES = _find_fixtures()
+TEST_KEY_PEM = (FIXTURES / "test_key.pem").read_text()
+TEST_FINGERPRINT = (FIXTURES / "fingerprint.txt").read_text().strip()
+TENANCY = "ocid1.tenancy.oc1..aaaaaaaatesttenancy"
+USER = "ocid1.user.oc1..aaaaaaaatestuser"
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaatestcompartment"
+
+
+def load_vector(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _isolated_oci_env(monkeypatch, tmp_path):
+    """No test sees the developer's own OCI env vars or ~/.oci/config."""
+    for name in ("OCI_USER", "OCI_FINGERPRINT", "OCI_TENANCY", "OCI_KEY", "OCI_KEY_FILE", "OCI_REGION",
+                 "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
