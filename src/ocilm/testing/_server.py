@@ -1,0 +1,137 @@
+"""``Simulator``: the OCI stand-in served on loopback in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+from ._app import RecordedRequest, SimulatorApp
+from ._faults import Fault
+
+SIM_TENANCY = "ocid1.tenancy.oc1..aaaaaaaasimulatortenancy"
+SIM_USER = "ocid1.user.oc1..aaaaaaaasimulatoruser"
+SIM_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaasimulatorcompartment"
+
+
+class Simulator:
+    """A local OCI Generative AI endpoint for tests and demos.
+
+    >>> with Simulator() as sim:
+    ...     creds = sim.credentials()      # throwaway key, registered; kwargs for completion()
+    ...     ocilm.completion(model="oci/xai.grok-4", messages=[...], **creds)
+
+    ``base_url`` is the ``api_base`` to use; ``requests`` lists what it received;
+    ``inject(Fault(...))`` makes the next request(s) misbehave.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_clock_skew: float | None = 300.0) -> None:
+        self.app = SimulatorApp(max_clock_skew=max_clock_skew)
+        self.host, self.port = host, port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._credentials: dict[str, str] | None = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    def start(self) -> Simulator:
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False, timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            task = loop.create_task(self._server.serve(sockets=[sock]))
+
+            async def watch() -> None:
+                while not self._server.started and not task.done():
+                    await asyncio.sleep(0.005)
+                ready.set()
+
+            loop.run_until_complete(asyncio.gather(task, watch()))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="ocilm-simulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or not self._server.started:
+            raise RuntimeError("the OCI simulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- use
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.app.requests
+
+    def register_key(self, key_id: str, public_key: Any) -> None:
+        self.app.register_key(key_id, public_key)
+
+    def register_session_token(self, token: str, public_key: Any) -> None:
+        self.app.register_session_token(token, public_key)
+
+    def add_endpoint(self, endpoint_id: str, model_id: str) -> None:
+        """Serve ``model_id`` as the DEDICATED endpoint ``endpoint_id``."""
+        self.app.endpoints[endpoint_id] = model_id
+
+    def inject(self, fault: Fault) -> None:
+        self.app.inject(fault)
+
+    def reset(self) -> None:
+        """Forget recorded requests, queued faults and attempt counts (keys and endpoints stay)."""
+        self.app.reset()
+
+    def credentials(self) -> dict[str, str]:
+        """Keyword arguments for ocilm calls: a fresh throwaway key, registered here.
+
+        Includes ``api_base``, ``oci_region`` and ``oci_compartment_id`` too.
+        """
+        if self._credentials is None:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            from ..auth._keys import fingerprint
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+            fp = fingerprint(key)
+            self.register_key(f"{SIM_TENANCY}/{SIM_USER}/{fp}", key.public_key())
+            self._credentials = {
+                "oci_user": SIM_USER, "oci_tenancy": SIM_TENANCY, "oci_fingerprint": fp, "oci_key": pem,
+                "oci_region": "us-chicago-1", "oci_compartment_id": SIM_COMPARTMENT,
+            }  # fmt: skip
+        return {**self._credentials, "api_base": self.base_url}
+
+    def __repr__(self) -> str:
+        return f"Simulator(base_url={self.base_url!r})"
