@@ -1,2 +1,87 @@
-"""ocilm: OCI Generative AI with the OpenAI calling convention."""
+"""ocilm: OCI Generative AI with the OpenAI calling convention.
+
+``completion``/``acompletion``, ``embedding``/``aembedding``, ``rerank``/``arerank``,
+``Client``/``AsyncClient`` for pooled use, and the error classes. Heavy modules (httpx,
+cryptography) load on first use, so ``import ocilm`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._api import acompletion, aembedding, arerank, completion, embedding, rerank
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    OCIError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+    UnsupportedParamsError,
+)
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, AsyncStream, Client, Stream
+    from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, RerankResponse
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Client": "._client", "AsyncClient": "._client", "Stream": "._client", "AsyncStream": "._client",
+    "ChatCompletion": "._types", "ChatCompletionChunk": "._types", "EmbeddingResponse": "._types",
+    "RerankResponse": "._types",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ocilm' has no attribute {name!r}")
+
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "EmbeddingResponse",
+    "InternalServerError",
+    "NotFoundError",
+    "OCIError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "RerankResponse",
+    "ServiceUnavailableError",
+    "Stream",
+    "UnprocessableEntityError",
+    "UnsupportedParamsError",
+    "__version__",
+    "acompletion",
+    "aembedding",
+    "arerank",
+    "completion",
+    "embedding",
+    "rerank",
+]

@@ -1,0 +1,72 @@
+"""The module-level functions: each call uses a shared, pooled default client."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, AsyncStream, Client, Stream
+    from ._types import ChatCompletion, EmbeddingResponse, RerankResponse
+
+_lock = threading.Lock()
+_sync: Client | None = None
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _client() -> Client:
+    global _sync
+    if _sync is None:
+        from ._client import Client
+
+        with _lock:
+            if _sync is None:
+                _sync = Client()
+    return _sync
+
+
+def _async_client() -> AsyncClient:
+    # httpx's async pool belongs to one event loop, so each loop gets its own client.
+    loop = asyncio.get_running_loop()
+    client = _async.get(loop)
+    if client is None:
+        from ._client import AsyncClient
+
+        client = _async[loop] = AsyncClient()
+    return client
+
+
+def completion(model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | Stream:
+    """Chat completion in OpenAI's format against an OCI model (``model="oci/<model id>"``).
+
+    Returns a ``ChatCompletion``, or with ``stream=True`` an iterator of
+    ``ChatCompletionChunk``. Takes OpenAI's parameters by their OpenAI names, plus the
+    ``oci_*`` settings, ``api_base``, ``timeout``, ``max_retries``, ``drop_params`` and
+    ``extra_headers``.
+    """
+    return _client().completion(model, messages, stream=stream, **params)
+
+
+async def acompletion(model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
+    """``completion`` for asyncio; with ``stream=True`` an async iterator of chunks."""
+    return await _async_client().completion(model, messages, stream=stream, **params)
+
+
+def embedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
+    """Embeddings in OpenAI's format (``data[i].embedding``); more than 96 inputs are batched."""
+    return _client().embedding(model, input, **params)
+
+
+async def aembedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
+    return await _async_client().embedding(model, input, **params)
+
+
+def rerank(model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
+    """Rank ``documents`` by relevance to ``query``; Cohere-style ``results``."""
+    return _client().rerank(model, query, documents, **params)
+
+
+async def arerank(model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
+    return await _async_client().rerank(model, query, documents, **params)

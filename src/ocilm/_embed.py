@@ -1,0 +1,192 @@
+"""Embeddings and rerank: OpenAI/Cohere shapes ⇄ OCI embedText/rerankText (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ._core import PreparedCall, base_headers, encode, model_id, serving_mode, split_params, transport_options
+from ._endpoint import action_url
+from ._errors import OCIError, UnsupportedParamsError
+from ._settings import SettingsCache
+from ._types import EmbeddingResponse, RerankResponse
+from .formats._common import bad
+
+MAX_INPUTS_PER_CALL = 96
+MAX_CONCURRENT_BATCHES = 4
+EMBED_PARAMS = frozenset({"dimensions", "encoding_format", "input_type", "truncate", "user"})
+INPUT_TYPES = {"search_document", "search_query", "classification", "clustering", "image"}
+IMAGE_MODELS = ("cohere.embed-v4", "cohere.embed-english-image", "cohere.embed-multilingual-image")
+RERANK_PARAMS = frozenset({"top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc"})
+
+
+@dataclass
+class EmbeddingMerge:
+    model: str
+    encoding_format: str
+    batches: list[tuple[int, int]]  # (first input index, count)
+
+
+def _unsupported(name: str, model: str, drop: bool, why: str) -> bool:
+    if drop:
+        return True
+    raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
+
+
+def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dict) -> tuple[list[PreparedCall], EmbeddingMerge]:
+    name = model_id(model)
+    oci, rest = split_params(params)
+    timeout, retries, extra = transport_options(rest)
+    drop = bool(rest.get("drop_params"))
+    from ._core import TRANSPORT_PARAMS
+
+    for key in sorted(set(rest) - EMBED_PARAMS - TRANSPORT_PARAMS):
+        _unsupported(key, name, drop, "not an embedding parameter ocilm knows")
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
+        raise bad("input", "expected a string or a non-empty list of strings (images as data:image/... URIs)")
+    settings = cache.resolve(oci)
+    compartment = settings.require_compartment()
+    base: dict[str, Any] = {"servingMode": serving_mode(settings, name), "compartmentId": compartment}
+    images = [x.startswith("data:image/") for x in inputs]
+    input_type = rest.get("input_type")
+    if input_type is not None:
+        if str(input_type).lower() not in INPUT_TYPES:
+            raise bad("input_type", f"expected one of {', '.join(sorted(INPUT_TYPES))}, got {input_type!r}")
+        base["inputType"] = str(input_type).upper()
+    if rest.get("dimensions") is not None:
+        dims = rest["dimensions"]
+        if isinstance(dims, bool) or not isinstance(dims, int):
+            raise bad("dimensions", f"expected an integer, got {dims!r}")
+        if not name.startswith("cohere.embed-v4"):
+            if not _unsupported("dimensions", name, drop, "only embed-v4 models take outputDimensions"):
+                base["outputDimensions"] = dims
+        elif dims not in (256, 512, 1024, 1536):
+            raise bad("dimensions", f"{name} supports 256, 512, 1024 or 1536, got {dims}")
+        else:
+            base["outputDimensions"] = dims
+    if rest.get("truncate") is not None:
+        if str(rest["truncate"]).upper() not in ("NONE", "START", "END"):
+            raise bad("truncate", f"expected NONE, START or END, got {rest['truncate']!r}")
+        base["truncate"] = str(rest["truncate"]).upper()
+    if rest.get("user") is not None:
+        _unsupported("user", name, drop, "OCI has no end-user field")
+    encoding = rest.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise bad("encoding_format", f"expected 'float' or 'base64', got {encoding!r}")
+
+    bodies: list[dict] = []
+    batches: list[tuple[int, int]] = []
+    if any(images):
+        if not name.startswith(IMAGE_MODELS):
+            raise bad("input", f"{name} does not embed images; use cohere.embed-v4.0 or an embed-*-image-v3.0 model")
+        if name.startswith("cohere.embed-v4"):  # mixed text and images, via embedContents
+            for start in range(0, len(inputs), MAX_INPUTS_PER_CALL):
+                part = inputs[start : start + MAX_INPUTS_PER_CALL]
+                contents = [{"type": "IMAGE", "imageUrl": {"url": x}} if x.startswith("data:image/") else {"type": "TEXT", "text": x} for x in part]
+                bodies.append({**base, "embedContents": contents})
+                batches.append((start, len(part)))
+        else:  # v3 image models embed one image per call
+            if not all(images):
+                raise bad("input", f"{name} takes either text inputs or images, not both in one call")
+            for i, x in enumerate(inputs):
+                bodies.append({**base, "inputs": [x], "inputType": "IMAGE"})
+                batches.append((i, 1))
+    else:
+        for start in range(0, len(inputs), MAX_INPUTS_PER_CALL):
+            part = inputs[start : start + MAX_INPUTS_PER_CALL]
+            bodies.append({**base, "inputs": part})
+            batches.append((start, len(part)))
+    url = action_url("embedText", region=settings.region, api_base=settings.api_base)
+    calls = [
+        PreparedCall(
+            action="embedText", url=url, body=encode(body), headers=base_headers("application/json", extra),
+            signer=settings.signer, stream=False, timeout=timeout, max_retries=retries,
+            parse=lambda data, rid: data, context=f"embedding with {name}",
+        )
+        for body in bodies
+    ]  # fmt: skip
+    return calls, EmbeddingMerge(name, encoding, batches)
+
+
+def _base64_floats(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def merge_embeddings(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResponse:
+    data = []
+    prompt = total = 0
+    for (start, count), result in zip(merge.batches, results):
+        vectors = result.get("embeddings") or (result.get("embeddingsByType") or {}).get("float") or []
+        if len(vectors) != count:
+            from ._errors import APIResponseValidationError
+
+            raise APIResponseValidationError(f"OCI returned {len(vectors)} embeddings for {count} inputs (inputs {start}..{start + count - 1})")
+        for offset, vector in enumerate(vectors):
+            embedding: Any = _base64_floats(vector) if merge.encoding_format == "base64" else vector
+            data.append({"object": "embedding", "index": start + offset, "embedding": embedding})
+        usage = result.get("usage") or {}
+        prompt += usage.get("promptTokens") or 0
+        total += usage.get("totalTokens") or usage.get("promptTokens") or 0
+    response = EmbeddingResponse({"object": "list", "data": data, "model": merge.model, "usage": {"prompt_tokens": prompt, "total_tokens": total}})
+    response.opc_request_id = getattr(results[0], "opc_request_id", None) if results else None
+    return response
+
+
+def batch_error(exc: OCIError, index: int, merge: EmbeddingMerge) -> OCIError:
+    start, count = merge.batches[index]
+    err = type(exc)(
+        f"embedding batch {index + 1} of {len(merge.batches)} (inputs {start}..{start + count - 1}) failed: {exc.message}",
+        status_code=exc.status_code, code=exc.code, opc_request_id=exc.opc_request_id, body=exc.body,
+    )  # fmt: skip
+    return err
+
+
+def prepare_rerank(cache: SettingsCache, model: Any, query: Any, documents: Any, params: dict) -> PreparedCall:
+    from ._core import TRANSPORT_PARAMS
+
+    name = model_id(model)
+    oci, rest = split_params(params)
+    timeout, retries, extra = transport_options(rest)
+    drop = bool(rest.get("drop_params"))
+    for key in sorted(set(rest) - RERANK_PARAMS - TRANSPORT_PARAMS):
+        _unsupported(key, name, drop, "not a rerank parameter ocilm knows")
+    if not isinstance(query, str) or not query:
+        raise bad("query", "expected a non-empty string")
+    if not isinstance(documents, list) or not documents:
+        raise bad("documents", "expected a non-empty list of strings or {'text': ...} objects")
+    texts = []
+    for i, doc in enumerate(documents):
+        text = doc.get("text") if isinstance(doc, dict) else doc
+        if not isinstance(text, str):
+            raise bad(f"documents[{i}]", "expected a string or {'text': ...}")
+        texts.append(text)
+    settings = cache.resolve(oci)
+    body: dict[str, Any] = {"input": query, "compartmentId": settings.require_compartment(), "servingMode": serving_mode(settings, name), "documents": texts}
+    for key, field in (("top_n", "topN"), ("max_chunks_per_doc", "maxChunksPerDocument"), ("max_tokens_per_doc", "maxTokensPerDocument")):
+        value = rest.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(key, f"expected a whole number >= 1, got {value!r}")
+            body[field] = value
+    return_documents = bool(rest.get("return_documents"))
+    if return_documents:
+        body["isEcho"] = True
+
+    def parse(data: Any, request_id: str | None) -> RerankResponse:
+        results = []
+        for rank in data.get("documentRanks") or []:
+            item: dict[str, Any] = {"index": rank["index"], "relevance_score": rank.get("relevanceScore")}
+            if return_documents:
+                item["document"] = rank.get("document") or {"text": texts[rank["index"]]}
+            results.append(item)
+        return RerankResponse({"id": data.get("id"), "results": results, "model": name, "meta": {"model_version": data.get("modelVersion")}})
+
+    return PreparedCall(
+        action="rerankText", url=action_url("rerankText", region=settings.region, api_base=settings.api_base),
+        body=encode(body), headers=base_headers("application/json", extra), signer=settings.signer, stream=False,
+        timeout=timeout, max_retries=retries, parse=parse, context=f"rerank with {name}",
+    )  # fmt: skip

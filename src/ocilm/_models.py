@@ -1,0 +1,62 @@
+"""What each OCI model family accepts, so unsupported parameters fail before any call.
+
+Known limits only: a model not matched here is sent whatever the caller asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_TOKENS = 4000
+"""Sent as the output token limit when the caller sets none: OCI's own default cuts
+replies at about 20 tokens, and 4,000 is the per-call cap OCI documents for on-demand models."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    api_format: str
+    unsupported: frozenset[str] = frozenset()
+    uses_max_completion_tokens: bool = False
+    vision: bool | None = None  # None: unknown, do not check
+
+
+_COHERE_UNSUPPORTED = frozenset({
+    "n", "logprobs", "top_logprobs", "logit_bias", "reasoning_effort", "prediction", "verbosity",
+    "metadata", "service_tier", "web_search_options",
+})  # fmt: skip
+_GROK_REASONING = frozenset({"presence_penalty", "frequency_penalty", "stop"})
+_TEXT_ONLY = ("meta.llama-3.3", "meta.llama-3.1", "xai.grok-3", "openai.gpt-oss", "cohere.")
+_VISION = ("meta.llama-4", "meta.llama-3.2-90b-vision", "meta.llama-3.2-11b-vision", "xai.grok-4",
+           "google.gemini", "openai.gpt-4", "openai.gpt-5", "openai.o")  # fmt: skip
+
+
+def api_format_for(model: str) -> str:
+    return "COHERE" if model.startswith("cohere.") else "GENERIC"
+
+
+def model_info(model: str, api_format: str | None = None) -> ModelInfo:
+    fmt = api_format or api_format_for(model)
+    unsupported: set[str] = set()
+    if fmt != "GENERIC":
+        unsupported |= _COHERE_UNSUPPORTED
+    if model.startswith("xai.grok-4"):
+        unsupported |= _GROK_REASONING | {"reasoning_effort"}
+    elif model.startswith("xai.grok-3-mini"):
+        unsupported |= _GROK_REASONING
+    elif model.startswith("xai.grok"):
+        unsupported.add("reasoning_effort")
+    elif model.startswith("meta."):
+        unsupported.add("reasoning_effort")
+    vision: bool | None = None
+    if model.startswith(_VISION):
+        vision = True
+    elif model.startswith(_TEXT_ONLY):
+        vision = False
+    return ModelInfo(
+        model=model,
+        api_format=fmt,
+        unsupported=frozenset(unsupported),
+        uses_max_completion_tokens=model.startswith("openai.") and not model.startswith("openai.gpt-oss"),
+        vision=vision,
+    )

@@ -1,0 +1,83 @@
+"""Response objects in OpenAI's shapes, readable both as attributes and as items.
+
+``response.choices[0].message.content == response["choices"][0]["message"]["content"]``.
+They are dicts underneath, so ``json.dumps(response)`` works and printing shows JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class OpenAIObject(dict):
+    """A dict whose keys are also attributes; nested dicts become OpenAIObjects."""
+
+    __slots__ = ("opc_request_id",)
+
+    def __init__(self, data: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+        super().__init__()
+        self.opc_request_id: str | None = None
+        for key, value in {**(data or {}), **kwargs}.items():
+            self[key] = _wrap(value)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in OpenAIObject.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            self[name] = _wrap(value)
+
+    def get(self, key: str, default: Any = None) -> Any:  # keeps dict semantics explicit for readers
+        return dict.get(self, key, default)
+
+    def model_dump(self) -> dict[str, Any]:
+        """A plain-dict deep copy (what openai-python's pydantic models offer under this name)."""
+        return json.loads(json.dumps(self))
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self, indent=indent)
+
+    to_dict = model_dump
+    json = model_dump_json
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.items())
+        return f"{type(self).__name__}({fields})"
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {json.dumps(self, indent=2)}"
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (dict(self),))
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, OpenAIObject):
+        return value
+    if isinstance(value, dict):
+        return OpenAIObject(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+class ChatCompletion(OpenAIObject):
+    """``object == "chat.completion"``."""
+
+
+class ChatCompletionChunk(OpenAIObject):
+    """``object == "chat.completion.chunk"``."""
+
+
+class EmbeddingResponse(OpenAIObject):
+    """``object == "list"`` of ``{"object": "embedding", "index", "embedding"}``."""
+
+
+class RerankResponse(OpenAIObject):
+    """Cohere-style ``results`` of ``{"index", "relevance_score", "document"?}``."""

@@ -1,0 +1,263 @@
+"""What the GENERIC and COHERE translators share: parameter checks, usage, ids, finish reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .._errors import BadRequestError, UnsupportedParamsError
+from .._models import ModelInfo
+
+# OpenAI chat parameters (plus OCI's top_k and Cohere's documents) that ocilm understands.
+CHAT_PARAMS = frozenset({
+    "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
+    "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "stream_options",
+    "metadata", "verbosity", "service_tier", "prediction", "web_search_options", "user",
+    "documents", "extra_body",
+})  # fmt: skip
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
+@dataclass
+class ChatContext:
+    """One call's translation settings (no I/O, no credentials)."""
+
+    model: str  # the model name shown in responses (without "oci/")
+    info: ModelInfo
+    stream: bool = False
+    include_usage: bool = False
+    drop_params: bool = False
+    dropped: list[str] = field(default_factory=list)
+
+    def unsupported(self, param: str, why: str = "") -> None:
+        """Raise for a parameter this model cannot take, or note it dropped with drop_params."""
+        if self.drop_params:
+            self.dropped.append(param)
+            return
+        reason = f" ({why})" if why else ""
+        raise UnsupportedParamsError(
+            f"{param} is not supported by model {self.model!r} (API format {self.info.api_format}){reason}; "
+            "remove it, or pass drop_params=True to drop unsupported parameters",
+            param=param,
+        )
+
+
+def bad(param: str, problem: str) -> BadRequestError:
+    return BadRequestError(f"{param}: {problem}", param=param)
+
+
+def expect(params: dict, name: str, kinds: tuple[type, ...], what: str) -> Any:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        raise bad(name, f"expected {what}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise bad(name, f"expected {what}, got {type(value).__name__}")
+    return value
+
+
+def number(params: dict, name: str, low: float | None = None, high: float | None = None) -> float | None:
+    value = expect(params, name, (int, float), "a number")
+    if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+        raise bad(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def integer(params: dict, name: str, low: int | None = None) -> int | None:
+    value = expect(params, name, (int,), "an integer")
+    if value is not None and low is not None and value < low:
+        raise bad(name, f"must be at least {low}, got {value}")
+    return value
+
+
+def stop_list(params: dict, name: str = "stop") -> list[str] | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise bad(name, "expected a string or a list of strings")
+
+
+def output_limit(params: dict) -> int | None:
+    max_tokens = integer(params, "max_tokens", 1)
+    max_completion = integer(params, "max_completion_tokens", 1)
+    return max_completion if max_completion is not None else max_tokens
+
+
+def message_list(messages: Any) -> list[dict]:
+    if not isinstance(messages, list) or not messages:
+        raise bad("messages", "expected a non-empty list of {'role': ..., 'content': ...} objects")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            raise bad(f"messages[{i}]", "each message must be an object with a 'role'")
+    return messages
+
+
+def text_content(content: Any, where: str) -> str:
+    """Text of a message's content: a string, or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise bad(f"{where}.content[{j}]", f"this message can only carry text parts, got {kind!r}")
+        return "".join(texts)
+    raise bad(f"{where}.content", "expected a string or a list of content parts")
+
+
+def tool_functions(tools: Any) -> list[dict]:
+    """OpenAI ``tools`` → list of their ``function`` objects, validated."""
+    if not isinstance(tools, list):
+        raise bad("tools", "expected a list of {'type': 'function', 'function': {...}} objects")
+    out = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(tool.get("function"), dict):
+            raise bad(f"tools[{i}]", "expected {'type': 'function', 'function': {'name': ..., 'parameters': {...}}}")
+        fn = tool["function"]
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise bad(f"tools[{i}].function.name", "a function name is required")
+        out.append(fn)
+    return out
+
+
+def inline_refs(schema: Any) -> Any:
+    """Inline local ``$ref``s (``#/$defs/X``, ``#/definitions/X``): OCI rejects them."""
+    if not isinstance(schema, dict):
+        return schema
+    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(n, seen) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+            name = ref.rsplit("/", 1)[-1]
+            if name in seen or name not in defs:
+                raise bad("tools", f"cannot inline schema reference {ref!r} (unknown or recursive); OCI rejects $ref")
+            merged = {**resolve(defs[name], (*seen, name)), **{k: v for k, v in node.items() if k != "$ref"}}
+            return merged
+        return {k: resolve(v, seen) for k, v in node.items() if k not in ("$defs", "definitions")}
+
+    return resolve(schema, ())
+
+
+def parse_arguments(arguments: Any, where: str) -> dict:
+    if isinstance(arguments, dict):
+        return arguments
+    if arguments in (None, ""):
+        return {}
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        raise bad(where, "tool call arguments must be a JSON object string") from None
+    if not isinstance(value, dict):
+        raise bad(where, "tool call arguments must be a JSON object")
+    return value
+
+
+def arguments_text(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+
+
+def chat_id(request_id: str | None) -> str:
+    seed = (request_id or "").split("/")[0] or hashlib.sha256(str(time.time_ns()).encode()).hexdigest()
+    return "chatcmpl-" + seed.lower()[:32]
+
+
+def tool_call_id(seed: str, *parts: object) -> str:
+    return "call_" + hashlib.sha256("/".join(map(str, (seed, *parts))).encode()).hexdigest()[:24]
+
+
+def created_from(time_created: Any) -> int:
+    if isinstance(time_created, (int, float)):
+        return int(time_created)
+    if isinstance(time_created, str):
+        try:
+            return int(datetime.fromisoformat(time_created.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            pass
+    return int(time.time())
+
+
+def openai_usage(usage: dict | None) -> dict | None:
+    if not usage:
+        return None
+    prompt = usage.get("promptTokens") or 0
+    total = usage.get("totalTokens")
+    completion = usage.get("completionTokens")
+    if completion is None:
+        completion = max(0, (total or 0) - prompt)
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total if total is not None else prompt + completion,
+    }
+    prompt_details = usage.get("promptTokensDetails") or {}
+    completion_details = usage.get("completionTokensDetails") or {}
+    out["prompt_tokens_details"] = {"cached_tokens": prompt_details.get("cachedTokens") or 0}
+    out["completion_tokens_details"] = {
+        "reasoning_tokens": completion_details.get("reasoningTokens") or 0,
+        "accepted_prediction_tokens": completion_details.get("acceptedPredictionTokens") or 0,
+        "rejected_prediction_tokens": completion_details.get("rejectedPredictionTokens") or 0,
+    }
+    return out
+
+
+_FINISH = {
+    "stop": "stop", "complete": "stop", "end_turn": "stop", "stop_sequence": "stop", "eos": "stop",
+    "length": "length", "max_tokens": "length", "max_completion_tokens": "length", "error_limit": "length",
+    "tool_calls": "tool_calls", "tool_call": "tool_calls", "function_call": "tool_calls",
+    "content_filter": "content_filter", "error_toxic": "content_filter", "safety": "content_filter",
+}  # fmt: skip
+
+
+def finish_reason(raw: Any, has_tool_calls: bool) -> str:
+    """OpenAI finish_reason; tool calls are detected by presence (some models say 'stop')."""
+    if has_tool_calls:
+        return "tool_calls"
+    return _FINISH.get(str(raw or "stop").lower(), "stop")
+
+
+def completion_object(ctx: ChatContext, request_id: str | None, created: int, choices: list, usage: dict | None) -> dict:
+    return {
+        "id": chat_id(request_id),
+        "object": "chat.completion",
+        "created": created,
+        "model": ctx.model,
+        "choices": choices,
+        "usage": usage,
+        "system_fingerprint": None,
+    }
+
+
+def chunk_object(ctx: ChatContext, stream_id: str, created: int, choices: list, usage: dict | None = None) -> dict:
+    chunk = {
+        "id": stream_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": ctx.model,
+        "choices": choices,
+        "system_fingerprint": None,
+    }
+    if ctx.include_usage:
+        chunk["usage"] = usage
+    return chunk

@@ -1,0 +1,335 @@
+"""OpenAI chat ⇄ OCI COHERE format (Cohere Command models).
+
+Cohere takes the current user turn as ``message`` and earlier turns as ``chatHistory``.
+A turn that ends in tool results is sent with those results in top-level ``toolResults``
+and an empty ``message``, which is the form the service accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._models import DEFAULT_MAX_TOKENS
+from ._common import (
+    CHAT_PARAMS,
+    ChatContext,
+    bad,
+    chunk_object,
+    completion_object,
+    created_from,
+    expect,
+    finish_reason,
+    inline_refs,
+    integer,
+    message_list,
+    number,
+    openai_usage,
+    output_limit,
+    parse_arguments,
+    stop_list,
+    text_content,
+    tool_call_id,
+    tool_functions,
+)
+
+_JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict", "null": "NoneType"}
+
+
+def cohere_tools(tools: Any) -> list[dict]:
+    out = []
+    for i, fn in enumerate(tool_functions(tools)):
+        schema = inline_refs(fn.get("parameters") or {})
+        required = set(schema.get("required") or [])
+        definitions = {}
+        for name, prop in (schema.get("properties") or {}).items():
+            kind = prop.get("type", "string")
+            if isinstance(kind, list):  # ["string", "null"]: the non-null one
+                kind = next((k for k in kind if k != "null"), "string")
+            if kind not in _JSON_TO_PY:
+                raise bad(f"tools[{i}].function.parameters.properties.{name}.type", f"unsupported JSON type {kind!r}")
+            definition: dict[str, Any] = {"type": _JSON_TO_PY[kind], "isRequired": name in required}
+            if prop.get("description"):
+                definition["description"] = prop["description"]
+            definitions[name] = definition
+        tool: dict[str, Any] = {"name": fn["name"], "description": fn.get("description") or ""}
+        if definitions:
+            tool["parameterDefinitions"] = definitions
+        out.append(tool)
+    return out
+
+
+def _outputs(content: Any, where: str) -> list[dict]:
+    text = text_content(content, where)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [{"output": text}]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
+    return [{"output": value}]
+
+
+def cohere_conversation(messages: list[dict], ctx: ChatContext) -> dict:
+    """``message``, ``chatHistory``, ``preambleOverride`` and ``toolResults`` for a conversation."""
+    messages = message_list(messages)
+    preamble: list[str] = []
+    history: list[dict] = []
+    calls_by_id: dict[str, dict] = {}
+    pending_results: list[dict] = []
+    start = 0
+    while start < len(messages) and messages[start]["role"] in ("system", "developer"):
+        preamble.append(text_content(messages[start].get("content"), f"messages[{start}]"))
+        start += 1
+
+    def flush_results() -> None:
+        if pending_results:
+            history.append({"role": "TOOL", "toolResults": list(pending_results)})
+            pending_results.clear()
+
+    last = len(messages) - 1
+    trailing_tools = last
+    while trailing_tools >= start and messages[trailing_tools]["role"] == "tool":
+        trailing_tools -= 1
+    ends_in_tools = trailing_tools < last
+    if not ends_in_tools and messages[last]["role"] != "user":
+        raise bad(f"messages[{last}]", "for Cohere models the conversation must end with a user message or tool results")
+    body_end = trailing_tools + 1 if ends_in_tools else last
+
+    for i in range(start, len(messages)):
+        m = messages[i]
+        where = f"messages[{i}]"
+        role = m["role"]
+        if role == "tool":
+            call = calls_by_id.get(m.get("tool_call_id") or "")
+            if call is None:
+                raise bad(f"{where}.tool_call_id", f"{m.get('tool_call_id')!r} does not match a tool call of an earlier assistant message")
+            pending_results.append({"call": call, "outputs": _outputs(m.get("content"), where)})
+            continue
+        flush_results()
+        if i >= body_end and not ends_in_tools:
+            break  # the final user turn becomes `message`
+        if role == "user":
+            history.append({"role": "USER", "message": text_content(m.get("content"), where)})
+        elif role in ("system", "developer"):
+            history.append({"role": "SYSTEM", "message": text_content(m.get("content"), where)})
+        elif role == "assistant":
+            entry: dict[str, Any] = {"role": "CHATBOT"}
+            text = text_content(m.get("content"), where)
+            if text:
+                entry["message"] = text
+            if m.get("tool_calls"):
+                calls = []
+                for k, call in enumerate(m["tool_calls"]):
+                    fn = call.get("function") or {}
+                    if not call.get("id") or not fn.get("name"):
+                        raise bad(f"{where}.tool_calls[{k}]", "expected {'id': ..., 'function': {'name': ..., 'arguments': ...}}")
+                    cohere_call = {"name": fn["name"], "parameters": parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")}
+                    calls_by_id[call["id"]] = cohere_call
+                    calls.append(cohere_call)
+                entry["toolCalls"] = calls
+            history.append(entry)
+        else:
+            raise bad(f"{where}.role", f"unsupported role {role!r}; expected system, developer, user, assistant or tool")
+    out: dict[str, Any] = {}
+    if ends_in_tools:
+        out["message"] = ""
+        out["toolResults"] = list(pending_results)
+    else:
+        out["message"] = text_content(messages[last].get("content"), f"messages[{last}]")
+    if history:
+        out["chatHistory"] = history
+    if preamble:
+        out["preambleOverride"] = "\n\n".join(preamble)
+    return out
+
+
+def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict:
+    for name in sorted(set(params) - CHAT_PARAMS):
+        ctx.unsupported(name, "not an OpenAI chat parameter ocilm knows")
+    for name in sorted(ctx.info.unsupported & {k for k, v in params.items() if v is not None}):
+        if name == "n" and params["n"] == 1:
+            continue
+        ctx.unsupported(name)
+    p = {k: v for k, v in params.items() if v is not None and k in CHAT_PARAMS and k not in ctx.dropped}
+    req: dict[str, Any] = {"apiFormat": "COHERE", **cohere_conversation(messages, ctx)}
+    req["maxTokens"] = output_limit(p) or DEFAULT_MAX_TOKENS
+    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
+                                   ("frequency_penalty", "frequencyPenalty", 0, 1), ("presence_penalty", "presencePenalty", 0, 1)):
+        value = number(p, name, low, high)
+        if value is not None:
+            req[field] = value
+    if (top_k := integer(p, "top_k", 0)) is not None:
+        req["topK"] = top_k
+    if (seed := integer(p, "seed")) is not None:
+        req["seed"] = seed
+    if (stop := stop_list(p)) is not None:
+        req["stopSequences"] = stop
+    choice = p.get("tool_choice")
+    if choice is not None and choice not in ("auto", "none"):
+        ctx.unsupported("tool_choice", "Cohere chooses tools itself: only 'auto' and 'none' can be honoured")
+    if p.get("tools") is not None and choice != "none":  # 'none' = offer no tools
+        req["tools"] = cohere_tools(p["tools"])
+        for i, fn in enumerate(tool_functions(p["tools"])):
+            if fn.get("strict"):
+                ctx.unsupported(f"tools[{i}].function.strict", "Cohere has no strict mode for function schemas")
+    if p.get("parallel_tool_calls") is False:
+        ctx.unsupported("parallel_tool_calls", "Cohere cannot be limited to one tool call per turn")
+    fmt = p.get("response_format")
+    if fmt is not None:
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind == "text":
+            req["responseFormat"] = {"type": "TEXT"}
+        elif kind == "json_object":
+            req["responseFormat"] = {"type": "JSON_OBJECT"}
+        elif kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+            schema = fmt["json_schema"].get("schema")
+            req["responseFormat"] = {"type": "JSON_OBJECT", **({"schema": inline_refs(schema)} if schema else {})}
+        else:
+            raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
+    if p.get("documents") is not None:
+        docs = expect(p, "documents", (list,), "a list of objects such as {'title': ..., 'snippet': ...}")
+        if not all(isinstance(d, dict) for d in docs):
+            raise bad("documents", "each document must be an object such as {'title': ..., 'snippet': ...}")
+        req["documents"] = docs
+    if p.get("user") is not None:
+        ctx.unsupported("user", "OCI has no end-user field")
+    if ctx.stream:
+        req["isStream"] = True
+        if ctx.include_usage:
+            req["streamOptions"] = {"isIncludeUsage": True}
+    if p.get("extra_body"):
+        req.update(expect(p, "extra_body", (dict,), "an object of extra OCI chatRequest fields"))
+    return req
+
+
+# ------------------------------------------------------------------ response
+
+
+def _calls(raw: list[dict] | None, seed: str) -> list[dict]:
+    return [
+        {"id": tool_call_id(seed, k, c.get("name")), "type": "function",
+         "function": {"name": c.get("name", ""), "arguments": json.dumps(c.get("parameters") or {})}}
+        for k, c in enumerate(raw or [])
+    ]  # fmt: skip
+
+
+def cohere_response(result: dict, ctx: ChatContext, request_id: str | None) -> dict:
+    chat = result.get("chatResponse") or {}
+    if chat.get("apiFormat") == "COHEREV2":
+        return _cohere_v2_response(chat, ctx, request_id)
+    calls = _calls(chat.get("toolCalls"), request_id or chat.get("text", ""))
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": chat.get("text") if (chat.get("text") or not calls) else None,
+        "tool_calls": calls or None,
+        "refusal": None,
+    }
+    if chat.get("citations"):
+        message["citations"] = chat["citations"]
+    if chat.get("documents"):
+        message["documents"] = chat["documents"]
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(chat.get("finishReason"), bool(calls)), "logprobs": None}
+    return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
+
+
+def _cohere_v2_response(chat: dict, ctx: ChatContext, request_id: str | None) -> dict:
+    message = chat.get("message") or {}
+    text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+    calls = [
+        {"id": c.get("id") or tool_call_id(request_id or "", k), "type": "function",
+         "function": {"name": (c.get("function") or {}).get("name", ""), "arguments": str((c.get("function") or {}).get("arguments", "{}"))}}
+        for k, c in enumerate(message.get("toolCalls") or [])
+    ]  # fmt: skip
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": text if (text or not calls) else None, "tool_calls": calls or None, "refusal": None},
+        "finish_reason": finish_reason(chat.get("finishReason"), bool(calls)),
+        "logprobs": None,
+    }
+    return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
+
+
+class CohereStream:
+    """Turns OCI COHERE stream events into OpenAI chunk dicts (pure, incremental).
+
+    The terminal event (the one with ``finishReason``) may restate the whole reply and its
+    tool calls; text from it is used only if no text deltas came before, and tool calls are
+    de-duplicated, so nothing reaches the caller twice.
+    """
+
+    def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
+        from ._common import chat_id
+
+        self.ctx = ctx
+        self.id = chat_id(request_id)
+        self.created = created
+        self.started = False
+        self.finished = False
+        self.saw_text = False
+        self.calls: list[str] = []
+        self._seen_calls: set[str] = set()
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        if not self.started:
+            delta = {"role": "assistant", **delta}
+            self.started = True
+        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+
+    def _call_deltas(self, raw: list[dict] | None) -> list[dict]:
+        deltas = []
+        for call in raw or []:
+            key = json.dumps([call.get("name"), call.get("parameters")], sort_keys=True)
+            if key in self._seen_calls:
+                continue
+            self._seen_calls.add(key)
+            position = len(self.calls)
+            call_id = tool_call_id(self.id, position, call.get("name"))
+            self.calls.append(call_id)
+            deltas.append({"index": position, "id": call_id, "type": "function",
+                           "function": {"name": call.get("name", ""), "arguments": json.dumps(call.get("parameters") or {})}})
+        return deltas
+
+    def feed(self, event: dict) -> list[dict]:
+        if event.get("apiFormat") == "COHEREV2" or isinstance(event.get("message"), dict):
+            return self._feed_v2(event)
+        out: list[dict] = []
+        terminal = event.get("finishReason") is not None
+        delta: dict[str, Any] = {}
+        text = event.get("text")
+        if text and (not terminal or not self.saw_text):
+            delta["content"] = text
+            self.saw_text = True
+        calls = self._call_deltas(event.get("toolCalls"))
+        if calls:
+            delta["tool_calls"] = calls
+        if delta:
+            out.append(self._chunk(delta))
+        if terminal:
+            if str(event["finishReason"]).upper() == "ERROR":
+                from .._errors import InternalServerError
+
+                raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
+            self.finished = True
+            out.append(self._chunk({}, finish_reason(event["finishReason"], bool(self.calls))))
+            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
+                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+        return out
+
+    def _feed_v2(self, event: dict) -> list[dict]:
+        out: list[dict] = []
+        message = event.get("message") or {}
+        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+        if text and event.get("finishReason") is None:
+            out.append(self._chunk({"content": text}))
+        if event.get("finishReason") is not None:
+            self.finished = True
+            out.append(self._chunk({}, finish_reason(event["finishReason"], False)))
+            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
+                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+        return out
+
+    def close(self) -> list[dict]:
+        return [] if self.finished else [self._chunk({}, finish_reason("stop", bool(self.calls)))]

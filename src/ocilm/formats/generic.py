@@ -1,0 +1,383 @@
+"""OpenAI chat ⇄ OCI GENERIC format (Meta, xAI, Google, OpenAI and other non-Cohere models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._models import DEFAULT_MAX_TOKENS
+from ._common import (
+    CHAT_PARAMS,
+    REASONING_EFFORTS,
+    ChatContext,
+    arguments_text,
+    bad,
+    chunk_object,
+    completion_object,
+    created_from,
+    expect,
+    finish_reason,
+    inline_refs,
+    integer,
+    message_list,
+    number,
+    openai_usage,
+    output_limit,
+    stop_list,
+    tool_call_id,
+    tool_functions,
+)
+
+_ROLES = {"system": "SYSTEM", "developer": "DEVELOPER", "user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
+_DETAIL = {"auto": "AUTO", "high": "HIGH", "low": "LOW"}
+_MEDIA_PARTS = {"input_audio": ("AUDIO", "audioUrl"), "file": ("DOCUMENT", "documentUrl")}
+# Sent as the content of an assistant turn that has tool calls but no text: the service
+# has failed on such turns with empty content.
+_PLACEHOLDER_TEXT = "."
+
+
+# ------------------------------------------------------------------ request
+
+
+def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "TEXT", "text": content}]
+    if not isinstance(content, list):
+        raise bad(f"{where}.content", "expected a string or a list of content parts")
+    parts = []
+    for j, part in enumerate(content):
+        at = f"{where}.content[{j}]"
+        if isinstance(part, str):
+            parts.append({"type": "TEXT", "text": part})
+            continue
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append({"type": "TEXT", "text": str(part.get("text", ""))})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url, detail = (image, None) if isinstance(image, str) else ((image or {}).get("url"), (image or {}).get("detail"))
+            if not isinstance(url, str) or not url:
+                raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
+            if ctx.info.vision is False:
+                raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as meta.llama-3.2-90b-vision-instruct")
+            image_url = {"url": url}
+            if detail is not None:
+                if str(detail).lower() not in _DETAIL:
+                    raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
+                image_url["detail"] = _DETAIL[str(detail).lower()]
+            parts.append({"type": "IMAGE", "imageUrl": image_url})
+        elif kind == "input_audio":
+            audio = part.get("input_audio") or {}
+            if not audio.get("data"):
+                raise bad(f"{at}.input_audio", "expected {'data': <base64>, 'format': 'wav'|'mp3'}")
+            parts.append({"type": "AUDIO", "audioUrl": {"url": f"data:audio/{audio.get('format', 'wav')};base64,{audio['data']}"}})
+        elif kind == "file":
+            data = (part.get("file") or {}).get("file_data")
+            if not isinstance(data, str) or not data.startswith("data:"):
+                raise bad(f"{at}.file", "expected {'file_data': 'data:application/pdf;base64,...'} (uploaded file ids are not supported by OCI)")
+            parts.append({"type": "DOCUMENT", "documentUrl": {"url": data}})
+        else:
+            raise bad(f"{at}.type", f"unsupported content part {kind!r}; expected text, image_url, input_audio or file")
+    return parts
+
+
+def _tool_calls(calls: Any, where: str) -> list[dict]:
+    if not isinstance(calls, list):
+        raise bad(f"{where}.tool_calls", "expected a list")
+    out = []
+    for k, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not call.get("id") or not fn.get("name"):
+            raise bad(f"{where}.tool_calls[{k}]", "expected {'id': ..., 'type': 'function', 'function': {'name': ..., 'arguments': '...'}}")
+        out.append({"id": call["id"], "type": "FUNCTION", "name": fn["name"], "arguments": arguments_text(fn.get("arguments"))})
+    return out
+
+
+def generic_messages(messages: list[dict], ctx: ChatContext) -> list[dict]:
+    out = []
+    for i, m in enumerate(message_list(messages)):
+        where = f"messages[{i}]"
+        role = _ROLES.get(m["role"])
+        if role is None:
+            raise bad(f"{where}.role", f"unsupported role {m['role']!r}; expected system, developer, user, assistant or tool")
+        msg: dict[str, Any] = {"role": role}
+        content = m.get("content")
+        if role == "ASSISTANT":
+            if content not in (None, "", []):
+                msg["content"] = _content_parts(content, where, ctx)
+            if m.get("tool_calls"):
+                msg["toolCalls"] = _tool_calls(m["tool_calls"], where)
+                msg.setdefault("content", [{"type": "TEXT", "text": _PLACEHOLDER_TEXT}])
+            if m.get("refusal"):
+                msg["refusal"] = m["refusal"]
+        elif role == "TOOL":
+            if not m.get("tool_call_id"):
+                raise bad(f"{where}.tool_call_id", "a tool message needs the id of the tool call it answers")
+            msg["content"] = _content_parts(content if content is not None else "", where, ctx)
+            msg["toolCallId"] = m["tool_call_id"]
+        else:
+            if content is None:
+                raise bad(f"{where}.content", "this message needs content")
+            msg["content"] = _content_parts(content, where, ctx)
+        if m.get("name") and role in ("SYSTEM", "USER", "ASSISTANT", "DEVELOPER"):
+            msg["name"] = m["name"]
+        out.append(msg)
+    return out
+
+
+def _tool_choice(choice: Any) -> dict:
+    if isinstance(choice, str) and choice in ("none", "auto", "required"):
+        return {"type": choice.upper()}
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
+        return {"type": "FUNCTION", "name": choice["function"]["name"]}
+    raise bad("tool_choice", "expected 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}")
+
+
+def _response_format(fmt: Any, ctx: ChatContext) -> dict:
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return {"type": "TEXT"}
+    if kind == "json_object":
+        return {"type": "JSON_OBJECT"}
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not spec.get("name"):
+            raise bad("response_format.json_schema", "expected {'name': ..., 'schema': {...}, 'strict': bool}")
+        out: dict[str, Any] = {"name": spec["name"]}
+        if spec.get("description"):
+            out["description"] = spec["description"]
+        if spec.get("schema") is not None:
+            out["schema"] = inline_refs(spec["schema"])
+        if spec.get("strict") is not None:
+            out["isStrict"] = bool(spec["strict"])
+        return {"type": "JSON_SCHEMA", "jsonSchema": out}
+    raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
+
+
+def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict:
+    """The ``chatRequest`` object for OCI's GENERIC format."""
+    for name in sorted(set(params) - CHAT_PARAMS):
+        ctx.unsupported(name, "not an OpenAI chat parameter ocilm knows")
+    for name in sorted(ctx.info.unsupported & {k for k, v in params.items() if v is not None}):
+        ctx.unsupported(name)
+    p = {k: v for k, v in params.items() if v is not None and k in CHAT_PARAMS and k not in ctx.dropped}
+    req: dict[str, Any] = {"apiFormat": "GENERIC", "messages": generic_messages(messages, ctx)}
+    limit = output_limit(p)
+    req["maxCompletionTokens" if ctx.info.uses_max_completion_tokens else "maxTokens"] = limit or DEFAULT_MAX_TOKENS
+    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
+                                   ("frequency_penalty", "frequencyPenalty", -2, 2), ("presence_penalty", "presencePenalty", -2, 2)):
+        value = number(p, name, low, high)
+        if value is not None:
+            req[field] = value
+    if (top_k := integer(p, "top_k", -1)) is not None:
+        req["topK"] = top_k
+    if (seed := integer(p, "seed")) is not None:
+        req["seed"] = seed
+    if (n := integer(p, "n", 1)) is not None and n != 1:
+        req["numGenerations"] = n
+    if (stop := stop_list(p)) is not None:
+        req["stop"] = stop
+    if p.get("logprobs"):
+        top = integer(p, "top_logprobs", 0)
+        req["logProbs"] = max(1, top or 1)
+    elif p.get("top_logprobs") is not None:
+        raise bad("top_logprobs", "needs logprobs=True")
+    if (bias := expect(p, "logit_bias", (dict,), "an object of token id -> bias")) is not None:
+        req["logitBias"] = {str(k): v for k, v in bias.items()}
+    if p.get("tools") is not None:
+        req["tools"] = [
+            {"type": "FUNCTION", "name": fn["name"], **({"description": fn["description"]} if fn.get("description") else {}),
+             **({"parameters": inline_refs(fn["parameters"])} if fn.get("parameters") is not None else {})}
+            for fn in tool_functions(p["tools"])
+        ]
+        for i, fn in enumerate(tool_functions(p["tools"])):
+            if fn.get("strict"):
+                ctx.unsupported(f"tools[{i}].function.strict", "OCI has no strict mode for function schemas")
+    if p.get("tool_choice") is not None:
+        req["toolChoice"] = _tool_choice(p["tool_choice"])
+    if p.get("parallel_tool_calls") is not None:
+        req["isParallelToolCalls"] = bool(p["parallel_tool_calls"])
+    if p.get("response_format") is not None:
+        req["responseFormat"] = _response_format(p["response_format"], ctx)
+    if p.get("reasoning_effort") is not None:
+        effort = str(p["reasoning_effort"]).lower()
+        if effort not in REASONING_EFFORTS:
+            raise bad("reasoning_effort", f"expected one of {', '.join(REASONING_EFFORTS)}, got {p['reasoning_effort']!r}")
+        req["reasoningEffort"] = effort.upper()
+    if p.get("verbosity") is not None:
+        if str(p["verbosity"]).lower() not in ("low", "medium", "high"):
+            raise bad("verbosity", "expected low, medium or high")
+        req["verbosity"] = str(p["verbosity"]).upper()
+    if p.get("service_tier") is not None:
+        if str(p["service_tier"]).lower() not in ("auto", "default", "priority"):
+            raise bad("service_tier", "expected auto, default or priority")
+        req["serviceTier"] = str(p["service_tier"]).upper()
+    if p.get("metadata") is not None:
+        req["metadata"] = expect(p, "metadata", (dict,), "an object of string pairs")
+    if p.get("prediction") is not None:
+        pred = p["prediction"]
+        if not isinstance(pred, dict) or pred.get("type") != "content":
+            raise bad("prediction", "expected {'type': 'content', 'content': ...}")
+        req["prediction"] = {"type": "CONTENT", "content": _content_parts(pred.get("content", ""), "prediction", ctx)}
+    if p.get("web_search_options") is not None:
+        req["webSearchOptions"] = _web_search(p["web_search_options"])
+    if p.get("user") is not None:
+        ctx.unsupported("user", "OCI has no end-user field")
+    if p.get("documents") is not None:
+        ctx.unsupported("documents", "documents are a Cohere feature")
+    if ctx.stream:
+        req["isStream"] = True
+        if ctx.include_usage:
+            req["streamOptions"] = {"isIncludeUsage": True}
+    if p.get("extra_body"):
+        req.update(expect(p, "extra_body", (dict,), "an object of extra OCI chatRequest fields"))
+    return req
+
+
+def _web_search(options: Any) -> dict:
+    if not isinstance(options, dict):
+        raise bad("web_search_options", "expected an object")
+    out: dict[str, Any] = {}
+    if options.get("search_context_size"):
+        out["searchContextSize"] = str(options["search_context_size"]).upper()
+    location = (options.get("user_location") or {}).get("approximate")
+    if location:
+        out["userLocation"] = {k: v for k, v in location.items() if k in ("city", "region", "country", "timezone")}
+    return out
+
+
+# ------------------------------------------------------------------ response
+
+
+def _openai_tool_calls(calls: list[dict], seed: str, choice: int) -> list[dict]:
+    return [
+        {
+            "id": call.get("id") or tool_call_id(seed, choice, k),
+            "type": "function",
+            "function": {"name": call.get("name", ""), "arguments": arguments_text(call.get("arguments"))},
+        }
+        for k, call in enumerate(calls)
+    ]
+
+
+def _logprobs(raw: dict | None) -> dict | None:
+    if not raw:
+        return None
+    tops = raw.get("topLogprobs") or []
+    content = []
+    for k, (token, logprob) in enumerate(zip(raw.get("tokens") or [], raw.get("tokenLogprobs") or [])):
+        alternatives = tops[k] if k < len(tops) else {}
+        content.append({
+            "token": token, "logprob": logprob, "bytes": list(token.encode()),
+            "top_logprobs": [{"token": t, "logprob": float(lp), "bytes": list(t.encode())} for t, lp in alternatives.items()],
+        })  # fmt: skip
+    return {"content": content, "refusal": None}
+
+
+def generic_response(result: dict, ctx: ChatContext, request_id: str | None) -> dict:
+    chat = result.get("chatResponse") or {}
+    seed = request_id or chat.get("timeCreated") or ""
+    choices = []
+    for position, choice in enumerate(chat.get("choices") or []):
+        index = choice.get("index", position)
+        message = choice.get("message") or {}
+        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+        tool_calls = _openai_tool_calls(message.get("toolCalls") or [], seed, index)
+        out_message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if (text or not tool_calls) else None,
+            "tool_calls": tool_calls or None,
+            "refusal": message.get("refusal"),
+        }
+        if message.get("reasoningContent"):
+            out_message["reasoning_content"] = message["reasoningContent"]
+        if message.get("annotations"):
+            out_message["annotations"] = message["annotations"]
+        choices.append({
+            "index": index,
+            "message": out_message,
+            "finish_reason": finish_reason(choice.get("finishReason"), bool(tool_calls)),
+            "logprobs": _logprobs(choice.get("logprobs")),
+        })  # fmt: skip
+    return completion_object(ctx, request_id, created_from(chat.get("timeCreated")), choices, openai_usage(chat.get("usage")))
+
+
+# ------------------------------------------------------------------ stream
+
+
+class _ChoiceState:
+    __slots__ = ("by_id", "calls", "current", "finished", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self.calls: list[str] = []  # tool call ids by OpenAI index
+        self.by_id: dict[str, int] = {}
+        self.current: int | None = None
+
+
+class GenericStream:
+    """Turns OCI GENERIC stream events into OpenAI chunk dicts (pure, incremental)."""
+
+    def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
+        from ._common import chat_id
+
+        self.ctx = ctx
+        self.id = chat_id(request_id)
+        self.created = created
+        self.choices: dict[int, _ChoiceState] = {}
+
+    def _chunk(self, index: int, delta: dict, finish: str | None = None) -> dict:
+        state = self.choices.setdefault(index, _ChoiceState())
+        if not state.started:
+            delta = {"role": "assistant", **delta}
+            state.started = True
+        return chunk_object(self.ctx, self.id, self.created, [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}])
+
+    def feed(self, event: dict) -> list[dict]:
+        out: list[dict] = []
+        index = event.get("index") or 0
+        message = event.get("message")
+        if isinstance(message, dict):
+            text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+            delta: dict[str, Any] = {}
+            if text:
+                delta["content"] = text
+            if message.get("reasoningContent"):
+                delta["reasoning_content"] = message["reasoningContent"]
+            calls = self._tool_call_deltas(index, message.get("toolCalls") or [])
+            if calls:
+                delta["tool_calls"] = calls
+            if delta:
+                out.append(self._chunk(index, delta))
+        if event.get("finishReason") is not None:
+            state = self.choices.setdefault(index, _ChoiceState())
+            state.finished = True
+            out.append(self._chunk(index, {}, finish_reason(event["finishReason"], bool(state.calls))))
+        if isinstance(event.get("usage"), dict) and message is None and self.ctx.include_usage:
+            out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+        return out
+
+    def _tool_call_deltas(self, index: int, calls: list[dict]) -> list[dict]:
+        state = self.choices.setdefault(index, _ChoiceState())
+        deltas = []
+        for call in calls:
+            call_id, name, arguments = call.get("id"), call.get("name"), call.get("arguments") or ""
+            if call_id and call_id in state.by_id:  # a re-sent or id-keyed fragment (xAI)
+                position = state.current = state.by_id[call_id]
+                if arguments:
+                    deltas.append({"index": position, "function": {"arguments": arguments}})
+            elif call_id or name or state.current is None:  # a new call
+                position = state.current = len(state.calls)
+                call_id = call_id or tool_call_id(self.id, index, position)
+                state.calls.append(call_id)
+                state.by_id[call_id] = position
+                deltas.append({"index": position, "id": call_id, "type": "function", "function": {"name": name or "", "arguments": arguments}})
+            elif arguments:  # an id-less fragment of the open call (OpenAI models)
+                deltas.append({"index": state.current, "function": {"arguments": arguments}})
+        return deltas
+
+    def close(self) -> list[dict]:
+        """End of stream: finish every choice the service left open."""
+        if not self.choices:
+            self.choices[0] = _ChoiceState()
+        return [self._chunk(i, {}, finish_reason("stop", bool(s.calls))) for i, s in sorted(self.choices.items()) if not s.finished]
