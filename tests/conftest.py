@@ -35,3 +35,21 @@ def _isolated_oci_env(monkeypatch, tmp_path):
                  "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+pytest_plugins = ["ocilm.testing.pytest_plugin"]
+
+
+@pytest.fixture
+def creds(oci_credentials):
+    """Keyword arguments for ocilm calls that reach the shared simulator."""
+    return dict(oci_credentials)
+
+
+@pytest.fixture
+def fixture_key_registered(oci_simulator):
+    """The shared fixture key (``shared/fixtures/signing``), registered with the simulator."""
+    from ocilm.auth import load_private_key
+
+    key = load_private_key(TEST_KEY_PEM)
+    oci_simulator.register_key(f"{TENANCY}/{USER}/{TEST_FINGERPRINT}", key.public_key())
+    return key

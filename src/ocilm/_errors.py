@@ -36,7 +36,8 @@ class OCIError(Exception):
 
     def __str__(self) -> str:
         parts = []
-        if self.status_code is not None:
+        # Errors raised locally (bad input) carry a status for the gateway but no reply from OCI.
+        if self.status_code is not None and (self.code is not None or self.opc_request_id is not None):
             parts.append(f"HTTP {self.status_code}")
         if self.code:
             parts.append(f"code={self.code}")

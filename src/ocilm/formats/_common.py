@@ -249,6 +249,12 @@ def completion_object(ctx: ChatContext, request_id: str | None, created: int, ch
     }
 
 
+def delta_object(delta: dict) -> dict:
+    """A chunk's delta with ``content`` and ``tool_calls`` always present (None when absent),
+    so ``chunk["choices"][0]["delta"]["content"]`` works on every chunk, the last included."""
+    return {"content": None, "tool_calls": None, **delta}
+
+
 def chunk_object(ctx: ChatContext, stream_id: str, created: int, choices: list, usage: dict | None = None) -> dict:
     chunk = {
         "id": stream_id,

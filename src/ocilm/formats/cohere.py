@@ -17,6 +17,7 @@ from ._common import (
     bad,
     chunk_object,
     completion_object,
+    delta_object,
     created_from,
     expect,
     finish_reason,
@@ -276,7 +277,7 @@ class CohereStream:
         if not self.started:
             delta = {"role": "assistant", **delta}
             self.started = True
-        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
     def _call_deltas(self, raw: list[dict] | None) -> list[dict]:
         deltas = []

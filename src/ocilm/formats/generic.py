@@ -13,6 +13,7 @@ from ._common import (
     bad,
     chunk_object,
     completion_object,
+    delta_object,
     created_from,
     expect,
     finish_reason,
@@ -331,7 +332,7 @@ class GenericStream:
         if not state.started:
             delta = {"role": "assistant", **delta}
             state.started = True
-        return chunk_object(self.ctx, self.id, self.created, [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}])
+        return chunk_object(self.ctx, self.id, self.created, [{"index": index, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
     def feed(self, event: dict) -> list[dict]:
         out: list[dict] = []
