@@ -13,7 +13,13 @@ from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat
 from ._errors import APIConnectionError, APITimeoutError, OCIError, error_from_response
 from ._retry import RETRY_STATUSES, backoff_delay, new_retry_token, retry_after_seconds
 from ._settings import SettingsCache
-from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, OpenAIObject, RerankResponse
+from ._types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    EmbeddingResponse,
+    OpenAIObject,
+    RerankResponse,
+)
 from .auth._httpx import OCIAuth
 
 _LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)

@@ -7,7 +7,15 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from ._core import PreparedCall, base_headers, encode, model_id, serving_mode, split_params, transport_options
+from ._core import (
+    PreparedCall,
+    base_headers,
+    encode,
+    model_id,
+    serving_mode,
+    split_params,
+    transport_options,
+)
 from ._endpoint import action_url
 from ._errors import OCIError, UnsupportedParamsError
 from ._settings import SettingsCache
@@ -119,7 +127,7 @@ def _base64_floats(vector: list[float]) -> str:
 def merge_embeddings(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResponse:
     data = []
     prompt = total = 0
-    for (start, count), result in zip(merge.batches, results):
+    for (start, count), result in zip(merge.batches, results, strict=False):
         vectors = result.get("embeddings") or (result.get("embeddingsByType") or {}).get("float") or []
         if len(vectors) != count:
             from ._errors import APIResponseValidationError

@@ -44,9 +44,7 @@ def model_info(model: str, api_format: str | None = None) -> ModelInfo:
         unsupported |= _GROK_REASONING | {"reasoning_effort"}
     elif model.startswith("xai.grok-3-mini"):
         unsupported |= _GROK_REASONING
-    elif model.startswith("xai.grok"):
-        unsupported.add("reasoning_effort")
-    elif model.startswith("meta."):
+    elif model.startswith("xai.grok") or model.startswith("meta."):
         unsupported.add("reasoning_effort")
     vision: bool | None = None
     if model.startswith(_VISION):

@@ -85,7 +85,7 @@ def test_required_header_left_unsigned_is_401(sim):
     from ocilm.auth._signers import fill_signed_headers, rsa_sign
 
     names = ("date", "(request-target)", "host")
-    fill_signed_headers(request, names + ("content-length",))
+    fill_signed_headers(request, (*names, "content-length"))
     text = signing_string("POST", "/20231130/actions/chat", request.headers, names)
     request.headers["authorization"] = authorization_header(KEY_ID, names, rsa_sign(key, text))
     with httpx.Client() as client:

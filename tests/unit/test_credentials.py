@@ -12,7 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ocilm._errors import ConfigurationError
 from ocilm._settings import SettingsCache, resolve_settings
-from ocilm.auth import KeySigner, SDKSignerAdapter, SessionTokenSigner, load_private_key, normalize_pem
+from ocilm.auth import (
+    KeySigner,
+    SDKSignerAdapter,
+    SessionTokenSigner,
+    load_private_key,
+    normalize_pem,
+)
 
 from ..conftest import COMPARTMENT, FIXTURES, TENANCY, TEST_FINGERPRINT, TEST_KEY_PEM, USER
 

@@ -13,8 +13,8 @@ from ._common import (
     bad,
     chunk_object,
     completion_object,
-    delta_object,
     created_from,
+    delta_object,
     expect,
     finish_reason,
     inline_refs,
@@ -265,7 +265,7 @@ def _logprobs(raw: dict | None) -> dict | None:
         return None
     tops = raw.get("topLogprobs") or []
     content = []
-    for k, (token, logprob) in enumerate(zip(raw.get("tokens") or [], raw.get("tokenLogprobs") or [])):
+    for k, (token, logprob) in enumerate(zip(raw.get("tokens") or [], raw.get("tokenLogprobs") or [], strict=False)):
         alternatives = tops[k] if k < len(tops) else {}
         content.append({
             "token": token, "logprob": logprob, "bytes": list(token.encode()),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..auth._signing import GENERIC_HEADERS, BODY_HEADERS, body_sha256, parse_authorization
+from ..auth._signing import BODY_HEADERS, GENERIC_HEADERS, body_sha256, parse_authorization
 from . import _engine
 from ._catalog import DEFAULT_ENDPOINTS, MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
