@@ -206,6 +206,10 @@ def openai_usage(usage: dict | None) -> dict | None:
     completion = usage.get("completionTokens")
     if completion is None:
         completion = max(0, (total or 0) - prompt)
+    reasoning = (usage.get("completionTokensDetails") or {}).get("reasoningTokens") or 0
+    if total is not None and reasoning and total == prompt + completion + reasoning:
+        # Gemini counts reasoning outside completionTokens; OpenAI's convention counts it inside.
+        completion += reasoning
     out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
