@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import email.utils
 
-from ocilm._retry import BACKOFF_CAP, RETRY_AFTER_CAP, backoff_delay, new_retry_token, retry_after_seconds
+from ocilm._retry import (
+    BACKOFF_CAP,
+    RETRY_AFTER_CAP,
+    backoff_delay,
+    new_retry_token,
+    retry_after_seconds,
+)
 
 
 def test_retry_after_forms():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocilm._errors import InternalServerError, RateLimitError
 from ocilm._core import ChunkAssembler
+from ocilm._errors import InternalServerError, RateLimitError
 from ocilm._models import model_info
 from ocilm.formats._common import ChatContext
 from ocilm.formats.cohere import CohereStream
