@@ -62,7 +62,7 @@ class Client(_Base):
     def __init__(self, **defaults: Any) -> None:
         super().__init__(**defaults)
         self._http: httpx.Client | None = None
-        self._sleep: Callable[[float], None] = self._sleep_hook or time.sleep
+        self._sleep: Callable[[float], None] = time.sleep if self._sleep_hook is None else self._sleep_hook
 
     @property
     def http(self) -> httpx.Client:
@@ -241,7 +241,7 @@ class AsyncClient(_Base):
     def __init__(self, **defaults: Any) -> None:
         super().__init__(**defaults)
         self._http: httpx.AsyncClient | None = None
-        self._sleep: Callable[[float], Awaitable[None]] = self._sleep_hook or asyncio.sleep
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep if self._sleep_hook is None else self._sleep_hook
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -31,3 +31,11 @@ def test_backoff_grows_jitters_and_caps():
 def test_retry_token():
     token = new_retry_token()
     assert len(token) == 30 and token.isalnum() and token != new_retry_token()
+
+
+def test_fault_header_round_trip():
+    from ocilm.testing import Fault
+
+    for fault in (Fault(cut_after=0), Fault(status=429, retry_after="2", times=None), Fault(delay=0.5, stall_after=3, times=4),
+                  Fault(malformed=True), Fault(status=502, raw_body="oops", action="chat")):
+        assert Fault.parse(fault.header()) == fault

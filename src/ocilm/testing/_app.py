@@ -119,6 +119,10 @@ class SimulatorApp:
             if fault and fault.delay and fault.stall_after is None:
                 await asyncio.sleep(fault.delay)
             self._verify_signature(scope["method"], target, headers, body)
+            if fault and fault.status and fault.raw_body is not None:
+                record.status = fault.status
+                await self._send(send, fault.status, fault.raw_body.encode(), "text/plain", headers)
+                return
             if fault and fault.status:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
                 raise ServiceError(fault.status, fault.code or _default_code(fault.status), fault.message or f"simulated fault: HTTP {fault.status}", extra)

@@ -18,6 +18,7 @@ class Fault:
     - ``cut_after``: close a stream's connection after this many events (no clean end).
     - ``stall_after``: stop sending after this many stream events for ``delay`` seconds.
     - ``malformed``: a 200 whose body is not valid JSON.
+    - ``raw_body``: with ``status``, send this text (``text/plain``) instead of OCI's error JSON.
     - ``action``: only requests to this action (``chat``, ``embedText``, ``rerankText``).
     """
 
@@ -30,6 +31,7 @@ class Fault:
     cut_after: int | None = None
     stall_after: int | None = None
     malformed: bool = False
+    raw_body: str | None = None
     action: str | None = None
 
     @classmethod
@@ -47,7 +49,7 @@ class Fault:
                 fault.delay = float(value)
             elif name == "malformed":
                 fault.malformed = value.lower() not in ("0", "false", "no")
-            elif name in ("code", "message", "retry_after", "action"):
+            elif name in ("code", "message", "retry_after", "action", "raw_body"):
                 setattr(fault, name, value)
             else:
                 raise ValueError(f"unknown fault field {name!r}")
@@ -55,11 +57,14 @@ class Fault:
 
     def header(self) -> str:
         """This fault as an ``x-ocilm-sim-fault`` header value (pass it in ``extra_headers``)."""
+        from dataclasses import fields
+
         parts = []
-        for name in ("status", "code", "message", "retry_after", "delay", "cut_after", "stall_after", "action"):
-            value = getattr(self, name)
-            if value:
-                parts.append(f"{name}={value}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("times", "malformed") or value == f.default:
+                continue
+            parts.append(f"{f.name}={value}")
         if self.malformed:
             parts.append("malformed=1")
         parts.append(f"times={'all' if self.times is None else self.times}")
