@@ -36,6 +36,6 @@ def test_retry_token():
 def test_fault_header_round_trip():
     from ocilm.testing import Fault
 
-    for fault in (Fault(cut_after=0), Fault(status=429, retry_after="2", times=None), Fault(delay=0.5, stall_after=3, times=4),
+    for fault in (Fault(cut_after=0), Fault(status=400, match="needle"), Fault(status=429, retry_after="2", times=None), Fault(delay=0.5, stall_after=3, times=4),
                   Fault(malformed=True), Fault(status=502, raw_body="oops", action="chat")):
         assert Fault.parse(fault.header()) == fault

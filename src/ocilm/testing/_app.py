@@ -115,7 +115,7 @@ class SimulatorApp:
         with self._lock:
             self.requests.append(record)
         try:
-            fault = self._fault_for(headers, target)
+            fault = self._fault_for(headers, target, body)
             if fault and fault.delay and fault.stall_after is None:
                 await asyncio.sleep(fault.delay)
             self._verify_signature(scope["method"], target, headers, body)
@@ -144,7 +144,7 @@ class SimulatorApp:
 
     # ------------------------------------------------------------- steps
 
-    def _fault_for(self, headers: dict[str, str], target: str) -> Fault | None:
+    def _fault_for(self, headers: dict[str, str], target: str, body: bytes) -> Fault | None:
         action = target.split("?")[0].rsplit("/", 1)[-1]
         spec = headers.get(FAULT_HEADER)
         with self._lock:
@@ -153,13 +153,13 @@ class SimulatorApp:
                     fault = Fault.parse(spec)
                 except ValueError as exc:
                     raise ServiceError(400, "InvalidParameter", f"bad {FAULT_HEADER} header: {exc}") from None
-                if fault.action and fault.action != action:
+                if (fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body):
                     return None
                 call = headers.get("opc-retry-token") or spec + headers.get("x-content-sha256", "")
                 self._attempts[call] = self._attempts.get(call, 0) + 1
                 return fault if fault.times is None or self._attempts[call] <= fault.times else None
             for i, fault in enumerate(self.queued_faults):
-                if fault.action and fault.action != action:
+                if (fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body):
                     continue
                 if fault.times is not None:
                     fault.times -= 1

@@ -20,6 +20,7 @@ class Fault:
     - ``malformed``: a 200 whose body is not valid JSON.
     - ``raw_body``: with ``status``, send this text (``text/plain``) instead of OCI's error JSON.
     - ``action``: only requests to this action (``chat``, ``embedText``, ``rerankText``).
+    - ``match``: only requests whose body contains this text (e.g. one batch of many).
     """
 
     status: int | None = None
@@ -33,6 +34,7 @@ class Fault:
     malformed: bool = False
     raw_body: str | None = None
     action: str | None = None
+    match: str | None = None
 
     @classmethod
     def parse(cls, header: str) -> Fault:
@@ -49,7 +51,7 @@ class Fault:
                 fault.delay = float(value)
             elif name == "malformed":
                 fault.malformed = value.lower() not in ("0", "false", "no")
-            elif name in ("code", "message", "retry_after", "action", "raw_body"):
+            elif name in ("code", "message", "retry_after", "action", "raw_body", "match"):
                 setattr(fault, name, value)
             else:
                 raise ValueError(f"unknown fault field {name!r}")
