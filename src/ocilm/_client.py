@@ -133,7 +133,7 @@ class Client(_Base):
                     finally:
                         response.close()
                     err = error_from_response(response.status_code, body, request_id, context=call.context)
-                    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                    retry_after = err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 elif call.stream:
                     try:
                         return Stream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
@@ -310,7 +310,7 @@ class AsyncClient(_Base):
                     finally:
                         await response.aclose()
                     err = error_from_response(response.status_code, body, request_id, context=call.context)
-                    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                    retry_after = err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 elif call.stream:
                     try:
                         return await AsyncStream.open(response, call.new_assembler(request_id))  # type: ignore[misc]

@@ -33,6 +33,7 @@ class OCIError(Exception):
         self.opc_request_id = opc_request_id
         self.body = body
         self.param = param
+        self.retry_after: float | None = None
 
     def __str__(self) -> str:
         parts = []

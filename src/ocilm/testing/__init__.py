@@ -8,12 +8,13 @@ way OCI streams, and misbehaves on demand (``Fault``).
 from ._app import RecordedRequest, SimulatorApp
 from ._catalog import MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
-from ._server import SIM_COMPARTMENT, Simulator
+from ._server import SIM_COMPARTMENT, BackgroundServer, Simulator
 
 __all__ = [
     "FAULT_HEADER",
     "MODELS",
     "SIM_COMPARTMENT",
+    "BackgroundServer",
     "Fault",
     "RecordedRequest",
     "ServedModel",

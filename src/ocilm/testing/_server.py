@@ -15,38 +15,26 @@ SIM_USER = "ocid1.user.oc1..aaaaaaaasimulatoruser"
 SIM_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaasimulatorcompartment"
 
 
-class Simulator:
-    """A local OCI Generative AI endpoint for tests and demos.
+class BackgroundServer:
+    """Serves an ASGI app with uvicorn on a loopback port, in a daemon thread."""
 
-    >>> with Simulator() as sim:
-    ...     creds = sim.credentials()      # throwaway key, registered; kwargs for completion()
-    ...     ocilm.completion(model="oci/xai.grok-4", messages=[...], **creds)
-
-    ``base_url`` is the ``api_base`` to use; ``requests`` lists what it received;
-    ``inject(Fault(...))`` makes the next request(s) misbehave.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_clock_skew: float | None = 300.0) -> None:
-        self.app = SimulatorApp(max_clock_skew=max_clock_skew)
-        self.host, self.port = host, port
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app, self.host, self.port = app, host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
-        self._credentials: dict[str, str] | None = None
 
-    # ------------------------------------------------------------- lifecycle
-
-    def start(self) -> Simulator:
+    def start(self) -> BackgroundServer:
         import uvicorn
 
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
-        sock.listen(128)
+        sock.listen(512)
         self.port = sock.getsockname()[1]
         self._sock = sock
-        config = uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         ready = threading.Event()
 
@@ -63,10 +51,10 @@ class Simulator:
             loop.run_until_complete(asyncio.gather(task, watch()))
             loop.close()
 
-        self._thread = threading.Thread(target=run, name="ocilm-simulator", daemon=True)
+        self._thread = threading.Thread(target=run, name=f"ocilm-server-{self.port}", daemon=True)
         self._thread.start()
         if not ready.wait(10) or not self._server.started:
-            raise RuntimeError("the OCI simulator did not start")
+            raise RuntimeError(f"the server on {self.host}:{self.port} did not start")
         return self
 
     def stop(self) -> None:
@@ -78,6 +66,41 @@ class Simulator:
             self._sock.close()
         self._server = self._thread = self._sock = None
 
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Simulator:
+    """A local OCI Generative AI endpoint for tests and demos.
+
+    >>> with Simulator() as sim:
+    ...     creds = sim.credentials()      # throwaway key, registered; kwargs for completion()
+    ...     ocilm.completion(model="oci/xai.grok-4", messages=[...], **creds)
+
+    ``base_url`` is the ``api_base`` to use; ``requests`` lists what it received;
+    ``inject(Fault(...))`` makes the next request(s) misbehave.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_clock_skew: float | None = 300.0) -> None:
+        self.app = SimulatorApp(max_clock_skew=max_clock_skew)
+        self._server = BackgroundServer(self.app, host, port)
+        self._credentials: dict[str, str] | None = None
+
+    def start(self) -> Simulator:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
     def __enter__(self) -> Simulator:
         return self.start()
 
@@ -88,8 +111,11 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._server.base_url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -118,20 +144,47 @@ class Simulator:
         Includes ``api_base``, ``oci_region`` and ``oci_compartment_id`` too.
         """
         if self._credentials is None:
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric import rsa
-
-            from ..auth._keys import fingerprint
-
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-            fp = fingerprint(key)
-            self.register_key(f"{SIM_TENANCY}/{SIM_USER}/{fp}", key.public_key())
-            self._credentials = {
-                "oci_user": SIM_USER, "oci_tenancy": SIM_TENANCY, "oci_fingerprint": fp, "oci_key": pem,
-                "oci_region": "us-chicago-1", "oci_compartment_id": SIM_COMPARTMENT,
-            }  # fmt: skip
+            self._credentials = make_credentials(self.app)
         return {**self._credentials, "api_base": self.base_url}
 
     def __repr__(self) -> str:
         return f"Simulator(base_url={self.base_url!r})"
+
+
+def make_credentials(app: SimulatorApp) -> dict[str, str]:
+    """Generate a throwaway API key, register it with ``app``, return ocilm keyword arguments."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ..auth._keys import fingerprint
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    fp = fingerprint(key)
+    app.register_key(f"{SIM_TENANCY}/{SIM_USER}/{fp}", key.public_key())
+    return {
+        "oci_user": SIM_USER, "oci_tenancy": SIM_TENANCY, "oci_fingerprint": fp, "oci_key": pem,
+        "oci_region": "us-chicago-1", "oci_compartment_id": SIM_COMPARTMENT,
+    }  # fmt: skip
+
+
+def write_profile(credentials: dict[str, str], directory: str) -> str:
+    """Write ``credentials`` as an OCI config profile (with its key file); return the config path."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    key_path = os.path.join(directory, "simulator_key.pem")
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(credentials["oci_key"])
+    config_path = os.path.join(directory, "config")
+    with open(config_path, "w", encoding="utf-8") as f:
+        f.write(
+            "[DEFAULT]\n"
+            f"user={credentials['oci_user']}\n"
+            f"fingerprint={credentials['oci_fingerprint']}\n"
+            f"tenancy={credentials['oci_tenancy']}\n"
+            f"region={credentials['oci_region']}\n"
+            f"key_file={key_path}\n"
+        )
+    return config_path

@@ -1,0 +1,160 @@
+"""The ``ocilm`` command: ``serve`` (gateway), ``simulate`` (OCI stand-in), ``chat`` (one prompt)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .gateway import GatewayConfigError, create_app, load_config
+
+    try:
+        config = load_config(args.config)
+    except GatewayConfigError as exc:
+        print(f"ocilm serve: {exc.message}", file=sys.stderr)
+        return 2
+    if config.master_key is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
+        print(
+            f"ocilm serve: refusing to listen on {args.host} without general_settings.master_key; "
+            "set a master key, listen on 127.0.0.1, or pass --allow-unauthenticated",
+            file=sys.stderr,
+        )
+        return 2
+    for warning in config.warnings:
+        print(f"ocilm serve: warning: {warning}", file=sys.stderr)
+    print(f"ocilm gateway: {len(config.deployments)} model name(s) on http://{args.host}:{args.port}/v1", file=sys.stderr)
+    common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False)
+    if args.workers > 1:
+        os.environ["OCILM_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        uvicorn.run("ocilm.gateway._factory:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(create_app(config), **common)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import uvicorn
+
+    from .testing import SimulatorApp
+    from .testing._server import make_credentials, write_profile
+
+    app = SimulatorApp()
+    credentials = make_credentials(app)
+    directory = args.profile_dir or tempfile.mkdtemp(prefix="ocilm-simulator-")
+    config_path = write_profile(credentials, directory)
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"OCI Generative AI simulator on {base}\n"
+        f"A throwaway API key for it is in the OCI config profile {config_path}. To use it:\n"
+        f"  export OCI_CONFIG_FILE={config_path}\n"
+        f"  export OCI_COMPARTMENT_ID={credentials['oci_compartment_id']}\n"
+        f"  ocilm chat --api-base {base} -m meta.llama-3.3-70b-instruct 'Hello'\n",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    import ocilm
+
+    from ._settings import DEFAULT_CONFIG_FILE, read_profile
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    params: dict = {}
+    if args.api_base:
+        params["api_base"] = args.api_base
+    if args.config_file:
+        params["oci_config_file"] = args.config_file
+    if args.profile:
+        params["oci_profile"] = args.profile
+    if args.region:
+        params["oci_region"] = args.region
+    compartment = args.compartment_id or os.environ.get("OCI_COMPARTMENT_ID")
+    if not compartment:
+        # The tenancy OCID is the root compartment: a sensible default for one-off prompts.
+        path = args.config_file or os.environ.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        try:
+            compartment = read_profile(path, args.profile or os.environ.get("OCI_CLI_PROFILE") or "DEFAULT").get("tenancy")
+        except ocilm.OCIError:
+            compartment = None
+    if compartment:
+        params["oci_compartment_id"] = compartment
+    if args.max_tokens:
+        params["max_tokens"] = args.max_tokens
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
+    try:
+        if args.no_stream:
+            print(ocilm.completion(args.model, messages, **params).choices[0].message.content)
+            return 0
+        for chunk in ocilm.completion(args.model, messages, stream=True, **params):
+            if chunk.choices and chunk.choices[0].delta.content:
+                sys.stdout.write(chunk.choices[0].delta.content)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+    except ocilm.OCIError as exc:
+        print(f"\nocilm chat: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocilm", description="OCI Generative AI with the OpenAI calling convention.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the OpenAI-compatible gateway")
+    serve.add_argument("--config", required=True, help="LiteLLM-style YAML with a model_list")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--allow-unauthenticated", action="store_true", help="listen beyond loopback without a master key")
+    serve.set_defaults(run=_serve)
+
+    simulate = sub.add_parser("simulate", help="run the local OCI Generative AI simulator")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8080)
+    simulate.add_argument("--profile-dir", help="where to write the throwaway OCI config profile (default: a new temp dir)")
+    simulate.set_defaults(run=_simulate)
+
+    chat = sub.add_parser("chat", help="send one prompt and stream the reply")
+    chat.add_argument("prompt", help="the prompt, or - to read it from standard input")
+    chat.add_argument("-m", "--model", required=True, help="e.g. meta.llama-3.3-70b-instruct or oci/xai.grok-4")
+    chat.add_argument("--api-base", help="base URL instead of the regional OCI host (e.g. the simulator's)")
+    chat.add_argument("--config-file", help="OCI config file (default: OCI_CONFIG_FILE or ~/.oci/config)")
+    chat.add_argument("--profile", help="config profile (default: OCI_CLI_PROFILE or DEFAULT)")
+    chat.add_argument("--region")
+    chat.add_argument("--compartment-id", help="default: OCI_COMPARTMENT_ID, else the profile's tenancy (root compartment)")
+    chat.add_argument("--system", help="a system prompt")
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--no-stream", action="store_true")
+    chat.set_defaults(run=_chat)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

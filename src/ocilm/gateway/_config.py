@@ -1,0 +1,160 @@
+"""The gateway's config file: LiteLLM's proxy format, validated at start-up.
+
+Every problem is reported with its place in the file (``model_list[2].litellm_params.oci_region``)
+and never with the value that was there, since values may be secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core import TRANSPORT_PARAMS
+from .._errors import ConfigurationError, OCIError
+from .._settings import OCI_PARAMS, resolve_settings
+from ..formats._common import CHAT_PARAMS
+
+ENV_PREFIX = "os.environ/"
+# LiteLLM routing keys that ocilm's gateway accepts in litellm_params and does not act on.
+LITELLM_ROUTING_KEYS = frozenset({"rpm", "tpm", "weight", "order", "max_parallel_requests", "region_name"})
+_EMBED_DEFAULTS = frozenset({"dimensions", "encoding_format", "input_type", "truncate"})
+_KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables"})
+
+
+class GatewayConfigError(ConfigurationError):
+    def __init__(self, problems: list[str], source: str) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s) in the gateway config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass
+class Deployment:
+    """One upstream for a public model name: the OCI model and its call defaults."""
+
+    model_name: str
+    model: str  # "oci/<model id>"
+    params: dict[str, Any]  # oci_* settings, api_base, timeout, max_retries, default OpenAI params
+    place: str  # where in the file it was defined
+
+    def __repr__(self) -> str:  # params may hold keys and pass phrases
+        return f"Deployment(model_name={self.model_name!r}, model={self.model!r}, place={self.place!r})"
+
+
+@dataclass
+class GatewayConfig:
+    deployments: dict[str, list[Deployment]]
+    master_key: str | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.deployments)
+
+
+def _resolve_env(value: Any, place: str, problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{place}.{k}", problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{place}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX) :]
+        if name not in os.environ:
+            problems.append(f"{place}: environment variable {name} is not set")
+            return None
+        return os.environ[name]
+    return value
+
+
+def _pydantic_models() -> Any:
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class LiteLLMParams(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        model: str = Field(min_length=1)
+        api_base: str | None = None
+        timeout: float | None = Field(default=None, gt=0)
+        max_retries: int | None = Field(default=None, ge=0)
+
+    class ModelEntry(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        model_name: str = Field(min_length=1)
+        litellm_params: LiteLLMParams
+        model_info: dict[str, Any] | None = None
+
+    class GeneralSettings(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        master_key: str | None = None
+
+    class FileModel(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        model_list: list[ModelEntry] = Field(min_length=1)
+        general_settings: GeneralSettings | None = None
+
+    return FileModel
+
+
+def _place(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = True) -> GatewayConfig:
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise GatewayConfigError(["the file must be a YAML mapping with a model_list"], source)
+    raw = _resolve_env(raw, "", problems)
+    from pydantic import ValidationError
+
+    try:
+        parsed = _pydantic_models().model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            problems.append(f"{_place(err['loc'])}: {err['msg']}")
+        raise GatewayConfigError(problems, source) from None
+    warnings = [f"{key}: not used by ocilm's gateway (ignored)" for key in raw if key not in _KNOWN_TOP_LEVEL]
+    deployments: dict[str, list[Deployment]] = {}
+    for i, entry in enumerate(parsed.model_list):
+        place = f"model_list[{i}].litellm_params"
+        params = entry.litellm_params.model_dump(exclude_none=True)
+        model = params.pop("model")
+        if not model.startswith("oci/"):
+            problems.append(f"{place}.model: ocilm serves OCI models only; expected 'oci/<model id>'")
+            continue
+        for key in sorted(set(params) & LITELLM_ROUTING_KEYS):
+            warnings.append(f"{place}.{key}: LiteLLM routing setting, not used by ocilm (ignored)")
+            params.pop(key)
+        allowed = OCI_PARAMS | TRANSPORT_PARAMS | CHAT_PARAMS | _EMBED_DEFAULTS
+        for key in sorted(set(params) - allowed):
+            problems.append(f"{place}.{key}: unknown setting; expected oci_* settings, api_base, timeout, max_retries or OpenAI parameters")
+        if check_credentials:
+            oci = {k: v for k, v in params.items() if k in OCI_PARAMS}
+            try:
+                resolve_settings(oci).require_compartment()
+            except OCIError as exc:
+                where = f"{place}.{exc.param}" if exc.param else place
+                problems.append(f"{where}: {exc.message}")
+        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place))
+    master_key = parsed.general_settings.master_key if parsed.general_settings else None
+    if master_key is not None and len(master_key) < 8:
+        problems.append("general_settings.master_key: too short; use at least 8 characters")
+    if problems:
+        raise GatewayConfigError(problems, source)
+    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings)
+
+
+def load_config(path: str, *, check_credentials: bool = True) -> GatewayConfig:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise GatewayConfigError([f"no file at {path!r}"], path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GatewayConfigError([f"not valid YAML{where}"], path) from None
+    return parse_config(raw, path, check_credentials=check_credentials)

@@ -1,0 +1,398 @@
+"""The gateway, used by real OpenAI clients, with the simulator as its upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import yaml
+
+from ocilm.gateway import GatewayConfigError, create_app, parse_config
+from ocilm.testing import BackgroundServer, Fault
+
+openai = pytest.importorskip("openai")
+MASTER = "sk-test-master-key-123"
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+
+
+def config_dict(creds: dict, **extra_general) -> dict:
+    oci = {k: v for k, v in creds.items()}
+    return {
+        "model_list": [
+            {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **oci}},
+            {"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **oci, "max_retries": 0}},
+            {"model_name": "command", "litellm_params": {"model": "oci/cohere.command-latest", **oci}},
+            {"model_name": "embed", "litellm_params": {"model": "oci/cohere.embed-english-v3.0", **oci}},
+            {"model_name": "slow", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **oci, "timeout": 0.3, "max_retries": 0}},
+        ],
+        "general_settings": {"master_key": MASTER, **extra_general},
+    }
+
+
+@pytest.fixture
+def gateway(creds):
+    with BackgroundServer(create_app(parse_config(config_dict(creds)))) as server:
+        yield server
+
+
+@pytest.fixture
+def oa(gateway):
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=MASTER, max_retries=0) as client:
+        yield client
+
+
+def test_openai_sdk_chat(oa):
+    r = oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": "Hi gateway"}])
+    assert r.choices[0].message.content == "Hello from meta.llama-3.3-70b-instruct! You said: Hi gateway"
+    assert r.model == "llama" and r.usage.total_tokens > 0 and r.choices[0].finish_reason == "stop"
+
+
+def test_openai_sdk_stream_with_usage(oa):
+    stream = oa.chat.completions.create(model="command", messages=[{"role": "user", "content": "Hi"}], stream=True,
+                                        stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from cohere.command-latest! You said: Hi"
+    assert chunks[-1].usage.total_tokens > 0 and chunks[-1].choices == []
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_openai_sdk_tools(oa):
+    r = oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL])
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == "tool_calls" and json.loads(call.function.arguments) == {"city": "Paris"}
+    follow = oa.chat.completions.create(model="llama", tools=[WEATHER_TOOL], messages=[
+        {"role": "user", "content": "Weather in Paris?"}, r.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+    assert follow.choices[0].message.content == "The tool said: sunny"
+    stream = oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "Weather in Oslo and Bergen?"}],
+                                        tools=[WEATHER_TOOL], stream=True)
+    args: dict[int, str] = {}
+    for chunk in stream:
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            args[tc.index] = args.get(tc.index, "") + (tc.function.arguments or "")
+    assert [json.loads(a) for _, a in sorted(args.items())] == [{"city": "Oslo"}, {"city": "Bergen"}]
+
+
+def test_openai_sdk_embeddings_and_models(oa):
+    e = oa.embeddings.create(model="embed", input=["a", "b"])
+    assert len(e.data) == 2 and len(e.data[0].embedding) == 1024 and e.model == "embed"
+    e64 = oa.embeddings.create(model="embed", input="a")  # the SDK asks for base64 and decodes it
+    assert e64.data[0].embedding == pytest.approx(e.data[0].embedding, abs=1e-6)
+    assert sorted(m.id for m in oa.models.list()) == ["command", "embed", "grok", "llama", "slow"]
+
+
+def test_openai_sdk_error_classes(oa, gateway, oci_simulator):
+    with pytest.raises(openai.NotFoundError) as err:
+        oa.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert "llama" in err.value.message and err.value.code == "model_not_found"
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="wrong-key-00", max_retries=0) as bad, pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}], temperature=9)
+    with pytest.raises(openai.BadRequestError, match="reasoning_effort is not supported"):
+        oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}], reasoning_effort="low")
+    oci_simulator.inject(Fault(status=429, retry_after="7", times=1))
+    with pytest.raises(openai.RateLimitError) as err:
+        oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}])
+    assert err.value.response.headers["retry-after"] == "7"
+    oci_simulator.inject(Fault(status=500, times=None, action="chat"))
+    with pytest.raises(openai.InternalServerError) as err:
+        oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}])
+    assert err.value.status_code == 502
+    oci_simulator.reset()
+    oci_simulator.inject(Fault(delay=2, times=1))
+    with pytest.raises(openai.APIStatusError) as err:
+        oa.chat.completions.create(model="slow", messages=[{"role": "user", "content": "x"}])
+    assert err.value.status_code == 504
+
+
+async def test_openai_async_sdk(gateway):
+    async with openai.AsyncOpenAI(base_url=f"{gateway.base_url}/v1", api_key=MASTER, max_retries=0) as client:
+        results = await asyncio.gather(*(client.chat.completions.create(model="llama", messages=[{"role": "user", "content": f"n{i}"}]) for i in range(10)))
+        assert [r.choices[0].message.content.rsplit(" ", 1)[-1] for r in results] == [f"n{i}" for i in range(10)]
+        stream = await client.chat.completions.create(model="grok", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        assert "".join([c.choices[0].delta.content or "" async for c in stream]).endswith("You said: Hi")
+        e = await client.embeddings.create(model="embed", input="x")
+        assert len(e.data[0].embedding) == 1024
+
+
+# ---------------------------------------------------------------- malformed input
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "must be a JSON object"),
+    (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "model: required"),
+    (b'{"model": "llama"}', 400, "messages: required"),
+    (b'{"model": "llama", "messages": "hi"}', 400, "messages: expected a non-empty list"),
+    (b'{"model": "llama", "messages": [{"content": "x"}]}', 400, r"messages\[0\]: each message must be an object with a 'role'"),
+    (b'{"model": 7, "messages": []}', 400, "model: required"),
+    (b'{"model": "ghost", "messages": [{"role": "user", "content": "x"}]}', 404, "model 'ghost' not found"),
+    (b'{"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "stream: expected true or false"),
+    (b'{"model": "llama", "messages": [{"role": "user", "content": "x"}], "max_tokens": "lots"}', 400, "max_tokens: expected an integer"),
+    (b'{"model": "llama", "messages": [{"role": "user", "content": "x"}], "oci_compartment_id": "x"}', 400, "unknown chat parameter"),
+    (b'{"model": "llama", "messages": [{"role": "user", "content": "x"}], "api_base": "http://evil"}', 400, "unknown chat parameter"),
+    (b'{"model": "llama", "messages": [{"role": "user", "content": [{"type": "video"}]}]}', 400, "unsupported content part"),
+])
+def test_malformed_chat_input(gateway, body, status, message):
+    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=body, headers={"authorization": f"Bearer {MASTER}"})
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    import re
+
+    assert re.search(message, error["message"]), error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_malformed_embeddings_and_routes(gateway):
+    auth = {"authorization": f"Bearer {MASTER}"}
+    r = httpx.post(f"{gateway.base_url}/v1/embeddings", json={"model": "embed"}, headers=auth)
+    assert r.status_code == 400 and "input: required" in r.json()["error"]["message"]
+    r = httpx.post(f"{gateway.base_url}/v1/embeddings", json={"model": "embed", "input": [1]}, headers=auth)
+    assert r.status_code == 400
+    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"x" * (9 * 1024 * 1024), headers=auth)
+    assert r.status_code == 413
+    assert httpx.get(f"{gateway.base_url}/v1/chat/completions", headers=auth).status_code == 405
+    assert httpx.get(f"{gateway.base_url}/v2/things", headers=auth).status_code == 404
+
+
+def test_master_key_and_health(gateway):
+    assert httpx.get(f"{gateway.base_url}/v1/models").status_code == 401
+    assert httpx.get(f"{gateway.base_url}/v1/models", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {MASTER}"}).status_code == 200
+    assert httpx.get(f"{gateway.base_url}/health/liveliness").json() == {"status": "alive"}
+    assert httpx.get(f"{gateway.base_url}/health/readiness").status_code == 200
+
+
+def test_streaming_is_not_buffered(gateway):
+    body = {"model": "llama", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
+    headers = {"authorization": f"Bearer {MASTER}", "x-unused": "1"}
+    start = time.monotonic()
+    with httpx.stream("POST", f"{gateway.base_url}/v1/chat/completions", json=body, headers=headers) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        first = next(line for line in lines if line)
+        first_at = time.monotonic() - start
+        rest = [line for line in lines if line]
+    assert first.startswith("data: {") and rest[-1] == "data: [DONE]"
+    assert first_at < 0.5
+
+
+def test_stream_chunks_arrive_before_the_upstream_finishes(creds, oci_simulator):
+    config = config_dict(creds)
+    with BackgroundServer(create_app(parse_config(config))) as gw:
+        oci_simulator.inject(Fault(stall_after=3, delay=1.0, times=1))
+        body = {"model": "llama", "messages": [{"role": "user", "content": "one two three four"}], "stream": True}
+        start = time.monotonic()
+        with httpx.stream("POST", f"{gw.base_url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {MASTER}"}) as r:
+            stamps = [(time.monotonic() - start, line) for line in r.iter_lines() if line]
+    assert stamps[0][0] < 0.5 and stamps[-1][0] >= 1.0 and stamps[-1][1] == "data: [DONE]"
+
+
+def test_client_disconnect_cancels_upstream(creds, oci_simulator, monkeypatch):
+    from ocilm._client import AsyncStream
+
+    closed: list[float] = []
+    original = AsyncStream.aclose
+
+    async def spy(self):
+        closed.append(time.monotonic())
+        await original(self)
+
+    monkeypatch.setattr(AsyncStream, "aclose", spy)
+    with BackgroundServer(create_app(parse_config(config_dict(creds)))) as gw:
+        oci_simulator.inject(Fault(stall_after=2, delay=5.0, times=1))
+        body = json.dumps({"model": "llama", "messages": [{"role": "user", "content": "a b c d e"}], "stream": True}).encode()
+        with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         + f"authorization: Bearer {MASTER}\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
+            received = b""
+            while b"data: " not in received:
+                part = sock.recv(4096)
+                assert part, "the gateway closed the connection before the first chunk"
+                received += part
+            gone = time.monotonic()
+        deadline = time.monotonic() + 4
+        while not closed and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert closed and closed[0] - gone < 3.0  # well before the upstream's 5 s stall would end
+
+
+def test_balancing_and_fallback(creds, oci_simulator):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    config = config_dict(creds)
+    config["model_list"] = [
+        {"model_name": "pair", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}},
+        {"model_name": "pair", "litellm_params": {"model": "oci/xai.grok-3", **creds}},
+        {"model_name": "flaky", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **{**creds, "api_base": dead}, "max_retries": 0}},
+        {"model_name": "flaky", "litellm_params": {"model": "oci/xai.grok-3", **creds}},
+    ]
+    with BackgroundServer(create_app(parse_config(config))) as gw, openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=MASTER, max_retries=0) as oa:
+        served = {oa.chat.completions.create(model="pair", messages=[{"role": "user", "content": "x"}]).choices[0].message.content.split("!")[0] for _ in range(30)}
+        assert served == {"Hello from meta.llama-3.3-70b-instruct", "Hello from xai.grok-3"}
+        for _ in range(10):
+            r = oa.chat.completions.create(model="flaky", messages=[{"role": "user", "content": "x"}])
+            assert r.choices[0].message.content.startswith("Hello from xai.grok-3")
+
+
+def test_no_secrets_in_responses_or_logs(gateway, creds, caplog, oci_simulator):
+    caplog.set_level(logging.DEBUG)
+    oci_simulator.inject(Fault(status=503, times=None))
+    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", json={"model": "grok", "messages": [{"role": "user", "content": "x"}]},
+                   headers={"authorization": f"Bearer {MASTER}"})
+    assert r.status_code == 502
+    key_body = creds["oci_key"].split("\n")[1]
+    for text in (r.text, caplog.text):
+        assert MASTER not in text and key_body not in text and "PRIVATE KEY" not in text
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_config_errors_name_their_place_and_hide_values(creds, monkeypatch):
+    bad = config_dict(creds)
+    bad["model_list"][1]["litellm_params"]["oci_region"] = "mars-1.evil.com"
+    bad["model_list"][2]["litellm_params"]["oci_key"] = "SECRETVALUE-not-a-pem"
+    bad["model_list"][3]["litellm_params"]["timeout"] = -5
+    bad["model_list"][4]["litellm_params"]["colour"] = "blue"
+    bad["model_list"].append({"model_name": "x", "litellm_params": {"model": "openai/gpt-4"}})
+    bad["model_list"].append({"model_name": "y", "litellm_params": {"model": "oci/meta.x", "oci_key": "os.environ/MISSING_KEY_VAR"}})
+    with pytest.raises(GatewayConfigError) as err:
+        parse_config(bad)
+    text = err.value.message
+    assert "model_list[3].litellm_params.timeout: Input should be greater than 0" in text
+    with pytest.raises(GatewayConfigError) as err:
+        bad["model_list"][3]["litellm_params"]["timeout"] = 5
+        parse_config(bad)
+    text = err.value.message
+    assert "model_list[1].litellm_params.oci_region: oci_region 'mars-1.evil.com' is not a valid OCI region" in text
+    assert "model_list[2].litellm_params.oci_key: oci_key is not a PEM private key" in text
+    assert "model_list[4].litellm_params.colour: unknown setting" in text
+    assert "model_list[5].litellm_params.model: ocilm serves OCI models only" in text
+    assert "model_list[6].litellm_params.oci_key: environment variable MISSING_KEY_VAR is not set" in text
+    assert "SECRETVALUE" not in text and creds["oci_key"].split("\n")[1] not in text
+
+
+def test_config_env_references_and_litellm_extras(creds, monkeypatch, tmp_path):
+    monkeypatch.setenv("MY_OCI_KEY", creds["oci_key"])
+    monkeypatch.setenv("MY_MASTER", "sk-from-environment")
+    raw = {
+        "model_list": [{"model_name": "m", "litellm_params": {**creds, "model": "oci/xai.grok-4", "oci_key": "os.environ/MY_OCI_KEY", "rpm": 10},
+                        "model_info": {"id": "1"}}],
+        "general_settings": {"master_key": "os.environ/MY_MASTER"},
+        "litellm_settings": {"drop_params": True},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    from ocilm.gateway import load_config
+
+    config = load_config(str(path))
+    assert config.master_key == "sk-from-environment"
+    assert any("rpm" in w for w in config.warnings)
+    assert "sk-from" not in repr(config) and "PRIVATE" not in repr(config.deployments)
+    path.write_text("model_list: [\n  - oops")
+    with pytest.raises(GatewayConfigError, match="not valid YAML at line"):
+        load_config(str(path))
+
+
+# ---------------------------------------------------------------- the command line, as a user runs it
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def test_serve_refuses_public_bind_without_master_key(creds, tmp_path, capsys):
+    from ocilm.cli import main
+
+    raw = config_dict(creds)
+    raw["general_settings"] = {}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["serve", "--config", str(path), "--host", "0.0.0.0"]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump({"model_list": []}))
+    assert main(["serve", "--config", str(path)]) == 2
+    assert "model_list: List should have at least 1 item" in capsys.readouterr().err
+
+
+def test_serve_subprocess_and_graceful_sigterm(creds, tmp_path, oci_simulator):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(creds)))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc)
+        oci_simulator.inject(Fault(delay=1.0, times=1))
+        result: dict = {}
+
+        def slow_call() -> None:
+            result["r"] = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                                     json={"model": "llama", "messages": [{"role": "user", "content": "in flight"}]},
+                                     headers={"authorization": f"Bearer {MASTER}"})
+
+        import threading
+
+        worker = threading.Thread(target=slow_call)
+        worker.start()
+        time.sleep(0.4)
+        proc.send_signal(signal.SIGTERM)
+        worker.join(10)
+        assert result["r"].status_code == 200 and result["r"].json()["choices"][0]["message"]["content"].endswith("in flight")
+        # uvicorn re-raises SIGTERM once it has shut down gracefully, so "killed by SIGTERM" is a clean exit here.
+        assert proc.wait(10) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert MASTER not in err and "PRIVATE KEY" not in err
+
+
+def test_simulate_and_chat_commands(tmp_path):
+    port = _free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "ocilm", "simulate", "--port", str(port), "--profile-dir", str(tmp_path / "prof")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", sim)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCI_")}
+        env["OCI_CONFIG_FILE"] = str(tmp_path / "prof" / "config")
+        out = subprocess.run([sys.executable, "-m", "ocilm", "chat", "--api-base", f"http://127.0.0.1:{port}", "-m", "xai.grok-4", "Hello there"],
+                             capture_output=True, text=True, env=env, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "Hello from xai.grok-4! You said: Hello there"
+        bad = subprocess.run([sys.executable, "-m", "ocilm", "chat", "--api-base", f"http://127.0.0.1:{port}", "-m", "meta.none", "x"],
+                             capture_output=True, text=True, env=env, timeout=30)
+        assert bad.returncode == 1 and "HTTP 404" in bad.stderr
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    assert "OCI_CONFIG_FILE=" in sim.stdout.read()
