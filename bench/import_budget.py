@@ -12,12 +12,14 @@ import statistics
 import subprocess
 import sys
 
+# Peak RSS from /proc (VmHWM): getrusage's ru_maxrss keeps the forking parent's peak on Linux.
 PROBE = """
-import resource, sys, time
+import time
 t = time.perf_counter()
 {stmt}
 dt = time.perf_counter() - t
-print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(dt, int(hwm.split()[1]) / 1024)
 """
 
 

@@ -388,7 +388,21 @@ class AsyncStream:
             except BaseException:
                 await self.response.aclose()
                 raise
-        return self._pending.pop(0)
+        chunk = self._pending[0]
+        del self._pending[0]
+        return chunk
+
+    async def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """Chunks grouped by the network read they came from (a relay can write each group at once)."""
+        while True:
+            if self._pending:
+                batch, self._pending = self._pending, []
+                yield batch
+                continue
+            try:
+                yield [await self.__anext__()]
+            except StopAsyncIteration:
+                return
 
     async def aclose(self) -> None:
         await self.response.aclose()

@@ -17,7 +17,7 @@ from ._endpoint import action_url
 from ._errors import APIResponseValidationError, ConfigurationError, error_class_for_status
 from ._models import api_format_for, model_info
 from ._settings import OCI_PARAMS, Settings, SettingsCache
-from ._sse import DONE, SSEDecoder, parse_event
+from ._sse import DONE, SSEDecoder
 from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
 from .auth._signers import RequestSigner
 from .formats._common import ChatContext, bad
@@ -172,24 +172,24 @@ class ChunkAssembler:
         self.delivered = 0
 
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
-        return self._events(self.decoder.feed(data))
+        return self._events(self._decoded(lambda: self.decoder.feed(data)))
 
     def close(self) -> list[ChatCompletionChunk]:
-        chunks = self._events(self.decoder.flush())
+        chunks = self._events(self._decoded(self.decoder.flush))
         return chunks + [self._wrap(c) for c in self.state.close()]
 
-    def _events(self, payloads: list[str]) -> list[ChatCompletionChunk]:
+    def _decoded(self, decode: Callable[[], list[Any]]) -> list[Any]:
+        try:
+            return decode()
+        except ValueError as exc:
+            raise APIResponseValidationError(f"OCI sent a malformed stream: {exc}", status_code=200, opc_request_id=self.request_id) from None
+
+    def _events(self, events: list[Any]) -> list[ChatCompletionChunk]:
         out: list[ChatCompletionChunk] = []
-        for data in payloads:
+        for event in events:
             if self.done:
                 break
-            try:
-                event = parse_event(data)
-            except ValueError:
-                raise APIResponseValidationError(
-                    f"OCI sent a stream event that is not valid JSON: {data[:120]!r}", status_code=200, opc_request_id=self.request_id
-                ) from None
-            if event == DONE:
+            if event is DONE:
                 self.done = True
                 break
             if not isinstance(event, dict):

@@ -5,19 +5,17 @@ from __future__ import annotations
 import email.utils
 import random
 import secrets
-import string
 import time
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
-_ALPHABET = string.ascii_letters + string.digits
 
 
 def new_retry_token() -> str:
-    """``opc-retry-token``: one per logical call, reused by every attempt of it."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(30))
+    """``opc-retry-token``: one per logical call, reused by every attempt of it (30 alphanumerics)."""
+    return secrets.token_hex(15)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -3,7 +3,8 @@
 OCI's event boundaries need not line up with network reads, and some events arrive
 separated by a single newline, so each complete ``data:`` line that holds a JSON value is
 an event by itself; lines that do not parse alone are joined with the following ``data:``
-lines of the same event, as the SSE format specifies.
+lines of the same event, as the SSE format specifies. Events come out parsed (each JSON
+text is parsed once); ``[DONE]`` comes out as ``DONE``.
 """
 
 from __future__ import annotations
@@ -19,36 +20,44 @@ class SSEDecoder:
         self._buffer = b""
         self._pending: list[str] = []
 
-    def feed(self, data: bytes) -> list[str]:
-        """Add bytes; return the data payloads of every event completed by them."""
-        self._buffer += data
-        out: list[str] = []
-        while True:
-            cut = _line_end(self._buffer)
-            if cut is None:
-                break
-            end, after = cut
-            line = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[after:]
-            self._line(line, out)
+    def feed(self, data: bytes) -> list[Any]:
+        """Add bytes; return the parsed payload of every event completed by them."""
+        buffer = self._buffer + data
+        held = b""
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # maybe the first half of a CRLF: wait for the next read
+                buffer, held = buffer[:-1], b"\r"
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, rest = buffer.split(b"\n")
+        self._buffer = rest + held
+        out: list[Any] = []
+        for line in lines:
+            self._line(line.decode("utf-8", errors="replace"), out)
         return out
 
-    def flush(self) -> list[str]:
-        """End of stream: whatever is left, as events."""
-        out: list[str] = []
+    def flush(self) -> list[Any]:
+        """End of stream: whatever is left, as events. Raises ValueError for a torn event."""
+        out: list[Any] = []
         if self._buffer:
             line, self._buffer = self._buffer.decode("utf-8", errors="replace"), b""
             self._line(line.rstrip("\r"), out)
-        if self._pending:
-            out.append("\n".join(self._pending))
-            self._pending = []
+        self._end_event(out)
         return out
 
-    def _line(self, line: str, out: list[str]) -> None:
+    def _end_event(self, out: list[Any]) -> None:
+        if self._pending:
+            text = "\n".join(self._pending)
+            self._pending = []
+            raise ValueError(f"stream event is not valid JSON: {text[:120]!r}")
+
+    def _line(self, line: str, out: list[Any]) -> None:
+        if line.startswith("data: ") and not self._pending:  # the common case, fast
+            parsed = _parse(line[6:])
+            if parsed is not _INCOMPLETE:
+                out.append(parsed)
+                return
         if not line:
-            if self._pending:
-                out.append("\n".join(self._pending))
-                self._pending = []
+            self._end_event(out)
             return
         if line.startswith(":"):
             return  # comment / keep-alive
@@ -57,38 +66,26 @@ class SSEDecoder:
             return  # event:, id:, retry: carry nothing OCI uses
         if value.startswith(" "):
             value = value[1:]
-        if not self._pending and _complete(value):
-            out.append(value)
-            return
+        if not self._pending:
+            parsed = _parse(value)
+            if parsed is not _INCOMPLETE:
+                out.append(parsed)
+                return
         self._pending.append(value)
-        joined = "\n".join(self._pending)
-        if _complete(joined):
-            out.append(joined)
+        parsed = _parse("\n".join(self._pending))
+        if parsed is not _INCOMPLETE:
+            out.append(parsed)
             self._pending = []
 
 
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    """(end of the first line, start of the next) for LF, CRLF or CR endings."""
-    lf = buffer.find(b"\n")
-    cr = buffer.find(b"\r")
-    if cr != -1 and (lf == -1 or cr < lf):
-        if cr + 1 == len(buffer):
-            return None  # a CR at the end may be the first half of CRLF
-        return (cr, cr + 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, cr + 1)
-    if lf == -1:
-        return None
-    return lf, lf + 1
+_INCOMPLETE = object()
+_loads = json.loads
 
 
-def _complete(value: str) -> bool:
+def _parse(value: str) -> Any:
     if value == DONE:
-        return True
+        return DONE
     try:
-        json.loads(value)
+        return _loads(value)
     except ValueError:
-        return False
-    return True
-
-
-def parse_event(data: str) -> Any:
-    return DONE if data == DONE else json.loads(data)
+        return _INCOMPLETE

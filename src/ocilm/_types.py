@@ -11,15 +11,24 @@ from typing import Any
 
 
 class OpenAIObject(dict):
-    """A dict whose keys are also attributes; nested dicts become OpenAIObjects."""
+    """A dict whose keys are also attributes.
+
+    Nested dicts (and dicts in lists) become OpenAIObjects when first read, so building one
+    from a large reply costs a plain dict copy and only what is used gets wrapped.
+    """
 
     __slots__ = ("opc_request_id",)
 
     def __init__(self, data: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
-        super().__init__()
-        self.opc_request_id: str | None = None
-        for key, value in {**(data or {}), **kwargs}.items():
-            self[key] = _wrap(value)
+        super().__init__(data or (), **kwargs)
+        object.__setattr__(self, "opc_request_id", None)
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        wrapped = _wrap(value)
+        if wrapped is not value:
+            dict.__setitem__(self, key, wrapped)
+        return wrapped
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -31,10 +40,10 @@ class OpenAIObject(dict):
         if name in OpenAIObject.__slots__:
             object.__setattr__(self, name, value)
         else:
-            self[name] = _wrap(value)
+            self[name] = value
 
-    def get(self, key: str, default: Any = None) -> Any:  # keeps dict semantics explicit for readers
-        return dict.get(self, key, default)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
     def model_dump(self) -> dict[str, Any]:
         """A plain-dict deep copy (what openai-python's pydantic models offer under this name)."""
@@ -47,7 +56,7 @@ class OpenAIObject(dict):
     json = model_dump_json
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.items())
+        fields = ", ".join(f"{k}={self[k]!r}" for k in self)
         return f"{type(self).__name__}({fields})"
 
     def __str__(self) -> str:
@@ -58,12 +67,11 @@ class OpenAIObject(dict):
 
 
 def _wrap(value: Any) -> Any:
-    if isinstance(value, OpenAIObject):
-        return value
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         return OpenAIObject(value)
-    if isinstance(value, list):
-        return [_wrap(v) for v in value]
+    if kind is list and value and any(type(v) is dict for v in value):
+        return [OpenAIObject(v) if type(v) is dict else v for v in value]
     return value
 
 

@@ -9,9 +9,9 @@ from ocilm._sse import DONE, SSEDecoder
 EVENTS = [{"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "Hé\nllo"}]}}, {"finishReason": "stop"}]
 
 
-def _decode(chunks: list[bytes]) -> list[str]:
+def _decode(chunks: list[bytes]) -> list:
     decoder = SSEDecoder()
-    out: list[str] = []
+    out: list = []
     for chunk in chunks:
         out += decoder.feed(chunk)
     return out + decoder.flush()
@@ -25,13 +25,13 @@ def _canonical(sep: str = "\n\n") -> bytes:
 def test_events_split_across_reads(size):
     raw = _canonical()
     got = _decode([raw[i : i + size] for i in range(0, len(raw), size)])
-    assert [json.loads(g) for g in got[:-1]] == EVENTS and got[-1] == DONE
+    assert got[:-1] == EVENTS and got[-1] is DONE
 
 
 @pytest.mark.parametrize("sep", ["\n", "\r\n\r\n", "\r\n", "\r\r", "\n\n\n"])
 def test_separators(sep):
     got = _decode([_canonical(sep)])
-    assert [json.loads(g) for g in got[:-1]] == EVENTS and got[-1] == DONE
+    assert got[:-1] == EVENTS and got[-1] is DONE
 
 
 def test_crlf_split_between_reads():
@@ -42,18 +42,27 @@ def test_crlf_split_between_reads():
 
 def test_comments_other_fields_and_pad():
     raw = b': keep-alive\nevent: message\nid: 7\ndata: {"text": "a", "pad": "xxxx"}\n\nretry: 10\n\n'
-    assert _decode([raw]) == ['{"text": "a", "pad": "xxxx"}']
+    assert _decode([raw]) == [{"text": "a", "pad": "xxxx"}]
 
 
 def test_missing_done_and_missing_final_newline():
     raw = b'data: {"a": 1}\n\ndata: {"b": 2}'
-    assert _decode([raw]) == ['{"a": 1}', '{"b": 2}']
+    assert _decode([raw]) == [{"a": 1}, {"b": 2}]
 
 
 def test_multi_line_data_joined():
     raw = b'data: {"a":\ndata: 1}\n\n'
-    assert _decode([raw]) == ['{"a":\n1}']
+    assert _decode([raw]) == [{"a": 1}]
 
 
 def test_data_without_space():
-    assert _decode([b'data:{"a":1}\n']) == ['{"a":1}']
+    assert _decode([b'data:{"a":1}\n']) == [{"a": 1}]
+
+
+def test_torn_event_is_an_error():
+    import pytest
+
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"a": \n') == []
+    with pytest.raises(ValueError, match="not valid JSON"):
+        decoder.feed(b"\n")

@@ -151,3 +151,12 @@ def test_assembler_error_event_mid_stream_and_done():
     done = ChunkAssembler(GenericStream(ctx(), "r", 1), "r")
     done.feed(b'data: {"finishReason": "stop"}\n\ndata: [DONE]\n\ndata: {"message": {"content": [{"type": "TEXT", "text": "late"}]}}\n\n')
     assert done.done and done.close() == []
+
+
+def test_assembler_reports_torn_stream():
+    from ocilm._errors import APIResponseValidationError
+
+    asm = ChunkAssembler(GenericStream(ctx(), "r", 1), "r")
+    asm.feed(b'data: {"message": \n')
+    with pytest.raises(APIResponseValidationError, match="malformed stream"):
+        asm.close()

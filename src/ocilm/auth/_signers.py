@@ -28,18 +28,27 @@ def rsa_sign(key: RSAPrivateKey, text: str) -> str:
     return base64.b64encode(key.sign(text.encode("ascii"), PKCS1v15(), SHA256())).decode("ascii")
 
 
-def fill_signed_headers(request: httpx.Request, names: tuple[str, ...]) -> None:
-    """Add the headers OCI signs but the caller may not have set (never overwrites)."""
+def fill_signed_headers(request: httpx.Request, names: tuple[str, ...]) -> dict[str, str]:
+    """Add the headers OCI signs but the caller may not have set; return the signed values.
+
+    Values the caller set (a fixed ``date``, say) are kept. The returned dict holds exactly
+    what is on the request, so the signing string is built without reading headers back.
+    """
     headers = request.headers
-    if "date" not in headers:
-        headers["date"] = email.utils.formatdate(usegmt=True)
-    if "host" not in headers:
-        headers["host"] = request.url.netloc.decode("ascii")
+    values: dict[str, str] = {}
+    added: dict[str, str] = {}
+    date = headers.get("date")
+    values["date"] = date or added.setdefault("date", email.utils.formatdate(usegmt=True))
+    host = headers.get("host")
+    values["host"] = host or added.setdefault("host", request.url.netloc.decode("ascii"))
     if "content-length" in names:
         body = request.content
-        headers.setdefault("content-type", "application/json")
-        headers["content-length"] = str(len(body))
-        headers["x-content-sha256"] = body_sha256(body)
+        content_type = headers.get("content-type")
+        values["content-type"] = content_type or added.setdefault("content-type", "application/json")
+        values["content-length"] = added["content-length"] = str(len(body))
+        values["x-content-sha256"] = added["x-content-sha256"] = body_sha256(body)
+    headers.update(added)
+    return values
 
 
 def request_target(request: httpx.Request) -> str:
@@ -66,8 +75,8 @@ class KeySigner(RequestSigner):
 
     def sign(self, request: httpx.Request) -> None:
         names = headers_to_sign(request.method)
-        fill_signed_headers(request, names)
-        text = signing_string(request.method, request_target(request), request.headers, names)
+        values = fill_signed_headers(request, names)
+        text = signing_string(request.method, request_target(request), values, names)
         request.headers["authorization"] = authorization_header(
             self._current_key_id(), names, rsa_sign(self._private_key, text)
         )

@@ -235,10 +235,14 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
 
 async def _sse(stream: Any, name: str) -> AsyncIterator[bytes]:
     """Chunks out as they arrive; an upstream failure mid-stream becomes an error event."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
     try:
-        async for chunk in stream:
-            chunk["model"] = name
-            yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        async for batch in stream.batches():
+            parts = []
+            for chunk in batch:
+                chunk["model"] = name
+                parts.append(b"data: " + dumps(chunk).encode() + b"\n\n")
+            yield b"".join(parts)
     except OCIError as exc:
         err = http_error_for(exc)
         payload = {"error": {"message": err.message, "type": err.kind, "param": None, "code": err.code}}

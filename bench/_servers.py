@@ -1,0 +1,81 @@
+"""Processes the benchmarks talk to: the simulator, a minimal pass-through proxy (the limit).
+
+Run as ``python bench/_servers.py simulator PORT KEYFILE KEYID`` or
+``python bench/_servers.py proxy PORT UPSTREAM KEYFILE KEYID``. Each prints "ready" when listening.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def simulator(port: int, key_file: str, key_id: str) -> None:
+    import uvicorn
+
+    from ocilm.auth import load_private_key_file
+    from ocilm.testing import SimulatorApp
+
+    app = SimulatorApp()
+    app.register_key(key_id, load_private_key_file(key_file).public_key())
+    print("ready", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="off")
+
+
+def proxy(port: int, upstream: str, key_file: str, key_id: str) -> None:
+    """The least a Python gateway can do: take an OCI body, sign it, forward it, relay the reply.
+
+    Raw ASGI, one pooled httpx client, signing per request; no parsing, no translation.
+    """
+    import base64
+    import email.utils
+    import hashlib
+
+    import httpx
+    import uvicorn
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    with open(key_file, "rb") as f:
+        key = load_pem_private_key(f.read(), None)
+    host = upstream.split("://", 1)[1]
+    client = httpx.AsyncClient(base_url=upstream, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        date = email.utils.formatdate(usegmt=True)
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        text = (f"date: {date}\n(request-target): post {path}\nhost: {host}\ncontent-length: {len(body)}\n"
+                f"content-type: application/json\nx-content-sha256: {digest}")
+        signature = base64.b64encode(key.sign(text.encode(), PKCS1v15(), SHA256())).decode()
+        headers = {
+            "date": date, "content-type": "application/json", "x-content-sha256": digest,
+            "authorization": f'Signature algorithm="rsa-sha256",headers="date (request-target) host content-length content-type x-content-sha256",keyId="{key_id}",signature="{signature}",version="1"',
+        }  # fmt: skip
+        request = client.build_request("POST", path, content=body, headers=headers)
+        response = await client.send(request, stream=True)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": [(b"content-type", response.headers["content-type"].encode())]})
+        async for part in response.aiter_raw():
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await response.aclose()
+        await send({"type": "http.response.body", "body": b""})
+
+    print("ready", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="off")
+
+
+if __name__ == "__main__":
+    kind, port, *rest = sys.argv[1:]
+    if kind == "simulator":
+        simulator(int(port), *rest)
+    else:
+        proxy(int(port), *rest)

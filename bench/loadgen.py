@@ -1,0 +1,82 @@
+"""A small HTTP/1.1 keep-alive load generator (its own process): fixed concurrency, N requests.
+
+Usage: python bench/loadgen.py URL BODYFILE CONCURRENCY REQUESTS [HEADER:VALUE ...]
+Prints JSON: requests, seconds, rps, p50/p99 latency (ms) to the full response, errors.
+Raw asyncio streams keep the generator cheap, so the server under test is what is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from urllib.parse import urlsplit
+
+
+async def worker(host: str, port: int, request: bytes, todo: list[int], latencies: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while todo:
+            todo.pop()
+            start = time.perf_counter()
+            writer.write(request)
+            status_line = await reader.readline()
+            status = int(status_line.split()[1])
+            length, chunked = None, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "transfer-encoding" and "chunked" in value:
+                    chunked = True
+            if chunked:
+                while True:
+                    size = int((await reader.readline()).strip(), 16)
+                    await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+            elif length is not None:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                errors.append(str(status))
+    finally:
+        writer.close()
+
+
+async def run(url: str, body: bytes, concurrency: int, count: int, headers: list[str]) -> dict:
+    parts = urlsplit(url)
+    head = (f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n" + "".join(f"{h}\r\n" for h in headers) + "\r\n")
+    request = head.encode() + body
+    todo = list(range(count))
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(parts.hostname, parts.port, request, todo, latencies, errors) for _ in range(concurrency)))
+    seconds = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": len(latencies), "seconds": round(seconds, 3), "rps": round(len(latencies) / seconds, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3), "errors": len(errors),
+    }
+
+
+if __name__ == "__main__":
+    url, body_file, concurrency, count, *headers = sys.argv[1:]
+    with open(body_file, "rb") as f:
+        body = f.read()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(run(url, body, int(concurrency), int(count), headers))))

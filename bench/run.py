@@ -1,0 +1,421 @@
+"""All benchmarks in one run; writes bench/RESULTS.md.
+
+Usage: ./scripts/bench.sh  (or .venv/bin/python bench/run.py [--quick])
+
+Every ocilm figure is measured interleaved with its "limit" in the same run: a plain persistent
+httpx client posting a prebuilt OCI body signed per call (client), and a minimal raw-ASGI
+pass-through proxy (gateway). The simulator runs in its own process; so does the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import email.utils
+import hashlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import import_budget  # noqa: E402
+
+MODEL = "meta.llama-3.3-70b-instruct"
+PROMPT = " ".join(f"w{i}" for i in range(45))  # the simulator answers ~50 tokens to it
+TENANCY, USER = "ocid1.tenancy.oc1..aaaaaaaabench", "ocid1.user.oc1..aaaaaaaabench"
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaabench"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], wait_url: str | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(wait_url, timeout=0.5)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def summary(samples: list[float]) -> dict:
+    samples = sorted(samples)
+    return {"median_ms": statistics.median(samples) * 1000, "p95_ms": samples[int(len(samples) * 0.95) - 1] * 1000, "n": len(samples)}
+
+
+class PlainSigner:
+    """The baseline's signer: the OCI algorithm written out inline, key parsed once."""
+
+    def __init__(self, key_file: str, key_id: str, host: str) -> None:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        with open(key_file, "rb") as f:
+            self.key = load_pem_private_key(f.read(), None)
+        self.key_id, self.host = key_id, host
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+        from cryptography.hazmat.primitives.hashes import SHA256
+
+        date = email.utils.formatdate(usegmt=True)
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        text = (f"date: {date}\n(request-target): post /20231130/actions/chat\nhost: {self.host}\ncontent-length: {len(body)}\n"
+                f"content-type: application/json\nx-content-sha256: {digest}")
+        signature = base64.b64encode(self.key.sign(text.encode(), PKCS1v15(), SHA256())).decode()
+        return {"date": date, "content-type": "application/json", "x-content-sha256": digest,
+                "authorization": f'Signature algorithm="rsa-sha256",headers="date (request-target) host content-length content-type x-content-sha256",keyId="{self.key_id}",signature="{signature}",version="1"'}  # fmt: skip
+
+
+def oci_body(stream: bool) -> bytes:
+    request = {"apiFormat": "GENERIC", "messages": [{"role": "USER", "content": [{"type": "TEXT", "text": PROMPT}]}], "maxTokens": 4000}
+    if stream:
+        request["isStream"] = True
+    return json.dumps({"compartmentId": COMPARTMENT, "servingMode": {"servingType": "ON_DEMAND", "modelId": MODEL}, "chatRequest": request}).encode()
+
+
+def parse_stream_line(line: bytes) -> None:
+    if line.startswith(b"data: ") and line != b"data: [DONE]":
+        json.loads(line[6:])
+
+
+# ---------------------------------------------------------------- client benchmarks
+
+
+def client_sync(ctx: dict, rounds: int) -> dict:
+    import httpx
+
+    import ocilm
+
+    url = ctx["sim"] + "/20231130/actions/chat"
+    signer = ctx["signer"]
+    messages = [{"role": "user", "content": PROMPT}]
+    out: dict[str, list[float]] = {k: [] for k in ("ocilm", "limit", "ocilm_ttfc", "limit_ttfc", "ocilm_stream", "limit_stream")}
+    body, sbody = oci_body(False), oci_body(True)
+    with ocilm.Client(**ctx["creds"]) as client, httpx.Client() as http:
+        for i in range(rounds + 20):
+            keep = i >= 20  # warm-up rounds are not recorded
+            t = time.perf_counter()
+            client.completion(f"oci/{MODEL}", messages)
+            a = time.perf_counter() - t
+            t = time.perf_counter()
+            http.post(url, content=body, headers=signer.headers(body)).json()
+            b = time.perf_counter() - t
+            t = time.perf_counter()
+            first = None
+            for _chunk in client.completion(f"oci/{MODEL}", messages, stream=True):
+                first = first or time.perf_counter() - t
+            c = time.perf_counter() - t
+            t = time.perf_counter()
+            lfirst = None
+            with http.stream("POST", url, content=sbody, headers=signer.headers(sbody)) as r:
+                for line in r.iter_lines():
+                    if line:
+                        parse_stream_line(line.encode())
+                        lfirst = lfirst or time.perf_counter() - t
+            d = time.perf_counter() - t
+            if keep:
+                out["ocilm"].append(a), out["limit"].append(b)
+                out["ocilm_ttfc"].append(first), out["limit_ttfc"].append(lfirst)
+                out["ocilm_stream"].append(c), out["limit_stream"].append(d)
+    return {k: summary(v) for k, v in out.items()}
+
+
+async def client_async(ctx: dict, rounds: int, concurrencies: tuple[int, ...]) -> dict:
+    import httpx
+
+    import ocilm
+
+    url = ctx["sim"] + "/20231130/actions/chat"
+    signer = ctx["signer"]
+    messages = [{"role": "user", "content": PROMPT}]
+    body, sbody = oci_body(False), oci_body(True)
+    results: dict = {}
+    async with ocilm.AsyncClient(**ctx["creds"]) as client, httpx.AsyncClient(limits=httpx.Limits(max_connections=200)) as http:
+
+        async def ours() -> float:
+            t = time.perf_counter()
+            await client.completion(f"oci/{MODEL}", messages)
+            return time.perf_counter() - t
+
+        async def limit() -> float:
+            t = time.perf_counter()
+            (await http.post(url, content=body, headers=signer.headers(body))).json()
+            return time.perf_counter() - t
+
+        async def ours_stream() -> tuple[float, float]:
+            t = time.perf_counter()
+            first = None
+            async for _chunk in await client.completion(f"oci/{MODEL}", messages, stream=True):
+                first = first or time.perf_counter() - t
+            return first, time.perf_counter() - t
+
+        async def limit_stream() -> tuple[float, float]:
+            t = time.perf_counter()
+            first = None
+            async with http.stream("POST", url, content=sbody, headers=signer.headers(sbody)) as r:
+                async for line in r.aiter_lines():
+                    if line:
+                        parse_stream_line(line.encode())
+                        first = first or time.perf_counter() - t
+            return first, time.perf_counter() - t
+
+        for c in concurrencies:
+            n_rounds = max(10, rounds // c) if c > 1 else rounds
+            samples: dict[str, list[float]] = {"ocilm": [], "limit": []}
+            walls: dict[str, float] = {"ocilm": 0.0, "limit": 0.0}
+            for i in range(n_rounds + 5):
+                for name, fn in (("ocilm", ours), ("limit", limit)):
+                    t = time.perf_counter()
+                    got = await asyncio.gather(*(fn() for _ in range(c)))
+                    if i >= 5:
+                        walls[name] += time.perf_counter() - t
+                        samples[name].extend(got)
+            results[f"concurrency {c}"] = {
+                name: {**summary(samples[name]), "calls_per_s": len(samples[name]) / walls[name]} for name in samples
+            }
+        stream = {"ocilm_ttfc": [], "ocilm_total": [], "limit_ttfc": [], "limit_total": []}
+        for i in range(rounds + 10):
+            a, b = await ours_stream(), await limit_stream()
+            if i >= 10:
+                stream["ocilm_ttfc"].append(a[0]), stream["ocilm_total"].append(a[1])
+                stream["limit_ttfc"].append(b[0]), stream["limit_total"].append(b[1])
+        results["stream"] = {k: summary(v) for k, v in stream.items()}
+    return results
+
+
+# ---------------------------------------------------------------- gateway benchmarks
+
+
+def loadgen(url: str, body: bytes, concurrency: int, count: int, headers: list[str] = ()) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        f.write(body)
+    out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), url, f.name, str(concurrency), str(count), *headers],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    return json.loads(out)
+
+
+def gateway_bench(ctx: dict, concurrency: int, count: int, soak: int) -> dict:
+    import yaml
+
+    creds = ctx["creds"]
+    gw_port, proxy_port = free_port(), free_port()
+    config = Path(ctx["tmp"]) / "gateway.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "llama", "litellm_params": {"model": f"oci/{MODEL}", **creds}}],
+        "general_settings": {"master_key": "sk-bench-master-key"},
+    }))  # fmt: skip
+    gateway = start(["-m", "ocilm", "serve", "--config", str(config), "--port", str(gw_port), "--log-level", "error"],
+                    f"http://127.0.0.1:{gw_port}/health/liveliness")
+    proxy = start([str(HERE / "_servers.py"), "proxy", str(proxy_port), ctx["sim"], ctx["key_file"], ctx["key_id"]],
+                  f"http://127.0.0.1:{proxy_port}/")
+    auth = ["authorization: Bearer sk-bench-master-key"]
+    openai_body = lambda stream: json.dumps({"model": "llama", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}).encode()  # noqa: E731
+    results: dict = {}
+    try:
+        direct_headers = lambda body: [f"{k}: {v}" for k, v in ctx["signer"].headers(body).items() if k != "content-type"]  # noqa: E731
+        for stream in (False, True):
+            label = "stream" if stream else "non-stream"
+            n = count // 2 if stream else count
+            # The direct arm reuses one signature (its date stays valid for 5 minutes): the
+            # simulator's own cost, with no signing in the loop.
+            rows = {}
+            for _ in range(2):  # two interleaved passes; the better of each is kept
+                for name, url, body, headers in (
+                    ("simulator direct", ctx["sim"] + "/20231130/actions/chat", oci_body(stream), direct_headers(oci_body(stream))),
+                    ("pass-through proxy (limit)", f"http://127.0.0.1:{proxy_port}/20231130/actions/chat", oci_body(stream), []),
+                    ("ocilm gateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions", openai_body(stream), auth),
+                ):
+                    got = loadgen(url, body, concurrency, n, headers)
+                    if name not in rows or got["rps"] > rows[name]["rps"]:
+                        rows[name] = got
+            results[label] = rows
+        loadgen(f"http://127.0.0.1:{gw_port}/v1/chat/completions", openai_body(False), concurrency, 1000, auth)  # warm
+        before = rss_mb(gateway.pid)
+        soaked = loadgen(f"http://127.0.0.1:{gw_port}/v1/chat/completions", openai_body(False), concurrency, soak, auth)
+        after = rss_mb(gateway.pid)
+        results["memory"] = {"requests": soaked["requests"], "errors": soaked["errors"], "rss_before_mb": before, "rss_after_mb": after,
+                             "growth_pct": (after - before) / before * 100}
+    finally:
+        for proc in (gateway, proxy):
+            proc.terminate()
+            proc.wait(10)
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "?")
+    import httpx
+
+    import ocilm
+
+    return (f"{os.cpu_count()} cores ({cpu}), {int(mem) // 1024 // 1024} GiB; {platform.platform()}; "
+            f"Python {platform.python_version()}; ocilm {ocilm.__version__}, httpx {httpx.__version__}")
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def report(data: dict, command: str, seconds: float) -> str:
+    lines = [
+        "# Benchmark results", "",
+        f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, in {seconds:.0f} s.", "",
+        f"Machine: {machine()}.", "",
+        "Every ocilm row was measured interleaved with its limit in the same run. The simulator (the",
+        "upstream for every row) runs in its own process, and verifies every signature.", "",
+        "## Import (fresh process)", "", "| what | median s | max s | RSS MB |", "| --- | --- | --- | --- |",
+    ]
+    for name, row in data["import"].items():
+        lines.append(f"| {name} | {row['median_s']:.4f} | {row['max_s']:.4f} | {row['rss_mb']:.1f} |")
+    sync = data["client_sync"]
+    lines += ["", "## Client, sync (one call at a time, ~50-token replies)", "",
+              "| measure | ocilm median ms | ocilm p95 ms | limit median ms | limit p95 ms | ratio (median) |", "| --- | --- | --- | --- | --- | --- |"]
+    for label, a, b in (("non-stream call", "ocilm", "limit"), ("stream: time to first chunk", "ocilm_ttfc", "limit_ttfc"),
+                        ("stream: total", "ocilm_stream", "limit_stream")):
+        lines.append(f"| {label} | {fmt(sync[a]['median_ms'])} | {fmt(sync[a]['p95_ms'])} | {fmt(sync[b]['median_ms'])} | "
+                     f"{fmt(sync[b]['p95_ms'])} | {sync[a]['median_ms'] / sync[b]['median_ms']:.2f}x |")
+    asy = data["client_async"]
+    lines += ["", "## Client, async", "",
+              "| measure | ocilm median ms | ocilm p95 ms | limit median ms | limit p95 ms | ratio (median) | ocilm calls/s | limit calls/s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, row in asy.items():
+        if key == "stream":
+            continue
+        o, lim = row["ocilm"], row["limit"]
+        lines.append(f"| non-stream, {key} | {fmt(o['median_ms'])} | {fmt(o['p95_ms'])} | {fmt(lim['median_ms'])} | {fmt(lim['p95_ms'])} | "
+                     f"{o['median_ms'] / lim['median_ms']:.2f}x | {o['calls_per_s']:.0f} | {lim['calls_per_s']:.0f} |")
+    st = asy["stream"]
+    for label, a, b in (("stream: time to first chunk", "ocilm_ttfc", "limit_ttfc"), ("stream: total", "ocilm_total", "limit_total")):
+        lines.append(f"| {label} | {fmt(st[a]['median_ms'])} | {fmt(st[a]['p95_ms'])} | {fmt(st[b]['median_ms'])} | {fmt(st[b]['p95_ms'])} | "
+                     f"{st[a]['median_ms'] / st[b]['median_ms']:.2f}x | | |")
+    gw = data["gateway"]
+    lines += ["", f"## Gateway ({data['concurrency']} concurrent connections, load generator in its own process)", "",
+              "| mode | server | requests | req/s | p50 ms | p99 ms | errors | req/s vs limit | added p50 ms vs direct |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for mode in ("non-stream", "stream"):
+        rows = gw[mode]
+        limit_rps = rows["pass-through proxy (limit)"]["rps"]
+        direct_p50 = rows["simulator direct"]["p50_ms"]
+        for name, row in rows.items():
+            lines.append(f"| {mode} | {name} | {row['requests']} | {row['rps']:.0f} | {fmt(row['p50_ms'])} | {fmt(row['p99_ms'])} | "
+                         f"{row['errors']} | {row['rps'] / limit_rps * 100:.0f}% | {row['p50_ms'] - direct_p50:+.2f} |")
+    mem = gw["memory"]
+    lines += ["", f"Gateway memory: {mem['rss_before_mb']:.1f} MB RSS after warm-up, {mem['rss_after_mb']:.1f} MB after "
+              f"{mem['requests']} more requests ({mem['errors']} errors): {mem['growth_pct']:+.1f}%.", ""]
+    lines += ["## LiteLLM", "", data["litellm"], "", "## Targets", ""]
+    for line in data["targets"]:
+        lines.append(f"- {line}")
+    return "\n".join(lines) + "\n"
+
+
+def targets(data: dict) -> list[str]:
+    sync = data["client_sync"]
+    out = []
+    ratio = sync["ocilm"]["median_ms"] / sync["limit"]["median_ms"]
+    out.append(f"client overhead per call <= 1.3x the limit: {ratio:.2f}x (sync, non-stream) -> {'met' if ratio <= 1.3 else 'MISSED'}")
+    a = data["client_async"]["concurrency 1"]
+    ratio = a["ocilm"]["median_ms"] / a["limit"]["median_ms"]
+    out.append(f"client overhead per call <= 1.3x the limit: {ratio:.2f}x (async, non-stream) -> {'met' if ratio <= 1.3 else 'MISSED'}")
+    for mode in ("non-stream", "stream"):
+        rows = data["gateway"][mode]
+        share = rows["ocilm gateway"]["rps"] / rows["pass-through proxy (limit)"]["rps"]
+        out.append(f"gateway throughput >= 80% of the pass-through limit ({mode}): {share * 100:.0f}% -> {'met' if share >= 0.8 else 'MISSED'}")
+    growth = data["gateway"]["memory"]["growth_pct"]
+    out.append(f"gateway RSS growth < 10% over the soak: {growth:+.1f}% -> {'met' if growth < 10 else 'MISSED'}")
+    imp = data["import"]["import ocilm"]
+    ok = imp["median_s"] < 0.15 and imp["rss_mb"] < 45
+    out.append(f"import under 0.15 s and 45 MB: {imp['median_s']:.3f} s, {imp['rss_mb']:.1f} MB -> {'met' if ok else 'MISSED'}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for RESULTS.md)")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    rounds, count, soak, conc = (60, 600, 2000, 8) if args.quick else (400, 4000, 20000, 8)
+    command = "./scripts/bench.sh" + (" --quick" if args.quick else "")
+    began = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="ocilm-bench-")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ocilm.auth import fingerprint
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = os.path.join(tmp, "key.pem")
+    Path(key_file).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_id = f"{TENANCY}/{USER}/{fingerprint(key)}"
+    port = free_port()
+    sim = start([str(HERE / "_servers.py"), "simulator", str(port), key_file, key_id], f"http://127.0.0.1:{port}/")
+    ctx = {
+        "tmp": tmp, "key_file": key_file, "key_id": key_id, "sim": f"http://127.0.0.1:{port}",
+        "signer": PlainSigner(key_file, key_id, f"127.0.0.1:{port}"),
+        "creds": {"oci_user": USER, "oci_tenancy": TENANCY, "oci_fingerprint": fingerprint(key), "oci_key_file": key_file,
+                  "oci_compartment_id": COMPARTMENT, "api_base": f"http://127.0.0.1:{port}"},
+    }  # fmt: skip
+    data: dict = {"concurrency": conc}
+    try:
+        print("import ...", file=sys.stderr)
+        data["import"] = {name: import_budget.measure(stmt, 11) for name, stmt in
+                          (("python (nothing imported)", "pass"), ("import ocilm", "import ocilm"), ("import httpx (for scale)", "import httpx"))}
+        print("client, sync ...", file=sys.stderr)
+        data["client_sync"] = client_sync(ctx, rounds)
+        print("client, async ...", file=sys.stderr)
+        data["client_async"] = asyncio.run(client_async(ctx, rounds, (1, 10, 100)))
+        print("gateway ...", file=sys.stderr)
+        data["gateway"] = gateway_bench(ctx, conc, count, soak)
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    try:
+        import litellm  # noqa: F401
+
+        data["litellm"] = "LiteLLM is installed, but its row is not implemented in this run yet."
+    except ImportError:
+        data["litellm"] = "LiteLLM is not installed in this environment, so it has no row (it is never a dependency of ocilm)."
+    data["targets"] = targets(data)
+    text = report(data, command, time.monotonic() - began)
+    if not args.quick:
+        Path(args.out).write_text(text)
+    (HERE / "last_run.json").write_text(json.dumps(data, indent=2))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ and writes bench/RESULTS.md (a few minutes on 2 cores).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/_bootstrap.sh" test
+cd "$root"
+python bench/run.py "$@"
