@@ -43,7 +43,7 @@ class OpenAIObject(dict):
             self[name] = value
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - self.get would recurse; self[key] wraps nested dicts
 
     def model_dump(self) -> dict[str, Any]:
         """A plain-dict deep copy (what openai-python's pydantic models offer under this name)."""
