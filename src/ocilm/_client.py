@@ -172,7 +172,7 @@ class Stream:
         """Read until the first chunk exists, so failures before it can still be retried."""
         first: list[ChatCompletionChunk] = []
         try:
-            source = response.iter_bytes()
+            source = _body_reader(response, asynchronous=False)
             while not first:
                 data = next(source, None)
                 if data is None:
@@ -202,6 +202,7 @@ class Stream:
                     break
                 yield from self._assembler.feed(data)
             yield from self._assembler.close()
+            _drain(self._source)
         finally:
             self.response.close()
 
@@ -226,6 +227,41 @@ class Stream:
             self.response.close()
         except Exception:
             pass
+
+
+def _body_reader(response: httpx.Response, *, asynchronous: bool) -> Any:
+    """The body as it arrives: raw reads skip httpx's decoding layers when nothing is encoded."""
+    encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+    if asynchronous:
+        return response.aiter_bytes() if encoded else response.aiter_raw()
+    return response.iter_bytes() if encoded else response.iter_raw()
+
+
+# After [DONE] only the end of the HTTP body is left; reading it lets the connection go
+# back to the pool instead of being closed (and reopened for the next call).
+_DRAIN_LIMIT = 64 * 1024
+
+
+def _drain(source: Iterator[bytes]) -> None:
+    seen = 0
+    try:
+        for data in source:
+            seen += len(data)
+            if seen > _DRAIN_LIMIT:
+                return
+    except httpx.HTTPError:
+        return
+
+
+async def _adrain(source: AsyncIterator[bytes]) -> None:
+    seen = 0
+    try:
+        async for data in source:
+            seen += len(data)
+            if seen > _DRAIN_LIMIT:
+                return
+    except httpx.HTTPError:
+        return
 
 
 def _stream_error(exc: Exception, assembler: ChunkAssembler) -> OCIError:
@@ -347,7 +383,7 @@ class AsyncStream:
     @classmethod
     async def open(cls, response: httpx.Response, assembler: ChunkAssembler) -> AsyncStream:
         first: list[ChatCompletionChunk] = []
-        source = response.aiter_bytes()
+        source = _body_reader(response, asynchronous=True)
         try:
             while not first:
                 try:
@@ -374,6 +410,7 @@ class AsyncStream:
                 raise StopAsyncIteration
             try:
                 if self._assembler.done:
+                    await _adrain(self._source)
                     raise StopAsyncIteration
                 data = await self._source.__anext__()
                 self._pending.extend(self._assembler.feed(data))
@@ -393,16 +430,30 @@ class AsyncStream:
         return chunk
 
     async def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
-        """Chunks grouped by the network read they came from (a relay can write each group at once)."""
-        while True:
-            if self._pending:
-                batch, self._pending = self._pending, []
-                yield batch
-                continue
-            try:
-                yield [await self.__anext__()]
-            except StopAsyncIteration:
-                return
+        """Chunks grouped by the network read they came from, for relays that write a group at once.
+
+        The same chunks as iterating the stream, with one step per read instead of per chunk.
+        """
+        if self._pending:
+            batch, self._pending = self._pending, []
+            yield batch
+        if self.response.is_closed:
+            return
+        try:
+            async for data in self._source:
+                batch = self._assembler.feed(data)
+                if batch:
+                    yield batch
+                if self._assembler.done:
+                    await _adrain(self._source)
+                    break
+            tail = self._assembler.close()
+            if tail:
+                yield tail
+        except httpx.HTTPError as exc:
+            raise _stream_error(exc, self._assembler) from exc
+        finally:
+            await self.response.aclose()
 
     async def aclose(self) -> None:
         await self.response.aclose()

@@ -337,3 +337,20 @@ def test_client_defaults_and_overrides(creds, oci_simulator):
         client.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "b"}], temperature=0.1)
         assert "oci_key" not in repr(client) and "BEGIN" not in repr(client)
     assert [r.json["chatRequest"]["temperature"] for r in oci_simulator.requests] == [0.5, 0.1]
+
+
+def test_connections_are_reused_after_streams(creds, oci_simulator):
+    """A finished stream hands its connection back to the pool (the body is read to its end)."""
+    with Client(**creds) as client:
+        for _ in range(5):
+            list(client.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "x"}], stream=True))
+        client.completion("oci/cohere.command-latest", [{"role": "user", "content": "x"}])
+    assert len({r.client for r in oci_simulator.requests}) == 1
+
+
+async def test_async_connections_are_reused_after_streams(creds, oci_simulator):
+    async with AsyncClient(**creds) as client:
+        for _ in range(5):
+            async for _chunk in await client.completion("oci/xai.grok-3", [{"role": "user", "content": "x"}], stream=True):
+                pass
+    assert len({r.client for r in oci_simulator.requests}) == 1

@@ -160,3 +160,19 @@ def test_assembler_reports_torn_stream():
     asm.feed(b'data: {"message": \n')
     with pytest.raises(APIResponseValidationError, match="malformed stream"):
         asm.close()
+
+
+def test_gateway_chunk_encoder_matches_plain_json():
+    import json
+
+    from ocilm._types import ChatCompletionChunk
+    from ocilm.gateway._app import _ChunkEncoder
+
+    encode = _ChunkEncoder("public-name")
+    state = GenericStream(ctx(usage=True), "REQ", 123)
+    chunks = [c for e in ({"message": {"content": [{"type": "TEXT", "text": 'He said "hi" – ok'}]}}, {"finishReason": "stop"},
+                          {"usage": {"promptTokens": 1, "completionTokens": 2, "totalTokens": 3}}) for c in state.feed(e)]
+    for chunk in chunks:
+        wire = encode(ChatCompletionChunk(chunk))
+        assert wire.startswith(b"data: ") and wire.endswith(b"\n\n")
+        assert json.loads(wire[6:]) == {**chunk, "model": "public-name"}

@@ -235,14 +235,10 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
 
 async def _sse(stream: Any, name: str) -> AsyncIterator[bytes]:
     """Chunks out as they arrive; an upstream failure mid-stream becomes an error event."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    encode = _ChunkEncoder(name)
     try:
         async for batch in stream.batches():
-            parts = []
-            for chunk in batch:
-                chunk["model"] = name
-                parts.append(b"data: " + dumps(chunk).encode() + b"\n\n")
-            yield b"".join(parts)
+            yield b"".join([encode(chunk) for chunk in batch])
     except OCIError as exc:
         err = http_error_for(exc)
         payload = {"error": {"message": err.message, "type": err.kind, "param": None, "code": err.code}}
@@ -251,3 +247,28 @@ async def _sse(stream: Any, name: str) -> AsyncIterator[bytes]:
     finally:
         await stream.aclose()  # also runs when the client disconnects and the task is cancelled
     yield b"data: [DONE]\n\n"
+
+
+class _ChunkEncoder:
+    """Serialises a stream's chunks as SSE events under the gateway's model name.
+
+    id, object, created and model are the same in every chunk of a stream, so their JSON is
+    made once and only the changing fields are encoded per chunk.
+    """
+
+    _dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.prefix: bytes | None = None
+        self.stream_id: str | None = None
+
+    def __call__(self, chunk: dict) -> bytes:
+        if self.prefix is None or chunk["id"] != self.stream_id:
+            self.stream_id = chunk["id"]
+            head = {"id": chunk["id"], "object": chunk["object"], "created": chunk["created"], "model": self.name}
+            self.prefix = b"data: " + self._dumps(head)[:-1].encode() + b',"choices":'
+        rest = self._dumps(dict.__getitem__(chunk, "choices"))
+        if "usage" in chunk:
+            rest += ',"usage":' + self._dumps(dict.__getitem__(chunk, "usage"))
+        return self.prefix + rest.encode() + b',"system_fingerprint":null}\n\n'

@@ -38,6 +38,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    client: tuple[str, int] | None = None  # the peer address: which connection carried it
     time: float = field(default_factory=time.time)
 
     @property
@@ -111,7 +112,8 @@ class SimulatorApp:
                 return
             if not message.get("more_body"):
                 break
-        record = RecordedRequest(scope["method"], target, headers, body)
+        client = scope.get("client")
+        record = RecordedRequest(scope["method"], target, headers, body, client=tuple(client) if client else None)
         with self._lock:
             self.requests.append(record)
         try:
