@@ -120,7 +120,9 @@ def client_sync(ctx: dict, rounds: int) -> dict:
     messages = [{"role": "user", "content": PROMPT}]
     out: dict[str, list[float]] = {k: [] for k in ("ocilm", "limit", "ocilm_ttfc", "limit_ttfc", "ocilm_stream", "limit_stream")}
     body, sbody = oci_body(False), oci_body(True)
-    with ocilm.Client(**ctx["creds"]) as client, httpx.Client() as http:
+    from ocilm._client import _LIMITS
+
+    with ocilm.Client(**ctx["creds"]) as client, httpx.Client(limits=_LIMITS) as http:
         for i in range(rounds + 20):
             keep = i >= 20  # warm-up rounds are not recorded
             t = time.perf_counter()
@@ -159,7 +161,9 @@ async def client_async(ctx: dict, rounds: int, concurrencies: tuple[int, ...]) -
     messages = [{"role": "user", "content": PROMPT}]
     body, sbody = oci_body(False), oci_body(True)
     results: dict = {}
-    async with ocilm.AsyncClient(**ctx["creds"]) as client, httpx.AsyncClient(limits=httpx.Limits(max_connections=200)) as http:
+    from ocilm._client import _LIMITS  # the same pool limits for both arms
+
+    async with ocilm.AsyncClient(**ctx["creds"]) as client, httpx.AsyncClient(limits=_LIMITS) as http:
 
         async def ours() -> float:
             t = time.perf_counter()
@@ -272,6 +276,48 @@ def gateway_bench(ctx: dict, concurrency: int, count: int, soak: int) -> dict:
     return results
 
 
+# ---------------------------------------------------------------- LiteLLM, when installed
+
+
+def litellm_row(ctx: dict, rounds: int) -> str:
+    """LiteLLM's OCI provider against the same simulator, interleaved with the same limit."""
+    import importlib.util
+
+    if importlib.util.find_spec("litellm") is None:
+        return "LiteLLM is not installed in this environment, so it has no row (it is never a dependency of ocilm)."
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
+    imp = import_budget.measure("import os; os.environ[\"LITELLM_LOCAL_MODEL_COST_MAP\"] = \"True\"; import litellm", 3)
+    import httpx
+    import litellm
+
+    creds = ctx["creds"]
+    kwargs = {"api_base": creds["api_base"], "oci_region": "us-chicago-1", "oci_user": creds["oci_user"],
+              "oci_fingerprint": creds["oci_fingerprint"], "oci_tenancy": creds["oci_tenancy"],
+              "oci_key_file": creds["oci_key_file"], "oci_compartment_id": creds["oci_compartment_id"]}  # fmt: skip
+    messages = [{"role": "user", "content": PROMPT}]
+    url, body = ctx["sim"] + "/20231130/actions/chat", oci_body(False)
+    ours, limit = [], []
+    try:
+        with httpx.Client() as http:
+            for i in range(rounds + 3):
+                t = time.perf_counter()
+                reply = litellm.completion(model=f"oci/{MODEL}", messages=messages, max_tokens=4000, **kwargs)
+                a = time.perf_counter() - t
+                t = time.perf_counter()
+                http.post(url, content=body, headers=ctx["signer"].headers(body)).json()
+                b = time.perf_counter() - t
+                if i >= 3:
+                    ours.append(a), limit.append(b)
+        text = reply.choices[0].message.content or ""
+    except Exception as exc:  # report what happened instead of a figure
+        return (f"LiteLLM {getattr(litellm, '__version__', '')} is installed (import: {imp['median_s']:.2f} s, {imp['rss_mb']:.0f} MB RSS), "
+                f"but its OCI call against the simulator failed: {type(exc).__name__}: {str(exc)[:300]}")
+    o, lim = summary(ours), summary(limit)
+    return (f"| client | import s | import RSS MB | non-stream median ms | p95 ms | limit median ms | ratio |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+            f"| LiteLLM | {imp['median_s']:.2f} | {imp['rss_mb']:.0f} | {fmt(o['median_ms'])} | {fmt(o['p95_ms'])} | {fmt(lim['median_ms'])} | "
+            f"{o['median_ms'] / lim['median_ms']:.2f}x |\n\nLiteLLM's reply: {text[:80]!r}")
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -339,6 +385,9 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## LiteLLM", "", data["litellm"], "", "## Targets", ""]
     for line in data["targets"]:
         lines.append(f"- {line}")
+    notes = HERE / "PROFILE_NOTES.md"
+    if notes.exists():  # hand-written: what was profiled and changed, with before/after figures
+        lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -368,7 +417,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     rounds, count, soak, conc = (60, 600, 2000, 8) if args.quick else (400, 4000, 20000, 8)
-    command = "./scripts/bench.sh" + (" --quick" if args.quick else "")
+    command = os.environ.get("OCILM_BENCH_COMMAND") or " ".join([os.path.relpath(sys.executable), "bench/run.py", *sys.argv[1:]])
     began = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="ocilm-bench-")
     from cryptography.hazmat.primitives import serialization
@@ -399,15 +448,12 @@ def main() -> int:
         data["client_async"] = asyncio.run(client_async(ctx, rounds, (1, 10, 100)))
         print("gateway ...", file=sys.stderr)
         data["gateway"] = gateway_bench(ctx, conc, count, soak)
+        print("litellm ...", file=sys.stderr)
+        data["litellm"] = litellm_row(ctx, max(30, rounds // 4))
     finally:
         sim.terminate()
         sim.wait(10)
-    try:
-        import litellm  # noqa: F401
 
-        data["litellm"] = "LiteLLM is installed, but its row is not implemented in this run yet."
-    except ImportError:
-        data["litellm"] = "LiteLLM is not installed in this environment, so it has no row (it is never a dependency of ocilm)."
     data["targets"] = targets(data)
     text = report(data, command, time.monotonic() - began)
     if not args.quick:

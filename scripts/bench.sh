@@ -4,4 +4,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/_bootstrap.sh" test
 cd "$root"
-python bench/run.py "$@"
+OCILM_BENCH_COMMAND="./scripts/bench.sh $*" python bench/run.py "$@"

@@ -22,7 +22,7 @@ from ._types import (
 )
 from .auth._httpx import OCIAuth
 
-_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30)
 
 
 def _request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, retry_token: str) -> httpx.Request:

@@ -14,7 +14,13 @@ from typing import Any
 
 from . import __version__
 from ._endpoint import action_url
-from ._errors import APIResponseValidationError, ConfigurationError, error_class_for_status
+from ._errors import (
+    APIResponseValidationError,
+    BadRequestError,
+    ConfigurationError,
+    OCIError,
+    error_class_for_status,
+)
 from ._models import api_format_for, model_info
 from ._settings import OCI_PARAMS, Settings, SettingsCache
 from ._sse import DONE, SSEDecoder
@@ -114,6 +120,20 @@ def decode_json(body: bytes, context: str, request_id: str | None) -> Any:
 # ------------------------------------------------------------------ chat
 
 
+def translate(build: Callable[..., dict], *args: Any) -> dict:
+    """Run a pure translator; input it could not read is the caller's error, never a crash.
+
+    The translators check what they read and raise BadRequestError naming the parameter;
+    this catches a shape they did not foresee (a number where an object belongs, say).
+    """
+    try:
+        return build(*args)
+    except OCIError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        raise BadRequestError(f"the request could not be read: {type(exc).__name__}: {exc}") from None
+
+
 def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, params: dict) -> PreparedCall:
     from .formats.cohere import CohereStream, cohere_request, cohere_response
     from .formats.generic import GenericStream, generic_request, generic_response
@@ -139,12 +159,10 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
         include_usage=bool((options or {}).get("include_usage")),
         drop_params=bool(rest.get("drop_params")),
     )
-    if fmt == "GENERIC":
-        chat_request, parse, stream_cls = generic_request(messages, chat_params, ctx), generic_response, GenericStream
-    else:
-        chat_request, parse, stream_cls = cohere_request(messages, chat_params, ctx), cohere_response, CohereStream
-        if fmt == "COHEREV2":
-            raise bad("oci_api_format", "COHEREV2 requests are not supported yet; use COHERE for Cohere models")
+    if fmt == "COHEREV2":
+        raise bad("oci_api_format", "COHEREV2 requests are not supported yet; use COHERE for Cohere models")
+    build, parse, stream_cls = (generic_request, generic_response, GenericStream) if fmt == "GENERIC" else (cohere_request, cohere_response, CohereStream)
+    chat_request = translate(build, messages, chat_params, ctx)
     payload = {"compartmentId": compartment, "servingMode": serving_mode(settings, name), "chatRequest": chat_request}
     return PreparedCall(
         action="chat",

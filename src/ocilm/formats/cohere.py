@@ -41,13 +41,18 @@ def cohere_tools(tools: Any) -> list[dict]:
     out = []
     for i, fn in enumerate(tool_functions(tools)):
         schema = inline_refs(fn.get("parameters") or {})
+        where = f"tools[{i}].function.parameters"
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
+            raise bad(where, "expected a JSON Schema object with 'properties'")
         required = set(schema.get("required") or [])
         definitions = {}
         for name, prop in (schema.get("properties") or {}).items():
+            if not isinstance(prop, dict):
+                raise bad(f"{where}.properties.{name}", "expected a JSON Schema object")
             kind = prop.get("type", "string")
             if isinstance(kind, list):  # ["string", "null"]: the non-null one
                 kind = next((k for k in kind if k != "null"), "string")
-            if kind not in _JSON_TO_PY:
+            if not isinstance(kind, str) or kind not in _JSON_TO_PY:
                 raise bad(f"tools[{i}].function.parameters.properties.{name}.type", f"unsupported JSON type {kind!r}")
             definition: dict[str, Any] = {"type": _JSON_TO_PY[kind], "isRequired": name in required}
             if prop.get("description"):

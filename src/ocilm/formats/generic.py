@@ -55,7 +55,7 @@ def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
             parts.append({"type": "TEXT", "text": str(part.get("text", ""))})
         elif kind == "image_url":
             image = part.get("image_url")
-            url, detail = (image, None) if isinstance(image, str) else ((image or {}).get("url"), (image or {}).get("detail"))
+            url, detail = (image, None) if isinstance(image, str) else (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
             if not isinstance(url, str) or not url:
                 raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
             if ctx.info.vision is False:
@@ -67,12 +67,13 @@ def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
                 image_url["detail"] = _DETAIL[str(detail).lower()]
             parts.append({"type": "IMAGE", "imageUrl": image_url})
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            if not audio.get("data"):
+            audio = part.get("input_audio")
+            if not isinstance(audio, dict) or not audio.get("data"):
                 raise bad(f"{at}.input_audio", "expected {'data': <base64>, 'format': 'wav'|'mp3'}")
             parts.append({"type": "AUDIO", "audioUrl": {"url": f"data:audio/{audio.get('format', 'wav')};base64,{audio['data']}"}})
         elif kind == "file":
-            data = (part.get("file") or {}).get("file_data")
+            file = part.get("file")
+            data = file.get("file_data") if isinstance(file, dict) else None
             if not isinstance(data, str) or not data.startswith("data:"):
                 raise bad(f"{at}.file", "expected {'file_data': 'data:application/pdf;base64,...'} (uploaded file ids are not supported by OCI)")
             parts.append({"type": "DOCUMENT", "documentUrl": {"url": data}})
@@ -240,8 +241,9 @@ def _web_search(options: Any) -> dict:
     out: dict[str, Any] = {}
     if options.get("search_context_size"):
         out["searchContextSize"] = str(options["search_context_size"]).upper()
-    location = (options.get("user_location") or {}).get("approximate")
-    if location:
+    user_location = options.get("user_location")
+    location = user_location.get("approximate") if isinstance(user_location, dict) else None
+    if isinstance(location, dict):
         out["userLocation"] = {k: v for k, v in location.items() if k in ("city", "region", "country", "timezone")}
     return out
 
