@@ -5,4 +5,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/_bootstrap.sh" test
 cd "$root"
 ruff check src tests bench
+mypy
 python -m pytest "$@"

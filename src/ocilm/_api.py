@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, AsyncStream, Client, Stream
-    from ._types import ChatCompletion, EmbeddingResponse, RerankResponse
+    from ._types import ChatCompletion, EmbeddingResponse, Messages, RerankResponse
 
 _lock = threading.Lock()
 _sync: Client | None = None
@@ -38,7 +38,13 @@ def _async_client() -> AsyncClient:
     return client
 
 
-def completion(model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | Stream:
+@overload
+def completion(model: str, messages: Messages, *, stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+@overload
+def completion(model: str, messages: Messages, *, stream: Literal[True], **params: Any) -> Stream: ...
+@overload
+def completion(model: str, messages: Messages, *, stream: bool, **params: Any) -> ChatCompletion | Stream: ...
+def completion(model: str, messages: Messages, *, stream: bool = False, **params: Any) -> ChatCompletion | Stream:
     """Chat completion in OpenAI's format against an OCI model (``model="oci/<model id>"``).
 
     Returns a ``ChatCompletion``, or with ``stream=True`` an iterator of
@@ -49,7 +55,13 @@ def completion(model: str, messages: list[dict[str, Any]], *, stream: bool = Fal
     return _client().completion(model, messages, stream=stream, **params)
 
 
-async def acompletion(model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
+@overload
+async def acompletion(model: str, messages: Messages, *, stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+@overload
+async def acompletion(model: str, messages: Messages, *, stream: Literal[True], **params: Any) -> AsyncStream: ...
+@overload
+async def acompletion(model: str, messages: Messages, *, stream: bool, **params: Any) -> ChatCompletion | AsyncStream: ...
+async def acompletion(model: str, messages: Messages, *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
     """``completion`` for asyncio; with ``stream=True`` an async iterator of chunks."""
     return await _async_client().completion(model, messages, stream=stream, **params)
 

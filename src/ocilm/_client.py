@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import Any, Literal, overload
 
 import httpx
 
@@ -17,6 +17,7 @@ from ._types import (
     ChatCompletion,
     ChatCompletionChunk,
     EmbeddingResponse,
+    Messages,
     OpenAIObject,
     RerankResponse,
 )
@@ -83,7 +84,13 @@ class Client(_Base):
 
     # -------------------------------------------------------------- API
 
-    def completion(self, model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | Stream:
+    @overload
+    def completion(self, model: str, messages: Messages, *, stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+    @overload
+    def completion(self, model: str, messages: Messages, *, stream: Literal[True], **params: Any) -> Stream: ...
+    @overload
+    def completion(self, model: str, messages: Messages, *, stream: bool, **params: Any) -> ChatCompletion | Stream: ...
+    def completion(self, model: str, messages: Messages, *, stream: bool = False, **params: Any) -> ChatCompletion | Stream:
         call = prepare_chat(self._settings, model, messages, stream, self._params(params))
         return self._run(call)  # type: ignore[return-value]
 
@@ -188,7 +195,7 @@ class Stream:
             raise
         return cls(response, assembler, source, first)
 
-    def _generate(self, first: list[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
+    def _generate(self, first: list[ChatCompletionChunk]) -> Generator[ChatCompletionChunk, None, None]:
         try:
             yield from first
             if self.response.is_closed:
@@ -296,7 +303,13 @@ class AsyncClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def completion(self, model: str, messages: list[dict[str, Any]], *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
+    @overload
+    async def completion(self, model: str, messages: Messages, *, stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+    @overload
+    async def completion(self, model: str, messages: Messages, *, stream: Literal[True], **params: Any) -> AsyncStream: ...
+    @overload
+    async def completion(self, model: str, messages: Messages, *, stream: bool, **params: Any) -> ChatCompletion | AsyncStream: ...
+    async def completion(self, model: str, messages: Messages, *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
         call = prepare_chat(self._settings, model, messages, stream, self._params(params))
         return await self._run(call)  # type: ignore[return-value]
 

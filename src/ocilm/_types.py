@@ -7,7 +7,11 @@ They are dicts underneath, so ``json.dumps(response)`` works and printing shows 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+Messages = Sequence[Mapping[str, Any]]
+"""Chat messages in OpenAI's shape: ``[{"role": "user", "content": "Hi"}, ...]``."""
 
 
 class OpenAIObject(dict):

@@ -68,9 +68,9 @@ def main() -> int:
             client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=MASTER_KEY)
             stream = client.chat.completions.create(model="grok", stream=True,
                                                     messages=[{"role": "user", "content": "Hello through the gateway"}])
-            for chunk in stream:
-                if chunk.choices:
-                    print(chunk.choices[0].delta.content or "", end="", flush=True)
+            for event in stream:
+                if event.choices:
+                    print(event.choices[0].delta.content or "", end="", flush=True)
             print()
             client.close()
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")

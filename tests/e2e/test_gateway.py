@@ -377,6 +377,23 @@ def test_serve_subprocess_and_graceful_sigterm(creds, tmp_path, oci_simulator):
     assert MASTER not in err and "PRIVATE KEY" not in err
 
 
+def test_serve_with_workers(creds, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(creds)))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--workers", "2",
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, seconds=30)
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER, max_retries=2) as oa:
+            replies = {oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": f"w{i}"}]).choices[0].message.content
+                       for i in range(6)}
+        assert len(replies) == 6
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
 def test_simulate_and_chat_commands(tmp_path):
     port = _free_port()
     sim = subprocess.Popen([sys.executable, "-m", "ocilm", "simulate", "--port", str(port), "--profile-dir", str(tmp_path / "prof")],

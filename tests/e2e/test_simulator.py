@@ -414,3 +414,21 @@ def test_sdk_error_parsing(sdk_client):
     with pytest.raises(oci.exceptions.ServiceError) as err:
         sdk_client.chat(details)
     assert err.value.status == 404 and err.value.request_id
+
+
+def test_sdk_chat_cohere_v2(sdk_client):
+    from oci.generative_ai_inference import models as m
+
+    details = m.ChatDetails(
+        compartment_id=COMPARTMENT,
+        serving_mode=m.OnDemandServingMode(model_id="cohere.command-a-03-2025"),
+        chat_request=m.CohereChatRequestV2(
+            messages=[m.CohereSystemMessageV2(content=[m.CohereTextContentV2(text="Be brief.")]),
+                      m.CohereUserMessageV2(content=[m.CohereTextContentV2(text="Hi v2")])],
+            max_tokens=50, citation_options=m.CitationOptionsV2(mode="FAST"),
+        ),
+    )
+    result = sdk_client.chat(details).data
+    assert isinstance(result.chat_response, m.CohereChatResponseV2)
+    assert result.chat_response.message.content[0].text.endswith("You said: Hi v2")
+    assert result.chat_response.finish_reason == "COMPLETE"

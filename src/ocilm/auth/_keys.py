@@ -59,7 +59,7 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
 
     encrypted = b"ENCRYPTED" in data
     try:
-        key = load_pem_private_key(data, password=password or None)
+        loaded = load_pem_private_key(data, password=password or None)
     except TypeError as exc:
         # cryptography says TypeError for "encrypted but no password" and the reverse.
         if encrypted:
@@ -83,11 +83,12 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
         ) from None
     except Exception:  # unsupported algorithms and similar: never echo the key
         raise ConfigurationError(f"{source} could not be parsed as a PEM private key", param=source) from None
-    if not isinstance(key, RSAPrivateKey):
+    if not isinstance(loaded, RSAPrivateKey):
         raise ConfigurationError(
-            f"{source} is a {type(key).__name__.lstrip('_')} key; OCI request signing needs an RSA key",
+            f"{source} is a {type(loaded).__name__.lstrip('_')} key; OCI request signing needs an RSA key",
             param=source,
         )
+    key = loaded
     with _cache_lock:
         _cache[digest] = key
     return key

@@ -44,7 +44,7 @@ def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
         return [{"type": "TEXT", "text": content}]
     if not isinstance(content, list):
         raise bad(f"{where}.content", "expected a string or a list of content parts")
-    parts = []
+    parts: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         at = f"{where}.content[{j}]"
         if isinstance(part, str):
@@ -60,7 +60,7 @@ def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
                 raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
             if ctx.info.vision is False:
                 raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as meta.llama-3.2-90b-vision-instruct")
-            image_url = {"url": url}
+            image_url: dict[str, Any] = {"url": url}
             if detail is not None:
                 if str(detail).lower() not in _DETAIL:
                     raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")

@@ -152,10 +152,10 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
             except HTTPError as err:
                 return err.response()
             except OCIError as exc:
-                err = http_error_for(exc)
-                if err.status >= 500:
-                    log.warning("%s %s -> %d: %s", request.method, request.url.path, err.status, err.message)
-                return err.response()
+                mapped = http_error_for(exc)
+                if mapped.status >= 500:
+                    log.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status, mapped.message)
+                return mapped.response()
 
         return endpoint
 

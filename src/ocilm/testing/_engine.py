@@ -122,7 +122,7 @@ def _text_of(content: list[dict] | None) -> str:
 
 def plan_generic(req: dict, model: ServedModel, choice: int) -> Plan:
     messages = req.get("messages") or []
-    last = messages[-1] if messages else {"role": "USER", "content": []}
+    last: dict[str, Any] = messages[-1] if messages else {"role": "USER", "content": []}
     prompt = _text_of(last.get("content"))
     tools = req.get("tools") or []
     tool_choice = (req.get("toolChoice") or {}).get("type", "AUTO")
@@ -422,7 +422,7 @@ def embed_result(req: dict, model: ServedModel) -> dict:
 
 def rerank_result(req: dict, model: ServedModel) -> dict:
     query = set(re.findall(r"\w+", req["input"].lower()))
-    ranks = []
+    ranks: list[dict[str, Any]] = []
     for i, doc in enumerate(req["documents"]):
         words = set(re.findall(r"\w+", doc.lower()))
         score = len(query & words) / (len(query) or 1)

@@ -138,7 +138,7 @@ class Simulator:
         """Forget recorded requests, queued faults and attempt counts (keys and endpoints stay)."""
         self.app.reset()
 
-    def credentials(self) -> dict[str, str]:
+    def credentials(self) -> dict[str, Any]:
         """Keyword arguments for ocilm calls: a fresh throwaway key, registered here.
 
         Includes ``api_base``, ``oci_region`` and ``oci_compartment_id`` too.
