@@ -66,3 +66,84 @@ def test_plain_key_signer_does_not_retry_401(oci_simulator, creds):
     with pytest.raises(ocilm.AuthenticationError):
         ocilm.completion("oci/xai.grok-3", [{"role": "user", "content": "x"}], **{**creds, "oci_fingerprint": "00:" * 15 + "00"})
     assert len(oci_simulator.requests) == 1
+
+
+# ---------------------------------------------------------------- instance principals
+
+
+def _certificates(tenancy: str):
+    """A CA-signed leaf certificate whose subject names the tenancy, as OCI's metadata service hands out."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    def pem_cert(cert) -> str:
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake intermediate")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(ca_key, hashes.SHA256()))
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ocid1.instance.oc1..fake"),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"opc-tenant:{tenancy}")])
+    leaf = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(leaf_key.public_key())
+            .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(ca_key, hashes.SHA256()))
+    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
+    return pem_cert(leaf), key_pem, pem_cert(ca)
+
+
+@pytest.fixture
+def instance_metadata(oci_simulator, monkeypatch):
+    """A loopback stand-in for the instance metadata service and the auth service's /v1/x509."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from ocilm.testing import BackgroundServer
+
+    tenancy = "ocid1.tenancy.oc1..instanceprincipal"
+    leaf, leaf_key, intermediate = _certificates(tenancy)
+    issued: list[str] = []
+    files = {"instance/region": "ord", "identity/cert.pem": leaf, "identity/key.pem": leaf_key, "identity/intermediate.pem": intermediate}
+
+    async def metadata(request: Request):
+        if request.headers.get("authorization") != "Bearer Oracle":
+            return PlainTextResponse("metadata needs 'Authorization: Bearer Oracle'", status_code=401)
+        return PlainTextResponse(files[request.path_params["path"]])
+
+    async def federation(request: Request):
+        body = await request.json()
+        assert body["certificate"] in leaf.replace("\n", "") and body["intermediateCertificates"]
+        session_public = "-----BEGIN PUBLIC KEY-----\n" + body["publicKey"] + "\n-----END PUBLIC KEY-----\n"
+        token = _rpst(f"instance-{len(issued)}")
+        oci_simulator.register_session_token(token, session_public)  # the token is bound to the session key
+        issued.append(token)
+        return JSONResponse({"token": token})
+
+    app = Starlette(routes=[Route("/opc/v2/{path:path}", metadata), Route("/v1/x509", federation, methods=["POST"])])
+    with BackgroundServer(app) as server:
+        monkeypatch.setenv("OCI_METADATA_BASE_URL", f"{server.base_url}/opc/v2")
+        yield server, issued
+
+
+def test_instance_principal_signer(oci_simulator, creds, instance_metadata):
+    server, issued = instance_metadata
+    signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(federation_endpoint=f"{server.base_url}/v1/x509")
+    assert signer.region == "us-chicago-1" and signer.tenancy_id == "ocid1.tenancy.oc1..instanceprincipal"
+    r = ocilm.completion("oci/cohere.command-latest", [{"role": "user", "content": "from an instance"}], oci_signer=signer,
+                         api_base=creds["api_base"], oci_compartment_id=signer.tenancy_id)
+    assert r.choices[0].message.content.endswith("You said: from an instance")
+    assert f'keyId="ST${issued[-1]}"' in oci_simulator.requests[-1].headers["authorization"]
+
+    # The token is revoked: OCI answers 401, ocilm has the signer fetch a new one and retries once.
+    del oci_simulator.app.keys["ST$" + issued[-1]]
+    r = ocilm.completion("oci/cohere.command-latest", [{"role": "user", "content": "after revocation"}], oci_signer=signer,
+                         api_base=creds["api_base"], oci_compartment_id=signer.tenancy_id)
+    assert r.choices[0].message.content.endswith("after revocation")
+    assert [q.status for q in oci_simulator.requests[-2:]] == [401, 200] and len(issued) == 2
