@@ -38,6 +38,19 @@ def _transport_error(exc: Exception, call: PreparedCall, during: str = "") -> OC
     return APIConnectionError(f"{call.context}: connection to {call.url} failed{where}: {type(exc).__name__}: {exc}")
 
 
+def _reply_error(call: PreparedCall, response: httpx.Response, body: bytes) -> OCIError:
+    err = error_from_response(response.status_code, body, response.headers.get("opc-request-id"), context=call.context)
+    err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    return err
+
+
+def _result(call: PreparedCall, body: bytes, request_id: str | None) -> Any:
+    result = call.parse(decode_json(body, call.context, request_id), request_id)
+    if isinstance(result, OpenAIObject):
+        result.opc_request_id = request_id
+    return result
+
+
 def _retryable(err: OCIError) -> bool:
     return isinstance(err, APIConnectionError) or err.status_code in RETRY_STATUSES
 
@@ -139,8 +152,8 @@ class Client(_Base):
                         body = b""
                     finally:
                         response.close()
-                    err = error_from_response(response.status_code, body, request_id, context=call.context)
-                    retry_after = err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                    err = _reply_error(call, response, body)
+                    retry_after = err.retry_after
                 elif call.stream:
                     try:
                         return Stream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
@@ -152,10 +165,7 @@ class Client(_Base):
                     except httpx.HTTPError as exc:
                         err = _transport_error(exc, call, "while reading the reply")
                     else:
-                        result = call.parse(decode_json(body, call.context, request_id), request_id)
-                        if isinstance(result, OpenAIObject):
-                            result.opc_request_id = request_id
-                        return result
+                        return _result(call, body, request_id)
                     finally:
                         response.close()
             if not _retryable(err) or attempt == call.max_retries:
@@ -358,8 +368,8 @@ class AsyncClient(_Base):
                         body = b""
                     finally:
                         await response.aclose()
-                    err = error_from_response(response.status_code, body, request_id, context=call.context)
-                    retry_after = err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                    err = _reply_error(call, response, body)
+                    retry_after = err.retry_after
                 elif call.stream:
                     try:
                         return await AsyncStream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
@@ -371,10 +381,7 @@ class AsyncClient(_Base):
                     except httpx.HTTPError as exc:
                         err = _transport_error(exc, call, "while reading the reply")
                     else:
-                        result = call.parse(decode_json(body, call.context, request_id), request_id)
-                        if isinstance(result, OpenAIObject):
-                            result.opc_request_id = request_id
-                        return result
+                        return _result(call, body, request_id)
                     finally:
                         await response.aclose()
             if not _retryable(err) or attempt == call.max_retries:

@@ -43,15 +43,21 @@ def _unsupported(name: str, model: str, drop: bool, why: str) -> bool:
     raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
 
 
-def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dict) -> tuple[list[PreparedCall], EmbeddingMerge]:
-    name = model_id(model)
-    oci, rest = split_params(params)
-    timeout, retries, extra = transport_options(rest)
-    drop = bool(rest.get("drop_params"))
+def _arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[float, int, dict[str, str]], bool]:
+    """Split a call's arguments: model id, OCI settings, the rest, transport options, drop_params."""
     from ._core import TRANSPORT_PARAMS
 
-    for key in sorted(set(rest) - EMBED_PARAMS - TRANSPORT_PARAMS):
-        _unsupported(key, name, drop, "not an embedding parameter ocilm knows")
+    name = model_id(model)
+    oci, rest = split_params(params)
+    transport = transport_options(rest)
+    drop = bool(rest.get("drop_params"))
+    for key in sorted(set(rest) - known - TRANSPORT_PARAMS):
+        _unsupported(key, name, drop, f"not {what} parameter ocilm knows")
+    return name, oci, rest, transport, drop
+
+
+def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dict) -> tuple[list[PreparedCall], EmbeddingMerge]:
+    name, oci, rest, (timeout, retries, extra), drop = _arguments(model, params, EMBED_PARAMS, "an embedding")
     if isinstance(inputs, str):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
@@ -154,14 +160,7 @@ def batch_error(exc: OCIError, index: int, merge: EmbeddingMerge) -> OCIError:
 
 
 def prepare_rerank(cache: SettingsCache, model: Any, query: Any, documents: Any, params: dict) -> PreparedCall:
-    from ._core import TRANSPORT_PARAMS
-
-    name = model_id(model)
-    oci, rest = split_params(params)
-    timeout, retries, extra = transport_options(rest)
-    drop = bool(rest.get("drop_params"))
-    for key in sorted(set(rest) - RERANK_PARAMS - TRANSPORT_PARAMS):
-        _unsupported(key, name, drop, "not a rerank parameter ocilm knows")
+    name, oci, rest, (timeout, retries, extra), _drop = _arguments(model, params, RERANK_PARAMS, "a rerank")
     if not isinstance(query, str) or not query:
         raise bad("query", "expected a non-empty string")
     if not isinstance(documents, list) or not documents:
