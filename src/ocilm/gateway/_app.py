@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import hashlib
@@ -15,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._client import AsyncClient
@@ -143,7 +144,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
     created = int(time.time())
 
     def guarded(handler):
-        async def endpoint(request: Request) -> Response:
+        async def endpoint(request: Request) -> Response | EventStreamResponse:
             if not _authorized(request, config.master_key):
                 return HTTPError(401, "missing or wrong API key: send 'Authorization: Bearer <master key>'",
                                  kind="authentication_error", code="invalid_api_key").response()  # fmt: skip
@@ -159,7 +160,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
 
         return endpoint
 
-    async def chat_completions(request: Request) -> Response:
+    async def chat_completions(request: Request) -> Response | EventStreamResponse:
         payload = await _json_body(request)
         _check_keys(payload, CHAT_REQUEST_KEYS, "chat")
         name = payload.pop("model", None)
@@ -174,8 +175,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
         if not stream:
             result["model"] = name
             return JSONResponse(result, headers=_request_id_header(result.opc_request_id))
-        return StreamingResponse(_sse(result, name), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", **_request_id_header(result.opc_request_id)})  # fmt: skip
+        return EventStreamResponse(result, name)
 
     async def embeddings(request: Request) -> Response:
         payload = await _json_body(request)
@@ -233,20 +233,55 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return HTTPError(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed").response()
 
 
-async def _sse(stream: Any, name: str) -> AsyncIterator[bytes]:
-    """Chunks out as they arrive; an upstream failure mid-stream becomes an error event."""
-    encode = _ChunkEncoder(name)
-    try:
-        async for batch in stream.batches():
-            yield b"".join([encode(chunk) for chunk in batch])
-    except OCIError as exc:
-        err = http_error_for(exc)
-        payload = {"error": {"message": err.message, "type": err.kind, "param": None, "code": err.code}}
-        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
-        return
-    finally:
-        await stream.aclose()  # also runs when the client disconnects and the task is cancelled
-    yield b"data: [DONE]\n\n"
+class EventStreamResponse:
+    """Relays an ocilm stream as OpenAI server-sent events, ending with ``data: [DONE]``.
+
+    Chunks go out as they arrive, one write per upstream read. A watcher task cancels the relay
+    when the client disconnects, which closes the upstream call at once. An upstream failure
+    mid-stream becomes an error event (the status line has already been sent).
+    """
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.encode = _ChunkEncoder(name)
+        self.headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+        if stream.opc_request_id:
+            self.headers.append((b"opc-request-id", stream.opc_request_id.encode("latin-1")))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        relay = asyncio.current_task()
+        client_gone = False
+
+        async def watch_disconnect() -> None:
+            nonlocal client_gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            client_gone = True
+            if relay is not None:
+                relay.cancel()
+
+        async def emit(batch: list) -> None:
+            await send({"type": "http.response.body", "body": b"".join([self.encode(c) for c in batch]), "more_body": True})
+
+        watcher = asyncio.ensure_future(watch_disconnect())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            try:
+                await self.stream.pump(emit)
+                tail = b"data: [DONE]\n\n"
+            except OCIError as exc:
+                err = http_error_for(exc)
+                payload = {"error": {"message": err.message, "type": err.kind, "param": None, "code": err.code}}
+                tail = b"data: " + json.dumps(payload).encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except asyncio.CancelledError:
+            if not client_gone:
+                raise
+            if relay is not None and hasattr(relay, "uncancel"):
+                relay.uncancel()  # the client left; there is no one to tell
+        finally:
+            watcher.cancel()
+            await self.stream.aclose()
 
 
 class _ChunkEncoder:
@@ -261,6 +296,7 @@ class _ChunkEncoder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.prefix: bytes | None = None
+        self.text_prefix = b""
         self.stream_id: str | None = None
 
     def __call__(self, chunk: dict) -> bytes:
@@ -268,7 +304,20 @@ class _ChunkEncoder:
             self.stream_id = chunk["id"]
             head = {"id": chunk["id"], "object": chunk["object"], "created": chunk["created"], "model": self.name}
             self.prefix = b"data: " + self._dumps(head)[:-1].encode() + b',"choices":'
-        rest = self._dumps(dict.__getitem__(chunk, "choices"))
+            self.text_prefix = self.prefix + b'[{"index":0,"delta":{"content":'
+        choices = dict.__getitem__(chunk, "choices")
+        if "usage" not in chunk and len(choices) == 1:
+            # Most chunks are one text delta: only the text needs encoding.
+            choice = choices[0]
+            delta = choice["delta"]
+            if (choice["index"] == 0 and choice["finish_reason"] is None and choice["logprobs"] is None and len(delta) == 2
+                    and delta["tool_calls"] is None and type(delta.get("content")) is str):  # fmt: skip
+                return self.text_prefix + _encode_text(delta["content"]).encode() + _TEXT_SUFFIX
+        rest = self._dumps(choices)
         if "usage" in chunk:
             rest += ',"usage":' + self._dumps(dict.__getitem__(chunk, "usage"))
         return self.prefix + rest.encode() + b',"system_fingerprint":null}\n\n'
+
+
+_encode_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_TEXT_SUFFIX = b',"tool_calls":null},"finish_reason":null,"logprobs":null}],"system_fingerprint":null}\n\n'
