@@ -30,10 +30,13 @@ def main() -> int:
         print(f"OCI simulator on {sim.base_url} (it verifies every request signature, as OCI does)")
 
         step("1. ocilm.completion(model='oci/xai.grok-4', ...)")
-        start = time.perf_counter()
-        r = ocilm.completion(model="oci/xai.grok-4", messages=[{"role": "user", "content": "Hey! how's it going?"}], **creds)
-        print(f"{r.choices[0].message.content}\n  finish_reason={r.choices[0].finish_reason} usage={json.dumps(r.usage)} "
-              f"({(time.perf_counter() - start) * 1000:.1f} ms)")
+        timings = []
+        for _ in range(2):
+            start = time.perf_counter()
+            r = ocilm.completion(model="oci/xai.grok-4", messages=[{"role": "user", "content": "Hey! how's it going?"}], **creds)
+            timings.append((time.perf_counter() - start) * 1000)
+        print(f"{r.choices[0].message.content}\n  finish_reason={r.choices[0].finish_reason} usage={json.dumps(r.usage)}\n"
+              f"  first call {timings[0]:.1f} ms (loads httpx and parses the key, once); next call {timings[1]:.1f} ms")
 
         step("2. stream=True with a Cohere model")
         for chunk in ocilm.completion(model="oci/cohere.command-latest", messages=[{"role": "user", "content": "Tell me about OCI"}],
