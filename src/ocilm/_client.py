@@ -12,7 +12,7 @@ import httpx
 from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat
 from ._errors import APIConnectionError, APITimeoutError, OCIError, error_from_response
 from ._retry import RETRY_STATUSES, backoff_delay, new_retry_token, retry_after_seconds
-from ._settings import SettingsCache
+from ._settings import SECRET_PARAMS, SettingsCache
 from ._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -65,7 +65,7 @@ class _Base:
         return {**self._defaults, **params}
 
     def __repr__(self) -> str:
-        shown = {k: v for k, v in self._defaults.items() if k not in ("oci_key", "oci_pass_phrase", "oci_signer")}
+        shown = {k: v for k, v in self._defaults.items() if k not in SECRET_PARAMS}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(shown.items()))})"
 
 

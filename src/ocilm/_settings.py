@@ -32,7 +32,8 @@ OCI_PARAMS = frozenset({
     "oci_compartment_id", "oci_serving_mode", "oci_endpoint_id", "oci_signer", "oci_api_format",
     "api_base",
 })  # fmt: skip
-SECRET_PARAMS = frozenset({"oci_key", "oci_pass_phrase", "oci_signer"})
+SECRET_PARAMS = frozenset({"oci_key", "oci_pass_phrase", "oci_signer", "extra_headers"})
+"""Settings whose values a repr or log must never show (extra_headers may carry a proxy's key)."""
 
 _MANUAL_ENV = {
     "oci_user": "OCI_USER",

@@ -332,10 +332,10 @@ async def test_async_client_stream_early_close(creds):
 
 
 def test_client_defaults_and_overrides(creds, oci_simulator):
-    with Client(**creds, temperature=0.5) as client:
+    with Client(**creds, temperature=0.5, extra_headers={"x-proxy-key": "SECRET-proxy-key"}) as client:
         client.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "a"}])
         client.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "b"}], temperature=0.1)
-        assert "oci_key" not in repr(client) and "BEGIN" not in repr(client)
+        assert "oci_key" not in repr(client) and "BEGIN" not in repr(client) and "SECRET-proxy-key" not in repr(client)
     assert [r.json["chatRequest"]["temperature"] for r in oci_simulator.requests] == [0.5, 0.1]
 
 
