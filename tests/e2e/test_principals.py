@@ -147,3 +147,77 @@ def test_instance_principal_signer(oci_simulator, creds, instance_metadata):
                          api_base=creds["api_base"], oci_compartment_id=signer.tenancy_id)
     assert r.choices[0].message.content.endswith("after revocation")
     assert [q.status for q in oci_simulator.requests[-2:]] == [401, 200] and len(issued) == 2
+
+
+# ---------------------------------------------------------------- OKE workload identity
+
+
+def _tls_files(tmp_path):
+    """A test CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake kubernetes CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxymux")])).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    return paths
+
+
+def test_oke_workload_identity_signer(oci_simulator, creds, tmp_path):
+    """The SDK's OKE signer trades a service-account token for an RPST at proxymux (TLS, verified
+    against the cluster CA); the RPST is bound to the pod's session key the signer generated."""
+    import base64
+    import json
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ocilm.testing import BackgroundServer
+
+    tls = _tls_files(tmp_path)
+    issued: list[str] = []
+    service_account_token = _rpst("kubernetes-service-account")  # a JWT with an expiry, as Kubernetes issues
+
+    async def proxymux(request: Request):
+        if request.headers.get("authorization") != f"Bearer {service_account_token}":
+            return Response(status_code=401)
+        pod_key = "-----BEGIN PUBLIC KEY-----\n" + (await request.json())["podKey"] + "\n-----END PUBLIC KEY-----\n"
+        token = _rpst("oke-pod")
+        oci_simulator.register_session_token(token, pod_key)
+        issued.append(token)
+        return Response(base64.b64encode(json.dumps({"token": "ST$" + token}).encode()), media_type="application/json")
+
+    app = Starlette(routes=[Route("/resourcePrincipalSessionTokens", proxymux, methods=["POST"])])
+    with BackgroundServer(app, ssl_certfile=str(tls["cert"]), ssl_keyfile=str(tls["key"])) as server:
+        from oci.auth.rpt_path_providers import SuppliedServiceAccountTokenProvider
+        from oci.auth.signers.oke_workload_identity_resource_principal_signer import (
+            OkeWorkloadIdentityResourcePrincipalSigner,
+        )
+
+        signer = OkeWorkloadIdentityResourcePrincipalSigner(
+            sa_token_provider=SuppliedServiceAccountTokenProvider(service_account_token), sa_cert_path=str(tls["ca"]),
+            service_host="127.0.0.1", service_port=server.port, region="us-chicago-1",
+        )
+        r = ocilm.completion("oci/openai.gpt-oss-120b", [{"role": "user", "content": "from a pod"}], oci_signer=signer,
+                             api_base=creds["api_base"], oci_compartment_id="ocid1.compartment.oc1..rp")
+    assert r.choices[0].message.content.endswith("You said: from a pod")
+    assert issued and f'keyId="ST${issued[-1]}"' in oci_simulator.requests[-1].headers["authorization"]

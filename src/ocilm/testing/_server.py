@@ -18,8 +18,9 @@ SIM_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaasimulatorcompartment"
 class BackgroundServer:
     """Serves an ASGI app with uvicorn on a loopback port, in a daemon thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
         self.app, self.host, self.port = app, host, port
+        self.ssl = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -36,7 +37,8 @@ class BackgroundServer:
         sock.listen(512)
         self.port = sock.getsockname()[1]
         self._sock = sock
-        config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1, **self.ssl)
+        config.load()  # builds the TLS context when certificate files were given
         self._server = uvicorn.Server(config)
         ready = threading.Event()
 
@@ -71,7 +73,7 @@ class BackgroundServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{host}:{self.port}"
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
