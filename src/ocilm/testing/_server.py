@@ -20,7 +20,7 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
         self.app, self.host, self.port = app, host, port
-        self.ssl = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
+        self.ssl_certfile, self.ssl_keyfile = ssl_certfile, ssl_keyfile
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -37,7 +37,8 @@ class BackgroundServer:
         sock.listen(512)
         self.port = sock.getsockname()[1]
         self._sock = sock
-        config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1, **self.ssl)
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1,
+                                ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)
         config.load()  # builds the TLS context when certificate files were given
         self._server = uvicorn.Server(config)
         ready = threading.Event()
@@ -73,7 +74,7 @@ class BackgroundServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.ssl else 'http'}://{host}:{self.port}"
+        return f"{'https' if self.ssl_certfile else 'http'}://{host}:{self.port}"
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
