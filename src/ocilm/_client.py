@@ -138,7 +138,6 @@ class Client(_Base):
         token = new_retry_token()
         auth = OCIAuth(call.signer)
         for attempt in range(call.max_retries + 1):
-            retry_after = None
             try:
                 response = self.http.send(_request(self.http, call, token), auth=auth, stream=True)
             except httpx.HTTPError as exc:
@@ -153,7 +152,6 @@ class Client(_Base):
                     finally:
                         response.close()
                     err = _reply_error(call, response, body)
-                    retry_after = err.retry_after
                 elif call.stream:
                     try:
                         return Stream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
@@ -170,7 +168,7 @@ class Client(_Base):
                         response.close()
             if not _retryable(err) or attempt == call.max_retries:
                 raise err
-            self._sleep(backoff_delay(attempt + 1, retry_after))
+            self._sleep(backoff_delay(attempt + 1, err.retry_after))
         raise AssertionError("unreachable")
 
 
@@ -354,7 +352,6 @@ class AsyncClient(_Base):
         token = new_retry_token()
         auth = OCIAuth(call.signer)
         for attempt in range(call.max_retries + 1):
-            retry_after = None
             try:
                 response = await self.http.send(_request(self.http, call, token), auth=auth, stream=True)
             except httpx.HTTPError as exc:
@@ -369,7 +366,6 @@ class AsyncClient(_Base):
                     finally:
                         await response.aclose()
                     err = _reply_error(call, response, body)
-                    retry_after = err.retry_after
                 elif call.stream:
                     try:
                         return await AsyncStream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
@@ -386,7 +382,7 @@ class AsyncClient(_Base):
                         await response.aclose()
             if not _retryable(err) or attempt == call.max_retries:
                 raise err
-            await self._sleep(backoff_delay(attempt + 1, retry_after))
+            await self._sleep(backoff_delay(attempt + 1, err.retry_after))
         raise AssertionError("unreachable")
 
 

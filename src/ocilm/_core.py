@@ -190,17 +190,21 @@ class ChunkAssembler:
         self.delivered = 0
 
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
-        return self._events(self._decoded(lambda: self.decoder.feed(data)))
+        try:
+            events = self.decoder.feed(data)
+        except ValueError as exc:
+            raise self._malformed(exc) from None
+        return self._events(events)
 
     def close(self) -> list[ChatCompletionChunk]:
-        chunks = self._events(self._decoded(self.decoder.flush))
-        return chunks + [self._wrap(c) for c in self.state.close()]
-
-    def _decoded(self, decode: Callable[[], list[Any]]) -> list[Any]:
         try:
-            return decode()
+            events = self.decoder.flush()
         except ValueError as exc:
-            raise APIResponseValidationError(f"OCI sent a malformed stream: {exc}", status_code=200, opc_request_id=self.request_id) from None
+            raise self._malformed(exc) from None
+        return self._events(events) + [self._wrap(c) for c in self.state.close()]
+
+    def _malformed(self, exc: ValueError) -> APIResponseValidationError:
+        return APIResponseValidationError(f"OCI sent a malformed stream: {exc}", status_code=200, opc_request_id=self.request_id)
 
     def _events(self, events: list[Any]) -> list[ChatCompletionChunk]:
         out: list[ChatCompletionChunk] = []

@@ -19,7 +19,7 @@ from ._core import (
 from ._endpoint import action_url
 from ._errors import OCIError, UnsupportedParamsError
 from ._settings import SettingsCache
-from ._types import EmbeddingResponse, RerankResponse
+from ._types import EmbeddingResponse, OpenAIObject, RerankResponse
 from .formats._common import bad
 
 MAX_INPUTS_PER_CALL = 96
@@ -37,9 +37,10 @@ class EmbeddingMerge:
     batches: list[tuple[int, int]]  # (first input index, count)
 
 
-def _unsupported(name: str, model: str, drop: bool, why: str) -> bool:
+def _unsupported(name: str, model: str, drop: bool, why: str) -> None:
+    """Raise for a parameter this call cannot take, unless the caller asked to drop it."""
     if drop:
-        return True
+        return
     raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
 
 
@@ -76,8 +77,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
         if isinstance(dims, bool) or not isinstance(dims, int):
             raise bad("dimensions", f"expected an integer, got {dims!r}")
         if not name.startswith("cohere.embed-v4"):
-            if not _unsupported("dimensions", name, drop, "only embed-v4 models take outputDimensions"):
-                base["outputDimensions"] = dims
+            _unsupported("dimensions", name, drop, "only embed-v4 models take outputDimensions")
         elif dims not in (256, 512, 1024, 1536):
             raise bad("dimensions", f"{name} supports 256, 512, 1024 or 1536, got {dims}")
         else:
@@ -119,7 +119,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
         PreparedCall(
             action="embedText", url=url, body=encode(body), headers=base_headers("application/json", extra),
             signer=settings.signer, stream=False, timeout=timeout, max_retries=retries,
-            parse=lambda data, rid: data, context=f"embedding with {name}",
+            parse=lambda data, rid: OpenAIObject(data), context=f"embedding with {name}",
         )
         for body in bodies
     ]  # fmt: skip
@@ -146,17 +146,16 @@ def merge_embeddings(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResp
         prompt += usage.get("promptTokens") or 0
         total += usage.get("totalTokens") or usage.get("promptTokens") or 0
     response = EmbeddingResponse({"object": "list", "data": data, "model": merge.model, "usage": {"prompt_tokens": prompt, "total_tokens": total}})
-    response.opc_request_id = getattr(results[0], "opc_request_id", None) if results else None
+    response.opc_request_id = results[0].opc_request_id if results else None  # of the first batch
     return response
 
 
 def batch_error(exc: OCIError, index: int, merge: EmbeddingMerge) -> OCIError:
     start, count = merge.batches[index]
-    err = type(exc)(
+    return type(exc)(
         f"embedding batch {index + 1} of {len(merge.batches)} (inputs {start}..{start + count - 1}) failed: {exc.message}",
         status_code=exc.status_code, code=exc.code, opc_request_id=exc.opc_request_id, body=exc.body,
     )  # fmt: skip
-    return err
 
 
 def prepare_rerank(cache: SettingsCache, model: Any, query: Any, documents: Any, params: dict) -> PreparedCall:

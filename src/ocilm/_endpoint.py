@@ -106,6 +106,12 @@ def split_api_base(api_base: str) -> tuple[str, str | None]:
             "'https://inference.generativeai.us-chicago-1.oci.oraclecloud.com'",
             param="api_base",
         )
+    if parts.username is not None or parts.password is not None:
+        # A URL is shown in errors and logs; credentials in it would travel with them.
+        raise ConfigurationError(
+            "api_base must not carry credentials (user:password@); send a proxy's credentials in extra_headers",
+            param="api_base",
+        )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"api_base {api_base!r} must not carry a query or fragment", param="api_base")
     path = parts.path.rstrip("/")

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._endpoint import DEFAULT_REGION, normalize_region
+from ._endpoint import DEFAULT_REGION, normalize_region, split_api_base
 from ._errors import ConfigurationError
 from .auth._keys import load_private_key, load_private_key_file
 from .auth._signers import KeySigner, RequestSigner, SDKSignerAdapter, SessionTokenSigner
@@ -236,8 +236,6 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             )
     api_base = params.get("api_base")
     if api_base is not None:
-        from ._endpoint import split_api_base
-
         split_api_base(api_base)
     return Settings(
         region=region,

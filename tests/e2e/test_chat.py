@@ -354,3 +354,14 @@ async def test_async_connections_are_reused_after_streams(creds, oci_simulator):
             async for _chunk in await client.completion("oci/xai.grok-3", [{"role": "user", "content": "x"}], stream=True):
                 pass
     assert len({r.client for r in oci_simulator.requests}) == 1
+
+
+@pytest.mark.parametrize("model", ["oci/meta.llama-3.3-70b-instruct", "oci/cohere.command-latest"])
+def test_strict_function_schemas_are_unsupported(creds, oci_simulator, model):
+    strict_tool = {"type": "function", "function": {**WEATHER_TOOL["function"], "strict": True}}
+    with pytest.raises(UnsupportedParamsError, match=r"tools\[0\]\.function\.strict is not supported"):
+        ocilm.completion(model, [{"role": "user", "content": "Weather in Paris?"}], tools=[strict_tool], **creds)
+    assert not oci_simulator.requests
+    r = ocilm.completion(model, [{"role": "user", "content": "Weather in Paris?"}], tools=[strict_tool], drop_params=True, **creds)
+    assert r.choices[0].message.tool_calls[0].function.name == "get_weather"
+    assert "strict" not in json.dumps(oci_simulator.requests[-1].json["chatRequest"]["tools"])

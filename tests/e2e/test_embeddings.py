@@ -21,6 +21,7 @@ def test_single_string_and_shape(creds, oci_simulator):
     sent = oci_simulator.requests[-1].json
     assert sent["inputs"] == ["hello world"] and sent["inputType"] == "SEARCH_QUERY" and sent["truncate"] == "END"
     assert json.loads(json.dumps(r))["data"][0]["index"] == 0
+    assert r.opc_request_id and r.opc_request_id.startswith(oci_simulator.requests[-1].headers["opc-request-id"])
 
 
 def test_batches_over_96_in_order_with_summed_usage(creds, oci_simulator):

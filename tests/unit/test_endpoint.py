@@ -35,6 +35,12 @@ def test_api_base_forms():
     assert split_api_base("https://proxy.example/oci/20231130") == ("https://proxy.example/oci", None)
     assert action_url("embedText", region="ord", api_base="http://h:1/20231130/actions/chat") == "http://h:1/20231130/actions/embedText"
     assert action_url("chat", region="ord", api_base=None).endswith("us-chicago-1.oci.oraclecloud.com/20231130/actions/chat")
-    for bad in ("ftp://h", "h:80", "http://", "http://h/20231130/actions/launch", "http://h/?q=1"):
+    for bad in ("ftp://h", "h:80", "http://", "http://h/20231130/actions/launch", "http://h/?q=1", "https://user:SECRETpw@proxy.example"):
         with pytest.raises(ConfigurationError, match="api_base"):
             split_api_base(bad)
+
+
+def test_api_base_credentials_are_refused_without_echo():
+    with pytest.raises(ConfigurationError, match="must not carry credentials") as err:
+        split_api_base("https://user:SECRETpw@proxy.example/oci")
+    assert "SECRETpw" not in str(err.value)

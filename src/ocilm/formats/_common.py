@@ -122,8 +122,11 @@ def text_content(content: Any, where: str) -> str:
     raise bad(f"{where}.content", "expected a string or a list of content parts")
 
 
-def tool_functions(tools: Any) -> list[dict]:
-    """OpenAI ``tools`` → list of their ``function`` objects, validated."""
+def tool_functions(tools: Any, ctx: ChatContext) -> list[dict]:
+    """OpenAI ``tools`` → list of their ``function`` objects, validated.
+
+    ``strict`` has no OCI counterpart (GENERIC or COHERE): ``strict: true`` is unsupported.
+    """
     if not isinstance(tools, list):
         raise bad("tools", "expected a list of {'type': 'function', 'function': {...}} objects")
     out = []
@@ -133,6 +136,8 @@ def tool_functions(tools: Any) -> list[dict]:
         fn = tool["function"]
         if not isinstance(fn.get("name"), str) or not fn["name"]:
             raise bad(f"tools[{i}].function.name", "a function name is required")
+        if fn.get("strict"):
+            ctx.unsupported(f"tools[{i}].function.strict", "OCI has no strict mode for function schemas")
         out.append(fn)
     return out
 

@@ -37,9 +37,9 @@ from ._common import (
 _JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict", "null": "NoneType"}
 
 
-def cohere_tools(tools: Any) -> list[dict]:
+def cohere_tools(tools: Any, ctx: ChatContext) -> list[dict]:
     out = []
-    for i, fn in enumerate(tool_functions(tools)):
+    for i, fn in enumerate(tool_functions(tools, ctx)):
         schema = inline_refs(fn.get("parameters") or {})
         where = f"tools[{i}].function.parameters"
         if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
@@ -177,10 +177,7 @@ def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict
     if choice is not None and choice not in ("auto", "none"):
         ctx.unsupported("tool_choice", "Cohere chooses tools itself: only 'auto' and 'none' can be honoured")
     if p.get("tools") is not None and choice != "none":  # 'none' = offer no tools
-        req["tools"] = cohere_tools(p["tools"])
-        for i, fn in enumerate(tool_functions(p["tools"])):
-            if fn.get("strict"):
-                ctx.unsupported(f"tools[{i}].function.strict", "Cohere has no strict mode for function schemas")
+        req["tools"] = cohere_tools(p["tools"], ctx)
     if p.get("parallel_tool_calls") is False:
         ctx.unsupported("parallel_tool_calls", "Cohere cannot be limited to one tool call per turn")
     fmt = p.get("response_format")

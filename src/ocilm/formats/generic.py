@@ -189,11 +189,8 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
         req["tools"] = [
             {"type": "FUNCTION", "name": fn["name"], **({"description": fn["description"]} if fn.get("description") else {}),
              **({"parameters": inline_refs(fn["parameters"])} if fn.get("parameters") is not None else {})}
-            for fn in tool_functions(p["tools"])
+            for fn in tool_functions(p["tools"], ctx)
         ]
-        for i, fn in enumerate(tool_functions(p["tools"])):
-            if fn.get("strict"):
-                ctx.unsupported(f"tools[{i}].function.strict", "OCI has no strict mode for function schemas")
     if p.get("tool_choice") is not None:
         req["toolChoice"] = _tool_choice(p["tool_choice"])
     if p.get("parallel_tool_calls") is not None:

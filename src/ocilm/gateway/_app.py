@@ -117,7 +117,7 @@ async def _json_body(request: Request) -> dict:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise HTTPError(413, f"request body too large: at most {MAX_BODY_BYTES} bytes")
-    body = b""
+    body = bytearray()
     async for part in request.stream():
         body += part
         if len(body) > MAX_BODY_BYTES:
