@@ -1,22 +1,25 @@
-# Sourced by scripts/demo.sh and scripts/test.sh: make .venv and install what this repo needs.
+# Sourced by scripts/demo.sh, scripts/test.sh and scripts/bench.sh: make .venv and install
+# the package with the extras named in $1 (comma-separated), plus the dev group when $2 is "dev".
 # Re-installs only when pyproject.toml changes (a stamp holds its hash).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 extras="${1:-}"
+group="${2:-}"
 python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)-$extras"
+want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)-$extras-$group"
 stamp="$venv/.ocilm-installed"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  if [ -n "$extras" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[$extras]"
-  else
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root"
-  fi
+  # pip >= 25.1 reads dependency groups (--group).
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1" >/dev/null
+  target="$root"
+  if [ -n "$extras" ]; then target="$root[$extras]"; fi
+  args=(-e "$target")
+  if [ -n "$group" ]; then args+=(--group "$root/pyproject.toml:$group"); fi
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
   echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

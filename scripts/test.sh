@@ -2,7 +2,7 @@
 # Runs the whole test suite (lint included) in its own virtualenv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$root/scripts/_bootstrap.sh" test
+source "$root/scripts/_bootstrap.sh" gateway,testing dev
 cd "$root"
 ruff check src tests bench
 mypy

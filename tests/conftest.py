@@ -8,15 +8,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _find_fixtures() -> Path:
-    for base in (ROOT.parent / "shared", ROOT / "shared"):
-        path = base / "fixtures" / "signing"
-        if path.is_dir():
-            return path
-    raise RuntimeError("shared/fixtures/signing not found beside the project root")
-
-
-FIXTURES = _find_fixtures()
+# A throwaway key and signatures made by the official OCI signer, kept with the tests so a
+# plain clone of the repository runs the whole suite.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "signing"
 TEST_KEY_PEM = (FIXTURES / "test_key.pem").read_text()
 TEST_FINGERPRINT = (FIXTURES / "fingerprint.txt").read_text().strip()
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatesttenancy"
@@ -47,7 +41,7 @@ def creds(oci_credentials):
 
 @pytest.fixture
 def fixture_key_registered(oci_simulator):
-    """The shared fixture key (``shared/fixtures/signing``), registered with the simulator."""
+    """The fixture key (``tests/fixtures/signing``), registered with the simulator."""
     from ocilm.auth import load_private_key
 
     key = load_private_key(TEST_KEY_PEM)

@@ -8,13 +8,12 @@ Starts the OCI simulator and the gateway on loopback, then:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
 
 import ocilm
-from ocilm.gateway import create_app, parse_config
-from ocilm.testing import BackgroundServer, Simulator
 
 MASTER_KEY = "sk-ocilm-demo"
 
@@ -24,7 +23,16 @@ def step(title: str) -> None:
     print(f"\n{bold}== {title}{plain}", flush=True)
 
 
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def main() -> int:
+    if not _installed("uvicorn"):
+        print("the demo runs the OCI simulator, which needs the testing extra: pip install 'ocilm[testing]'", file=sys.stderr)
+        return 2
+    from ocilm.testing import Simulator
+
     with Simulator() as sim:
         creds = sim.credentials()
         print(f"OCI simulator on {sim.base_url} (it verifies every request signature, as OCI does)")
@@ -60,6 +68,13 @@ def main() -> int:
         print(f"{len(e.data)} embeddings of {len(e.data[0].embedding)} dimensions (sent as 3 batches), usage={json.dumps(e.usage)}")
 
         step("5. the gateway, used by the official OpenAI SDK")
+        missing = [extra for module, extra in (("starlette", "ocilm[gateway]"), ("openai", "openai")) if not _installed(module)]
+        if missing:
+            print(f"skipped: this step needs {' and '.join(missing)} (pip install {' '.join(repr(m) for m in missing)})")
+            return 0
+        from ocilm.gateway import create_app, parse_config
+        from ocilm.testing import BackgroundServer
+
         config = parse_config({
             "model_list": [{"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **creds}}],
             "general_settings": {"master_key": MASTER_KEY},

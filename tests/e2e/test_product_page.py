@@ -1,4 +1,4 @@
-"""Every example of the product page (shared/seed/oci-provider.md), unchanged but for the
+"""Every example of the product page (docs: the OCI provider page), unchanged but for the
 import and an api_base pointing at the simulator."""
 
 from __future__ import annotations
