@@ -1,14 +1,17 @@
 """Response objects in OpenAI's shapes, readable both as attributes and as items.
 
 ``response.choices[0].message.content == response["choices"][0]["message"]["content"]``.
-They are dicts underneath, so ``json.dumps(response)`` works and printing shows JSON.
+They are dicts underneath, so ``json.dumps(response)`` works and printing shows JSON, and the
+dict holds exactly what is on the wire. Each class declares the fields openai-python's type
+of the same name declares: reading a declared field the reply did not carry gives ``None``
+(as openai-python does), while an undeclared name raises ``AttributeError``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 Messages = Sequence[Mapping[str, Any]]
 """Chat messages in OpenAI's shape: ``[{"role": "user", "content": "Hi"}, ...]``."""
@@ -17,27 +20,36 @@ Messages = Sequence[Mapping[str, Any]]
 class OpenAIObject(dict):
     """A dict whose keys are also attributes.
 
-    Nested dicts (and dicts in lists) become OpenAIObjects when first read, so building one
+    Nested dicts (and dicts in lists) become typed objects when first read, so building one
     from a large reply costs a plain dict copy and only what is used gets wrapped.
     """
 
     __slots__ = ("opc_request_id",)
+    _fields: ClassVar[frozenset[str]] = frozenset()
+    _nested: ClassVar[dict[str, type[OpenAIObject]]] = {}
 
-    def __init__(self, data: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+    def __init__(self, data: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         super().__init__(data or (), **kwargs)
         object.__setattr__(self, "opc_request_id", None)
 
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
-        wrapped = _wrap(value)
-        if wrapped is not value:
-            dict.__setitem__(self, key, wrapped)
-        return wrapped
+        kind = type(value)
+        if kind is dict:
+            value = self._nested.get(key, OpenAIObject)(value)
+            dict.__setitem__(self, key, value)
+        elif kind is list and value and any(type(v) is dict for v in value):
+            cls = self._nested.get(key, OpenAIObject)
+            value = [cls(v) if type(v) is dict else v for v in value]
+            dict.__setitem__(self, key, value)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
+            if name in self._fields:
+                return None
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -70,26 +82,92 @@ class OpenAIObject(dict):
         return (type(self), (dict(self),))
 
 
-def _wrap(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return OpenAIObject(value)
-    if kind is list and value and any(type(v) is dict for v in value):
-        return [OpenAIObject(v) if type(v) is dict else v for v in value]
-    return value
+def _declare(name: str, fields: str, nested: dict[str, type[OpenAIObject]] | None = None, doc: str = "") -> type[OpenAIObject]:
+    """A response class with openai-python's declared field names (space-separated)."""
+    namespace = {"__slots__": (), "_fields": frozenset(fields.split()), "_nested": nested or {}, "__doc__": doc or None}
+    return type(name, (OpenAIObject,), namespace)
+
+
+# ------------------------------------------------------------------ usage
+
+PromptTokensDetails = _declare("PromptTokensDetails", "audio_tokens cache_write_tokens cached_tokens image_tokens text_tokens")
+CompletionTokensDetails = _declare(
+    "CompletionTokensDetails", "accepted_prediction_tokens audio_tokens reasoning_tokens rejected_prediction_tokens text_tokens"
+)
+CompletionUsage = _declare(
+    "CompletionUsage", "completion_tokens completion_tokens_details prompt_tokens prompt_tokens_details total_tokens",
+    {"prompt_tokens_details": PromptTokensDetails, "completion_tokens_details": CompletionTokensDetails},
+)  # fmt: skip
+
+# ------------------------------------------------------------------ shared by messages and deltas
+
+TopLogprob = _declare("TopLogprob", "bytes logprob token")
+ChatCompletionTokenLogprob = _declare("ChatCompletionTokenLogprob", "bytes logprob token top_logprobs", {"top_logprobs": TopLogprob})
+ChoiceLogprobs = _declare("ChoiceLogprobs", "content refusal", {"content": ChatCompletionTokenLogprob, "refusal": ChatCompletionTokenLogprob})
+FunctionCall = _declare("FunctionCall", "arguments name")
+ChatCompletionAudio = _declare("ChatCompletionAudio", "data expires_at id transcript")
+
+# ------------------------------------------------------------------ chat completion
+
+Function = _declare("Function", "arguments name")
+ChatCompletionMessageToolCall = _declare("ChatCompletionMessageToolCall", "function id type", {"function": Function})
+AnnotationURLCitation = _declare("AnnotationURLCitation", "end_index start_index title url")
+Annotation = _declare("Annotation", "type url_citation", {"url_citation": AnnotationURLCitation})
+# reasoning_content is ocilm's addition (OCI's reasoningContent), as LiteLLM names it.
+ChatCompletionMessage = _declare(
+    "ChatCompletionMessage", "annotations audio content function_call reasoning_content refusal role tool_calls",
+    {"tool_calls": ChatCompletionMessageToolCall, "annotations": Annotation, "function_call": FunctionCall, "audio": ChatCompletionAudio},
+)  # fmt: skip
+Choice = _declare("Choice", "finish_reason index logprobs message", {"message": ChatCompletionMessage, "logprobs": ChoiceLogprobs})
+
+# ------------------------------------------------------------------ chunk
+
+ChoiceDeltaToolCallFunction = _declare("ChoiceDeltaToolCallFunction", "arguments name")
+ChoiceDeltaToolCall = _declare("ChoiceDeltaToolCall", "function id index type", {"function": ChoiceDeltaToolCallFunction})
+ChoiceDeltaFunctionCall = _declare("ChoiceDeltaFunctionCall", "arguments name")
+ChoiceDeltaAudio = _declare("ChoiceDeltaAudio", "data expires_at id transcript")
+ChoiceDelta = _declare(
+    "ChoiceDelta", "audio content function_call reasoning_content refusal role tool_calls",
+    {"tool_calls": ChoiceDeltaToolCall, "function_call": ChoiceDeltaFunctionCall, "audio": ChoiceDeltaAudio},
+)  # fmt: skip
+ChunkChoice = _declare("ChunkChoice", "delta finish_reason index logprobs", {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs})
+
+# ------------------------------------------------------------------ embeddings and rerank
+
+Embedding = _declare("Embedding", "embedding index object")
+EmbeddingUsage = _declare("EmbeddingUsage", "prompt_tokens total_tokens")
+RerankDocument = _declare("RerankDocument", "text")
+RerankResult = _declare("RerankResult", "document index relevance_score", {"document": RerankDocument})
+RerankMeta = _declare("RerankMeta", "api_version billed_units model_version tokens warnings")
 
 
 class ChatCompletion(OpenAIObject):
     """``object == "chat.completion"``."""
 
+    __slots__ = ()
+    _fields = frozenset(["choices", "created", "id", "metadata", "model", "moderation", "object", "service_tier", "system_fingerprint", "usage"])
+    _nested = {"choices": Choice, "usage": CompletionUsage}
+
 
 class ChatCompletionChunk(OpenAIObject):
     """``object == "chat.completion.chunk"``."""
+
+    __slots__ = ()
+    _fields = frozenset(["choices", "created", "id", "model", "moderation", "obfuscation", "object", "service_tier", "system_fingerprint", "usage"])
+    _nested = {"choices": ChunkChoice, "usage": CompletionUsage}
 
 
 class EmbeddingResponse(OpenAIObject):
     """``object == "list"`` of ``{"object": "embedding", "index", "embedding"}``."""
 
+    __slots__ = ()
+    _fields = frozenset(["data", "model", "object", "usage"])
+    _nested = {"data": Embedding, "usage": EmbeddingUsage}
+
 
 class RerankResponse(OpenAIObject):
     """Cohere-style ``results`` of ``{"index", "relevance_score", "document"?}``."""
+
+    __slots__ = ()
+    _fields = frozenset(["id", "meta", "model", "results"])
+    _nested = {"results": RerankResult, "meta": RerankMeta}
