@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _sync: Client | None = None
-_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = weakref.WeakKeyDictionary()
+# The AsyncClient of the event loop that made the last async call, and its closer. One at a
+# time: a script that calls asyncio.run() many times gets a fresh client per loop, and each
+# is closed when its loop shuts down (see _closed_with_loop).
+_async: tuple[asyncio.AbstractEventLoop, AsyncClient, AsyncGenerator[None, None]] | None = None
 
 
 def _client() -> Client:
@@ -27,14 +30,33 @@ def _client() -> Client:
     return _sync
 
 
-def _async_client() -> AsyncClient:
-    # httpx's async pool belongs to one event loop, so each loop gets its own client.
-    loop = asyncio.get_running_loop()
-    client = _async.get(loop)
-    if client is None:
-        from ._client import AsyncClient
+async def _closed_with_loop(client: AsyncClient) -> AsyncGenerator[None, None]:
+    """Closes ``client`` when its event loop shuts down.
 
-        client = _async[loop] = AsyncClient()
+    An async generator that never finishes is closed by the loop's shutdown
+    (``asyncio.run`` calls ``loop.shutdown_asyncgens()``), which runs this ``finally``.
+    """
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def _async_client() -> AsyncClient:
+    # httpx's async pool belongs to one event loop, so each loop gets its own client.
+    global _async
+    loop = asyncio.get_running_loop()
+    current = _async
+    if current is not None and current[0] is loop:
+        return current[1]
+    from ._client import AsyncClient
+
+    client = AsyncClient()
+    closer = _closed_with_loop(client)
+    await closer.__anext__()  # started, so the loop tracks it and closes it at shutdown
+    # The previous loop's client, if its loop is still open, is closed by that loop's shutdown
+    # (or, once nothing holds its closer, by the loop's async-generator finaliser).
+    _async = (loop, client, closer)
     return client
 
 
@@ -63,7 +85,7 @@ async def acompletion(model: str, messages: Messages, *, stream: Literal[True], 
 async def acompletion(model: str, messages: Messages, *, stream: bool, **params: Any) -> ChatCompletion | AsyncStream: ...
 async def acompletion(model: str, messages: Messages, *, stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
     """``completion`` for asyncio; with ``stream=True`` an async iterator of chunks."""
-    return await _async_client().completion(model, messages, stream=stream, **params)
+    return await (await _async_client()).completion(model, messages, stream=stream, **params)
 
 
 def embedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
@@ -72,7 +94,7 @@ def embedding(model: str, input: str | list[str], **params: Any) -> EmbeddingRes
 
 
 async def aembedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
-    return await _async_client().embedding(model, input, **params)
+    return await (await _async_client()).embedding(model, input, **params)
 
 
 def rerank(model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
@@ -81,4 +103,4 @@ def rerank(model: str, query: str, documents: list[Any], **params: Any) -> Reran
 
 
 async def arerank(model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
-    return await _async_client().rerank(model, query, documents, **params)
+    return await (await _async_client()).rerank(model, query, documents, **params)

@@ -1,17 +1,32 @@
-"""``Client`` and ``AsyncClient``: pooled connections, retries and timeouts. The only I/O."""
+"""``Client`` and ``AsyncClient``: pooled connections, retries and timeouts. The only I/O.
+
+What a call sends is prepared by ``_core`` (pure), when to retry is decided by
+``_retry.RetryPolicy`` (pure), and what a reply means is decided by ``_reply`` below (pure).
+The two clients are thin drivers around them that differ only in how they send, read and
+sleep.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, Literal, overload
 
 import httpx
 
-from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat
-from ._errors import APIConnectionError, APITimeoutError, OCIError, error_from_response
-from ._retry import RETRY_STATUSES, backoff_delay, new_retry_token, retry_after_seconds
+from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat, reply_shape
+from ._embed import MAX_CONCURRENT_BATCHES, batch_error, merge_embeddings, prepare_embedding
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    OCIError,
+    error_from_response,
+)
+from ._rerank import prepare_rerank
+from ._retry import RetryPolicy, retry_after_seconds
 from ._settings import SECRET_PARAMS, SettingsCache
 from ._types import (
     ChatCompletion,
@@ -24,6 +39,7 @@ from ._types import (
 from .auth._httpx import OCIAuth
 
 _LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30)
+_EVENT_STREAM = "text/event-stream"
 
 
 def _request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, retry_token: str) -> httpx.Request:
@@ -33,36 +49,65 @@ def _request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, retry_t
 
 def _transport_error(exc: Exception, call: PreparedCall, during: str = "") -> OCIError:
     where = f" {during}" if during else ""
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{call.context}: no reply from {call.url}{where} within {call.timeout:g} s (timeout)")
-    return APIConnectionError(f"{call.context}: connection to {call.url} failed{where}: {type(exc).__name__}: {exc}")
-
-
-def _reply_error(call: PreparedCall, response: httpx.Response, body: bytes) -> OCIError:
-    err = error_from_response(response.status_code, body, response.headers.get("opc-request-id"), context=call.context)
-    err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    err: OCIError
+    if isinstance(exc, httpx.PoolTimeout):
+        # Our own pool was full for the whole timeout: another attempt would wait again.
+        err = APITimeoutError(f"{call.context}: no free connection in the client's pool within {call.timeout_seconds:g} s (too many calls at once)")
+        err.retryable = False
+    elif isinstance(exc, httpx.TimeoutException):
+        err = APITimeoutError(f"{call.context}: no reply from {call.url}{where} within {call.timeout_seconds:g} s (timeout)")
+    elif isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
+        # httpx refused to send what we built: retrying sends the same. No detail: it may quote a header value.
+        err = APIConnectionError(f"{call.context}: the request could not be sent ({type(exc).__name__}); check extra_headers and api_base")
+        err.retryable = False
+    else:
+        err = APIConnectionError(f"{call.context}: connection to {call.url} failed{where}: {type(exc).__name__}: {exc}")
     return err
 
 
-def _result(call: PreparedCall, body: bytes, request_id: str | None) -> Any:
-    result = call.parse(decode_json(body, call.context, request_id), request_id)
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == _EVENT_STREAM
+
+
+def _reply(call: PreparedCall, response: httpx.Response, body: bytes) -> Any:
+    """What a whole reply means: the call's result, or the error to raise (pure)."""
+    request_id = response.headers.get("opc-request-id")
+    if response.status_code >= 400:
+        err = error_from_response(response.status_code, body, request_id, context=call.context)
+        err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        raise err
+    if call.stream:  # a stream was asked for and this is not one
+        found = error_from_response(502, body, request_id)
+        detail = f" ({found.code}: {found.message})" if found.code else ""
+        raise APIResponseValidationError(
+            f"{call.context}: OCI answered a stream request with {response.headers.get('content-type') or 'no content type'}, "
+            f"not {_EVENT_STREAM}{detail}",
+            status_code=response.status_code, code=found.code, opc_request_id=request_id,
+        )  # fmt: skip
+    data = decode_json(body, call.context, request_id)
+    with reply_shape(call.context, request_id):
+        result = call.parse(data, request_id)
     if isinstance(result, OpenAIObject):
         result.opc_request_id = request_id
     return result
 
 
-def _retryable(err: OCIError) -> bool:
-    return isinstance(err, APIConnectionError) or err.status_code in RETRY_STATUSES
+def _opens_stream(call: PreparedCall, response: httpx.Response) -> bool:
+    return call.stream and response.status_code < 400 and _is_event_stream(response)
 
 
 class _Base:
     def __init__(self, **defaults: Any) -> None:
-        self._sleep_hook = defaults.pop("sleep", None)
         self._defaults = defaults
         self._settings = SettingsCache()
+        self._http_lock = threading.Lock()
 
     def _params(self, params: dict[str, Any]) -> dict[str, Any]:
         return {**self._defaults, **params}
+
+    def _note_error(self, err: OCIError) -> None:
+        if err.status_code == 401 and err.opc_request_id is not None:
+            self._settings.clear()  # credentials may have been rotated: read them again
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self._defaults.items() if k not in SECRET_PARAMS}
@@ -71,23 +116,33 @@ class _Base:
 
 class Client(_Base):
     """Holds default settings and a connection pool; methods take the same arguments as
-    ``ocilm.completion`` / ``embedding`` / ``rerank`` and override the defaults per call."""
+    ``ocilm.completion`` / ``embedding`` / ``rerank`` and override the defaults per call.
 
-    def __init__(self, **defaults: Any) -> None:
+    ``http_client``: an ``httpx.Client`` of your own (proxies, certificates, pool limits);
+    ocilm uses it and leaves closing it to you.
+    """
+
+    def __init__(self, *, http_client: httpx.Client | None = None, **defaults: Any) -> None:
         super().__init__(**defaults)
-        self._http: httpx.Client | None = None
-        self._sleep: Callable[[float], None] = time.sleep if self._sleep_hook is None else self._sleep_hook
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._sleep: Callable[[float], None] = time.sleep
 
     @property
     def http(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(limits=_LIMITS, timeout=None)
-        return self._http
+        http = self._http
+        if http is None:
+            with self._http_lock:  # one pool, however many threads make the first call
+                if self._http is None:
+                    self._http = httpx.Client(limits=_LIMITS, timeout=None)
+                http = self._http
+        return http
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._http_lock:
+            http, self._http = self._http, (None if self._owns_http else self._http)
+        if http is not None and self._owns_http:
+            http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -108,68 +163,60 @@ class Client(_Base):
         return self._run(call)  # type: ignore[return-value]
 
     def embedding(self, model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
-        from ._embed import merge_embeddings, prepare_embedding
-
         calls, merge = prepare_embedding(self._settings, model, input, self._params(params))
         if len(calls) == 1:
             return merge_embeddings(merge, [self._run(calls[0])])
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        from ._embed import MAX_CONCURRENT_BATCHES, batch_error
-
-        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_BATCHES, len(calls))) as pool:
-            futures = [pool.submit(self._run, call) for call in calls]
-            results = []
-            for i, future in enumerate(futures):
+        results: list[Any] = [None] * len(calls)
+        pool = ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_BATCHES, len(calls)))
+        try:
+            futures = {pool.submit(self._run, call): i for i, call in enumerate(calls)}
+            for future in as_completed(futures):
+                i = futures[future]
                 try:
-                    results.append(future.result())
+                    results[i] = future.result()
                 except OCIError as exc:
                     raise batch_error(exc, i, merge) from exc
+        finally:
+            # On a failure, batches not yet started are cancelled and the error is raised at once.
+            pool.shutdown(wait=False, cancel_futures=True)
         return merge_embeddings(merge, results)
 
     def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
-        from ._embed import prepare_rerank
-
         return self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
 
     # -------------------------------------------------------------- transport
 
     def _run(self, call: PreparedCall) -> OpenAIObject | Stream:
-        token = new_retry_token()
+        policy = RetryPolicy(call.max_retries, call.deadline)
         auth = OCIAuth(call.signer)
-        for attempt in range(call.max_retries + 1):
+        while True:
             try:
-                response = self.http.send(_request(self.http, call, token), auth=auth, stream=True)
-            except httpx.HTTPError as exc:
-                err = _transport_error(exc, call)
-            else:
-                request_id = response.headers.get("opc-request-id")
-                if response.status_code >= 400:
-                    try:
-                        body = response.read()
-                    except httpx.HTTPError:
-                        body = b""
-                    finally:
-                        response.close()
-                    err = _reply_error(call, response, body)
-                elif call.stream:
-                    try:
-                        return Stream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
-                    except OCIError as exc:
-                        err = exc
-                else:
-                    try:
-                        body = response.read()
-                    except httpx.HTTPError as exc:
-                        err = _transport_error(exc, call, "while reading the reply")
-                    else:
-                        return _result(call, body, request_id)
-                    finally:
-                        response.close()
-            if not _retryable(err) or attempt == call.max_retries:
-                raise err
-            self._sleep(backoff_delay(attempt + 1, err.retry_after))
-        raise AssertionError("unreachable")
+                return self._attempt(call, policy.retry_token, auth)
+            except OCIError as err:
+                self._note_error(err)
+                delay = policy.next_delay(err)
+            self._sleep(delay)
+
+    def _attempt(self, call: PreparedCall, retry_token: str, auth: OCIAuth) -> OpenAIObject | Stream:
+        http = self.http
+        try:
+            response = http.send(_request(http, call, retry_token), auth=auth, stream=True)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, call) from None
+        if _opens_stream(call, response):
+            assembler = call.new_assembler(response.headers.get("opc-request-id"))  # type: ignore[misc]
+            return Stream.open(response, assembler)
+        try:
+            body = response.read()
+        except httpx.HTTPError as exc:
+            if response.status_code < 400:
+                raise _transport_error(exc, call, "while reading the reply") from None
+            body = b""  # the status alone says what went wrong
+        finally:
+            response.close()
+        return _reply(call, response, body)
 
 
 class Stream:
@@ -287,23 +334,32 @@ def _stream_error(exc: Exception, assembler: ChunkAssembler) -> OCIError:
 
 
 class AsyncClient(_Base):
-    """The asyncio twin of ``Client``: the same arguments, awaited."""
+    """The asyncio twin of ``Client``: the same arguments, awaited.
 
-    def __init__(self, **defaults: Any) -> None:
+    ``http_client``: an ``httpx.AsyncClient`` of your own; ocilm leaves closing it to you.
+    """
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **defaults: Any) -> None:
         super().__init__(**defaults)
-        self._http: httpx.AsyncClient | None = None
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep if self._sleep_hook is None else self._sleep_hook
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._sleep: Callable[[float], Any] = asyncio.sleep
 
     @property
     def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(limits=_LIMITS, timeout=None)
-        return self._http
+        http = self._http
+        if http is None:
+            with self._http_lock:
+                if self._http is None:
+                    self._http = httpx.AsyncClient(limits=_LIMITS, timeout=None)
+                http = self._http
+        return http
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        with self._http_lock:
+            http, self._http = self._http, (None if self._owns_http else self._http)
+        if http is not None and self._owns_http:
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -324,9 +380,9 @@ class AsyncClient(_Base):
     acompletion = completion
 
     async def embedding(self, model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
-        from ._embed import MAX_CONCURRENT_BATCHES, batch_error, merge_embeddings, prepare_embedding
-
         calls, merge = prepare_embedding(self._settings, model, input, self._params(params))
+        if len(calls) == 1:
+            return merge_embeddings(merge, [await self._run(calls[0])])
         gate = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
         async def one(i: int, call: PreparedCall) -> Any:
@@ -336,54 +392,52 @@ class AsyncClient(_Base):
                 except OCIError as exc:
                     raise batch_error(exc, i, merge) from exc
 
-        results = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
+        tasks = [asyncio.ensure_future(one(i, c)) for i, c in enumerate(calls)]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # the first failure ends the call: stop the other batches
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return merge_embeddings(merge, list(results))
 
     aembedding = embedding
 
     async def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
-        from ._embed import prepare_rerank
-
         return await self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
 
     arerank = rerank
 
     async def _run(self, call: PreparedCall) -> OpenAIObject | AsyncStream:
-        token = new_retry_token()
+        policy = RetryPolicy(call.max_retries, call.deadline)
         auth = OCIAuth(call.signer)
-        for attempt in range(call.max_retries + 1):
+        while True:
             try:
-                response = await self.http.send(_request(self.http, call, token), auth=auth, stream=True)
-            except httpx.HTTPError as exc:
-                err = _transport_error(exc, call)
-            else:
-                request_id = response.headers.get("opc-request-id")
-                if response.status_code >= 400:
-                    try:
-                        body = await response.aread()
-                    except httpx.HTTPError:
-                        body = b""
-                    finally:
-                        await response.aclose()
-                    err = _reply_error(call, response, body)
-                elif call.stream:
-                    try:
-                        return await AsyncStream.open(response, call.new_assembler(request_id))  # type: ignore[misc]
-                    except OCIError as exc:
-                        err = exc
-                else:
-                    try:
-                        body = await response.aread()
-                    except httpx.HTTPError as exc:
-                        err = _transport_error(exc, call, "while reading the reply")
-                    else:
-                        return _result(call, body, request_id)
-                    finally:
-                        await response.aclose()
-            if not _retryable(err) or attempt == call.max_retries:
-                raise err
-            await self._sleep(backoff_delay(attempt + 1, err.retry_after))
-        raise AssertionError("unreachable")
+                return await self._attempt(call, policy.retry_token, auth)
+            except OCIError as err:
+                self._note_error(err)
+                delay = policy.next_delay(err)
+            await self._sleep(delay)
+
+    async def _attempt(self, call: PreparedCall, retry_token: str, auth: OCIAuth) -> OpenAIObject | AsyncStream:
+        http = self.http
+        try:
+            response = await http.send(_request(http, call, retry_token), auth=auth, stream=True)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, call) from None
+        if _opens_stream(call, response):
+            assembler = call.new_assembler(response.headers.get("opc-request-id"))  # type: ignore[misc]
+            return await AsyncStream.open(response, assembler)
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:
+            if response.status_code < 400:
+                raise _transport_error(exc, call, "while reading the reply") from None
+            body = b""
+        finally:
+            await response.aclose()
+        return _reply(call, response, body)
 
 
 class AsyncStream:
@@ -445,29 +499,26 @@ class AsyncStream:
         del self._pending[0]
         return chunk
 
-    async def pump(self, emit: Callable[[list[ChatCompletionChunk]], Awaitable[None]]) -> None:
-        """Hand every chunk to ``emit``, grouped by the network read it came from, then close.
-
-        The same chunks as iterating the stream, in one loop with no generator in between:
-        the cheapest way for a relay (the gateway) to pass a stream on.
-        """
+    async def _batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """The same chunks as iterating the stream, grouped by the network read they came
+        from: a relay (the gateway) writes each group at once. Closes the stream at the end."""
         try:
             if self._pending:
                 batch, self._pending = self._pending, []
-                await emit(batch)
+                yield batch
             if self.response.is_closed:
                 return
             feed = self._assembler.feed
             async for data in self._source:
                 batch = feed(data)
                 if batch:
-                    await emit(batch)
+                    yield batch
                 if self._assembler.done:
                     await _adrain(self._source)
                     break
             tail = self._assembler.close()
             if tail:
-                await emit(tail)
+                yield tail
         except httpx.HTTPError as exc:
             raise _stream_error(exc, self._assembler) from exc
         finally:

@@ -5,14 +5,20 @@ No I/O here: the sync and async clients share all of it and differ only in how t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import re
+import struct
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
+from ._capabilities import api_format_for, model_info
 from ._endpoint import action_url
 from ._errors import (
     APIResponseValidationError,
@@ -21,7 +27,6 @@ from ._errors import (
     OCIError,
     error_class_for_status,
 )
-from ._models import api_format_for, model_info
 from ._settings import OCI_PARAMS, Settings, SettingsCache
 from ._sse import DONE, SSEDecoder
 from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
@@ -29,6 +34,8 @@ from .auth._signers import RequestSigner
 from .formats._common import ChatContext, bad
 
 DEFAULT_TIMEOUT = 600.0
+call_deadline: ContextVar[float | None] = ContextVar("ocilm_call_deadline", default=None)
+"""A ``time.monotonic()`` deadline for the calls made in this context (no retry starts past it)."""
 DEFAULT_MAX_RETRIES = 2
 TRANSPORT_PARAMS = frozenset({"timeout", "max_retries", "drop_params", "extra_headers"})
 _PROTECTED_HEADERS = frozenset({"date", "x-date", "host", "content-length", "content-type", "x-content-sha256", "authorization"})
@@ -36,17 +43,26 @@ _PROTECTED_HEADERS = frozenset({"date", "x-date", "host", "content-length", "con
 
 @dataclass
 class PreparedCall:
-    action: str
+    """A request ready to send. Its repr leaves out the body and headers (prompts, proxy keys)."""
+
     url: str
-    body: bytes
-    headers: dict[str, str]
+    body: bytes = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
     signer: RequestSigner
     stream: bool
-    timeout: float
+    timeout: Any  # seconds (float) or an httpx.Timeout, as openai-python takes
     max_retries: int
-    parse: Callable[[Any, str | None], OpenAIObject]
-    new_assembler: Callable[[str | None], ChunkAssembler] | None = None
+    parse: Callable[[Any, str | None], OpenAIObject] = field(repr=False)
+    new_assembler: Callable[[str | None], ChunkAssembler] | None = field(default=None, repr=False)
     context: str = ""  # what the call was, for error messages
+    # time.monotonic() past which no retry starts; the gateway sets it per request.
+    deadline: float | None = field(default_factory=lambda: call_deadline.get())
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The per-read timeout, for messages."""
+        read = getattr(self.timeout, "read", self.timeout)
+        return float(read) if read is not None else math.inf
 
 
 def model_id(model: Any) -> str:
@@ -56,27 +72,68 @@ def model_id(model: Any) -> str:
     return model[4:] if model.startswith("oci/") else model
 
 
-def transport_options(params: dict) -> tuple[float, int, dict[str, str]]:
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_TIMEOUT_PARTS = ("connect", "read", "write", "pool")
+
+
+def _seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _check_timeout(timeout: Any) -> Any:
+    if _seconds(timeout):
+        return float(timeout)
+    if all(hasattr(timeout, part) for part in _TIMEOUT_PARTS):  # an httpx.Timeout
+        if all(getattr(timeout, part) is None or _seconds(getattr(timeout, part)) for part in _TIMEOUT_PARTS):
+            return timeout
+        raise bad("timeout", "each part of an httpx.Timeout must be a positive, finite number of seconds or None")
+    raise bad("timeout", "expected a positive, finite number of seconds or an httpx.Timeout")
+
+
+def check_extra_headers(extra: Any) -> dict[str, str]:
+    """Validated before any I/O. Errors name the header, never its value (it may be a key)."""
+    if not isinstance(extra, dict):
+        raise bad("extra_headers", "expected a dict of header name -> value")
+    out: dict[str, str] = {}
+    for name, value in extra.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise bad("extra_headers", "a header name must be a non-empty HTTP token (letters, digits, -_.!#$%&'*+^`|~)")
+        if name.lower() in _PROTECTED_HEADERS:
+            raise bad("extra_headers", f"cannot set {name}: ocilm sets and signs it itself")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad("extra_headers", f"the value of {name} must be a string")
+        text = str(value)
+        if _HEADER_VALUE_FORBIDDEN.search(text):
+            raise bad("extra_headers", f"the value of {name} contains a line break or NUL, which HTTP forbids")
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise bad("extra_headers", f"the value of {name} must be Latin-1 text") from None
+        out[name] = text
+    return out
+
+
+def transport_options(params: dict) -> tuple[Any, int, dict[str, str]]:
     timeout = params.get("timeout")
-    if timeout is None:
-        timeout = DEFAULT_TIMEOUT
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise bad("timeout", f"expected a positive number of seconds, got {timeout!r}")
+    timeout = DEFAULT_TIMEOUT if timeout is None else _check_timeout(timeout)
     retries = params.get("max_retries")
     if retries is None:
         retries = DEFAULT_MAX_RETRIES
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise bad("max_retries", f"expected a whole number >= 0, got {retries!r}")
-    extra = params.get("extra_headers") or {}
-    if not isinstance(extra, dict):
-        raise bad("extra_headers", "expected a dict of header name -> value")
-    clash = sorted(k for k in extra if k.lower() in _PROTECTED_HEADERS)
-    if clash:
-        raise bad("extra_headers", f"cannot set {', '.join(clash)}: ocilm sets and signs these itself")
-    return float(timeout), retries, {str(k): str(v) for k, v in extra.items()}
+    return timeout, retries, check_extra_headers(params.get("extra_headers") or {})
 
 
 def split_params(params: dict) -> tuple[dict, dict]:
+    """(OCI settings, everything else). A misspelled ``oci_*`` setting is an error even with
+    ``drop_params``: dropping it would silently use a default region or profile."""
+    unknown = sorted(k for k in params if k.startswith("oci_") and k not in OCI_PARAMS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown OCI setting(s): {', '.join(unknown)}; expected one of {', '.join(sorted(p for p in OCI_PARAMS if p.startswith('oci_')))}",
+            param=unknown[0],
+        )
     oci = {k: v for k, v in params.items() if k in OCI_PARAMS}
     rest = {k: v for k, v in params.items() if k not in OCI_PARAMS}
     return oci, rest
@@ -94,7 +151,33 @@ def serving_mode(settings: Settings, model: str) -> dict:
 
 
 def encode(payload: dict) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The request body. Text that is not valid Unicode (a lone surrogate such as ``\\ud800``)
+    or a non-finite number cannot be sent as JSON: that is the caller's error."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequestError("the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)") from None
+    except ValueError:
+        raise BadRequestError("the request holds a number JSON cannot carry (NaN or Infinity)") from None
+    except RecursionError:
+        raise BadRequestError("the request is nested too deeply") from None
+
+
+# The exceptions a parser raises when a reply is not in the shape it expects.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, struct.error)
+
+
+@contextlib.contextmanager
+def reply_shape(context: str, request_id: str | None) -> Iterator[None]:
+    """Turn a parser's surprise at a reply's shape into ``APIResponseValidationError``."""
+    try:
+        yield
+    except OCIError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise APIResponseValidationError(
+            f"{context}: OCI's reply is not in the documented shape ({type(exc).__name__})", status_code=200, opc_request_id=request_id
+        ) from None
 
 
 def base_headers(accept: str, extra: dict[str, str]) -> dict[str, str]:
@@ -130,6 +213,8 @@ def translate(build: Callable[..., dict], *args: Any) -> dict:
         return build(*args)
     except OCIError:
         raise
+    except RecursionError:
+        raise BadRequestError("the request is nested too deeply") from None
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
         raise BadRequestError(f"the request could not be read: {type(exc).__name__}: {exc}") from None
 
@@ -165,7 +250,6 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
     chat_request = translate(build, messages, chat_params, ctx)
     payload = {"compartmentId": compartment, "servingMode": serving_mode(settings, name), "chatRequest": chat_request}
     return PreparedCall(
-        action="chat",
         url=action_url("chat", region=settings.region, api_base=settings.api_base),
         body=encode(payload),
         headers=base_headers("application/json, text/event-stream", extra),
@@ -194,14 +278,16 @@ class ChunkAssembler:
             events = self.decoder.feed(data)
         except ValueError as exc:
             raise self._malformed(exc) from None
-        return self._events(events)
+        with reply_shape("the stream", self.request_id):
+            return self._events(events)
 
     def close(self) -> list[ChatCompletionChunk]:
         try:
             events = self.decoder.flush()
         except ValueError as exc:
             raise self._malformed(exc) from None
-        return self._events(events) + [self._wrap(c) for c in self.state.close()]
+        with reply_shape("the stream", self.request_id):
+            return self._events(events) + [self._wrap(c) for c in self.state.close()]
 
     def _malformed(self, exc: ValueError) -> APIResponseValidationError:
         return APIResponseValidationError(f"OCI sent a malformed stream: {exc}", status_code=200, opc_request_id=self.request_id)

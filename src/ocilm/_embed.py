@@ -1,4 +1,4 @@
-"""Embeddings and rerank: OpenAI/Cohere shapes ⇄ OCI embedText/rerankText (no I/O)."""
+"""Embeddings: OpenAI's shape ⇄ OCI embedText, batched (no I/O)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ from ._core import (
     base_headers,
     encode,
     model_id,
+    reply_shape,
     serving_mode,
     split_params,
     transport_options,
 )
 from ._endpoint import action_url
-from ._errors import OCIError, UnsupportedParamsError
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    OCIError,
+    UnsupportedParamsError,
+)
 from ._settings import SettingsCache
-from ._types import EmbeddingResponse, OpenAIObject, RerankResponse
+from ._types import EmbeddingResponse, OpenAIObject
 from .formats._common import bad
 
 MAX_INPUTS_PER_CALL = 96
@@ -27,7 +33,6 @@ MAX_CONCURRENT_BATCHES = 4
 EMBED_PARAMS = frozenset({"dimensions", "encoding_format", "input_type", "truncate", "user"})
 INPUT_TYPES = {"search_document", "search_query", "classification", "clustering", "image"}
 IMAGE_MODELS = ("cohere.embed-v4", "cohere.embed-english-image", "cohere.embed-multilingual-image")
-RERANK_PARAMS = frozenset({"top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc"})
 
 
 @dataclass
@@ -44,7 +49,7 @@ def _unsupported(name: str, model: str, drop: bool, why: str) -> None:
     raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
 
 
-def _arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[float, int, dict[str, str]], bool]:
+def call_arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[float, int, dict[str, str]], bool]:
     """Split a call's arguments: model id, OCI settings, the rest, transport options, drop_params."""
     from ._core import TRANSPORT_PARAMS
 
@@ -58,7 +63,7 @@ def _arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tu
 
 
 def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dict) -> tuple[list[PreparedCall], EmbeddingMerge]:
-    name, oci, rest, (timeout, retries, extra), drop = _arguments(model, params, EMBED_PARAMS, "an embedding")
+    name, oci, rest, (timeout, retries, extra), drop = call_arguments(model, params, EMBED_PARAMS, "an embedding")
     if isinstance(inputs, str):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
@@ -117,7 +122,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
     url = action_url("embedText", region=settings.region, api_base=settings.api_base)
     calls = [
         PreparedCall(
-            action="embedText", url=url, body=encode(body), headers=base_headers("application/json", extra),
+            url=url, body=encode(body), headers=base_headers("application/json", extra),
             signer=settings.signer, stream=False, timeout=timeout, max_retries=retries,
             parse=lambda data, rid: OpenAIObject(data), context=f"embedding with {name}",
         )
@@ -131,13 +136,16 @@ def _base64_floats(vector: list[float]) -> str:
 
 
 def merge_embeddings(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResponse:
+    with reply_shape(f"embedding with {merge.model}", results[0].opc_request_id if results else None):
+        return _merge(merge, results)
+
+
+def _merge(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResponse:
     data = []
     prompt = total = 0
     for (start, count), result in zip(merge.batches, results, strict=False):
         vectors = result.get("embeddings") or (result.get("embeddingsByType") or {}).get("float") or []
         if len(vectors) != count:
-            from ._errors import APIResponseValidationError
-
             raise APIResponseValidationError(f"OCI returned {len(vectors)} embeddings for {count} inputs (inputs {start}..{start + count - 1})")
         for offset, vector in enumerate(vectors):
             embedding: Any = _base64_floats(vector) if merge.encoding_format == "base64" else vector
@@ -151,48 +159,13 @@ def merge_embeddings(merge: EmbeddingMerge, results: list[Any]) -> EmbeddingResp
 
 
 def batch_error(exc: OCIError, index: int, merge: EmbeddingMerge) -> OCIError:
+    """The error of one batch of several, saying which inputs it held; otherwise the same error."""
     start, count = merge.batches[index]
-    return type(exc)(
+    err = type(exc)(
         f"embedding batch {index + 1} of {len(merge.batches)} (inputs {start}..{start + count - 1}) failed: {exc.message}",
-        status_code=exc.status_code, code=exc.code, opc_request_id=exc.opc_request_id, body=exc.body,
+        status_code=exc.status_code, code=exc.code, opc_request_id=exc.opc_request_id, body=exc.body, param=exc.param,
     )  # fmt: skip
-
-
-def prepare_rerank(cache: SettingsCache, model: Any, query: Any, documents: Any, params: dict) -> PreparedCall:
-    name, oci, rest, (timeout, retries, extra), _drop = _arguments(model, params, RERANK_PARAMS, "a rerank")
-    if not isinstance(query, str) or not query:
-        raise bad("query", "expected a non-empty string")
-    if not isinstance(documents, list) or not documents:
-        raise bad("documents", "expected a non-empty list of strings or {'text': ...} objects")
-    texts = []
-    for i, doc in enumerate(documents):
-        text = doc.get("text") if isinstance(doc, dict) else doc
-        if not isinstance(text, str):
-            raise bad(f"documents[{i}]", "expected a string or {'text': ...}")
-        texts.append(text)
-    settings = cache.resolve(oci)
-    body: dict[str, Any] = {"input": query, "compartmentId": settings.require_compartment(), "servingMode": serving_mode(settings, name), "documents": texts}
-    for key, field in (("top_n", "topN"), ("max_chunks_per_doc", "maxChunksPerDocument"), ("max_tokens_per_doc", "maxTokensPerDocument")):
-        value = rest.get(key)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(key, f"expected a whole number >= 1, got {value!r}")
-            body[field] = value
-    return_documents = bool(rest.get("return_documents"))
-    if return_documents:
-        body["isEcho"] = True
-
-    def parse(data: Any, request_id: str | None) -> RerankResponse:
-        results = []
-        for rank in data.get("documentRanks") or []:
-            item: dict[str, Any] = {"index": rank["index"], "relevance_score": rank.get("relevanceScore")}
-            if return_documents:
-                item["document"] = rank.get("document") or {"text": texts[rank["index"]]}
-            results.append(item)
-        return RerankResponse({"id": data.get("id"), "results": results, "model": name, "meta": {"model_version": data.get("modelVersion")}})
-
-    return PreparedCall(
-        action="rerankText", url=action_url("rerankText", region=settings.region, api_base=settings.api_base),
-        body=encode(body), headers=base_headers("application/json", extra), signer=settings.signer, stream=False,
-        timeout=timeout, max_retries=retries, parse=parse, context=f"rerank with {name}",
-    )  # fmt: skip
+    err.retry_after = exc.retry_after
+    if isinstance(exc, APIConnectionError):
+        err.retryable = exc.retryable  # type: ignore[attr-defined]
+    return err

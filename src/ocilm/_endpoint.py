@@ -73,7 +73,7 @@ def normalize_region(region: str) -> str:
         return _SHORT_CODES[value]
     if not _REGION_ID.match(value):
         raise ConfigurationError(
-            f"oci_region {region!r} is not a valid OCI region: expected an id such as "
+            "oci_region is not a valid OCI region: expected an id such as "
             "'us-chicago-1', 'eu-frankfurt-1' or a three-letter short code such as 'ord'",
             param="oci_region",
         )
@@ -99,21 +99,22 @@ def split_api_base(api_base: str) -> tuple[str, str | None]:
     if not isinstance(api_base, str) or not api_base.strip():
         raise ConfigurationError("api_base must be a URL such as 'http://127.0.0.1:8080'", param="api_base")
     url = api_base.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"api_base {api_base!r} must be an http:// or https:// URL with a host, such as "
-            "'https://inference.generativeai.us-chicago-1.oci.oraclecloud.com'",
-            param="api_base",
-        )
-    if parts.username is not None or parts.password is not None:
+    # Errors name the setting, never its value: a mistyped URL may still hold a password.
+    if "@" in url.split("/")[2 if "://" in url else 0]:
         # A URL is shown in errors and logs; credentials in it would travel with them.
         raise ConfigurationError(
             "api_base must not carry credentials (user:password@); send a proxy's credentials in extra_headers",
             param="api_base",
         )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            "api_base must be an http:// or https:// URL with a host, such as "
+            "'https://inference.generativeai.us-chicago-1.oci.oraclecloud.com'",
+            param="api_base",
+        )
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"api_base {api_base!r} must not carry a query or fragment", param="api_base")
+        raise ConfigurationError("api_base must not carry a query or fragment", param="api_base")
     path = parts.path.rstrip("/")
     action = None
     marker = f"/{API_VERSION}/actions/"
@@ -121,7 +122,7 @@ def split_api_base(api_base: str) -> tuple[str, str | None]:
         path, _, action = path.partition(marker)
         if action not in ACTIONS:
             raise ConfigurationError(
-                f"api_base {api_base!r} names action {action!r}; expected one of {', '.join(ACTIONS)}",
+                f"api_base names an unknown action; expected one of {', '.join(ACTIONS)}",
                 param="api_base",
             )
     elif path.endswith(f"/{API_VERSION}"):

@@ -105,6 +105,8 @@ class ServiceUnavailableError(InternalServerError):
 class APIConnectionError(OCIError):
     """The request could not reach OCI, or the connection broke before the reply ended."""
 
+    retryable = True  # False where trying again cannot help (a request httpx refused to send)
+
 
 class APITimeoutError(APIConnectionError):
     """No reply (or no next stream event) within the configured timeout."""

@@ -6,6 +6,9 @@ import email.utils
 import random
 import secrets
 import time
+from collections.abc import Callable
+
+from ._errors import APIConnectionError, OCIError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5
@@ -44,3 +47,36 @@ def backoff_delay(retry_number: int, retry_after: float | None = None, rand: flo
         return min(retry_after, RETRY_AFTER_CAP)
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (retry_number - 1))
     return ceiling * (0.5 + 0.5 * (random.random() if rand is None else rand))
+
+
+class RetryPolicy:
+    """The retry decisions of one logical call, fed each failed attempt's error (sans-IO).
+
+    ``next_delay(err)`` answers how long to wait before the next attempt, or re-raises
+    ``err`` when the call is over: the error is not retryable, the attempts are used up, or
+    the wait would end past ``deadline`` (a ``time.monotonic()`` value). The sync and async
+    clients drive it, each with its own way of sending and sleeping.
+    """
+
+    def __init__(self, max_retries: int, deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_retries = max_retries
+        self.deadline = deadline
+        self.clock = clock
+        self.retry_token = new_retry_token()
+        self.retries = 0
+
+    def next_delay(self, err: OCIError) -> float:
+        if not retryable(err) or self.retries >= self.max_retries:
+            raise err
+        delay = backoff_delay(self.retries + 1, err.retry_after)
+        if self.deadline is not None and self.clock() + delay >= self.deadline:
+            raise err
+        self.retries += 1
+        return delay
+
+
+def retryable(err: OCIError) -> bool:
+    """429, 5xx but 501, and failures to connect or to get a reply in time; not local faults."""
+    if isinstance(err, APIConnectionError):
+        return err.retryable
+    return err.status_code in RETRY_STATUSES

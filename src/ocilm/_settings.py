@@ -3,13 +3,21 @@
 Credential precedence (first that applies wins):
 1. ``oci_signer``: any OCI SDK signer object.
 2. Explicit manual fields (``oci_user``, ``oci_fingerprint``, ``oci_tenancy``, ``oci_key`` or
-   ``oci_key_file``), each missing one filled from its ``OCI_*`` env var.
+   ``oci_key_file``), each missing one filled from its ``OCI_*`` env var. The key is one unit:
+   an explicit ``oci_key`` or ``oci_key_file`` beats both ``OCI_KEY`` and ``OCI_KEY_FILE``.
 3. An explicit config choice: ``oci_config_file`` / ``oci_profile`` / ``oci_security_token_file``.
 4. Manual fields from the environment (``OCI_USER``, ``OCI_FINGERPRINT``, ``OCI_TENANCY``,
    ``OCI_KEY`` or ``OCI_KEY_FILE``).
 5. The config profile: ``OCI_CONFIG_FILE`` or ``~/.oci/config``, profile ``OCI_CLI_PROFILE``
    or ``DEFAULT``.
 Region and compartment: keyword argument, then env var, then (region only) the profile.
+
+Resolved settings are cached, and the cache notices edits: each entry remembers the config
+file and key file it was read from (modification time and size) and is resolved again when
+either changes, or after OCI answers 401.
+
+Errors name the setting at fault and never its value (a key pasted into the wrong setting
+would otherwise be printed).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ _MANUAL_ENV = {
     "oci_key": "OCI_KEY",
     "oci_key_file": "OCI_KEY_FILE",
 }
+_KEY_SOURCES = frozenset({"oci_key", "oci_key_file"})
 _ENV_NAMES = (*_MANUAL_ENV.values(), "OCI_REGION", "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE")
 DEFAULT_CONFIG_FILE = "~/.oci/config"
 SERVING_MODES = ("ON_DEMAND", "DEDICATED")
@@ -59,6 +68,7 @@ class Settings:
     serving_mode: str
     endpoint_id: str | None
     api_format: str | None
+    sources: tuple[str, ...] = ()  # files read to resolve these settings (config file, key file)
 
     def __repr__(self) -> str:
         return (
@@ -78,28 +88,37 @@ class Settings:
 
 # ---------------------------------------------------------------- config profiles
 
-_profile_cache: dict[tuple[str, int], configparser.ConfigParser] = {}
+_profile_cache: dict[str, tuple[tuple[int, int] | None, configparser.ConfigParser]] = {}
 _profile_lock = threading.Lock()
+
+
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(modification time, size) of a file, or None if it cannot be read: what changes when
+    an operator edits or replaces it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _read_config(path: str) -> configparser.ConfigParser:
     expanded = os.path.expanduser(path)
-    try:
-        mtime = os.stat(expanded).st_mtime_ns
-    except OSError:
-        raise ConfigurationError(f"oci_config_file: no OCI config file at {expanded!r}", param="oci_config_file") from None
-    cached = _profile_cache.get((expanded, mtime))
-    if cached is not None:
-        return cached
+    stamp = file_stamp(expanded)
+    if stamp is None:
+        raise ConfigurationError("oci_config_file: no OCI config file at the path given", param="oci_config_file")
+    cached = _profile_cache.get(expanded)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(expanded, encoding="utf-8") as f:
             parser.read_file(f)
     except (OSError, configparser.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
-        raise ConfigurationError(f"oci_config_file {expanded!r} could not be read ({reason})", param="oci_config_file") from None
+        raise ConfigurationError(f"oci_config_file could not be read ({reason})", param="oci_config_file") from None
     with _profile_lock:
-        _profile_cache[(expanded, mtime)] = parser
+        _profile_cache[expanded] = (stamp, parser)  # one entry per file: a newer read replaces it
     return parser
 
 
@@ -111,20 +130,20 @@ def read_profile(path: str, profile: str) -> dict[str, str]:
     if not parser.has_section(profile):
         available = ", ".join(["DEFAULT", *parser.sections()])
         raise ConfigurationError(
-            f"oci_profile {profile!r} is not in {os.path.expanduser(path)!r}; profiles there: {available}",
+            f"oci_profile: that profile is not in the OCI config file; profiles there: {available}",
             param="oci_profile",
         )
     return dict(parser.items(profile))
 
 
-def _signer_from_profile(path: str, profile: str, values: Mapping[str, str]) -> RequestSigner:
-    where = f"profile [{profile}] of {os.path.expanduser(path)!r}"
+def _signer_from_profile(profile: str, values: Mapping[str, str]) -> RequestSigner:
+    where = f"profile [{profile}] of the OCI config file"
     if "key_content" in values:
         raise ConfigurationError(f"{where}: key_content is not allowed in a config file; use key_file", param="oci_config_file")
     key_file = values.get("key_file")
     if not key_file:
         raise ConfigurationError(f"{where} has no key_file", param="oci_config_file")
-    key = load_private_key_file(key_file, values.get("pass_phrase"), source=f"key_file of {where}")
+    key = load_private_key_file(key_file, values.get("pass_phrase"), source=f"key_file of {where}", param="oci_config_file")
     token_file = values.get("security_token_file")
     if token_file:
         return SessionTokenSigner(token_file, key)
@@ -143,6 +162,8 @@ def _signer_from_profile(path: str, profile: str, values: Mapping[str, str]) -> 
 
 def _manual_signer(fields: Mapping[str, Any], pass_phrase: Any, token_file: str | None, origin: Mapping[str, str]) -> RequestSigner:
     key_text, key_file = fields.get("oci_key"), fields.get("oci_key_file")
+    if key_text and key_file and origin.get("oci_key") == origin.get("oci_key_file") == "keyword argument":
+        raise ConfigurationError("pass oci_key or oci_key_file, not both", param="oci_key")
     if key_text:
         key = load_private_key(key_text, pass_phrase, source="oci_key")
     elif key_file:
@@ -176,11 +197,14 @@ def _manual_signer(fields: Mapping[str, Any], pass_phrase: Any, token_file: str 
 # ---------------------------------------------------------------- the resolver
 
 
+def _key_file_source(fields: Mapping[str, Any]) -> list[str]:
+    key_file = fields.get("oci_key_file")
+    return [os.path.expanduser(key_file)] if key_file and not fields.get("oci_key") else []
+
+
 def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    unknown = set(params) - OCI_PARAMS
-    if unknown:
-        raise ConfigurationError(f"unknown OCI setting(s): {', '.join(sorted(unknown))}")
     profile_values: dict[str, str] = {}
+    sources: list[str] = []
     signer: RequestSigner
 
     explicit_manual = {k: params[k] for k in _MANUAL_ENV if params.get(k)}
@@ -192,19 +216,24 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         signer = SDKSignerAdapter(params["oci_signer"])
     elif explicit_manual or (token_file and not explicit_config):
         fields = {**env_manual, **explicit_manual}
+        if explicit_manual.keys() & _KEY_SOURCES:  # the key is one unit: the explicit one wins whole
+            fields = {k: v for k, v in fields.items() if k not in _KEY_SOURCES or k in explicit_manual}
         origin = {k: ("keyword argument" if k in explicit_manual else f"env {_MANUAL_ENV[k]}") for k in fields}
         signer = _manual_signer(fields, params.get("oci_pass_phrase"), token_file, origin)
+        sources.extend(_key_file_source(fields))
     elif env_manual and not explicit_config:
         origin = {k: f"env {_MANUAL_ENV[k]}" for k in env_manual}
         signer = _manual_signer(env_manual, params.get("oci_pass_phrase"), None, origin)
+        sources.extend(_key_file_source(env_manual))
     else:
         path = params.get("oci_config_file") or env.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        sources.append(os.path.expanduser(path))
         profile = params.get("oci_profile") or env.get("OCI_CLI_PROFILE") or "DEFAULT"
         if not explicit_config and not os.path.exists(os.path.expanduser(path)):
             raise ConfigurationError(
                 "no OCI credentials found: pass oci_user, oci_fingerprint, oci_tenancy and oci_key "
                 "(or oci_key_file); or set OCI_USER, OCI_FINGERPRINT, OCI_TENANCY and OCI_KEY (or "
-                f"OCI_KEY_FILE); or pass oci_signer; or create a config profile at {path!r} "
+                "OCI_KEY_FILE); or pass oci_signer; or create a config profile (default ~/.oci/config) "
                 "(oci_config_file / OCI_CONFIG_FILE, oci_profile / OCI_CLI_PROFILE)",
                 param="oci_user",
             )
@@ -213,7 +242,9 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             profile_values["pass_phrase"] = params["oci_pass_phrase"]
         if token_file:
             profile_values["security_token_file"] = token_file
-        signer = _signer_from_profile(path, profile, profile_values)
+        signer = _signer_from_profile(profile, profile_values)
+        if profile_values.get("key_file"):
+            sources.append(os.path.expanduser(profile_values["key_file"]))
 
     region = params.get("oci_region")
     if region is None:
@@ -223,7 +254,7 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     serving_mode = str(params.get("oci_serving_mode") or "ON_DEMAND").upper()
     if serving_mode not in SERVING_MODES:
         raise ConfigurationError(
-            f"oci_serving_mode {params.get('oci_serving_mode')!r} is not valid: use 'ON_DEMAND' or 'DEDICATED'",
+            "oci_serving_mode is not valid: use 'ON_DEMAND' or 'DEDICATED'",
             param="oci_serving_mode",
         )
     api_format = params.get("oci_api_format")
@@ -231,7 +262,7 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         api_format = str(api_format).upper()
         if api_format not in API_FORMATS:
             raise ConfigurationError(
-                f"oci_api_format {params.get('oci_api_format')!r} is not valid: use one of {', '.join(API_FORMATS)}",
+                f"oci_api_format is not valid: use one of {', '.join(API_FORMATS)}",
                 param="oci_api_format",
             )
     api_base = params.get("api_base")
@@ -245,14 +276,18 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         serving_mode=serving_mode,
         endpoint_id=params.get("oci_endpoint_id") or None,
         api_format=api_format,
+        sources=tuple(sources),
     )
 
 
 class SettingsCache:
-    """Memoises resolution per (settings, relevant env vars): keys are parsed once, not per call."""
+    """Memoises resolution per (settings, relevant env vars): keys are parsed once, not per call.
+
+    An entry is used only while the files it was read from are unchanged (one ``stat`` each).
+    """
 
     def __init__(self, maxsize: int = 64) -> None:
-        self._entries: dict[tuple, Settings] = {}
+        self._entries: dict[tuple, tuple[Settings, tuple[tuple[int, int] | None, ...]]] = {}
         self._maxsize = maxsize
         self._lock = threading.Lock()
 
@@ -267,14 +302,21 @@ class SettingsCache:
         except TypeError:
             return _resolve(params, env)
         found = self._entries.get(key)
-        if found is not None:
-            return found
+        if found is not None and all(file_stamp(p) == s for p, s in zip(found[0].sources, found[1], strict=True)):
+            return found[0]
         settings = _resolve(params, env)
+        stamps = tuple(file_stamp(p) for p in settings.sources)
         with self._lock:
+            self._entries.pop(key, None)
             if len(self._entries) >= self._maxsize:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = settings
+            self._entries[key] = (settings, stamps)
         return settings
+
+    def clear(self) -> None:
+        """Forget every entry (after OCI answered 401: credentials may have been rotated)."""
+        with self._lock:
+            self._entries.clear()
 
 
 def resolve_settings(params: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

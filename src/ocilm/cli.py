@@ -24,6 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .gateway import GatewayConfigError, create_app, load_config
+    from .gateway._app import LOOPBACK_HOSTS
+    from .gateway._factory import freeze_startup_objects
 
     try:
         config = load_config(args.config)
@@ -40,12 +42,18 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"ocilm serve: warning: {warning}", file=sys.stderr)
     print(f"ocilm gateway: {len(config.deployments)} model name(s) on http://{args.host}:{args.port}/v1", file=sys.stderr)
-    common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False)
+    common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False,
+                  limit_concurrency=args.limit_concurrency)  # fmt: skip
+    # Without a master key, answer only to the names this address is reached by (no DNS rebinding).
+    allowed_hosts = ["*"] if args.allow_unauthenticated else [*LOOPBACK_HOSTS, args.host]
     if args.workers > 1:
         os.environ["OCILM_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        os.environ["OCILM_GATEWAY_ALLOWED_HOSTS"] = ",".join(allowed_hosts)
         uvicorn.run("ocilm.gateway._factory:app_from_env", factory=True, workers=args.workers, **common)
     else:
-        uvicorn.run(create_app(config), **common)
+        app = create_app(config, allowed_hosts=allowed_hosts)
+        freeze_startup_objects()
+        uvicorn.run(app, **common)
     return 0
 
 
@@ -128,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--allow-unauthenticated", action="store_true", help="listen beyond loopback without a master key")
+    serve.add_argument("--limit-concurrency", type=int, default=1000,
+                       help="most connections served at once per worker; more get 503 (bounds memory: bodies are up to 8 MB)")  # fmt: skip
     serve.set_defaults(run=_serve)
 
     simulate = sub.add_parser("simulate", help="run the local OCI Generative AI simulator")

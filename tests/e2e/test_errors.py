@@ -39,7 +39,8 @@ def sleeps():
 
 @pytest.fixture
 def client(creds, sleeps):
-    with Client(**creds, sleep=sleeps) as c:
+    with Client(**creds) as c:
+        c._sleep = sleeps
         yield c
 
 
@@ -131,7 +132,8 @@ def test_connection_error_is_retried_then_raised(creds, sleeps):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket is closed
-    with Client(**{**creds, "api_base": f"http://127.0.0.1:{port}"}, sleep=sleeps) as client, pytest.raises(ocilm.APIConnectionError) as err:
+    with Client(**{**creds, "api_base": f"http://127.0.0.1:{port}"}) as client, pytest.raises(ocilm.APIConnectionError) as err:
+        client._sleep = sleeps
         client.completion(MODEL, HI)
     assert not isinstance(err.value, ocilm.APITimeoutError)
     assert len(sleeps) == 2 and f"127.0.0.1:{port}" in err.value.message
@@ -152,7 +154,8 @@ def test_timeout_retried(client, oci_simulator, sleeps):
 
 
 def test_client_level_timeout_and_retries(creds, oci_simulator, sleeps):
-    with Client(**creds, timeout=0.3, max_retries=1, sleep=sleeps) as client, pytest.raises(ocilm.APITimeoutError):
+    with Client(**creds, timeout=0.3, max_retries=1) as client, pytest.raises(ocilm.APITimeoutError):
+        client._sleep = sleeps
         client.completion(MODEL, HI, **fault(delay=2, times=None))
     assert len(oci_simulator.requests) == 2
 
@@ -204,7 +207,8 @@ def test_stream_error_status_before_start(client):
 
 async def test_async_retries_and_errors(creds, oci_simulator):
     sleeps = AsyncSleeps()
-    async with AsyncClient(**creds, sleep=sleeps) as client:
+    async with AsyncClient(**creds) as client:
+        client._sleep = sleeps
         r = await client.completion(MODEL, HI, **fault(status=503, retry_after="1", times=2))
         assert r.choices[0].message.content and sleeps == [1.0, 1.0]
         assert len({a.headers["opc-retry-token"] for a in oci_simulator.requests}) == 1

@@ -146,7 +146,8 @@ async def test_openai_async_sdk(gateway):
     (b'{"model": "llama", "messages": [{"role": "user", "content": [{"type": "video"}]}]}', 400, "unsupported content part"),
 ])
 def test_malformed_chat_input(gateway, body, status, message):
-    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=body, headers={"authorization": f"Bearer {MASTER}"})
+    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=body,
+                   headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"})  # fmt: skip
     assert r.status_code == status, r.text
     error = r.json()["error"]
     import re
@@ -161,7 +162,7 @@ def test_malformed_embeddings_and_routes(gateway):
     assert r.status_code == 400 and "input: required" in r.json()["error"]["message"]
     r = httpx.post(f"{gateway.base_url}/v1/embeddings", json={"model": "embed", "input": [1]}, headers=auth)
     assert r.status_code == 400
-    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"x" * (9 * 1024 * 1024), headers=auth)
+    r = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"x" * (9 * 1024 * 1024), headers={**auth, "content-type": "application/json"})
     assert r.status_code == 413
     assert httpx.get(f"{gateway.base_url}/v1/chat/completions", headers=auth).status_code == 405
     assert httpx.get(f"{gateway.base_url}/v2/things", headers=auth).status_code == 404
@@ -279,7 +280,8 @@ def test_config_errors_name_their_place_and_hide_values(creds, monkeypatch):
         bad["model_list"][3]["litellm_params"]["timeout"] = 5
         parse_config(bad)
     text = err.value.message
-    assert "model_list[1].litellm_params.oci_region: oci_region 'mars-1.evil.com' is not a valid OCI region" in text
+    assert "model_list[1].litellm_params.oci_region: oci_region is not a valid OCI region" in text
+    assert "mars-1.evil.com" not in text  # a setting is named, never echoed
     assert "model_list[2].litellm_params.oci_key: oci_key is not a PEM private key" in text
     assert "model_list[4].litellm_params.colour: unknown setting" in text
     assert "model_list[5].litellm_params.model: ocilm serves OCI models only" in text

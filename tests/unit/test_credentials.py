@@ -115,11 +115,11 @@ def test_garbage_key_and_missing_file(tmp_path):
     with pytest.raises(ConfigurationError, match="not a PEM private key") as err:
         resolve_settings({**MANUAL, "oci_key": "MIIEsecretbase64butnopem"})
     assert "MIIEsecret" not in str(err.value)
-    with pytest.raises(ConfigurationError, match="no key file at"):
+    with pytest.raises(ConfigurationError, match="oci_key_file: no file at the path given"):
         resolve_settings({**MANUAL, "oci_key": None, "oci_key_file": str(tmp_path / "absent.pem")})
     unreadable = tmp_path / "dir.pem"
     unreadable.mkdir()
-    with pytest.raises(ConfigurationError, match="cannot read key file"):
+    with pytest.raises(ConfigurationError, match="cannot read the key file"):
         resolve_settings({**MANUAL, "oci_key": None, "oci_key_file": str(unreadable)})
 
 

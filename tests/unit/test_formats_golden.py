@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ocilm._models import model_info
+from ocilm._capabilities import model_info
 from ocilm.formats._common import ChatContext
 from ocilm.formats.cohere import cohere_request, cohere_response
 from ocilm.formats.generic import generic_request, generic_response

@@ -40,10 +40,18 @@ def normalize_pem(text: str | bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 
-def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *, source: str = "oci_key") -> RSAPrivateKey:
-    """Parse a PEM RSA private key (PKCS#1 or PKCS#8, optionally encrypted), cached."""
+def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *, source: str = "oci_key", param: str | None = None) -> RSAPrivateKey:
+    """Parse a PEM RSA private key (PKCS#1 or PKCS#8, optionally encrypted), cached.
+
+    A pass phrase given for a key that is not encrypted is ignored, as the OCI SDK does: a
+    profile often inherits ``pass_phrase`` from ``[DEFAULT]`` while its own key is plain.
+    ``source`` names the setting in errors; no error carries the key or a path.
+    """
+    param = param or source
     data = normalize_pem(pem)
     password = pass_phrase.encode() if isinstance(pass_phrase, str) else pass_phrase
+    if b"ENCRYPTED" not in data:
+        password = None
     digest = hashlib.sha256(data + b"\0" + (password or b"")).digest()
     key = _cache.get(digest)
     if key is not None:
@@ -52,7 +60,7 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
         raise ConfigurationError(
             f"{source} is not a PEM private key: expected text starting with "
             "'-----BEGIN PRIVATE KEY-----' or '-----BEGIN RSA PRIVATE KEY-----'",
-            param=source,
+            param=param,
         )
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -60,18 +68,13 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
     encrypted = b"ENCRYPTED" in data
     try:
         loaded = load_pem_private_key(data, password=password or None)
-    except TypeError as exc:
-        # cryptography says TypeError for "encrypted but no password" and the reverse.
-        if encrypted:
-            raise ConfigurationError(
-                f"{source} is encrypted: pass its pass phrase as oci_pass_phrase "
-                "(or pass_phrase in the config profile)",
-                param="oci_pass_phrase",
-            ) from None
+    except TypeError:
+        # cryptography says TypeError for "encrypted but no password" (and the reverse, which
+        # cannot happen here: the pass phrase of a plain key was dropped above).
         raise ConfigurationError(
-            f"{source} is not encrypted, but a pass phrase was given: drop oci_pass_phrase",
+            f"{source} is encrypted: pass its pass phrase as oci_pass_phrase (or pass_phrase in the config profile)",
             param="oci_pass_phrase",
-        ) from exc
+        ) from None
     except ValueError:
         if encrypted:
             raise ConfigurationError(
@@ -79,14 +82,14 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
                 param="oci_pass_phrase",
             ) from None
         raise ConfigurationError(
-            f"{source} could not be parsed as a PEM private key", param=source
+            f"{source} could not be parsed as a PEM private key", param=param
         ) from None
     except Exception:  # unsupported algorithms and similar: never echo the key
-        raise ConfigurationError(f"{source} could not be parsed as a PEM private key", param=source) from None
+        raise ConfigurationError(f"{source} could not be parsed as a PEM private key", param=param) from None
     if not isinstance(loaded, RSAPrivateKey):
         raise ConfigurationError(
             f"{source} is a {type(loaded).__name__.lstrip('_')} key; OCI request signing needs an RSA key",
-            param=source,
+            param=param,
         )
     key = loaded
     with _cache_lock:
@@ -94,18 +97,28 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
     return key
 
 
-def load_private_key_file(path: str, pass_phrase: str | bytes | None = None, *, source: str = "oci_key_file") -> RSAPrivateKey:
+def looks_like_pem(value: object) -> bool:
+    return isinstance(value, (str, bytes)) and ("BEGIN" in str(value) or "PRIVATE KEY" in str(value) or len(value) > 1024)
+
+
+def load_private_key_file(path: str, pass_phrase: str | bytes | None = None, *, source: str = "oci_key_file", param: str = "oci_key_file") -> RSAPrivateKey:
+    """Read and parse a key file. Errors name ``source`` (the setting), never the path given:
+    key text passed by mistake as a path would otherwise be printed."""
+    if looks_like_pem(path):
+        raise ConfigurationError(
+            f"{source} holds key text, not a path: pass the PEM text as oci_key (or OCI_KEY) instead", param=param
+        )
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigurationError(f"{source} must be the path of a PEM key file", param=param)
     expanded = os.path.expanduser(path)
     try:
         with open(expanded, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise ConfigurationError(f"{source}: no key file at {expanded!r}", param=source) from None
+        raise ConfigurationError(f"{source}: no file at the path given", param=param) from None
     except OSError as exc:
-        raise ConfigurationError(
-            f"{source}: cannot read key file {expanded!r} ({exc.strerror})", param=source
-        ) from None
-    return load_private_key(data, pass_phrase, source=f"{source} {expanded!r}")
+        raise ConfigurationError(f"{source}: cannot read the key file ({exc.strerror})", param=param) from None
+    return load_private_key(data, pass_phrase, source=source, param=param)
 
 
 def fingerprint(key: RSAPrivateKey) -> str:

@@ -58,6 +58,8 @@ def request_target(request: httpx.Request) -> str:
 class RequestSigner:
     """Base: ``sign(request)`` adds date/host/content headers and ``authorization``."""
 
+    may_block = False  # True where sign() or on_unauthorized() may wait on I/O (async code runs them in a thread)
+
     def sign(self, request: httpx.Request) -> None:
         raise NotImplementedError
 
@@ -66,12 +68,10 @@ class RequestSigner:
         return False
 
 
-class KeySigner(RequestSigner):
-    """Signs with a parsed RSA key under a fixed keyId (``tenancy/user/fingerprint``)."""
+class _RSASigner(RequestSigner):
+    """Signs with a parsed RSA key under the keyId that ``_current_key_id`` gives."""
 
-    def __init__(self, key_id: str, private_key: RSAPrivateKey) -> None:
-        self.key_id = key_id
-        self._private_key = private_key
+    _private_key: RSAPrivateKey
 
     def sign(self, request: httpx.Request) -> None:
         names = headers_to_sign(request.method)
@@ -82,13 +82,24 @@ class KeySigner(RequestSigner):
         )
 
     def _current_key_id(self) -> str:
+        raise NotImplementedError
+
+
+class KeySigner(_RSASigner):
+    """Signs with a parsed RSA key under a fixed keyId (``tenancy/user/fingerprint``)."""
+
+    def __init__(self, key_id: str, private_key: RSAPrivateKey) -> None:
+        self.key_id = key_id
+        self._private_key = private_key
+
+    def _current_key_id(self) -> str:
         return self.key_id
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key_id={self.key_id!r})"
 
 
-class SessionTokenSigner(KeySigner):
+class SessionTokenSigner(_RSASigner):
     """Signs with keyId ``ST$<token>``, re-reading the token file whenever it changes.
 
     ``oci session refresh`` rewrites the file in place, so a long-running process picks
@@ -103,16 +114,12 @@ class SessionTokenSigner(KeySigner):
         self._token = ""
         self._current_key_id()  # fail now, not on the first request
 
-    @property
-    def key_id(self) -> str:  # type: ignore[override]
-        return "ST$<session token>"
-
     def _current_key_id(self) -> str:
         try:
             st = os.stat(self.token_file)
         except OSError as exc:
             raise ConfigurationError(
-                f"security_token_file: cannot read session token file {self.token_file!r} ({exc.strerror})",
+                f"security_token_file: cannot read the session token file ({exc.strerror})",
                 param="oci_security_token_file",
             ) from None
         stamp = (st.st_mtime_ns, st.st_size)
@@ -122,7 +129,7 @@ class SessionTokenSigner(KeySigner):
                     token = f.read().strip()
                 if not token:
                     raise ConfigurationError(
-                        f"security_token_file {self.token_file!r} is empty: run 'oci session authenticate' or 'oci session refresh'",
+                        "security_token_file is empty: run 'oci session authenticate' or 'oci session refresh'",
                         param="oci_security_token_file",
                     )
                 self._token, self._stamp = token, stamp
@@ -163,6 +170,9 @@ class SDKSignerAdapter(RequestSigner):
                 param="oci_signer",
             )
         self.signer = signer
+
+    # Principal signers fetch and refresh tokens over the network inside sign().
+    may_block = True
 
     def sign(self, request: httpx.Request) -> None:
         fill_signed_headers(request, headers_to_sign(request.method))

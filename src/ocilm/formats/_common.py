@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .._capabilities import ModelInfo
 from .._errors import BadRequestError, UnsupportedParamsError
-from .._models import ModelInfo
 
 # OpenAI chat parameters (plus OCI's top_k and Cohere's documents) that ocilm understands.
 CHAT_PARAMS = frozenset({
@@ -18,8 +19,15 @@ CHAT_PARAMS = frozenset({
     "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias", "tools",
     "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "stream_options",
     "metadata", "verbosity", "service_tier", "prediction", "web_search_options", "user",
-    "documents", "extra_body",
+    "documents", "extra_body", "store", "modalities",
 })  # fmt: skip
+# OpenAI bookkeeping with no meaning for OCI: accepted and not sent (user ids, storing the
+# completion on OpenAI's side). metadata and service_tier are sent where the format has them.
+BOOKKEEPING_PARAMS = frozenset({"user", "store", "modalities"})
+# chatRequest fields that ocilm itself sets from the call: extra_body may not replace them,
+# or a stream could be turned into a plain reply, or the conversation swapped.
+RESERVED_FIELDS = frozenset({"apiFormat", "isStream", "streamOptions", "messages", "message", "chatHistory",
+                             "toolResults", "servingMode", "compartmentId"})  # fmt: skip
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 
@@ -94,12 +102,53 @@ def output_limit(params: dict) -> int | None:
 
 
 def message_list(messages: Any) -> list[dict]:
-    if not isinstance(messages, list) or not messages:
+    """The messages as a list of dicts; any sequence of mappings is accepted (``Messages``)."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise bad("messages", "expected a non-empty list of {'role': ..., 'content': ...} objects")
+    out = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or "role" not in m:
+        if not isinstance(m, Mapping) or "role" not in m:
             raise bad(f"messages[{i}]", "each message must be an object with a 'role'")
-    return messages
+        out.append(m if type(m) is dict else dict(m))
+    return out
+
+
+def join_text(parts: Any) -> str:
+    """The text of OCI content parts (``[{"type": "TEXT", "text": ...}, ...]``)."""
+    return "".join(p.get("text", "") for p in parts or () if p.get("type") == "TEXT")
+
+
+def request_params(params: dict, ctx: ChatContext, ignore: frozenset[str] = frozenset()) -> dict:
+    """The parameters a translator acts on: unknown and unsupported ones raised (or dropped
+    with drop_params), None values and OpenAI bookkeeping left out."""
+    for name in sorted(set(params) - CHAT_PARAMS):
+        ctx.unsupported(name, "not an OpenAI chat parameter ocilm knows")
+    for name in sorted(ctx.info.unsupported & {k for k, v in params.items() if v is not None}):
+        if name == "n" and params["n"] == 1:
+            continue
+        ctx.unsupported(name)
+    modalities = params.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        ctx.unsupported("modalities", "OCI models answer with text only: use ['text'] or leave it out")
+    if params.get("store") is not None and not isinstance(params["store"], bool):
+        raise bad("store", "expected true or false")
+    skip = BOOKKEEPING_PARAMS | ignore
+    return {k: v for k, v in params.items() if v is not None and k in CHAT_PARAMS and k not in ctx.dropped and k not in skip}
+
+
+def finish_request(req: dict, p: dict, ctx: ChatContext) -> dict:
+    """Stream flags and ``extra_body``, the same for every format."""
+    if ctx.stream:
+        req["isStream"] = True
+        if ctx.include_usage:
+            req["streamOptions"] = {"isIncludeUsage": True}
+    if p.get("extra_body"):
+        extra = expect(p, "extra_body", (dict,), "an object of extra OCI chatRequest fields")
+        reserved = sorted(RESERVED_FIELDS & set(extra))
+        if reserved:
+            raise bad("extra_body", f"cannot set {', '.join(reserved)}: ocilm sets these from the call itself")
+        req.update(extra)
+    return req
 
 
 def text_content(content: Any, where: str) -> str:
@@ -136,6 +185,8 @@ def tool_functions(tools: Any, ctx: ChatContext) -> list[dict]:
         fn = tool["function"]
         if not isinstance(fn.get("name"), str) or not fn["name"]:
             raise bad(f"tools[{i}].function.name", "a function name is required")
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            raise bad(f"tools[{i}].function.parameters", "expected a JSON Schema object such as {'type': 'object', 'properties': {...}}")
         if fn.get("strict"):
             ctx.unsupported(f"tools[{i}].function.strict", "OCI has no strict mode for function schemas")
         out.append(fn)

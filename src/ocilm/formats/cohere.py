@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .._models import DEFAULT_MAX_TOKENS
+from .._capabilities import DEFAULT_MAX_TOKENS
 from ._common import (
-    CHAT_PARAMS,
     ChatContext,
     bad,
     chunk_object,
@@ -21,13 +20,16 @@ from ._common import (
     delta_object,
     expect,
     finish_reason,
+    finish_request,
     inline_refs,
     integer,
+    join_text,
     message_list,
     number,
     openai_usage,
     output_limit,
     parse_arguments,
+    request_params,
     stop_list,
     text_content,
     tool_call_id,
@@ -153,13 +155,8 @@ def cohere_conversation(messages: list[dict], ctx: ChatContext) -> dict:
 
 
 def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict:
-    for name in sorted(set(params) - CHAT_PARAMS):
-        ctx.unsupported(name, "not an OpenAI chat parameter ocilm knows")
-    for name in sorted(ctx.info.unsupported & {k for k, v in params.items() if v is not None}):
-        if name == "n" and params["n"] == 1:
-            continue
-        ctx.unsupported(name)
-    p = {k: v for k, v in params.items() if v is not None and k in CHAT_PARAMS and k not in ctx.dropped}
+    # metadata and service_tier are OpenAI bookkeeping that COHERE has no field for.
+    p = request_params(params, ctx, ignore=frozenset({"metadata", "service_tier"}))
     req: dict[str, Any] = {"apiFormat": "COHERE", **cohere_conversation(messages, ctx)}
     req["maxTokens"] = output_limit(p) or DEFAULT_MAX_TOKENS
     for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
@@ -197,15 +194,7 @@ def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict
         if not all(isinstance(d, dict) for d in docs):
             raise bad("documents", "each document must be an object such as {'title': ..., 'snippet': ...}")
         req["documents"] = docs
-    if p.get("user") is not None:
-        ctx.unsupported("user", "OCI has no end-user field")
-    if ctx.stream:
-        req["isStream"] = True
-        if ctx.include_usage:
-            req["streamOptions"] = {"isIncludeUsage": True}
-    if p.get("extra_body"):
-        req.update(expect(p, "extra_body", (dict,), "an object of extra OCI chatRequest fields"))
-    return req
+    return finish_request(req, p, ctx)
 
 
 # ------------------------------------------------------------------ response
@@ -240,7 +229,7 @@ def cohere_response(result: dict, ctx: ChatContext, request_id: str | None) -> d
 
 def _cohere_v2_response(chat: dict, ctx: ChatContext, request_id: str | None) -> dict:
     message = chat.get("message") or {}
-    text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+    text = join_text(message.get("content"))
     calls = [
         {"id": c.get("id") or tool_call_id(request_id or "", k), "type": "function",
          "function": {"name": (c.get("function") or {}).get("name", ""), "arguments": str((c.get("function") or {}).get("arguments", "{}"))}}
@@ -253,6 +242,10 @@ def _cohere_v2_response(chat: dict, ctx: ChatContext, request_id: str | None) ->
         "logprobs": None,
     }
     return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
+
+
+def _same_call(a: dict, b: dict) -> bool:
+    return a.get("name") == b.get("name") and (a.get("parameters") or {}) == (b.get("parameters") or {})
 
 
 class CohereStream:
@@ -273,7 +266,7 @@ class CohereStream:
         self.finished = False
         self.saw_text = False
         self.calls: list[str] = []
-        self._seen_calls: set[str] = set()
+        self._sent_calls: list[dict] = []
 
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:
         if not self.started:
@@ -281,13 +274,19 @@ class CohereStream:
             self.started = True
         return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
-    def _call_deltas(self, raw: list[dict] | None) -> list[dict]:
+    def _call_deltas(self, raw: list[dict] | None, terminal: bool) -> list[dict]:
+        """Deltas for the calls not yet sent. The terminal event restates the calls that came
+        before it, in order: those are matched by position, never by content, so two genuine
+        identical calls both reach the caller."""
+        calls = list(raw or [])
+        if terminal:
+            restated = 0
+            while restated < min(len(calls), len(self._sent_calls)) and _same_call(calls[restated], self._sent_calls[restated]):
+                restated += 1
+            calls = calls[restated:]
         deltas = []
-        for call in raw or []:
-            key = json.dumps([call.get("name"), call.get("parameters")], sort_keys=True)
-            if key in self._seen_calls:
-                continue
-            self._seen_calls.add(key)
+        for call in calls:
+            self._sent_calls.append(call)
             position = len(self.calls)
             call_id = tool_call_id(self.id, position, call.get("name"))
             self.calls.append(call_id)
@@ -305,7 +304,7 @@ class CohereStream:
         if text and (not terminal or not self.saw_text):
             delta["content"] = text
             self.saw_text = True
-        calls = self._call_deltas(event.get("toolCalls"))
+        calls = self._call_deltas(event.get("toolCalls"), terminal)
         if calls:
             delta["tool_calls"] = calls
         if delta:
@@ -324,7 +323,7 @@ class CohereStream:
     def _feed_v2(self, event: dict) -> list[dict]:
         out: list[dict] = []
         message = event.get("message") or {}
-        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+        text = join_text(message.get("content"))
         if text and event.get("finishReason") is None:
             out.append(self._chunk({"content": text}))
         if event.get("finishReason") is not None:

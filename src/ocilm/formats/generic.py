@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._models import DEFAULT_MAX_TOKENS
+from .._capabilities import DEFAULT_MAX_TOKENS
 from ._common import (
-    CHAT_PARAMS,
     REASONING_EFFORTS,
     ChatContext,
     arguments_text,
@@ -17,12 +16,15 @@ from ._common import (
     delta_object,
     expect,
     finish_reason,
+    finish_request,
     inline_refs,
     integer,
+    join_text,
     message_list,
     number,
     openai_usage,
     output_limit,
+    request_params,
     stop_list,
     tool_call_id,
     tool_functions,
@@ -157,11 +159,7 @@ def _response_format(fmt: Any, ctx: ChatContext) -> dict:
 
 def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict:
     """The ``chatRequest`` object for OCI's GENERIC format."""
-    for name in sorted(set(params) - CHAT_PARAMS):
-        ctx.unsupported(name, "not an OpenAI chat parameter ocilm knows")
-    for name in sorted(ctx.info.unsupported & {k for k, v in params.items() if v is not None}):
-        ctx.unsupported(name)
-    p = {k: v for k, v in params.items() if v is not None and k in CHAT_PARAMS and k not in ctx.dropped}
+    p = request_params(params, ctx)
     req: dict[str, Any] = {"apiFormat": "GENERIC", "messages": generic_messages(messages, ctx)}
     limit = output_limit(p)
     req["maxCompletionTokens" if ctx.info.uses_max_completion_tokens else "maxTokens"] = limit or DEFAULT_MAX_TOKENS
@@ -193,6 +191,9 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
         ]
     if p.get("tool_choice") is not None:
         req["toolChoice"] = _tool_choice(p["tool_choice"])
+        named = req["toolChoice"].get("name")
+        if named is not None and named not in {t["name"] for t in req.get("tools", ())}:
+            raise bad("tool_choice", f"names the function {named!r}, which is not among the tools")
     if p.get("parallel_tool_calls") is not None:
         req["isParallelToolCalls"] = bool(p["parallel_tool_calls"])
     if p.get("response_format") is not None:
@@ -219,17 +220,9 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
         req["prediction"] = {"type": "CONTENT", "content": _content_parts(pred.get("content", ""), "prediction", ctx)}
     if p.get("web_search_options") is not None:
         req["webSearchOptions"] = _web_search(p["web_search_options"])
-    if p.get("user") is not None:
-        ctx.unsupported("user", "OCI has no end-user field")
     if p.get("documents") is not None:
         ctx.unsupported("documents", "documents are a Cohere feature")
-    if ctx.stream:
-        req["isStream"] = True
-        if ctx.include_usage:
-            req["streamOptions"] = {"isIncludeUsage": True}
-    if p.get("extra_body"):
-        req.update(expect(p, "extra_body", (dict,), "an object of extra OCI chatRequest fields"))
-    return req
+    return finish_request(req, p, ctx)
 
 
 def _web_search(options: Any) -> dict:
@@ -280,7 +273,7 @@ def generic_response(result: dict, ctx: ChatContext, request_id: str | None) -> 
     for position, choice in enumerate(chat.get("choices") or []):
         index = choice.get("index", position)
         message = choice.get("message") or {}
-        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+        text = join_text(message.get("content"))
         tool_calls = _openai_tool_calls(message.get("toolCalls") or [], seed, index)
         out_message: dict[str, Any] = {
             "role": "assistant",
@@ -338,7 +331,7 @@ class GenericStream:
         index = event.get("index") or 0
         message = event.get("message")
         if isinstance(message, dict):
-            text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "TEXT")
+            text = join_text(message.get("content"))
             delta: dict[str, Any] = {}
             if text:
                 delta["content"] = text

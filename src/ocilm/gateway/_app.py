@@ -1,25 +1,33 @@
-"""The gateway: OpenAI's HTTP API in front of OCI models, as a small Starlette app."""
+"""The gateway: OpenAI's HTTP API in front of OCI models, as a small Starlette app.
+
+A route handler reads and checks the body, then runs the upstream call under two guards:
+the caller's deadline (the deployment's ``timeout``, all retries and fallbacks included)
+and the caller's presence (a client that disconnects cancels the upstream call at once).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._client import AsyncClient
+from .._core import DEFAULT_TIMEOUT, call_deadline
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -40,43 +48,63 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
 _FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-class HTTPError(Exception):
+class GatewayError(Exception):
+    """An error the gateway answers with an OpenAI error body."""
+
     def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code, self.headers = status, message, kind, param, code, headers or {}
 
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
     def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def http_error_for(exc: OCIError) -> HTTPError:
-    """Map an ocilm error to the status an OpenAI client should see."""
+def _support_note(exc: OCIError) -> str:
+    return f" (opc-request-id {exc.opc_request_id})" if exc.opc_request_id else ""
+
+
+def gateway_error_for(exc: OCIError) -> GatewayError:
+    """Map an ocilm error to the status an OpenAI client should see.
+
+    Failures of the gateway's own upstream (5xx, its credentials, its config) get a generic
+    message with OCI's request id: the detail, which can name private hosts, paths and
+    profiles, goes to the gateway's log, not to the caller.
+    """
     upstream = exc.code is not None or exc.opc_request_id is not None
+    note = _support_note(exc)
     if isinstance(exc, APITimeoutError):
-        return HTTPError(504, f"upstream OCI timed out: {exc.message}", kind="timeout_error", code="upstream_timeout")
+        return GatewayError(504, f"upstream OCI did not answer in time{note}", kind="timeout_error", code="upstream_timeout")
     if isinstance(exc, (APIConnectionError, APIResponseValidationError)):
-        return HTTPError(502, f"upstream OCI failed: {exc.message}", kind="api_error", code="upstream_error")
+        return GatewayError(502, f"upstream OCI failed{note}; see the gateway log", kind="api_error", code="upstream_error")
     if isinstance(exc, RateLimitError):
-        headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after is not None else {}
-        return HTTPError(429, exc.message, kind="rate_limit_error", code="rate_limited", headers=headers)
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after is not None else {}
+        return GatewayError(429, f"OCI is rate limiting this model; try again later{note}", kind="rate_limit_error", code="rate_limited", headers=headers)
     if isinstance(exc, ConfigurationError):
-        return HTTPError(500, f"gateway configuration problem: {exc.message}", kind="server_error")
+        return GatewayError(500, "the gateway's OCI configuration is not usable; see the gateway log", kind="server_error", code="gateway_configuration")
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)) and upstream:
-        return HTTPError(502, f"OCI refused the gateway's credentials: {exc.message}", kind="api_error", code="upstream_auth")
+        return GatewayError(502, f"OCI refused the gateway's credentials{note}; see the gateway log", kind="api_error", code="upstream_auth")
     if isinstance(exc, NotFoundError) and upstream:
-        return HTTPError(502, f"OCI could not find the model behind this name: {exc.message}", kind="api_error", code="upstream_not_found")
+        return GatewayError(502, f"OCI could not find the model behind this name{note}", kind="api_error", code="upstream_not_found")
     if exc.status_code is not None and exc.status_code >= 500:
-        return HTTPError(502, f"upstream OCI error: {exc.message}", kind="api_error", code="upstream_error")
+        return GatewayError(502, f"upstream OCI error{note}; see the gateway log", kind="api_error", code="upstream_error")
     status = exc.status_code if exc.status_code and 400 <= exc.status_code < 500 else 400
-    return HTTPError(status, exc.message, param=exc.param, code=exc.code)
+    return GatewayError(status, exc.message, param=exc.param, code=exc.code)
 
 
 class Router:
-    """Picks deployments for a model name: shuffled, falling back to the next on failure."""
+    """Picks deployments for a model name: shuffled, falling back to the next on failure.
+
+    The first deployment's ``timeout`` (``stream_timeout`` for a stream's first chunk) is the
+    caller's deadline for the whole call. A throttled or failing deployment is left at once
+    for the next; only the last one retries, and only while the deadline allows.
+    """
 
     def __init__(self, config: GatewayConfig, client: AsyncClient) -> None:
         self.config = config
@@ -84,23 +112,36 @@ class Router:
 
     def deployments(self, name: Any) -> list[Deployment]:
         if not isinstance(name, str) or not name:
-            raise HTTPError(400, "model: required, the name of a model this gateway serves", param="model")
+            raise GatewayError(400, "model: required, the name of a model this gateway serves", param="model")
         found = self.config.deployments.get(name)
         if not found:
-            raise HTTPError(404, f"model {name!r} not found; this gateway serves: {', '.join(self.config.model_names)}",
-                            param="model", code="model_not_found")  # fmt: skip
+            raise GatewayError(404, f"model {name!r} not found; this gateway serves: {', '.join(self.config.model_names)}",
+                               param="model", code="model_not_found")  # fmt: skip
         return random.sample(found, len(found))
 
-    async def call(self, name: Any, method: str, *args: Any, **params: Any) -> Any:
-        last: OCIError | None = None
-        for deployment in self.deployments(name):
-            try:
-                return await getattr(self.client, method)(deployment.model, *args, **{**deployment.params, **params})
-            except _FALLBACK_ERRORS as exc:
-                log.warning("%s: %s failed (%s), trying the next deployment", name, deployment.place, type(exc).__name__)
-                last = exc
-        assert last is not None
-        raise last
+    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, **params: Any) -> Any:
+        deployments = self.deployments(name)
+        budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
+        stream_args = {"stream": stream} if method == "completion" else {}
+        token = call_deadline.set(time.monotonic() + budget)
+        try:
+            with anyio.fail_after(budget):
+                last: OCIError | None = None
+                for position, deployment in enumerate(deployments):
+                    failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
+                    try:
+                        return await getattr(self.client, method)(
+                            deployment.model, *args, **stream_args, **{**deployment.params, **params, **failover}
+                        )
+                    except _FALLBACK_ERRORS as exc:
+                        log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
+                        last = exc
+                assert last is not None
+                raise last
+        except TimeoutError:
+            raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)") from None
+        finally:
+            call_deadline.reset(token)
 
 
 def _authorized(request: Request, master_key: str | None) -> bool:
@@ -113,69 +154,121 @@ def _authorized(request: Request, master_key: str | None) -> bool:
     return hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), hashlib.sha256(master_key.encode()).digest())
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 async def _json_body(request: Request) -> dict:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        # Browsers send text/plain and forms cross-site without asking first; JSON they do not.
+        raise GatewayError(415, "content-type: the body must be JSON, sent as 'content-type: application/json'", param="content-type")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise HTTPError(413, f"request body too large: at most {MAX_BODY_BYTES} bytes")
+        raise GatewayError(413, f"request body too large: at most {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for part in request.stream():
         body += part
         if len(body) > MAX_BODY_BYTES:
-            raise HTTPError(413, f"request body too large: at most {MAX_BODY_BYTES} bytes")
+            raise GatewayError(413, f"request body too large: at most {MAX_BODY_BYTES} bytes")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise GatewayError(400, "request body is nested too deeply") from None
     except ValueError as exc:
-        raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+        raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise HTTPError(400, "request body must be a JSON object")
+        raise GatewayError(400, "request body must be a JSON object")
     return payload
 
 
 def _check_keys(payload: dict, allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(payload) - allowed)
     if unknown:
-        raise HTTPError(400, f"unknown {what} parameter(s): {', '.join(unknown)}", param=unknown[0])
+        raise GatewayError(400, f"unknown {what} parameter(s): {', '.join(unknown)}", param=unknown[0])
 
 
-def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> Starlette:
-    """The gateway as an ASGI app (one pooled upstream client per process)."""
+class _ClientGone(Exception):
+    """The caller disconnected while the gateway waited on the upstream call."""
+
+
+async def _while_connected(request: Request, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``work`` (the upstream call) unless the caller disconnects first: then it is
+    cancelled at once, which closes its upstream connection."""
+    result: Any = None
+    failure: Exception | None = None
+    gone = False
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        try:
+            result = await work()
+        except Exception as exc:  # raised as itself below, not wrapped in an ExceptionGroup
+            failure = exc
+        group.cancel_scope.cancel()
+    if gone:
+        raise _ClientGone
+    if failure is not None:
+        raise failure
+    return result
+
+
+def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The gateway as an ASGI app (one pooled upstream client per process).
+
+    ``client``: an ``AsyncClient`` of your own, which the app uses and does not close.
+    ``allowed_hosts``: the ``Host`` names it answers to when there is no master key (by
+    default loopback names only, which defeats DNS rebinding); ``["*"]`` for any.
+    """
     upstream = client or AsyncClient()
     router = Router(config, upstream)
     created = int(time.time())
 
-    def guarded(handler):
-        async def endpoint(request: Request) -> Response | EventStreamResponse:
+    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             if not _authorized(request, config.master_key):
-                return HTTPError(401, "missing or wrong API key: send 'Authorization: Bearer <master key>'",
-                                 kind="authentication_error", code="invalid_api_key").response()  # fmt: skip
+                return GatewayError(401, "missing or wrong API key: send 'Authorization: Bearer <master key>'",
+                                    kind="authentication_error", code="invalid_api_key").response()  # fmt: skip
             try:
                 return await handler(request)
-            except HTTPError as err:
+            except GatewayError as err:
                 return err.response()
+            except _ClientGone:
+                return Response(status_code=499)  # nobody is listening; uvicorn drops it
             except OCIError as exc:
-                mapped = http_error_for(exc)
+                mapped = gateway_error_for(exc)
                 if mapped.status >= 500:
-                    log.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status, mapped.message)
+                    log.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status, exc)
                 return mapped.response()
 
         return endpoint
 
-    async def chat_completions(request: Request) -> Response | EventStreamResponse:
+    async def chat_completions(request: Request) -> Response:
         payload = await _json_body(request)
         _check_keys(payload, CHAT_REQUEST_KEYS, "chat")
         name = payload.pop("model", None)
         router.deployments(name)  # 404 before anything else
         messages = payload.pop("messages", None)
         stream = payload.pop("stream", False)
+        if stream is None:
+            stream = False
         if not isinstance(stream, bool):
-            raise HTTPError(400, "stream: expected true or false", param="stream")
+            raise GatewayError(400, "stream: expected true or false", param="stream")
         if messages is None:
-            raise HTTPError(400, "messages: required, a list of {role, content} objects", param="messages")
-        result = await router.call(name, "completion", messages, stream=stream, **payload)
+            raise GatewayError(400, "messages: required, a list of {role, content} objects", param="messages")
+        result = await _while_connected(request, lambda: router.call(name, "completion", messages, stream=stream, **payload))
         if not stream:
             result["model"] = name
             return JSONResponse(result, headers=_request_id_header(result.opc_request_id))
-        return EventStreamResponse(result, name)
+        return StreamingResponse(_event_stream(result, name), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", **_request_id_header(result.opc_request_id)})  # fmt: skip
 
     async def embeddings(request: Request) -> Response:
         payload = await _json_body(request)
@@ -183,14 +276,25 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
         name = payload.pop("model", None)
         router.deployments(name)
         if "input" not in payload:
-            raise HTTPError(400, "input: required, a string or a list of strings", param="input")
-        result = await router.call(name, "embedding", payload.pop("input"), **payload)
+            raise GatewayError(400, "input: required, a string or a list of strings", param="input")
+        payload.pop("user", None)  # OpenAI bookkeeping with no OCI meaning
+        inputs = payload.pop("input")
+        result = await _while_connected(request, lambda: router.call(name, "embedding", inputs, **payload))
         result["model"] = name
-        return JSONResponse(result)
+        return JSONResponse(result, headers=_request_id_header(result.opc_request_id))
+
+    def model_card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": created, "owned_by": "oci"}
 
     async def models(request: Request) -> Response:
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "oci"} for name in config.model_names]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse({"object": "list", "data": [model_card(name) for name in config.model_names]})
+
+    async def model(request: Request) -> Response:
+        name = request.path_params["model"]
+        if name not in config.deployments:
+            raise GatewayError(404, f"model {name!r} not found; this gateway serves: {', '.join(config.model_names)}",
+                               param="model", code="model_not_found")  # fmt: skip
+        return JSONResponse(model_card(name))
 
     async def liveliness(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -200,11 +304,9 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Objects made at start-up live as long as the process: keep the collector off them.
-        gc.collect()
-        gc.freeze()
         yield
-        await upstream.aclose()
+        if client is None:  # ours to close; an injected client belongs to its caller
+            await upstream.aclose()
 
     routes = [
         Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
@@ -213,10 +315,16 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None) -> S
         Route("/embeddings", guarded(embeddings), methods=["POST"]),
         Route("/v1/models", guarded(models), methods=["GET"]),
         Route("/models", guarded(models), methods=["GET"]),
+        Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
+        Route("/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed})
+    middleware = []
+    if config.master_key is None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers={404: _not_found, 405: _not_allowed})  # fmt: skip
     app.state.router = router
     return app
 
@@ -226,62 +334,31 @@ def _request_id_header(request_id: str | None) -> dict[str, str]:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return HTTPError(404, f"no route {request.method} {request.url.path}; see /v1/models", code="not_found").response()
+    return GatewayError(404, f"no route {request.method} {request.url.path}; see /v1/models", code="not_found").response()
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return HTTPError(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed").response()
+    return GatewayError(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed").response()
 
 
-class EventStreamResponse:
-    """Relays an ocilm stream as OpenAI server-sent events, ending with ``data: [DONE]``.
+async def _event_stream(stream: Any, name: str) -> AsyncIterator[bytes]:
+    """An ocilm stream as OpenAI server-sent events, ending with ``data: [DONE]``.
 
-    Chunks go out as they arrive, one write per upstream read. A watcher task cancels the relay
-    when the client disconnects, which closes the upstream call at once. An upstream failure
-    mid-stream becomes an error event (the status line has already been sent).
+    One write per upstream read. An upstream failure mid-stream becomes an error event (the
+    status line has already gone). If the client disconnects, Starlette cancels this
+    generator, and closing it closes the upstream response at once.
     """
-
-    def __init__(self, stream: Any, name: str) -> None:
-        self.stream = stream
-        self.encode = _ChunkEncoder(name)
-        self.headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-        if stream.opc_request_id:
-            self.headers.append((b"opc-request-id", stream.opc_request_id.encode("latin-1")))
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        relay = asyncio.current_task()
-        client_gone = False
-
-        async def watch_disconnect() -> None:
-            nonlocal client_gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            client_gone = True
-            if relay is not None:
-                relay.cancel()
-
-        async def emit(batch: list) -> None:
-            await send({"type": "http.response.body", "body": b"".join([self.encode(c) for c in batch]), "more_body": True})
-
-        watcher = asyncio.ensure_future(watch_disconnect())
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-            try:
-                await self.stream.pump(emit)
-                tail = b"data: [DONE]\n\n"
-            except OCIError as exc:
-                err = http_error_for(exc)
-                payload = {"error": {"message": err.message, "type": err.kind, "param": None, "code": err.code}}
-                tail = b"data: " + json.dumps(payload).encode() + b"\n\n"
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
-        except asyncio.CancelledError:
-            if not client_gone:
-                raise
-            if relay is not None and hasattr(relay, "uncancel"):
-                relay.uncancel()  # the client left; there is no one to tell
-        finally:
-            watcher.cancel()
-            await self.stream.aclose()
+    encode = _ChunkEncoder(name)
+    try:
+        async for batch in stream._batches():
+            yield b"".join([encode(chunk) for chunk in batch])
+        yield b"data: [DONE]\n\n"
+    except OCIError as exc:
+        err = gateway_error_for(exc)
+        log.warning("stream for %s failed after it started: %s", name, exc)
+        yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
+    finally:
+        await stream.aclose()
 
 
 class _ChunkEncoder:

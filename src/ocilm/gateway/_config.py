@@ -36,6 +36,15 @@ class Deployment:
     model: str  # "oci/<model id>"
     params: dict[str, Any]  # oci_* settings, api_base, timeout, max_retries, default OpenAI params
     place: str  # where in the file it was defined
+    stream_timeout: float | None = None  # LiteLLM's name: the longest wait for a stream's first chunk
+
+    def deadline_seconds(self, stream: bool) -> float | None:
+        """How long a caller may wait for this deployment's answer, retries and fallbacks
+        included (for a stream: until its first chunk)."""
+        if stream and self.stream_timeout is not None:
+            return self.stream_timeout
+        timeout = self.params.get("timeout")
+        return float(timeout) if isinstance(timeout, (int, float)) else None
 
     def __repr__(self) -> str:  # params may hold keys and pass phrases
         return f"Deployment(model_name={self.model_name!r}, model={self.model!r}, place={self.place!r})"
@@ -73,7 +82,8 @@ def _pydantic_models() -> Any:
         model_config = ConfigDict(extra="allow")
         model: str = Field(min_length=1)
         api_base: str | None = None
-        timeout: float | None = Field(default=None, gt=0)
+        timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+        stream_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
         max_retries: int | None = Field(default=None, ge=0)
 
     class ModelEntry(BaseModel):
@@ -120,6 +130,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         place = f"model_list[{i}].litellm_params"
         params = entry.litellm_params.model_dump(exclude_none=True)
         model = params.pop("model")
+        stream_timeout = params.pop("stream_timeout", None)
         if not model.startswith("oci/"):
             problems.append(f"{place}.model: ocilm serves OCI models only; expected 'oci/<model id>'")
             continue
@@ -136,7 +147,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             except OCIError as exc:
                 where = f"{place}.{exc.param}" if exc.param else place
                 problems.append(f"{where}: {exc.message}")
-        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place))
+        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout))
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")

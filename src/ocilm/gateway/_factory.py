@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from starlette.applications import Starlette
 
 
+def freeze_startup_objects() -> None:
+    """Objects made at start-up live as long as the process: keep the collector off them.
+
+    Only ``ocilm serve`` does this, for the whole process it owns; ``create_app`` mounted in
+    someone else's app leaves their collector alone.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Starlette:
     from . import create_app, load_config
 
-    return create_app(load_config(os.environ["OCILM_GATEWAY_CONFIG"]))
+    hosts = os.environ.get("OCILM_GATEWAY_ALLOWED_HOSTS")
+    app = create_app(load_config(os.environ["OCILM_GATEWAY_CONFIG"]), allowed_hosts=hosts.split(",") if hosts else None)
+    freeze_startup_objects()
+    return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import email.utils
 import json
 import threading
@@ -21,6 +22,7 @@ from ._schema import CHAT_DETAILS, EMBED_DETAILS, RERANK_DETAILS, SchemaError, c
 
 API_PREFIX = "/20231130/actions/"
 MAX_EMBED_INPUTS = 96
+MAX_RECORDED = 10_000
 MAX_BODY = 10 * 1024 * 1024
 NOT_AUTHENTICATED = "The required information to complete authentication was not provided or was incorrect."
 
@@ -40,6 +42,8 @@ class RecordedRequest:
     status: int = 0
     client: tuple[str, int] | None = None  # the peer address: which connection carried it
     time: float = field(default_factory=time.time)
+    events_sent: int = 0  # stream events written before the stream ended
+    disconnected_at: float | None = None  # time.monotonic() when the client left mid-stream
 
     @property
     def json(self) -> Any:
@@ -58,7 +62,8 @@ class SimulatorApp:
         self.endpoints: dict[str, str] = dict(DEFAULT_ENDPOINTS)
         self.max_clock_skew = max_clock_skew
         self.clock = clock
-        self.requests: list[RecordedRequest] = []
+        # The newest requests only, so a long-running `ocilm simulate` does not grow without end.
+        self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
         self.queued_faults: list[Fault] = []
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -140,7 +145,9 @@ class SimulatorApp:
             return
         record.status = 200
         if isinstance(result, list):
-            await self._stream(send, result, headers, fault)
+            if fault and fault.events and result:
+                result = [result[0]] * fault.events + result[1:]  # a long reply: the first delta, repeated
+            await self._stream(send, receive, result, headers, fault, record)
         else:
             await self._send_json(send, 200, result, headers)
 
@@ -317,19 +324,47 @@ class SimulatorApp:
     async def _send_json(self, send: Callable, status: int, payload: Any, req_headers: dict, extra: dict | None = None) -> None:
         await self._send(send, status, json.dumps(payload).encode(), "application/json", req_headers, extra)
 
-    async def _stream(self, send: Callable, events: list, req_headers: dict, fault: Fault | None) -> None:
-        await send({
-            "type": "http.response.start", "status": 200,
-            "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode())],
-        })  # fmt: skip
-        for i, event in enumerate(events):
-            if fault and fault.cut_after is not None and i >= fault.cut_after:
-                raise ConnectionAbortedError("simulated stream cut")  # the server drops the connection mid-body
-            if fault and fault.stall_after is not None and i == fault.stall_after:
-                await asyncio.sleep(fault.delay)
-            data = event if isinstance(event, str) else json.dumps(event)
-            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    async def _stream(self, send: Callable, receive: Callable, events: list, req_headers: dict, fault: Fault | None,
+                      record: RecordedRequest) -> None:  # fmt: skip
+        """Writes the events; stops, as a server does, when the client goes away."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            record.disconnected_at = time.monotonic()
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await send({
+                "type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode())],
+            })  # fmt: skip
+            for i, event in enumerate(events):
+                if fault and fault.cut_after is not None and i >= fault.cut_after:
+                    raise ConnectionAbortedError("simulated stream cut")  # the server drops the connection mid-body
+                if fault and fault.stall_after is not None and i == fault.stall_after:
+                    await _unless(gone, asyncio.sleep(fault.delay))
+                if fault and fault.event_delay and i:
+                    await _unless(gone, asyncio.sleep(fault.event_delay))
+                if gone.is_set():
+                    return
+                data = event if isinstance(event, str) else json.dumps(event)
+                await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
+                record.events_sent = i + 1
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+
+
+async def _unless(gone: asyncio.Event, wait: Any) -> None:
+    """Wait for ``wait`` unless the client leaves first."""
+    waiting = asyncio.ensure_future(wait)
+    leaving = asyncio.ensure_future(gone.wait())
+    await asyncio.wait({waiting, leaving}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    leaving.cancel()
 
 
 def _default_code(status: int) -> str:

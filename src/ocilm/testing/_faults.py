@@ -17,6 +17,8 @@ class Fault:
     - ``delay``: seconds before the first byte of the response (a slow or silent upstream).
     - ``cut_after``: close a stream's connection after this many events (no clean end).
     - ``stall_after``: stop sending after this many stream events for ``delay`` seconds.
+    - ``event_delay``: seconds between stream events (a slow model).
+    - ``events``: stream this many text events (a long reply), whatever the prompt.
     - ``malformed``: a 200 whose body is not valid JSON.
     - ``raw_body``: with ``status``, send this text (``text/plain``) instead of OCI's error JSON.
     - ``action``: only requests to this action (``chat``, ``embedText``, ``rerankText``).
@@ -31,6 +33,8 @@ class Fault:
     delay: float = 0.0
     cut_after: int | None = None
     stall_after: int | None = None
+    event_delay: float = 0.0
+    events: int | None = None
     malformed: bool = False
     raw_body: str | None = None
     action: str | None = None
@@ -43,12 +47,12 @@ class Fault:
         for item in filter(None, (p.strip() for p in header.split(";"))):
             name, _, value = item.partition("=")
             name = name.strip()
-            if name in ("status", "cut_after", "stall_after"):
+            if name in ("status", "cut_after", "stall_after", "events"):
                 setattr(fault, name, int(value))
             elif name == "times":
                 fault.times = None if value in ("all", "always") else int(value)
-            elif name == "delay":
-                fault.delay = float(value)
+            elif name in ("delay", "event_delay"):
+                setattr(fault, name, float(value))
             elif name == "malformed":
                 fault.malformed = value.lower() not in ("0", "false", "no")
             elif name in ("code", "message", "retry_after", "action", "raw_body", "match"):

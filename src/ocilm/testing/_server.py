@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import threading
 from typing import Any
@@ -124,7 +125,8 @@ class Simulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        return self.app.requests
+        """The requests received, oldest first (a snapshot; the newest 10,000 are kept)."""
+        return list(self.app.requests)
 
     def register_key(self, key_id: str, public_key: Any) -> None:
         self.app.register_key(key_id, public_key)

@@ -23,7 +23,7 @@ class ModelInfo:
 
 _COHERE_UNSUPPORTED = frozenset({
     "n", "logprobs", "top_logprobs", "logit_bias", "reasoning_effort", "prediction", "verbosity",
-    "metadata", "service_tier", "web_search_options",
+    "web_search_options",
 })  # fmt: skip
 _GROK_REASONING = frozenset({"presence_penalty", "frequency_penalty", "stop"})
 _TEXT_ONLY = ("meta.llama-3.3", "meta.llama-3.1", "xai.grok-3", "openai.gpt-oss", "cohere.")
