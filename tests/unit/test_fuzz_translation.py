@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from ocilm._capabilities import model_info
 from ocilm._core import translate
 from ocilm._errors import BadRequestError
-from ocilm._capabilities import model_info
 from ocilm.formats._common import ChatContext
 from ocilm.formats.cohere import cohere_request
 from ocilm.formats.generic import generic_request

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ocilm._capabilities import model_info
 from ocilm._core import ChunkAssembler
 from ocilm._errors import InternalServerError, RateLimitError
-from ocilm._capabilities import model_info
 from ocilm.formats._common import ChatContext
 from ocilm.formats.cohere import CohereStream
 from ocilm.formats.generic import GenericStream

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import socket
 import threading
 from typing import Any
