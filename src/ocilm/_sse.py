@@ -5,6 +5,10 @@ separated by a single newline, so each complete ``data:`` line that holds a JSON
 an event by itself; lines that do not parse alone are joined with the following ``data:``
 lines of the same event, as the SSE format specifies. Events come out parsed (each JSON
 text is parsed once); ``[DONE]`` comes out as ``DONE``.
+
+As the SSE specification says, an event with empty data (a keep-alive some proxies insert)
+is skipped, and comments, ``event:``, ``id:`` and ``retry:`` lines are ignored. An event or
+line longer than MAX_EVENT_BYTES is an error rather than unbounded memory.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import json
 from typing import Any
 
 DONE = "[DONE]"
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = b""
         self._pending: list[str] = []
+        self._pending_size = 0
 
     def feed(self, data: bytes) -> list[Any]:
         """Add bytes; return the parsed payload of every event completed by them."""
@@ -29,6 +35,8 @@ class SSEDecoder:
                 buffer, held = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, rest = buffer.split(b"\n")
+        if len(rest) > MAX_EVENT_BYTES:
+            raise ValueError(f"a stream line exceeds {MAX_EVENT_BYTES} bytes without ending")
         self._buffer = rest + held
         out: list[Any] = []
         for line in lines:
@@ -48,7 +56,13 @@ class SSEDecoder:
         if self._pending:
             text = "\n".join(self._pending)
             self._pending = []
-            raise ValueError(f"stream event is not valid JSON: {text[:120]!r}")
+            self._pending_size = 0
+            if not text.strip():
+                return  # empty data: a keep-alive
+            parsed = _parse(text)
+            if parsed is _INCOMPLETE:
+                raise ValueError(f"stream event is not valid JSON: {text[:120]!r}")
+            out.append(parsed)
 
     def _line(self, line: str, out: list[Any]) -> None:
         if line.startswith("data: ") and not self._pending:  # the common case, fast
@@ -67,15 +81,19 @@ class SSEDecoder:
         if value.startswith(" "):
             value = value[1:]
         if not self._pending:
+            if not value:
+                return  # empty data line: nothing to add
             parsed = _parse(value)
             if parsed is not _INCOMPLETE:
                 out.append(parsed)
                 return
+        # A JSON text over several data: lines: joined and parsed once, when the event ends.
         self._pending.append(value)
-        parsed = _parse("\n".join(self._pending))
-        if parsed is not _INCOMPLETE:
-            out.append(parsed)
+        self._pending_size += len(value)
+        if self._pending_size > MAX_EVENT_BYTES:
             self._pending = []
+            self._pending_size = 0
+            raise ValueError(f"a stream event exceeds {MAX_EVENT_BYTES} bytes")
 
 
 _INCOMPLETE = object()

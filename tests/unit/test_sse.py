@@ -66,3 +66,55 @@ def test_torn_event_is_an_error():
     assert decoder.feed(b'data: {"a": \n') == []
     with pytest.raises(ValueError, match="not valid JSON"):
         decoder.feed(b"\n")
+
+
+# ---------------------------------------------------------------- the SSE specification
+
+
+def _every_split(raw: bytes) -> list:
+    """Decode ``raw`` split into two reads at every byte; all splits must agree."""
+    results = [_decode([raw[:i], raw[i:]]) for i in range(len(raw) + 1)]
+    assert all(r == results[0] for r in results)
+    return results[0]
+
+
+@pytest.mark.parametrize("keepalive", [b"data:\n\n", b"data: \n\n", b"data:\r\n\r\n", b":\n\n", b": ping\n\n"])
+def test_empty_data_and_comments_are_skipped(keepalive):
+    raw = keepalive + b'data: {"a": 1}\n\n' + keepalive + b"data: [DONE]\n\n"
+    assert _every_split(raw) == [{"a": 1}, DONE]
+
+
+def test_event_id_retry_fields_are_ignored():
+    raw = b'event: message\nid: 7\nretry: 1000\ndata: {"a": 1}\n\nevent: ping\n\ndata: [DONE]\n\n'
+    assert _every_split(raw) == [{"a": 1}, DONE]
+
+
+@pytest.mark.parametrize("sep", ["\n\n", "\r\n\r\n", "\n", "\r\r"])
+def test_line_ends(sep):
+    assert _every_split(_canonical(sep)) == [*EVENTS, DONE]
+
+
+def test_multi_line_data_is_joined():
+    raw = b'data: {"a":\ndata: 1}\n\ndata: {"b": 2}\n\n'
+    assert _every_split(raw) == [{"a": 1}, {"b": 2}]
+
+
+def test_large_event_and_missing_done():
+    big = {"message": {"content": [{"type": "TEXT", "text": "x" * 70_000}]}}
+    raw = f"data: {json.dumps(big)}\n\n".encode()
+    for size in (1000, 4096, 70_000):
+        assert _decode([raw[i : i + size] for i in range(0, len(raw), size)]) == [big]
+
+
+def test_unbounded_line_is_an_error():
+    from ocilm._sse import MAX_EVENT_BYTES
+
+    decoder = SSEDecoder()
+    with pytest.raises(ValueError, match="exceeds"):
+        for _ in range(MAX_EVENT_BYTES // 65536 + 2):
+            decoder.feed(b"data: " + b"x" * 65536)
+
+
+def test_torn_event_is_an_error():
+    with pytest.raises(ValueError, match="not valid JSON"):
+        _decode([b'data: {"a": \n\n'])

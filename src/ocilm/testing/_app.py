@@ -121,11 +121,30 @@ class SimulatorApp:
         record = RecordedRequest(scope["method"], target, headers, body, client=tuple(client) if client else None)
         with self._lock:
             self.requests.append(record)
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            record.disconnected_at = time.monotonic()
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self._answer(send, record, headers, target, body, gone)
+        finally:
+            watcher.cancel()
+
+    async def _answer(self, send: Callable, record: RecordedRequest, headers: dict[str, str], target: str, body: bytes,
+                      gone: asyncio.Event) -> None:  # fmt: skip
+        """Answers one request; stops, as a server does, when the client goes away."""
         try:
             fault = self._fault_for(headers, target, body)
             if fault and fault.delay and fault.stall_after is None:
-                await asyncio.sleep(fault.delay)
-            self._verify_signature(scope["method"], target, headers, body)
+                await _unless(gone, asyncio.sleep(fault.delay))
+                if gone.is_set():
+                    return
+            self._verify_signature(record.method, target, headers, body)
             if fault and fault.status and fault.raw_body is not None:
                 record.status = fault.status
                 await self._send(send, fault.status, fault.raw_body.encode(), "text/plain", headers)
@@ -133,7 +152,7 @@ class SimulatorApp:
             if fault and fault.status:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
                 raise ServiceError(fault.status, fault.code or _default_code(fault.status), fault.message or f"simulated fault: HTTP {fault.status}", extra)
-            action, payload = self._route(scope["method"], target, body)
+            action, payload = self._route(record.method, target, body)
             if fault and fault.malformed:
                 record.status = 200
                 await self._send(send, 200, b'{"modelId": "broken", "chatResponse": {', "application/json", headers)
@@ -147,7 +166,7 @@ class SimulatorApp:
         if isinstance(result, list):
             if fault and fault.events and result:
                 result = [result[0]] * fault.events + result[1:]  # a long reply: the first delta, repeated
-            await self._stream(send, receive, result, headers, fault, record)
+            await self._stream(send, result, headers, fault, record, gone)
         else:
             await self._send_json(send, 200, result, headers)
 
@@ -324,38 +343,25 @@ class SimulatorApp:
     async def _send_json(self, send: Callable, status: int, payload: Any, req_headers: dict, extra: dict | None = None) -> None:
         await self._send(send, status, json.dumps(payload).encode(), "application/json", req_headers, extra)
 
-    async def _stream(self, send: Callable, receive: Callable, events: list, req_headers: dict, fault: Fault | None,
-                      record: RecordedRequest) -> None:  # fmt: skip
-        """Writes the events; stops, as a server does, when the client goes away."""
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            record.disconnected_at = time.monotonic()
-            gone.set()
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            await send({
-                "type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode())],
-            })  # fmt: skip
-            for i, event in enumerate(events):
-                if fault and fault.cut_after is not None and i >= fault.cut_after:
-                    raise ConnectionAbortedError("simulated stream cut")  # the server drops the connection mid-body
-                if fault and fault.stall_after is not None and i == fault.stall_after:
-                    await _unless(gone, asyncio.sleep(fault.delay))
-                if fault and fault.event_delay and i:
-                    await _unless(gone, asyncio.sleep(fault.event_delay))
-                if gone.is_set():
-                    return
-                data = event if isinstance(event, str) else json.dumps(event)
-                await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
-                record.events_sent = i + 1
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            watcher.cancel()
+    async def _stream(self, send: Callable, events: list, req_headers: dict, fault: Fault | None,
+                      record: RecordedRequest, gone: asyncio.Event) -> None:  # fmt: skip
+        await send({
+            "type": "http.response.start", "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode())],
+        })  # fmt: skip
+        for i, event in enumerate(events):
+            if fault and fault.cut_after is not None and i >= fault.cut_after:
+                raise ConnectionAbortedError("simulated stream cut")  # the server drops the connection mid-body
+            if fault and fault.stall_after is not None and i == fault.stall_after:
+                await _unless(gone, asyncio.sleep(fault.delay))
+            if fault and fault.event_delay and i:
+                await _unless(gone, asyncio.sleep(fault.event_delay))
+            if gone.is_set():
+                return
+            data = event if isinstance(event, str) else json.dumps(event)
+            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
+            record.events_sent = i + 1
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _unless(gone: asyncio.Event, wait: Any) -> None:
