@@ -43,7 +43,8 @@ class RecordedRequest:
     client: tuple[str, int] | None = None  # the peer address: which connection carried it
     time: float = field(default_factory=time.time)
     events_sent: int = 0  # stream events written before the stream ended
-    disconnected_at: float | None = None  # time.monotonic() when the client left mid-stream
+    disconnected_at: float | None = None  # time.monotonic() when the client left before the answer ended
+    finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set when answered or abandoned
 
     @property
     def json(self) -> Any:
@@ -134,6 +135,7 @@ class SimulatorApp:
             await self._answer(send, record, headers, target, body, gone)
         finally:
             watcher.cancel()
+            record.finished.set()
 
     async def _answer(self, send: Callable, record: RecordedRequest, headers: dict[str, str], target: str, body: bytes,
                       gone: asyncio.Event) -> None:  # fmt: skip
@@ -181,11 +183,10 @@ class SimulatorApp:
                     fault = Fault.parse(spec)
                 except ValueError as exc:
                     raise ServiceError(400, "InvalidParameter", f"bad {FAULT_HEADER} header: {exc}") from None
-                if (fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body):
-                    return None
-                call = headers.get("opc-retry-token") or spec + headers.get("x-content-sha256", "")
-                self._attempts[call] = self._attempts.get(call, 0) + 1
-                return fault if fault.times is None or self._attempts[call] <= fault.times else None
+                if not ((fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body)):
+                    call = headers.get("opc-retry-token") or spec + headers.get("x-content-sha256", "")
+                    self._attempts[call] = self._attempts.get(call, 0) + 1
+                    return fault if fault.times is None or self._attempts[call] <= fault.times else None
             for i, fault in enumerate(self.queued_faults):
                 if (fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body):
                     continue
