@@ -150,9 +150,9 @@ def test_c5_embedding_with_null_vector_raises_validation_error(creds):
 
 
 def test_c6_stream_answered_with_json_is_refused(creds):
-    with _fixed_reply_server(b'{"code": "Weird", "message": "not a stream"}') as server:
-        with pytest.raises(ocilm.APIResponseValidationError, match="text/event-stream.*Weird: not a stream"):
-            ocilm.completion(MODEL, HI, stream=True, max_retries=0, **{**creds, "api_base": server.base_url})
+    reply = _fixed_reply_server(b'{"code": "Weird", "message": "not a stream"}')
+    with reply as server, pytest.raises(ocilm.APIResponseValidationError, match="text/event-stream.*Weird: not a stream"):
+        ocilm.completion(MODEL, HI, stream=True, max_retries=0, **{**creds, "api_base": server.base_url})
 
 
 @pytest.mark.parametrize("field", ["isStream", "messages", "apiFormat", "servingMode", "chatHistory"])

@@ -115,6 +115,6 @@ def test_unbounded_line_is_an_error():
             decoder.feed(b"data: " + b"x" * 65536)
 
 
-def test_torn_event_is_an_error():
+def test_torn_multi_line_event_is_an_error():
     with pytest.raises(ValueError, match="not valid JSON"):
         _decode([b'data: {"a": \n\n'])
