@@ -249,3 +249,36 @@ def test_key_text_in_key_file_setting_is_not_printed(creds):
     with pytest.raises(GatewayConfigError) as err:
         parse_config({"model_list": [deployment("m", "oci/meta.llama-3.3-70b-instruct", explicit, oci_key_file=TEST_KEY_PEM)]})
     assert "oci_key_file holds key text" in err.value.message and "BEGIN" not in err.value.message
+
+
+# ---------------------------------------------------------------- idle connections the upstream closed
+
+
+def _close_wait_sockets(port: int) -> int:
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[3] == "08":  # remote port, state CLOSE_WAIT
+                count += 1
+    return count
+
+
+def test_idle_connections_closed_by_upstream_are_dropped(creds, oci_simulator, monkeypatch):
+    from ocilm.gateway import _pool
+
+    monkeypatch.setattr(_pool, "PRUNE_EVERY", 0.2)
+    with BackgroundServer(oci_simulator.app, keep_alive=0.3) as upstream, serve(
+        deployment("m", "oci/meta.llama-3.3-70b-instruct", {**creds, "api_base": upstream.base_url})
+    ) as gw:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # a few connections in the gateway's pool
+            list(pool.map(lambda _: httpx.post(f"{gw.base_url}/v1/chat/completions", headers=AUTH,
+                                               json={"model": "m", "messages": HI}).raise_for_status(), range(8)))  # fmt: skip
+        time.sleep(1.0)  # the upstream closes its idle connections after 0.3 s; the gateway looks every 0.2 s
+        assert _close_wait_sockets(upstream.port) == 0  # without pruning: one per pooled connection
+        # and the gateway still answers, on fresh connections
+        assert httpx.post(f"{gw.base_url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": HI}).status_code == 200

@@ -7,6 +7,7 @@ and the caller's presence (a client that disconnects cancels the upstream call a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -41,6 +42,7 @@ from .._errors import (
     RateLimitError,
 )
 from ..formats._common import CHAT_PARAMS
+from . import _pool
 from ._config import Deployment, GatewayConfig
 
 log = logging.getLogger("ocilm.gateway")
@@ -304,9 +306,13 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if client is None:  # ours to close; an injected client belongs to its caller
-            await upstream.aclose()
+        pruner = asyncio.ensure_future(_pool.prune_forever(lambda: upstream._http, _pool.PRUNE_EVERY))
+        try:
+            yield
+        finally:
+            pruner.cancel()
+            if client is None:  # ours to close; an injected client belongs to its caller
+                await upstream.aclose()
 
     routes = [
         Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),

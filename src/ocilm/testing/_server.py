@@ -18,8 +18,10 @@ SIM_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaasimulatorcompartment"
 class BackgroundServer:
     """Serves an ASGI app with uvicorn on a loopback port, in a daemon thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+                 keep_alive: float = 5.0) -> None:  # fmt: skip
         self.app, self.host, self.port = app, host, port
+        self.keep_alive = keep_alive  # seconds an idle keep-alive connection stays open
         self.ssl_certfile, self.ssl_keyfile = ssl_certfile, ssl_keyfile
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -38,7 +40,7 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1,
-                                ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)
+                                timeout_keep_alive=self.keep_alive, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)
         config.load()  # builds the TLS context when certificate files were given
         self._server = uvicorn.Server(config)
         ready = threading.Event()
