@@ -31,7 +31,16 @@ _VISION = ("meta.llama-4", "meta.llama-3.2-90b-vision", "meta.llama-3.2-11b-visi
            "google.gemini", "openai.gpt-4", "openai.gpt-5", "openai.o")  # fmt: skip
 
 
+# Cohere models that speak the v2 format, which carries images, thinking and tool call ids:
+# they get it by default. Older Command models speak COHERE only.
+_COHERE_V2 = ("cohere.command-a",)
+_COHERE_VISION = ("cohere.command-a-vision",)
+_COHERE_REASONING = ("cohere.command-a-reasoning",)
+
+
 def api_format_for(model: str) -> str:
+    if model.startswith(_COHERE_V2):
+        return "COHEREV2"
     return "COHERE" if model.startswith("cohere.") else "GENERIC"
 
 
@@ -40,6 +49,8 @@ def model_info(model: str, api_format: str | None = None) -> ModelInfo:
     unsupported: set[str] = set()
     if fmt != "GENERIC":
         unsupported |= _COHERE_UNSUPPORTED
+        if fmt == "COHEREV2" and model.startswith(_COHERE_REASONING):
+            unsupported.discard("reasoning_effort")  # sent as thinking
     if model.startswith("xai.grok-4"):
         unsupported |= _GROK_REASONING | {"reasoning_effort"}
     elif model.startswith("xai.grok-3-mini"):
@@ -47,7 +58,7 @@ def model_info(model: str, api_format: str | None = None) -> ModelInfo:
     elif model.startswith("xai.grok") or model.startswith("meta."):
         unsupported.add("reasoning_effort")
     vision: bool | None = None
-    if model.startswith(_VISION):
+    if model.startswith((*_VISION, *_COHERE_VISION)):
         vision = True
     elif model.startswith(_TEXT_ONLY):
         vision = False

@@ -32,6 +32,9 @@ from ._sse import DONE, SSEDecoder
 from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
 from .auth._signers import RequestSigner
 from .formats._common import ChatContext, bad
+from .formats.cohere import CohereStream, cohere_request, cohere_response
+from .formats.cohere_v2 import CohereV2Stream, cohere_v2_request, cohere_v2_response
+from .formats.generic import GenericStream, generic_request, generic_response
 
 DEFAULT_TIMEOUT = 600.0
 call_deadline: ContextVar[float | None] = ContextVar("ocilm_call_deadline", default=None)
@@ -220,8 +223,6 @@ def translate(build: Callable[..., dict], *args: Any) -> dict:
 
 
 def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, params: dict) -> PreparedCall:
-    from .formats.cohere import CohereStream, cohere_request, cohere_response
-    from .formats.generic import GenericStream, generic_request, generic_response
 
     name = model_id(model)
     oci, rest = split_params(params)
@@ -244,9 +245,7 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
         include_usage=bool((options or {}).get("include_usage")),
         drop_params=bool(rest.get("drop_params")),
     )
-    if fmt == "COHEREV2":
-        raise bad("oci_api_format", "COHEREV2 requests are not supported yet; use COHERE for Cohere models")
-    build, parse, stream_cls = (generic_request, generic_response, GenericStream) if fmt == "GENERIC" else (cohere_request, cohere_response, CohereStream)
+    build, parse, stream_cls = _TRANSLATORS[fmt]
     chat_request = translate(build, messages, chat_params, ctx)
     payload = {"compartmentId": compartment, "servingMode": serving_mode(settings, name), "chatRequest": chat_request}
     return PreparedCall(
@@ -261,6 +260,13 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
         new_assembler=lambda rid: ChunkAssembler(stream_cls(ctx, rid, int(time.time())), rid),
         context=f"chat with {name}",
     )
+
+
+_TRANSLATORS: dict[str, tuple[Callable[..., dict], Callable[..., dict], Any]] = {
+    "GENERIC": (generic_request, generic_response, GenericStream),
+    "COHERE": (cohere_request, cohere_response, CohereStream),
+    "COHEREV2": (cohere_v2_request, cohere_v2_response, CohereV2Stream),
+}
 
 
 class ChunkAssembler:

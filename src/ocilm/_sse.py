@@ -23,11 +23,22 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = b""
+        self._unended: list[bytes] = []  # reads with no line end yet, joined once a line ends
+        self._unended_size = 0
         self._pending: list[str] = []
         self._pending_size = 0
 
     def feed(self, data: bytes) -> list[Any]:
         """Add bytes; return the parsed payload of every event completed by them."""
+        if b"\n" not in data and b"\r" not in data:  # the middle of a long line: keep it, join it later
+            self._unended.append(data)
+            self._unended_size += len(data)
+            if self._unended_size + len(self._buffer) > MAX_EVENT_BYTES:
+                raise ValueError(f"a stream line exceeds {MAX_EVENT_BYTES} bytes without ending")
+            return []
+        if self._unended:
+            data = b"".join(self._unended) + data
+            self._unended, self._unended_size = [], 0
         buffer = self._buffer + data
         held = b""
         if b"\r" in buffer:
@@ -46,6 +57,9 @@ class SSEDecoder:
     def flush(self) -> list[Any]:
         """End of stream: whatever is left, as events. Raises ValueError for a torn event."""
         out: list[Any] = []
+        if self._unended:
+            self._buffer += b"".join(self._unended)
+            self._unended, self._unended_size = [], 0
         if self._buffer:
             line, self._buffer = self._buffer.decode("utf-8", errors="replace"), b""
             self._line(line.rstrip("\r"), out)

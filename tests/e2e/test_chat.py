@@ -156,7 +156,7 @@ def test_forced_tool_choice(creds, oci_simulator):
 
 def test_cohere_tool_round_trip(creds, oci_simulator):
     messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is the weather in Paris?"}]
-    r = ocilm.completion("oci/cohere.command-a-03-2025", messages, tools=[WEATHER_TOOL], **creds)
+    r = ocilm.completion("oci/cohere.command-r-08-2024", messages, tools=[WEATHER_TOOL], **creds)
     call = r.choices[0].message.tool_calls[0]
     assert r.choices[0].finish_reason == "tool_calls"
     assert json.loads(call.function.arguments) == {"city": "Paris"}
@@ -165,7 +165,7 @@ def test_cohere_tool_round_trip(creds, oci_simulator):
                            "parameterDefinitions": {"city": {"type": "str", "isRequired": True, "description": "City name"}}}]
 
     messages += [r.choices[0].message.model_dump(), {"role": "tool", "tool_call_id": call.id, "content": '{"tempC": 21}'}]
-    final = ocilm.completion("oci/cohere.command-a-03-2025", messages, tools=[WEATHER_TOOL], **creds)
+    final = ocilm.completion("oci/cohere.command-r-08-2024", messages, tools=[WEATHER_TOOL], **creds)
     assert final.choices[0].message.content == 'The tool said: [{"tempC": 21}]'
     sent = oci_simulator.requests[-1].json["chatRequest"]
     assert sent["message"] == ""
@@ -175,7 +175,7 @@ def test_cohere_tool_round_trip(creds, oci_simulator):
 
     # The conversation goes on after the tool turn: the results move into chatHistory.
     messages += [final.choices[0].message.model_dump(), {"role": "user", "content": "Thanks"}]
-    after = ocilm.completion("oci/cohere.command-a-03-2025", messages, tools=[WEATHER_TOOL], **creds)
+    after = ocilm.completion("oci/cohere.command-r-08-2024", messages, tools=[WEATHER_TOOL], **creds)
     assert after.choices[0].message.content.endswith("You said: Thanks")
     history = oci_simulator.requests[-1].json["chatRequest"]["chatHistory"]
     assert [h["role"] for h in history] == ["USER", "CHATBOT", "TOOL", "CHATBOT"]

@@ -63,6 +63,7 @@ def replies(creds):
         "logprobs": ocilm.completion("oci/xai.grok-3-mini", [{"role": "user", "content": "Hi"}], logprobs=True, top_logprobs=2, **creds),
         "tools": ocilm.completion("oci/meta.llama-3.3-70b-instruct", user, tools=[WEATHER_TOOL], **creds),
         "cohere": ocilm.completion("oci/cohere.command-latest", [{"role": "user", "content": "Hi"}], **creds),
+        "cohere_v2_tools": ocilm.completion("oci/cohere.command-a-03-2025", user, tools=[WEATHER_TOOL], **creds),
     }
 
 
@@ -82,7 +83,7 @@ def test_chat_completion_fields_match_openai_python(replies):
     assert "service_tier" not in r and "function_call" not in r.choices[0].message  # absent stays absent on the wire
 
 
-@pytest.mark.parametrize("model", ["meta.llama-3.3-70b-instruct", "openai.gpt-4.1", "cohere.command-latest", "xai.grok-4"])
+@pytest.mark.parametrize("model", ["meta.llama-3.3-70b-instruct", "openai.gpt-4.1", "cohere.command-latest", "cohere.command-a-03-2025", "xai.grok-4"])
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_chunk_fields_match_openai_python(creds, model, include_usage):
     options = {"stream_options": {"include_usage": True}} if include_usage else {}

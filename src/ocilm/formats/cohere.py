@@ -23,7 +23,6 @@ from ._common import (
     finish_request,
     inline_refs,
     integer,
-    join_text,
     message_list,
     number,
     openai_usage,
@@ -210,8 +209,6 @@ def _calls(raw: list[dict] | None, seed: str) -> list[dict]:
 
 def cohere_response(result: dict, ctx: ChatContext, request_id: str | None) -> dict:
     chat = result.get("chatResponse") or {}
-    if chat.get("apiFormat") == "COHEREV2":
-        return _cohere_v2_response(chat, ctx, request_id)
     calls = _calls(chat.get("toolCalls"), request_id or chat.get("text", ""))
     message: dict[str, Any] = {
         "role": "assistant",
@@ -224,23 +221,6 @@ def cohere_response(result: dict, ctx: ChatContext, request_id: str | None) -> d
     if chat.get("documents"):
         message["documents"] = chat["documents"]
     choice = {"index": 0, "message": message, "finish_reason": finish_reason(chat.get("finishReason"), bool(calls)), "logprobs": None}
-    return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
-
-
-def _cohere_v2_response(chat: dict, ctx: ChatContext, request_id: str | None) -> dict:
-    message = chat.get("message") or {}
-    text = join_text(message.get("content"))
-    calls = [
-        {"id": c.get("id") or tool_call_id(request_id or "", k), "type": "function",
-         "function": {"name": (c.get("function") or {}).get("name", ""), "arguments": str((c.get("function") or {}).get("arguments", "{}"))}}
-        for k, c in enumerate(message.get("toolCalls") or [])
-    ]  # fmt: skip
-    choice = {
-        "index": 0,
-        "message": {"role": "assistant", "content": text if (text or not calls) else None, "tool_calls": calls or None, "refusal": None},
-        "finish_reason": finish_reason(chat.get("finishReason"), bool(calls)),
-        "logprobs": None,
-    }
     return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
 
 
@@ -295,8 +275,6 @@ class CohereStream:
         return deltas
 
     def feed(self, event: dict) -> list[dict]:
-        if event.get("apiFormat") == "COHEREV2" or isinstance(event.get("message"), dict):
-            return self._feed_v2(event)
         out: list[dict] = []
         terminal = event.get("finishReason") is not None
         delta: dict[str, Any] = {}
@@ -316,19 +294,6 @@ class CohereStream:
                 raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
             self.finished = True
             out.append(self._chunk({}, finish_reason(event["finishReason"], bool(self.calls))))
-            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
-                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
-        return out
-
-    def _feed_v2(self, event: dict) -> list[dict]:
-        out: list[dict] = []
-        message = event.get("message") or {}
-        text = join_text(message.get("content"))
-        if text and event.get("finishReason") is None:
-            out.append(self._chunk({"content": text}))
-        if event.get("finishReason") is not None:
-            self.finished = True
-            out.append(self._chunk({}, finish_reason(event["finishReason"], False)))
             if self.ctx.include_usage and isinstance(event.get("usage"), dict):
                 out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
         return out

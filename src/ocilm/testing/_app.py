@@ -303,6 +303,7 @@ class SimulatorApp:
         if fmt == "COHERE":
             _check_cohere_rules(req)
             return _engine.cohere_events(req, model) if req.get("isStream") else _engine.cohere_result(req, model)
+        _check_cohere_v2_rules(req, model)
         return _engine.cohere_v2_events(req, model) if req.get("isStream") else _engine.cohere_v2_result(req, model)
 
     def _embed(self, payload: dict) -> dict:
@@ -397,6 +398,19 @@ def _check_generic_rules(req: dict, model: ServedModel) -> None:
     choice = req.get("toolChoice")
     if choice and choice["type"] == "FUNCTION" and choice["name"] not in {t["name"] for t in req.get("tools") or []}:
         raise ServiceError(400, "400", f"Invalid request content: toolChoice names {choice['name']!r}, which is not in tools")
+
+
+def _check_cohere_v2_rules(req: dict, model: ServedModel) -> None:
+    previous_calls: set[str] = set()
+    for i, message in enumerate(req["messages"]):
+        if message["role"] == "TOOL" and message["toolCallId"] not in previous_calls:
+            raise ServiceError(400, "400", f"Invalid parameter: messages[{i}].toolCallId does not match a tool call of an earlier assistant message.")
+        if message["role"] == "ASSISTANT":
+            previous_calls |= {c.get("id") for c in message.get("toolCalls") or []}
+        if not model.vision and any(p.get("type") == "IMAGE_URL" for p in message.get("content") or []):
+            raise ServiceError(400, "400", f"Model {model.id} does not support image input.")
+    if req.get("thinking") and not model.reasoning:
+        raise ServiceError(400, "400", f"Model {model.id} does not support thinking.")
 
 
 def _check_cohere_rules(req: dict) -> None:

@@ -45,6 +45,8 @@ CHAT_MODELS = [
     _chat("cohere.command-latest", api_formats=("COHERE",)),
     _chat("cohere.command-plus-latest", api_formats=("COHERE",)),
     _chat("cohere.command-a-03-2025", api_formats=("COHERE", "COHEREV2")),
+    _chat("cohere.command-a-vision-07-2025", api_formats=("COHEREV2",), vision=True),
+    _chat("cohere.command-a-reasoning-08-2025", api_formats=("COHEREV2",), reasoning=True),
     _chat("cohere.command-r-08-2024", api_formats=("COHERE",)),
     _chat("cohere.command-r-plus-08-2024", api_formats=("COHERE",)),
     _chat("google.gemini-2.5-pro", reasoning=True, vision=True),

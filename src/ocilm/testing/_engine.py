@@ -352,30 +352,69 @@ def cohere_events(req: dict, model: ServedModel) -> list[Any]:
 # ------------------------------------------------------------------ COHEREV2
 
 
+def _v2_as_generic(req: dict) -> dict:
+    """A v2 request in GENERIC's terms, so one planner answers both (content parts match)."""
+    fmt = req.get("responseFormat") or {}
+    if fmt.get("type") == "JSON_OBJECT" and fmt.get("schema"):
+        fmt = {"type": "JSON_SCHEMA", "jsonSchema": {"name": "answer", "schema": fmt["schema"]}}
+    return {
+        "messages": req.get("messages") or [],
+        "tools": [{"type": "FUNCTION", **tool["function"]} for tool in req.get("tools") or []],
+        "toolChoice": {"type": req["toolsChoice"]} if req.get("toolsChoice") else None,
+        "maxTokens": req.get("maxTokens"),
+        "stop": req.get("stopSequences"),
+        "responseFormat": fmt,
+    }
+
+
+def _v2_finish(plan: Plan) -> str:
+    return "TOOL_CALL" if plan.calls else "MAX_TOKENS" if plan.truncated else "STOP_SEQUENCE" if plan.stopped else "COMPLETE"
+
+
+def _v2_thinks(req: dict, model: ServedModel) -> bool:
+    return model.reasoning and (req.get("thinking") or {}).get("type", "ENABLED") == "ENABLED"
+
+
 def cohere_v2_result(req: dict, model: ServedModel) -> dict:
-    messages = req.get("messages") or []
-    prompt = " ".join(p.get("text", "") for p in (messages[-1].get("content") if messages else []) if p.get("type") == "TEXT")
-    plan = _limit_text(f"Hello from {model.id}! You said: {prompt}", req.get("maxTokens") or SERVER_DEFAULT_MAX_TOKENS, req.get("stopSequences") or [])
-    usage = {"promptTokens": count_tokens(prompt) + 8, "completionTokens": len(tokens(plan.text))}
-    usage["totalTokens"] = usage["promptTokens"] + usage["completionTokens"]
+    generic = _v2_as_generic(req)
+    plan = plan_generic(generic, model, 0)
+    message: dict[str, Any] = {"role": "ASSISTANT", "content": []}
+    if _v2_thinks(req, model):
+        message["content"].append({"type": "THINKING", "thinking": "Thinking it through."})
+    if plan.text or not plan.calls:
+        message["content"].append({"type": "TEXT", "text": plan.text})
+    if plan.calls:
+        message["toolPlan"] = f"I will call {plan.calls[0].name}."
+        message["toolCalls"] = [{"id": c.id, "type": "FUNCTION", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}} for c in plan.calls]
+    usage = generic_usage(generic, model, [plan])
     return {
         "modelId": model.id, "modelVersion": "1.0.0",
         "chatResponse": {
-            "apiFormat": "COHEREV2", "id": hashlib.sha256(prompt.encode()).hexdigest()[:32],
-            "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": plan.text}]},
-            "finishReason": "MAX_TOKENS" if plan.truncated else "COMPLETE", "usage": usage,
+            "apiFormat": "COHEREV2", "id": hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()[:32],
+            "message": message, "finishReason": _v2_finish(plan),
+            "usage": {k: usage[k] for k in ("promptTokens", "completionTokens", "totalTokens")},
         },
     }
 
 
 def cohere_v2_events(req: dict, model: ServedModel) -> list[Any]:
+    """Thinking, then text deltas, then each tool call opened whole and its arguments in two
+    fragments, then the finish event with usage (restating nothing)."""
     body = cohere_v2_result(req, model)["chatResponse"]
-    text = body["message"]["content"][0]["text"]
-    events: list[Any] = [
-        {"apiFormat": "COHEREV2", "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": piece}]}}
-        for piece in tokens(text)
-    ]
-    events.append({"apiFormat": "COHEREV2", "finishReason": body["finishReason"], "usage": body["usage"]})
+    message = body["message"]
+    tag = {"apiFormat": "COHEREV2"}
+    events: list[Any] = []
+    for part in message["content"]:
+        if part["type"] == "THINKING":
+            events.append({**tag, "message": {"role": "ASSISTANT", "content": [part]}})
+        else:
+            events += [{**tag, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": piece}]}} for piece in tokens(part["text"])]
+    for call in message.get("toolCalls") or []:
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        events.append({**tag, "message": {"role": "ASSISTANT", "toolCalls": [{**call, "function": {"name": call["function"]["name"], "arguments": arguments[:half]}}]}})
+        events.append({**tag, "message": {"role": "ASSISTANT", "toolCalls": [{"function": {"arguments": arguments[half:]}}]}})
+    events.append({**tag, "finishReason": body["finishReason"], "usage": body["usage"]})
     return events
 
 

@@ -40,7 +40,8 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(self.app, log_level="critical", lifespan="auto", access_log=False, timeout_graceful_shutdown=1,
-                                timeout_keep_alive=self.keep_alive, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)
+                                timeout_keep_alive=self.keep_alive,  # type: ignore[arg-type]  # a float works: it is a timer delay
+                                ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)
         config.load()  # builds the TLS context when certificate files were given
         self._server = uvicorn.Server(config)
         ready = threading.Event()

@@ -1,0 +1,292 @@
+"""OpenAI chat ⇄ OCI COHEREV2 format (Cohere Command A and later: images, thinking, tool call ids).
+
+Unlike COHERE, the v2 format takes the whole conversation as ``messages`` with content parts,
+as OpenAI does, so the mapping is close to one-to-one.
+
+Streams in v2 are only loosely documented. The decoder assumes, and tolerates departures from:
+- deltas carry ``message.content`` parts: ``TEXT`` (``text``) and ``THINKING`` (``thinking``),
+  each appended; ``message.toolCalls`` entries open a call when they carry an ``id`` not seen
+  before, and otherwise add ``function.arguments`` text to the call last opened;
+- ``message.toolPlan`` (the model's plan before calling tools) is not shown to the caller;
+- the event with ``finishReason`` ends the stream and carries ``usage``; if it restates the
+  reply, the restated text and calls are not sent twice (text only if no text came before,
+  calls only if their id is new);
+- ``apiFormat`` may or may not be on each event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._capabilities import DEFAULT_MAX_TOKENS
+from ._common import (
+    ChatContext,
+    arguments_text,
+    bad,
+    chunk_object,
+    completion_object,
+    created_from,
+    delta_object,
+    expect,
+    finish_reason,
+    finish_request,
+    inline_refs,
+    integer,
+    join_text,
+    message_list,
+    number,
+    openai_usage,
+    output_limit,
+    request_params,
+    stop_list,
+    text_content,
+    tool_call_id,
+    tool_functions,
+)
+
+_DETAIL = {"auto": "AUTO", "high": "HIGH", "low": "LOW"}
+# reasoning_effort -> Cohere's thinking switch and token budget (None: the model's own limit).
+_THINKING = {"none": None, "minimal": 1024, "low": 1024, "medium": 4096, "high": None}
+
+
+# ------------------------------------------------------------------ request
+
+
+def _user_content(content: Any, where: str, ctx: ChatContext) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "TEXT", "text": content}]
+    if not isinstance(content, list):
+        raise bad(f"{where}.content", "expected a string or a list of content parts")
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        at = f"{where}.content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else ("text" if isinstance(part, str) else None)
+        if kind == "text":
+            parts.append({"type": "TEXT", "text": part if isinstance(part, str) else str(part.get("text", ""))})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url, detail = (image, None) if isinstance(image, str) else (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
+            if not isinstance(url, str) or not url:
+                raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
+            if ctx.info.vision is False:
+                raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as cohere.command-a-vision-07-2025")
+            image_url: dict[str, Any] = {"url": url}
+            if detail is not None:
+                if str(detail).lower() not in _DETAIL:
+                    raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
+                image_url["detail"] = _DETAIL[str(detail).lower()]
+            parts.append({"type": "IMAGE_URL", "imageUrl": image_url})
+        else:
+            raise bad(f"{at}.type", f"unsupported content part {kind!r} for a Cohere model; expected text or image_url")
+    return parts
+
+
+def _tool_calls(calls: Any, where: str) -> list[dict]:
+    if not isinstance(calls, list):
+        raise bad(f"{where}.tool_calls", "expected a list")
+    out = []
+    for k, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not call.get("id") or not fn.get("name"):
+            raise bad(f"{where}.tool_calls[{k}]", "expected {'id': ..., 'type': 'function', 'function': {'name': ..., 'arguments': '...'}}")
+        out.append({"id": call["id"], "type": "FUNCTION", "function": {"name": fn["name"], "arguments": arguments_text(fn.get("arguments"))}})
+    return out
+
+
+def cohere_v2_messages(messages: Any, ctx: ChatContext) -> list[dict]:
+    out = []
+    for i, m in enumerate(message_list(messages)):
+        where = f"messages[{i}]"
+        role, content = m["role"], m.get("content")
+        if role in ("system", "developer"):
+            out.append({"role": "SYSTEM", "content": [{"type": "TEXT", "text": text_content(content, where)}]})
+        elif role == "user":
+            if content is None:
+                raise bad(f"{where}.content", "this message needs content")
+            out.append({"role": "USER", "content": _user_content(content, where, ctx)})
+        elif role == "assistant":
+            msg: dict[str, Any] = {"role": "ASSISTANT"}
+            text = text_content(content, where)
+            if text:
+                msg["content"] = [{"type": "TEXT", "text": text}]
+            if m.get("tool_calls"):
+                msg["toolCalls"] = _tool_calls(m["tool_calls"], where)
+            out.append(msg)
+        elif role == "tool":
+            if not m.get("tool_call_id"):
+                raise bad(f"{where}.tool_call_id", "a tool message needs the id of the tool call it answers")
+            out.append({"role": "TOOL", "toolCallId": m["tool_call_id"], "content": [{"type": "TEXT", "text": text_content(content, where)}]})
+        else:
+            raise bad(f"{where}.role", f"unsupported role {role!r}; expected system, developer, user, assistant or tool")
+    return out
+
+
+def _tools(tools: Any, ctx: ChatContext) -> list[dict]:
+    out = []
+    for fn in tool_functions(tools, ctx):
+        function: dict[str, Any] = {"name": fn["name"], "parameters": inline_refs(fn.get("parameters") or {"type": "object", "properties": {}})}
+        if fn.get("description"):
+            function["description"] = fn["description"]
+        out.append({"type": "FUNCTION", "function": function})
+    return out
+
+
+def cohere_v2_request(messages: Any, params: dict, ctx: ChatContext) -> dict:
+    """The ``chatRequest`` object for OCI's COHEREV2 format."""
+    p = request_params(params, ctx, ignore=frozenset({"metadata", "service_tier"}))
+    req: dict[str, Any] = {"apiFormat": "COHEREV2", "messages": cohere_v2_messages(messages, ctx)}
+    req["maxTokens"] = output_limit(p) or DEFAULT_MAX_TOKENS
+    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
+                                   ("frequency_penalty", "frequencyPenalty", 0, 1), ("presence_penalty", "presencePenalty", 0, 1)):  # fmt: skip
+        value = number(p, name, low, high)
+        if value is not None:
+            req[field] = value
+    if (top_k := integer(p, "top_k", 0)) is not None:
+        req["topK"] = top_k
+    if (seed := integer(p, "seed")) is not None:
+        req["seed"] = seed
+    if (stop := stop_list(p)) is not None:
+        req["stopSequences"] = stop
+    choice = p.get("tool_choice")
+    if p.get("tools") is not None:
+        req["tools"] = _tools(p["tools"], ctx)
+    if choice is not None:
+        if choice in ("required", "none"):
+            req["toolsChoice"] = choice.upper()
+        elif choice != "auto":
+            if isinstance(choice, dict):
+                ctx.unsupported("tool_choice", "Cohere cannot be made to call one named function: use 'required', 'auto' or 'none'")
+            else:
+                raise bad("tool_choice", "expected 'none', 'auto' or 'required'")
+    if p.get("parallel_tool_calls") is False:
+        ctx.unsupported("parallel_tool_calls", "Cohere cannot be limited to one tool call per turn")
+    if p.get("response_format") is not None:
+        req["responseFormat"] = _response_format(p["response_format"])
+    if p.get("reasoning_effort") is not None:
+        effort = str(p["reasoning_effort"]).lower()
+        if effort not in _THINKING:
+            raise bad("reasoning_effort", f"expected one of {', '.join(_THINKING)}, got {p['reasoning_effort']!r}")
+        budget = _THINKING[effort]
+        req["thinking"] = {"type": "DISABLED"} if effort == "none" else {"type": "ENABLED", **({"tokenBudget": budget} if budget else {})}
+    if p.get("documents") is not None:
+        docs = expect(p, "documents", (list,), "a list of objects such as {'title': ..., 'snippet': ...}")
+        if not all(isinstance(d, (dict, str)) for d in docs):
+            raise bad("documents", "each document must be a string or an object such as {'title': ..., 'snippet': ...}")
+        req["documents"] = docs
+    return finish_request(req, p, ctx)
+
+
+def _response_format(fmt: Any) -> dict:
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return {"type": "TEXT"}
+    if kind == "json_object":
+        return {"type": "JSON_OBJECT"}
+    if kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema")
+        return {"type": "JSON_OBJECT", **({"schema": inline_refs(schema)} if schema else {})}
+    raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
+
+
+# ------------------------------------------------------------------ response
+
+
+def _thinking(parts: Any) -> str:
+    return "".join(p.get("thinking", "") for p in parts or () if p.get("type") == "THINKING")
+
+
+def _openai_calls(raw: Any, seed: str) -> list[dict]:
+    calls = []
+    for k, c in enumerate(raw or ()):
+        fn = c.get("function") or {}
+        calls.append({"id": c.get("id") or tool_call_id(seed, k), "type": "function",
+                      "function": {"name": fn.get("name", ""), "arguments": arguments_text(fn.get("arguments"))}})  # fmt: skip
+    return calls
+
+
+def cohere_v2_response(result: dict, ctx: ChatContext, request_id: str | None) -> dict:
+    chat = result.get("chatResponse") or {}
+    message = chat.get("message") or {}
+    if str(chat.get("finishReason") or "").upper() == "ERROR":
+        from .._errors import InternalServerError
+
+        raise InternalServerError(f"the model stopped with an error: {chat.get('errorMessage') or 'no detail given'}", opc_request_id=request_id)
+    text = join_text(message.get("content"))
+    calls = _openai_calls(message.get("toolCalls"), request_id or chat.get("id") or "")
+    out: dict[str, Any] = {"role": "assistant", "content": text if (text or not calls) else None, "tool_calls": calls or None, "refusal": None}
+    thinking = _thinking(message.get("content"))
+    if thinking:
+        out["reasoning_content"] = thinking
+    if message.get("citations"):
+        out["citations"] = message["citations"]
+    choice = {"index": 0, "message": out, "finish_reason": finish_reason(chat.get("finishReason"), bool(calls)), "logprobs": None}
+    return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
+
+
+class CohereV2Stream:
+    """Turns OCI COHEREV2 stream events into OpenAI chunk dicts (pure, incremental)."""
+
+    def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
+        from ._common import chat_id
+
+        self.ctx = ctx
+        self.id = chat_id(request_id)
+        self.created = created
+        self.started = False
+        self.finished = False
+        self.saw_text = False
+        self.calls: list[str] = []  # call ids by OpenAI index
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        if not self.started:
+            delta = {"role": "assistant", **delta}
+            self.started = True
+        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
+
+    def _call_deltas(self, raw: Any) -> list[dict]:
+        deltas = []
+        for call in raw or ():
+            fn = call.get("function") or {}
+            call_id, arguments = call.get("id"), fn.get("arguments")
+            text = arguments if isinstance(arguments, str) else (json.dumps(arguments) if arguments is not None else "")
+            if call_id and call_id in self.calls:
+                continue  # restated
+            if call_id or fn.get("name") or not self.calls:
+                call_id = call_id or tool_call_id(self.id, len(self.calls))
+                deltas.append({"index": len(self.calls), "id": call_id, "type": "function", "function": {"name": fn.get("name", ""), "arguments": text}})
+                self.calls.append(call_id)
+            elif text:
+                deltas.append({"index": len(self.calls) - 1, "function": {"arguments": text}})
+        return deltas
+
+    def feed(self, event: dict) -> list[dict]:
+        out: list[dict] = []
+        terminal = event.get("finishReason") is not None
+        message = event.get("message") or {}
+        delta: dict[str, Any] = {}
+        text = join_text(message.get("content"))
+        if text and (not terminal or not self.saw_text):
+            delta["content"] = text
+            self.saw_text = True
+        thinking = _thinking(message.get("content"))
+        if thinking and not terminal:
+            delta["reasoning_content"] = thinking
+        calls = self._call_deltas(message.get("toolCalls"))
+        if calls:
+            delta["tool_calls"] = calls
+        if delta:
+            out.append(self._chunk(delta))
+        if terminal:
+            if str(event["finishReason"]).upper() == "ERROR":
+                from .._errors import InternalServerError
+
+                raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
+            self.finished = True
+            out.append(self._chunk({}, finish_reason(event["finishReason"], bool(self.calls))))
+            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
+                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+        return out
+
+    def close(self) -> list[dict]:
+        return [] if self.finished else [self._chunk({}, finish_reason("stop", bool(self.calls)))]
