@@ -176,3 +176,17 @@ def test_gateway_chunk_encoder_matches_plain_json():
         wire = encode(ChatCompletionChunk(chunk))
         assert wire.startswith(b"data: ") and wire.endswith(b"\n\n")
         assert json.loads(wire[6:]) == {**chunk, "model": "public-name"}
+
+
+def test_cohere_identical_calls_are_both_kept():
+    """Two genuine identical calls (review C13): only the terminal restatement is dropped."""
+    roll = {"name": "roll_die", "parameters": {}}
+    for events in (
+        [{"apiFormat": "COHERE", "toolCalls": [roll, roll]}, {"apiFormat": "COHERE", "toolCalls": [roll, roll], "finishReason": "COMPLETE"}],
+        [{"apiFormat": "COHERE", "toolCalls": [roll]}, {"apiFormat": "COHERE", "toolCalls": [roll]},
+         {"apiFormat": "COHERE", "toolCalls": [roll, roll], "finishReason": "COMPLETE"}],
+        [{"apiFormat": "COHERE", "toolCalls": [roll, roll], "finishReason": "COMPLETE"}],  # only on the terminal event
+    ):  # fmt: skip
+        chunks = run(CohereStream(ctx("cohere.command-latest"), "r", 1), events)
+        calls = [tc for c in chunks for tc in (c["choices"][0]["delta"]["tool_calls"] or [])]
+        assert [tc["index"] for tc in calls] == [0, 1] and len({tc["id"] for tc in calls}) == 2
