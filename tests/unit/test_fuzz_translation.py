@@ -67,7 +67,7 @@ REPLY_KEYS = ["chatResponse", "choices", "message", "content", "type", "text", "
 
 def junk_reply(rng: random.Random, depth: int = 0):
     if depth > 4 or rng.random() < 0.3:
-        return rng.choice(JUNK + ["TEXT", "TOOL_CALL", "stop", "COHEREV2"])
+        return rng.choice([*JUNK, "TEXT", "TOOL_CALL", "stop", "COHEREV2"])
     if rng.random() < 0.3:
         return [junk_reply(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return {rng.choice(REPLY_KEYS): junk_reply(rng, depth + 1) for _ in range(rng.randint(0, 5))}
