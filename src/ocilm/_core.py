@@ -22,12 +22,12 @@ from ._capabilities import api_format_for, model_info
 from ._endpoint import action_url
 from ._errors import (
     APIResponseValidationError,
-    BadRequestError,
     ConfigurationError,
+    InvalidParameterError,
     OCIError,
     error_class_for_status,
 )
-from ._settings import OCI_PARAMS, Settings, SettingsCache
+from ._settings import CONNECTION_SETTINGS, Settings, SettingsCache
 from ._sse import DONE, SSEDecoder
 from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
 from .auth._signers import RequestSigner
@@ -40,7 +40,7 @@ DEFAULT_TIMEOUT = 600.0
 call_deadline: ContextVar[float | None] = ContextVar("ocilm_call_deadline", default=None)
 """A ``time.monotonic()`` deadline for the calls made in this context (no retry starts past it)."""
 DEFAULT_MAX_RETRIES = 2
-TRANSPORT_PARAMS = frozenset({"timeout", "max_retries", "drop_params", "extra_headers"})
+CALL_OPTIONS = frozenset({"timeout", "max_retries", "drop_params", "extra_headers"})
 _PROTECTED_HEADERS = frozenset({"date", "x-date", "host", "content-length", "content-type", "x-content-sha256", "authorization"})
 
 
@@ -131,14 +131,14 @@ def transport_options(params: dict) -> tuple[Any, int, dict[str, str]]:
 def split_params(params: dict) -> tuple[dict, dict]:
     """(OCI settings, everything else). A misspelled ``oci_*`` setting is an error even with
     ``drop_params``: dropping it would silently use a default region or profile."""
-    unknown = sorted(k for k in params if k.startswith("oci_") and k not in OCI_PARAMS)
+    unknown = sorted(k for k in params if k.startswith("oci_") and k not in CONNECTION_SETTINGS)
     if unknown:
         raise ConfigurationError(
-            f"unknown OCI setting(s): {', '.join(unknown)}; expected one of {', '.join(sorted(p for p in OCI_PARAMS if p.startswith('oci_')))}",
+            f"unknown OCI setting(s): {', '.join(unknown)}; expected one of {', '.join(sorted(p for p in CONNECTION_SETTINGS if p.startswith('oci_')))}",
             param=unknown[0],
         )
-    oci = {k: v for k, v in params.items() if k in OCI_PARAMS}
-    rest = {k: v for k, v in params.items() if k not in OCI_PARAMS}
+    oci = {k: v for k, v in params.items() if k in CONNECTION_SETTINGS}
+    rest = {k: v for k, v in params.items() if k not in CONNECTION_SETTINGS}
     return oci, rest
 
 
@@ -159,11 +159,11 @@ def encode(payload: dict) -> bytes:
     try:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequestError("the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)") from None
+        raise InvalidParameterError("the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)") from None
     except ValueError:
-        raise BadRequestError("the request holds a number JSON cannot carry (NaN or Infinity)") from None
+        raise InvalidParameterError("the request holds a number JSON cannot carry (NaN or Infinity)") from None
     except RecursionError:
-        raise BadRequestError("the request is nested too deeply") from None
+        raise InvalidParameterError("the request is nested too deeply") from None
 
 
 # The exceptions a parser raises when a reply is not in the shape it expects.
@@ -217,9 +217,9 @@ def translate(build: Callable[..., dict], *args: Any) -> dict:
     except OCIError:
         raise
     except RecursionError:
-        raise BadRequestError("the request is nested too deeply") from None
+        raise InvalidParameterError("the request is nested too deeply") from None
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
-        raise BadRequestError(f"the request could not be read: {type(exc).__name__}: {exc}") from None
+        raise InvalidParameterError(f"the request could not be read: {type(exc).__name__}: {exc}") from None
 
 
 def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, params: dict) -> PreparedCall:
@@ -227,7 +227,7 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
     name = model_id(model)
     oci, rest = split_params(params)
     timeout, retries, extra = transport_options(rest)
-    chat_params = {k: v for k, v in rest.items() if k not in TRANSPORT_PARAMS}
+    chat_params = {k: v for k, v in rest.items() if k not in CALL_OPTIONS}
     settings = cache.resolve(oci)
     compartment = settings.require_compartment()
     if not isinstance(stream, bool):

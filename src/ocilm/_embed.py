@@ -51,13 +51,13 @@ def _unsupported(name: str, model: str, drop: bool, why: str) -> None:
 
 def call_arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[float, int, dict[str, str]], bool]:
     """Split a call's arguments: model id, OCI settings, the rest, transport options, drop_params."""
-    from ._core import TRANSPORT_PARAMS
+    from ._core import CALL_OPTIONS
 
     name = model_id(model)
     oci, rest = split_params(params)
     transport = transport_options(rest)
     drop = bool(rest.get("drop_params"))
-    for key in sorted(set(rest) - known - TRANSPORT_PARAMS):
+    for key in sorted(set(rest) - known - CALL_OPTIONS):
         _unsupported(key, name, drop, f"not {what} parameter ocilm knows")
     return name, oci, rest, transport, drop
 

@@ -62,7 +62,15 @@ class BadRequestError(OCIError):
     status_code = 400
 
 
-class UnsupportedParamsError(BadRequestError, ValueError):
+class InvalidParameterError(BadRequestError, ValueError):
+    """A call's arguments are wrong, found before anything was sent (no ``opc_request_id``).
+
+    A ``BadRequestError``, so one ``except`` catches it and OCI's own 400s alike; and a
+    ``ValueError``, as openai-python raises for local misuse, so the two can be told apart.
+    """
+
+
+class UnsupportedParamsError(InvalidParameterError):
     """A parameter the chosen model or API format cannot take (pass drop_params=True to drop it)."""
 
 

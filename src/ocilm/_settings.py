@@ -34,7 +34,7 @@ from ._errors import ConfigurationError
 from .auth._keys import load_private_key, load_private_key_file
 from .auth._signers import KeySigner, RequestSigner, SDKSignerAdapter, SessionTokenSigner
 
-OCI_PARAMS = frozenset({
+CONNECTION_SETTINGS = frozenset({
     "oci_region", "oci_user", "oci_fingerprint", "oci_tenancy", "oci_key", "oci_key_file",
     "oci_pass_phrase", "oci_security_token_file", "oci_config_file", "oci_profile",
     "oci_compartment_id", "oci_serving_mode", "oci_endpoint_id", "oci_signer", "oci_api_format",
@@ -197,6 +197,22 @@ def _manual_signer(fields: Mapping[str, Any], pass_phrase: Any, token_file: str 
 # ---------------------------------------------------------------- the resolver
 
 
+def profile_location(params: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, str]:
+    """The config file and profile a call reads: argument, then env var, then the default."""
+    path = params.get("oci_config_file") or env.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+    profile = params.get("oci_profile") or env.get("OCI_CLI_PROFILE") or "DEFAULT"
+    return path, profile
+
+
+def profile_tenancy(params: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
+    """The tenancy OCID of the profile a call would read, or None if there is none."""
+    path, profile = profile_location(params, os.environ if env is None else env)
+    try:
+        return read_profile(path, profile).get("tenancy") or None
+    except ConfigurationError:
+        return None
+
+
 def _key_file_source(fields: Mapping[str, Any]) -> list[str]:
     key_file = fields.get("oci_key_file")
     return [os.path.expanduser(key_file)] if key_file and not fields.get("oci_key") else []
@@ -226,9 +242,8 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         signer = _manual_signer(env_manual, params.get("oci_pass_phrase"), None, origin)
         sources.extend(_key_file_source(env_manual))
     else:
-        path = params.get("oci_config_file") or env.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        path, profile = profile_location(params, env)
         sources.append(os.path.expanduser(path))
-        profile = params.get("oci_profile") or env.get("OCI_CLI_PROFILE") or "DEFAULT"
         if not explicit_config and not os.path.exists(os.path.expanduser(path)):
             raise ConfigurationError(
                 "no OCI credentials found: pass oci_user, oci_fingerprint, oci_tenancy and oci_key "

@@ -85,7 +85,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     import ocilm
 
-    from ._settings import DEFAULT_CONFIG_FILE, read_profile
+    from ._settings import profile_tenancy
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     params: dict = {}
@@ -100,11 +100,7 @@ def _chat(args: argparse.Namespace) -> int:
     compartment = args.compartment_id or os.environ.get("OCI_COMPARTMENT_ID")
     if not compartment:
         # The tenancy OCID is the root compartment: a sensible default for one-off prompts.
-        path = args.config_file or os.environ.get("OCI_CONFIG_FILE") or DEFAULT_CONFIG_FILE
-        try:
-            compartment = read_profile(path, args.profile or os.environ.get("OCI_CLI_PROFILE") or "DEFAULT").get("tenancy")
-        except ocilm.OCIError:
-            compartment = None
+        compartment = profile_tenancy(params)
     if compartment:
         params["oci_compartment_id"] = compartment
     if args.max_tokens:

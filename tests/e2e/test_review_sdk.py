@@ -380,3 +380,15 @@ def test_s1_prepared_call_repr_hides_body_and_headers(creds):
     call = prepare_chat(SettingsCache(), MODEL, [{"role": "user", "content": "PRIVATE PROMPT"}], False,
                         {**creds, "extra_headers": {"x-proxy-key": "sk-SECRET"}})  # fmt: skip
     assert "PRIVATE" not in repr(call) and "sk-SECRET" not in repr(call) and "chat with" in repr(call)
+
+
+# ---------------------------------------------------------------- D5: local misuse is told apart from OCI's 400
+
+
+def test_d5_local_errors_are_value_errors_and_oci_400s_are_not(creds):
+    with pytest.raises(ocilm.InvalidParameterError) as local:
+        ocilm.completion(MODEL, HI, temperature="hot", **creds)
+    assert isinstance(local.value, ValueError) and isinstance(local.value, ocilm.BadRequestError) and local.value.opc_request_id is None
+    with pytest.raises(ocilm.BadRequestError) as remote:
+        ocilm.completion(MODEL, HI, max_retries=0, extra_headers={"x-ocilm-sim-fault": Fault(status=400).header()}, **creds)
+    assert not isinstance(remote.value, ValueError) and remote.value.opc_request_id

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .._capabilities import ModelInfo
-from .._errors import BadRequestError, UnsupportedParamsError
+from .._errors import InvalidParameterError, UnsupportedParamsError
 
 # OpenAI chat parameters (plus OCI's top_k and Cohere's documents) that ocilm understands.
 CHAT_PARAMS = frozenset({
@@ -55,8 +55,8 @@ class ChatContext:
         )
 
 
-def bad(param: str, problem: str) -> BadRequestError:
-    return BadRequestError(f"{param}: {problem}", param=param)
+def bad(param: str, problem: str) -> InvalidParameterError:
+    return InvalidParameterError(f"{param}: {problem}", param=param)
 
 
 def expect(params: dict, name: str, kinds: tuple[type, ...], what: str) -> Any:

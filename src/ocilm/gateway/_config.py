@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core import TRANSPORT_PARAMS
+from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
-from .._settings import OCI_PARAMS, resolve_settings
+from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
 
 ENV_PREFIX = "os.environ/"
@@ -137,11 +137,11 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         for key in sorted(set(params) & LITELLM_ROUTING_KEYS):
             warnings.append(f"{place}.{key}: LiteLLM routing setting, not used by ocilm (ignored)")
             params.pop(key)
-        allowed = OCI_PARAMS | TRANSPORT_PARAMS | CHAT_PARAMS | _EMBED_DEFAULTS
+        allowed = CONNECTION_SETTINGS | CALL_OPTIONS | CHAT_PARAMS | _EMBED_DEFAULTS
         for key in sorted(set(params) - allowed):
             problems.append(f"{place}.{key}: unknown setting; expected oci_* settings, api_base, timeout, max_retries or OpenAI parameters")
         if check_credentials:
-            oci = {k: v for k, v in params.items() if k in OCI_PARAMS}
+            oci = {k: v for k, v in params.items() if k in CONNECTION_SETTINGS}
             try:
                 resolve_settings(oci).require_compartment()
             except OCIError as exc:
