@@ -14,5 +14,5 @@ def test_simulator_snippet_runs_verbatim():
     code = re.search(r"```python\n(.*?)```", text[marker:], re.S)
     assert code is not None
     namespace: dict = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
     assert namespace["r"].choices[0].message.content.startswith("Hello from xai.grok-4")

@@ -13,8 +13,32 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+_ABSENT = object()
+
 Messages = Sequence[Mapping[str, Any]]
 """Chat messages in OpenAI's shape: ``[{"role": "user", "content": "Hi"}, ...]``."""
+
+
+class _Field:
+    """A declared field: read from the dict, None when the reply did not carry it.
+
+    A descriptor on the class, so reading a declared field is an ordinary attribute lookup
+    (no failed lookup and ``__getattr__`` round trip, as for undeclared keys).
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = dict.get(obj, self.name)
+        kind = type(value)
+        if kind is dict or kind is list:
+            return obj._wrap_field(self.name, value)
+        return value
 
 
 class OpenAIObject(dict):
@@ -28,6 +52,12 @@ class OpenAIObject(dict):
     _fields: ClassVar[frozenset[str]] = frozenset()
     _nested: ClassVar[dict[str, type[OpenAIObject]]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls._fields:
+            if not hasattr(dict, name):  # never shadow a dict method
+                setattr(cls, name, _Field(name))
+
     def __init__(self, data: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         super().__init__(data or (), **kwargs)
         object.__setattr__(self, "opc_request_id", None)
@@ -35,22 +65,31 @@ class OpenAIObject(dict):
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
         kind = type(value)
-        if kind is dict:
+        if kind is dict or kind is list:
+            return self._wrap_field(key, value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        value = dict.get(self, name, _ABSENT)  # one lookup, and no KeyError to raise when absent
+        if value is _ABSENT:
+            if name in self._fields:
+                return None
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        kind = type(value)
+        if kind is dict or kind is list:
+            return self._wrap_field(name, value)
+        return value
+
+    def _wrap_field(self, key: str, value: Any) -> Any:
+        """A nested dict (or list of dicts) as its typed class, stored back so it is made once."""
+        if type(value) is dict:
             value = self._nested.get(key, OpenAIObject)(value)
             dict.__setitem__(self, key, value)
-        elif kind is list and value and any(type(v) is dict for v in value):
+        elif value and any(type(v) is dict for v in value):
             cls = self._nested.get(key, OpenAIObject)
             value = [cls(v) if type(v) is dict else v for v in value]
             dict.__setitem__(self, key, value)
         return value
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            if name in self._fields:
-                return None
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in OpenAIObject.__slots__:
