@@ -41,23 +41,22 @@ def load_before():
     return module
 
 
-def reply_round(types, typed: bool) -> None:
+def reply_round(types, typed: bool) -> list:
     r = types.ChatCompletion(dict(REPLY))
-    r.choices[0].message.content
-    r.choices[0].finish_reason
-    r.usage.total_tokens
+    read = [r.choices[0].message.content, r.choices[0].finish_reason, r.usage.total_tokens]
     if typed:
-        r.choices[0].message.function_call
-        r.service_tier
+        read += [r.choices[0].message.function_call, r.service_tier]
+    return read
 
 
-def stream_round(types, typed: bool) -> None:
+def stream_round(types, typed: bool) -> list:
+    read = []
     for _ in range(52):
         c = types.ChatCompletionChunk({**CHUNK, "choices": [dict(CHUNK["choices"][0], delta=dict(CHUNK["choices"][0]["delta"]))]})
-        c.choices[0].delta.content
+        read.append(c.choices[0].delta.content)
         if typed:
-            c.usage
-            c.choices[0].delta.role
+            read += [c.usage, c.choices[0].delta.role]
+    return read
 
 
 def measure(fn, *args, repeat: int = 2000) -> float:
