@@ -66,7 +66,8 @@ def measure(fn, *args, repeat: int = 2000) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def main() -> int:
+def table() -> str:
+    """The comparison as a Markdown table (bench/run.py puts it in RESULTS.md)."""
     sys.path.insert(0, str(ROOT / "src"))
     from ocilm import _types as now
 
@@ -80,9 +81,14 @@ def main() -> int:
         rows["52 chunks: before"].append(measure(stream_round, before, False, repeat=200))
         rows["52 chunks: now"].append(measure(stream_round, now, False, repeat=200))
         rows["52 chunks: now, + None fields"].append(measure(stream_round, now, True, repeat=200))
-    print("| what | median µs | best µs |\n| --- | --- | --- |")
+    lines = ["| what | median µs | best µs |", "| --- | --- | --- |"]
     for name, samples in rows.items():
-        print(f"| {name} | {statistics.median(samples) * 1e6:.2f} | {min(samples) * 1e6:.2f} |")
+        lines.append(f"| {name} | {statistics.median(samples) * 1e6:.2f} | {min(samples) * 1e6:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print(table())
     return 0
 
 

@@ -34,6 +34,7 @@ MODEL = "meta.llama-3.3-70b-instruct"
 PROMPT = " ".join(f"w{i}" for i in range(45))  # the simulator answers ~50 tokens to it
 TENANCY, USER = "ocid1.tenancy.oc1..aaaaaaaabench", "ocid1.user.oc1..aaaaaaaabench"
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaabench"
+BEFORE_TYPES = "1f6625c"
 
 
 # ---------------------------------------------------------------- helpers
@@ -382,6 +383,9 @@ def report(data: dict, command: str, seconds: float) -> str:
     mem = gw["memory"]
     lines += ["", f"Gateway memory: {mem['rss_before_mb']:.1f} MB RSS after warm-up, {mem['rss_after_mb']:.1f} MB after "
               f"{mem['requests']} more requests ({mem['errors']} errors): {mem['growth_pct']:+.1f}%.", ""]
+    lines += ["## Response objects (openai-python's declared fields)", "",
+              f"Wrapping a reply or chunks and reading fields, against the untyped objects of commit {BEFORE_TYPES}, "
+              "interleaved in one process (`bench/response_objects.py`):", "", data["response_objects"], ""]
     lines += ["## LiteLLM", "", data["litellm"], "", "## Targets", ""]
     for line in data["targets"]:
         lines.append(f"- {line}")
@@ -448,6 +452,10 @@ def main() -> int:
         data["client_async"] = asyncio.run(client_async(ctx, rounds, (1, 10, 100)))
         print("gateway ...", file=sys.stderr)
         data["gateway"] = gateway_bench(ctx, conc, count, soak)
+        print("response objects ...", file=sys.stderr)
+        import response_objects
+
+        data["response_objects"] = response_objects.table()
         print("litellm ...", file=sys.stderr)
         data["litellm"] = litellm_row(ctx, max(30, rounds // 4))
     finally:

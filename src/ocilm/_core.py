@@ -167,20 +167,26 @@ def encode(payload: dict) -> bytes:
 
 
 # The exceptions a parser raises when a reply is not in the shape it expects.
-_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, struct.error)
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, struct.error)
+
+
+def shape_error(context: str, request_id: str | None, exc: Exception) -> APIResponseValidationError:
+    """A parser's surprise at a reply's shape, as the error the caller gets."""
+    return APIResponseValidationError(
+        f"{context}: OCI's reply is not in the documented shape ({type(exc).__name__})", status_code=200, opc_request_id=request_id
+    )
 
 
 @contextlib.contextmanager
 def reply_shape(context: str, request_id: str | None) -> Iterator[None]:
-    """Turn a parser's surprise at a reply's shape into ``APIResponseValidationError``."""
+    """Turn a parser's surprise at a reply's shape into ``APIResponseValidationError``
+    (per stream event, ``ChunkAssembler`` does the same with a plain ``try``: it is cheaper)."""
     try:
         yield
     except OCIError:
         raise
-    except _SHAPE_ERRORS as exc:
-        raise APIResponseValidationError(
-            f"{context}: OCI's reply is not in the documented shape ({type(exc).__name__})", status_code=200, opc_request_id=request_id
-        ) from None
+    except SHAPE_ERRORS as exc:
+        raise shape_error(context, request_id, exc) from None
 
 
 def base_headers(accept: str, extra: dict[str, str]) -> dict[str, str]:
@@ -284,16 +290,24 @@ class ChunkAssembler:
             events = self.decoder.feed(data)
         except ValueError as exc:
             raise self._malformed(exc) from None
-        with reply_shape("the stream", self.request_id):
+        try:
             return self._events(events)
+        except OCIError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise shape_error("the stream", self.request_id, exc) from None
 
     def close(self) -> list[ChatCompletionChunk]:
         try:
             events = self.decoder.flush()
         except ValueError as exc:
             raise self._malformed(exc) from None
-        with reply_shape("the stream", self.request_id):
+        try:
             return self._events(events) + [self._wrap(c) for c in self.state.close()]
+        except OCIError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise shape_error("the stream", self.request_id, exc) from None
 
     def _malformed(self, exc: ValueError) -> APIResponseValidationError:
         return APIResponseValidationError(f"OCI sent a malformed stream: {exc}", status_code=200, opc_request_id=self.request_id)

@@ -283,3 +283,19 @@ def test_idle_connections_closed_by_upstream_are_dropped(creds, oci_simulator, m
         assert _close_wait_sockets(upstream.port) == 0  # without pruning: one per pooled connection
         # and the gateway still answers, on fresh connections
         assert httpx.post(f"{gw.base_url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": HI}).status_code == 200
+
+
+# ---------------------------------------------------------------- D2: an app that is a good guest
+
+
+def test_app_leaves_an_injected_client_and_the_collector_alone(creds):
+    import gc
+
+    from ocilm import AsyncClient
+
+    client = AsyncClient()
+    frozen = gc.get_freeze_count()
+    with serve(deployment("m", "oci/meta.llama-3.3-70b-instruct", creds), client=client) as gw:
+        assert httpx.post(f"{gw.base_url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": HI}).status_code == 200
+    assert client._http is not None and not client._http.is_closed  # the caller's to close
+    assert gc.get_freeze_count() == frozen  # only `ocilm serve` freezes its own process's start-up objects

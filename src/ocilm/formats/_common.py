@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .._capabilities import ModelInfo
-from .._errors import InvalidParameterError, UnsupportedParamsError
+from .._errors import InternalServerError, InvalidParameterError, UnsupportedParamsError
 
 # OpenAI chat parameters (plus OCI's top_k and Cohere's documents) that ocilm understands.
 CHAT_PARAMS = frozenset({
@@ -110,6 +110,26 @@ def message_list(messages: Any) -> list[dict]:
         if not isinstance(m, Mapping) or "role" not in m:
             raise bad(f"messages[{i}]", "each message must be an object with a 'role'")
         out.append(m if type(m) is dict else dict(m))
+    return out
+
+
+_DETAIL = {"auto": "AUTO", "high": "HIGH", "low": "LOW"}
+
+
+def image_url(part: dict, at: str, ctx: ChatContext) -> dict:
+    """OCI's ``imageUrl`` object for an OpenAI ``image_url`` content part, checked."""
+    image = part.get("image_url")
+    url, detail = (image, None) if isinstance(image, str) else (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
+    if not isinstance(url, str) or not url:
+        raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
+    if ctx.info.vision is False:
+        raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as meta.llama-3.2-90b-vision-instruct "
+                      "or cohere.command-a-vision-07-2025")  # fmt: skip
+    out: dict[str, Any] = {"url": url}
+    if detail is not None:
+        if str(detail).lower() not in _DETAIL:
+            raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
+        out["detail"] = _DETAIL[str(detail).lower()]
     return out
 
 
@@ -327,3 +347,36 @@ def chunk_object(ctx: ChatContext, stream_id: str, created: int, choices: list, 
     if ctx.include_usage:
         chunk["usage"] = usage
     return chunk
+
+
+class SingleChoiceStream:
+    """What the Cohere stream translators share: one choice, a role on the first chunk, and a
+    terminal event (the one with ``finishReason``) that finishes it and carries usage."""
+
+    def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
+        self.ctx = ctx
+        self.id = chat_id(request_id)
+        self.created = created
+        self.started = False
+        self.finished = False
+        self.saw_text = False
+        self.calls: list[str] = []  # tool call ids by OpenAI index
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        if not self.started:
+            delta = {"role": "assistant", **delta}
+            self.started = True
+        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
+
+    def _finish(self, event: dict) -> list[dict]:
+        if str(event["finishReason"]).upper() == "ERROR":
+            raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
+        self.finished = True
+        out = [self._chunk({}, finish_reason(event["finishReason"], bool(self.calls)))]
+        if self.ctx.include_usage and isinstance(event.get("usage"), dict):
+            out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+        return out
+
+    def close(self) -> list[dict]:
+        """End of stream: finish the choice if the service did not."""
+        return [] if self.finished else [self._chunk({}, finish_reason("stop", bool(self.calls)))]

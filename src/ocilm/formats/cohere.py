@@ -13,11 +13,10 @@ from typing import Any
 from .._capabilities import DEFAULT_MAX_TOKENS
 from ._common import (
     ChatContext,
+    SingleChoiceStream,
     bad,
-    chunk_object,
     completion_object,
     created_from,
-    delta_object,
     expect,
     finish_reason,
     finish_request,
@@ -228,7 +227,7 @@ def _same_call(a: dict, b: dict) -> bool:
     return a.get("name") == b.get("name") and (a.get("parameters") or {}) == (b.get("parameters") or {})
 
 
-class CohereStream:
+class CohereStream(SingleChoiceStream):
     """Turns OCI COHERE stream events into OpenAI chunk dicts (pure, incremental).
 
     The terminal event (the one with ``finishReason``) may restate the whole reply and its
@@ -237,22 +236,8 @@ class CohereStream:
     """
 
     def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
-        from ._common import chat_id
-
-        self.ctx = ctx
-        self.id = chat_id(request_id)
-        self.created = created
-        self.started = False
-        self.finished = False
-        self.saw_text = False
-        self.calls: list[str] = []
+        super().__init__(ctx, request_id, created)
         self._sent_calls: list[dict] = []
-
-    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
-        if not self.started:
-            delta = {"role": "assistant", **delta}
-            self.started = True
-        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
     def _call_deltas(self, raw: list[dict] | None, terminal: bool) -> list[dict]:
         """Deltas for the calls not yet sent. The terminal event restates the calls that came
@@ -288,15 +273,5 @@ class CohereStream:
         if delta:
             out.append(self._chunk(delta))
         if terminal:
-            if str(event["finishReason"]).upper() == "ERROR":
-                from .._errors import InternalServerError
-
-                raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
-            self.finished = True
-            out.append(self._chunk({}, finish_reason(event["finishReason"], bool(self.calls))))
-            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
-                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+            out += self._finish(event)
         return out
-
-    def close(self) -> list[dict]:
-        return [] if self.finished else [self._chunk({}, finish_reason("stop", bool(self.calls)))]

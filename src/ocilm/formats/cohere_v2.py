@@ -20,17 +20,18 @@ import json
 from typing import Any
 
 from .._capabilities import DEFAULT_MAX_TOKENS
+from .._errors import InternalServerError
 from ._common import (
     ChatContext,
+    SingleChoiceStream,
     arguments_text,
     bad,
-    chunk_object,
     completion_object,
     created_from,
-    delta_object,
     expect,
     finish_reason,
     finish_request,
+    image_url,
     inline_refs,
     integer,
     join_text,
@@ -45,7 +46,6 @@ from ._common import (
     tool_functions,
 )
 
-_DETAIL = {"auto": "AUTO", "high": "HIGH", "low": "LOW"}
 # reasoning_effort -> Cohere's thinking switch and token budget (None: the model's own limit).
 _THINKING = {"none": None, "minimal": 1024, "low": 1024, "medium": 4096, "high": None}
 
@@ -65,18 +65,7 @@ def _user_content(content: Any, where: str, ctx: ChatContext) -> list[dict]:
         if kind == "text":
             parts.append({"type": "TEXT", "text": part if isinstance(part, str) else str(part.get("text", ""))})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url, detail = (image, None) if isinstance(image, str) else (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
-            if not isinstance(url, str) or not url:
-                raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
-            if ctx.info.vision is False:
-                raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as cohere.command-a-vision-07-2025")
-            image_url: dict[str, Any] = {"url": url}
-            if detail is not None:
-                if str(detail).lower() not in _DETAIL:
-                    raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
-                image_url["detail"] = _DETAIL[str(detail).lower()]
-            parts.append({"type": "IMAGE_URL", "imageUrl": image_url})
+            parts.append({"type": "IMAGE_URL", "imageUrl": image_url(part, at, ctx)})
         else:
             raise bad(f"{at}.type", f"unsupported content part {kind!r} for a Cohere model; expected text or image_url")
     return parts
@@ -209,8 +198,6 @@ def cohere_v2_response(result: dict, ctx: ChatContext, request_id: str | None) -
     chat = result.get("chatResponse") or {}
     message = chat.get("message") or {}
     if str(chat.get("finishReason") or "").upper() == "ERROR":
-        from .._errors import InternalServerError
-
         raise InternalServerError(f"the model stopped with an error: {chat.get('errorMessage') or 'no detail given'}", opc_request_id=request_id)
     text = join_text(message.get("content"))
     calls = _openai_calls(message.get("toolCalls"), request_id or chat.get("id") or "")
@@ -224,25 +211,8 @@ def cohere_v2_response(result: dict, ctx: ChatContext, request_id: str | None) -
     return completion_object(ctx, request_id, created_from(None), [choice], openai_usage(chat.get("usage")))
 
 
-class CohereV2Stream:
+class CohereV2Stream(SingleChoiceStream):
     """Turns OCI COHEREV2 stream events into OpenAI chunk dicts (pure, incremental)."""
-
-    def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
-        from ._common import chat_id
-
-        self.ctx = ctx
-        self.id = chat_id(request_id)
-        self.created = created
-        self.started = False
-        self.finished = False
-        self.saw_text = False
-        self.calls: list[str] = []  # call ids by OpenAI index
-
-    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
-        if not self.started:
-            delta = {"role": "assistant", **delta}
-            self.started = True
-        return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
     def _call_deltas(self, raw: Any) -> list[dict]:
         deltas = []
@@ -278,15 +248,5 @@ class CohereV2Stream:
         if delta:
             out.append(self._chunk(delta))
         if terminal:
-            if str(event["finishReason"]).upper() == "ERROR":
-                from .._errors import InternalServerError
-
-                raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")
-            self.finished = True
-            out.append(self._chunk({}, finish_reason(event["finishReason"], bool(self.calls))))
-            if self.ctx.include_usage and isinstance(event.get("usage"), dict):
-                out.append(chunk_object(self.ctx, self.id, self.created, [], openai_usage(event["usage"])))
+            out += self._finish(event)
         return out
-
-    def close(self) -> list[dict]:
-        return [] if self.finished else [self._chunk({}, finish_reason("stop", bool(self.calls)))]

@@ -10,6 +10,7 @@ from ._common import (
     ChatContext,
     arguments_text,
     bad,
+    chat_id,
     chunk_object,
     completion_object,
     created_from,
@@ -17,6 +18,7 @@ from ._common import (
     expect,
     finish_reason,
     finish_request,
+    image_url,
     inline_refs,
     integer,
     join_text,
@@ -31,7 +33,6 @@ from ._common import (
 )
 
 _ROLES = {"system": "SYSTEM", "developer": "DEVELOPER", "user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
-_DETAIL = {"auto": "AUTO", "high": "HIGH", "low": "LOW"}
 _MEDIA_PARTS = {"input_audio": ("AUDIO", "audioUrl"), "file": ("DOCUMENT", "documentUrl")}
 # Sent as the content of an assistant turn that has tool calls but no text: the service
 # has failed on such turns with empty content.
@@ -56,18 +57,7 @@ def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
         if kind == "text":
             parts.append({"type": "TEXT", "text": str(part.get("text", ""))})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url, detail = (image, None) if isinstance(image, str) else (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
-            if not isinstance(url, str) or not url:
-                raise bad(f"{at}.image_url", "expected a URL or data URI string, or {'url': ..., 'detail': ...}")
-            if ctx.info.vision is False:
-                raise bad(at, f"model {ctx.model!r} does not accept images; use a vision model such as meta.llama-3.2-90b-vision-instruct")
-            image_url: dict[str, Any] = {"url": url}
-            if detail is not None:
-                if str(detail).lower() not in _DETAIL:
-                    raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
-                image_url["detail"] = _DETAIL[str(detail).lower()]
-            parts.append({"type": "IMAGE", "imageUrl": image_url})
+            parts.append({"type": "IMAGE", "imageUrl": image_url(part, at, ctx)})
         elif kind == "input_audio":
             audio = part.get("input_audio")
             if not isinstance(audio, dict) or not audio.get("data"):
@@ -312,8 +302,6 @@ class GenericStream:
     """Turns OCI GENERIC stream events into OpenAI chunk dicts (pure, incremental)."""
 
     def __init__(self, ctx: ChatContext, request_id: str | None, created: int) -> None:
-        from ._common import chat_id
-
         self.ctx = ctx
         self.id = chat_id(request_id)
         self.created = created
