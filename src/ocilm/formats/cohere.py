@@ -33,6 +33,7 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
+from ._schema import sanitize_schema
 
 _JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict", "null": "NoneType"}
 
@@ -40,7 +41,7 @@ _JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": 
 def cohere_tools(tools: Any, ctx: ChatContext) -> list[dict]:
     out = []
     for i, fn in enumerate(tool_functions(tools, ctx)):
-        schema = inline_refs(fn.get("parameters") or {})
+        schema = sanitize_schema(fn.get("parameters") or {})
         where = f"tools[{i}].function.parameters"
         if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
             raise bad(where, "expected a JSON Schema object with 'properties'")

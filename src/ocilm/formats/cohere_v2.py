@@ -45,6 +45,7 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
+from ._schema import sanitize_schema
 
 # reasoning_effort -> Cohere's thinking switch and token budget (None: the model's own limit).
 _THINKING = {"none": None, "minimal": 1024, "low": 1024, "medium": 4096, "high": None}
@@ -114,7 +115,7 @@ def cohere_v2_messages(messages: Any, ctx: ChatContext) -> list[dict]:
 def _tools(tools: Any, ctx: ChatContext) -> list[dict]:
     out = []
     for fn in tool_functions(tools, ctx):
-        function: dict[str, Any] = {"name": fn["name"], "parameters": inline_refs(fn.get("parameters") or {"type": "object", "properties": {}})}
+        function: dict[str, Any] = {"name": fn["name"], "parameters": sanitize_schema(fn.get("parameters") or {})}
         if fn.get("description"):
             function["description"] = fn["description"]
         out.append({"type": "FUNCTION", "function": function})

@@ -31,6 +31,7 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
+from ._schema import sanitize_schema
 
 _ROLES = {"system": "SYSTEM", "developer": "DEVELOPER", "user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
 _MEDIA_PARTS = {"input_audio": ("AUDIO", "audioUrl"), "file": ("DOCUMENT", "documentUrl")}
@@ -176,7 +177,7 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
     if p.get("tools") is not None:
         req["tools"] = [
             {"type": "FUNCTION", "name": fn["name"], **({"description": fn["description"]} if fn.get("description") else {}),
-             **({"parameters": inline_refs(fn["parameters"])} if fn.get("parameters") is not None else {})}
+             **({"parameters": sanitize_schema(fn["parameters"])} if fn.get("parameters") is not None else {})}
             for fn in tool_functions(p["tools"], ctx)
         ]
     if p.get("tool_choice") is not None:
