@@ -27,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .._capabilities import DEFAULT_MAX_TOKENS, model_info
 from .._client import AsyncClient
-from .._core import DEFAULT_TIMEOUT, call_deadline
+from .._core import DEFAULT_TIMEOUT, call_deadline, model_id
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -41,6 +42,7 @@ from .._errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from ..doors._common import DoorError
 from ..formats._common import CHAT_PARAMS
 from . import _pool
 from ._config import Deployment, GatewayConfig
@@ -115,13 +117,16 @@ class Router:
     def deployments(self, name: Any) -> list[Deployment]:
         if not isinstance(name, str) or not name:
             raise GatewayError(400, "model: required, the name of a model this gateway serves", param="model")
-        found = self.config.deployments.get(name)
+        found = self.config.deployments.get(self.config.resolve(name))
         if not found:
             raise GatewayError(404, f"model {name!r} not found; this gateway serves: {', '.join(self.config.model_names)}",
                                param="model", code="model_not_found")  # fmt: skip
         return random.sample(found, len(found))
 
-    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, **params: Any) -> Any:
+    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False, **params: Any) -> Any:
+        """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
+        door, whose clients send what their own vendor's models take: parameters a deployment's
+        model cannot take are dropped for it, and the output limit is clamped to its maximum."""
         deployments = self.deployments(name)
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
         stream_args = {"stream": stream} if method == "completion" else {}
@@ -131,9 +136,10 @@ class Router:
                 last: OCIError | None = None
                 for position, deployment in enumerate(deployments):
                     failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
+                    own = _door_params(deployment, params) if door else params
                     try:
                         return await getattr(self.client, method)(
-                            deployment.model, *args, **stream_args, **{**deployment.params, **params, **failover}
+                            deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
                         )
                     except _FALLBACK_ERRORS as exc:
                         log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
@@ -146,13 +152,26 @@ class Router:
             call_deadline.reset(token)
 
 
+def _door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any]:
+    fmt = deployment.params.get("oci_api_format")
+    info = model_info(model_id(deployment.model), str(fmt).upper() if fmt else None)
+    out = {k: v for k, v in params.items() if k not in info.unsupported}
+    ceiling = deployment.max_output_tokens or DEFAULT_MAX_TOKENS
+    if isinstance(out.get("max_tokens"), int) and out["max_tokens"] > ceiling:
+        out["max_tokens"] = ceiling  # Claude Code asks for 32,000 and more; OCI's on-demand cap is far lower
+    return {**out, "drop_params": True}
+
+
 def _authorized(request: Request, master_key: str | None) -> bool:
+    """``Authorization: Bearer <key>`` (OpenAI clients) or ``x-api-key: <key>`` (Anthropic's)."""
     if master_key is None:
         return True
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        return False
+        given = request.headers.get("x-api-key", "")
+        if not given:
+            return False
     return hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), hashlib.sha256(master_key.encode()).digest())
 
 
@@ -229,26 +248,33 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     ``allowed_hosts``: the ``Host`` names it answers to when there is no master key (by
     default loopback names only, which defeats DNS rebinding); ``["*"]`` for any.
     """
+    from ._doors import door_routes
+
     upstream = client or AsyncClient()
     router = Router(config, upstream)
     created = int(time.time())
 
-    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
+                ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+        """Authenticate, run, and answer every failure as an error body (``render`` picks the envelope)."""
+
         async def endpoint(request: Request) -> Response:
             if not _authorized(request, config.master_key):
-                return GatewayError(401, "missing or wrong API key: send 'Authorization: Bearer <master key>'",
-                                    kind="authentication_error", code="invalid_api_key").response()  # fmt: skip
+                return render(GatewayError(401, "missing or wrong API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                                           kind="authentication_error", code="invalid_api_key"))  # fmt: skip
             try:
                 return await handler(request)
             except GatewayError as err:
-                return err.response()
+                return render(err)
+            except DoorError as err:
+                return render(GatewayError(err.status, err.message, param=err.param, code=err.code))
             except _ClientGone:
                 return Response(status_code=499)  # nobody is listening; uvicorn drops it
             except OCIError as exc:
                 mapped = gateway_error_for(exc)
                 if mapped.status >= 500:
                     log.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status, exc)
-                return mapped.response()
+                return render(mapped)
 
         return endpoint
 
@@ -289,11 +315,15 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         return {"id": name, "object": "model", "created": created, "owned_by": "oci"}
 
     async def models(request: Request) -> Response:
+        if request.headers.get("anthropic-version"):  # an Anthropic client: its list shape
+            from ..doors.messages import model_list
+
+            return JSONResponse(model_list(config.model_names + list(config.aliases), created))
         return JSONResponse({"object": "list", "data": [model_card(name) for name in config.model_names]})
 
     async def model(request: Request) -> Response:
         name = request.path_params["model"]
-        if name not in config.deployments:
+        if config.resolve(name) not in config.deployments:
             raise GatewayError(404, f"model {name!r} not found; this gateway serves: {', '.join(config.model_names)}",
                                param="model", code="model_not_found")  # fmt: skip
         return JSONResponse(model_card(name))
@@ -323,6 +353,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/models", guarded(models), methods=["GET"]),
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
+        *door_routes(router, guarded),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]

@@ -37,6 +37,7 @@ class Deployment:
     params: dict[str, Any]  # oci_* settings, api_base, timeout, max_retries, default OpenAI params
     place: str  # where in the file it was defined
     stream_timeout: float | None = None  # LiteLLM's name: the longest wait for a stream's first chunk
+    max_output_tokens: int | None = None  # model_info.max_output_tokens: the most a door may ask for
 
     def deadline_seconds(self, stream: bool) -> float | None:
         """How long a caller may wait for this deployment's answer, retries and fallbacks
@@ -55,6 +56,12 @@ class GatewayConfig:
     deployments: dict[str, list[Deployment]]
     master_key: str | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
+    # Other names for a model name (LiteLLM's model_group_alias): e.g. the claude-sonnet-* or
+    # gpt-5 names that coding agents send by default.
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> str:
+        return self.aliases.get(name, name)
 
     @property
     def model_names(self) -> list[str]:
@@ -147,13 +154,38 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             except OCIError as exc:
                 where = f"{place}.{exc.param}" if exc.param else place
                 problems.append(f"{where}: {exc.message}")
-        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout))
+        max_output = (entry.model_info or {}).get("max_output_tokens")
+        if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
+            problems.append(f"model_list[{i}].model_info.max_output_tokens: expected a whole number >= 1")
+            max_output = None
+        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout, max_output))
+    aliases = _aliases(raw, deployments, problems)
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
     if problems:
         raise GatewayConfigError(problems, source)
-    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings)
+    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases)
+
+
+def _aliases(raw: dict, deployments: dict[str, list[Deployment]], problems: list[str]) -> dict[str, str]:
+    """``model_group_alias`` from router_settings or litellm_settings: alias -> model name (or
+    ``{"model": name}``, LiteLLM's long form)."""
+    out: dict[str, str] = {}
+    for section in ("router_settings", "litellm_settings"):
+        table = (raw.get(section) or {}).get("model_group_alias") if isinstance(raw.get(section), dict) else None
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{section}.model_group_alias: expected a mapping of alias -> model name")
+            continue
+        for alias, target in table.items():
+            name = target.get("model") if isinstance(target, dict) else target
+            if not isinstance(name, str) or name not in deployments:
+                problems.append(f"{section}.model_group_alias.{alias}: names no model_name of the model_list")
+                continue
+            out[str(alias)] = name
+    return out
 
 
 def load_config(path: str, *, check_credentials: bool = True) -> GatewayConfig:

@@ -1,0 +1,1 @@
+"""The agent front doors: OpenAI Responses and Anthropic Messages onto chat completions (pure)."""

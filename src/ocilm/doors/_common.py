@@ -1,0 +1,72 @@
+"""What the Responses and Messages doors share: ids, usage and finish-reason mapping, SSE frames."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class DoorError(Exception):
+    """A request a door cannot take: each door answers it in its own error envelope."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code, self.status = message, param, code, status
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_tool_id(raw: Any, prefix: str, seed: str) -> str:
+    """A tool-call id the client can send back verbatim: upstream's when usable (characters other
+    than letters, digits, ``_`` and ``-`` replaced, deterministically), else a new one."""
+    if isinstance(raw, str) and raw:
+        return _UNSAFE.sub("_", raw)[:64]
+    return f"{prefix}_{seed}"
+
+
+def sse(event: str, payload: dict) -> bytes:
+    """One server-sent event with its ``event:`` line (both SDKs and Claude Code dispatch on it)."""
+    return b"event: " + event.encode() + b"\ndata: " + _dumps(payload).encode("utf-8") + b"\n\n"
+
+
+def chat_usage(usage: Any) -> tuple[int, int, int, int]:
+    """(prompt, cached, completion, reasoning) tokens of a chat usage object, as integers."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0, 0
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    return prompt, cached, completion, reasoning
+
+
+def json_arguments(text: str) -> dict:
+    """Tool arguments as an object; text that is not a JSON object becomes ``{}``."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def text_of(content: Any) -> str:
+    """Text of a content value that is a string or a list of typed text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text", "output_text"))
+    return ""
+
+
+def estimate_tokens(text: str) -> int:
+    """A local token estimate (OCI offers no tokenizer endpoint): about four characters a token."""
+    return max(1, (len(text) + 3) // 4) if text else 0
