@@ -420,5 +420,5 @@ def count_tokens(body: dict) -> dict:
 
 def model_list(names: list[str], created: int) -> dict:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
-    data = [{"type": "model", "id": n, "display_name": n, "created_at": stamp} for n in names]
+    data = [{"type": "model", "id": n, "display_name": n, "created_at": stamp, "lifecycle": "active"} for n in names]
     return {"data": data, "has_more": False, "first_id": names[0] if names else None, "last_id": names[-1] if names else None}

@@ -53,7 +53,8 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
             if body.get("store") is not False:
                 store.put(call.response_id, openai_responses.history_after(call, completion))
             return JSONResponse(openai_responses.from_completion(call, completion))
-        upstream = await _while_connected(request, lambda: router.call(call.model, "completion", messages, stream=True, door=True, **chat))
+        upstream = await _while_connected(request, lambda: router.call(call.model, "completion", messages, stream=True, door=True,
+                                                                       stream_options={"include_usage": True}, **chat))  # fmt: skip
         machine = openai_responses.ResponsesStream(call)
 
         async def events() -> AsyncIterator[bytes]:
@@ -86,7 +87,8 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
             if not call.stream:
                 completion = await _while_connected(request, lambda: router.call(call.model, "completion", chat_messages, stream=False, door=True, **chat))
                 return JSONResponse(anthropic.from_completion(call, completion), headers=headers)
-            upstream = await _while_connected(request, lambda: router.call(call.model, "completion", chat_messages, stream=True, door=True, **chat))
+            upstream = await _while_connected(request, lambda: router.call(call.model, "completion", chat_messages, stream=True, door=True,
+                                                                           stream_options={"include_usage": True}, **chat))  # fmt: skip
         except OCIError as exc:
             raise _AnthropicError(_anthropic_status(exc)) from None
         machine = anthropic.MessagesStream(call)

@@ -230,6 +230,10 @@ def generic_events(req: dict, model: ServedModel) -> list[Any]:
     events: list[Any] = []
     tier = {"serviceTier": "default"} if model.vendor == "openai" else {}
     for i, plan in enumerate(plans):
+        if model.reasoning and model.vendor in ("openai", "xai"):
+            # Assumed shape (OCI documents reasoning only on the whole reply): the reasoning
+            # as one delta of its own, before the text.
+            events.append({"index": i, "message": {"role": "ASSISTANT", "reasoningContent": "Thinking it through."}, **tier})
         for piece in tokens(plan.text):
             events.append({"index": i, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": piece}]}, **tier, **_pad(len(events))})
         for call in plan.calls:
