@@ -318,7 +318,8 @@ class MessagesStream:
     """Chat chunks in, Anthropic SSE frames out (pure state machine, reference C6).
 
     Blocks are opened and closed in order (thinking, text, each tool call), never interleaved;
-    usage in ``message_delta`` is cumulative and includes the final input tokens.
+    usage in ``message_delta`` is cumulative and includes the final input tokens. A tool's
+    input is sent in one ``input_json_delta`` when its block closes, always valid JSON.
     """
 
     def __init__(self, call: MessagesCall) -> None:
@@ -328,6 +329,7 @@ class MessagesStream:
         self.thinking = ""
         self.tools: dict[int, int] = {}  # chat tool index -> block index
         self.open_tool: int | None = None
+        self.arguments = ""  # the open tool block's input so far
         self.finish: str | None = None
         self.usage: dict | None = None
         self.had_calls = False
@@ -342,6 +344,14 @@ class MessagesStream:
     def _close(self, out: list[bytes]) -> None:
         if self.open is None:
             return
+        if self.open == "tool":
+            # The input goes out whole, as valid JSON, when the block closes: a reply cut short
+            # mid-arguments would otherwise leave the client a partial JSON it cannot parse.
+            arguments = json.dumps(json_arguments(self.arguments)) if self.arguments else ""
+            if arguments:
+                out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                       "delta": {"type": "input_json_delta", "partial_json": arguments}}))  # fmt: skip
+            self.arguments = ""
         if self.open == "thinking":
             out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
                                                    "delta": {"type": "signature_delta", "signature": signature(self.thinking)}}))  # fmt: skip
@@ -393,10 +403,7 @@ class MessagesStream:
             self.had_calls = True
         elif self.open_tool != k:
             return  # a fragment for a closed block: chat streams do not interleave calls
-        arguments = fn.get("arguments") or ""
-        if arguments:
-            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                   "delta": {"type": "input_json_delta", "partial_json": arguments}}))  # fmt: skip
+        self.arguments += fn.get("arguments") or ""
 
     def finish_events(self) -> list[bytes]:
         out: list[bytes] = []

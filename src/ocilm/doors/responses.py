@@ -447,6 +447,14 @@ def history_after(call: ResponsesCall, completion: dict) -> list[dict]:
     return [*call.history, reply]
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text or "{}")
+    except ValueError:
+        return False
+    return True
+
+
 class ResponseStore:
     """Recent responses' conversations, for ``previous_response_id`` (bounded, in memory)."""
 
@@ -539,6 +547,8 @@ class ResponsesStream:
             return
         self.open_call = None
         index = open_call.output_index
+        if self.call.tools.get(open_call.chat_name, ToolSpec("function", "")).kind == "function" and not _is_json(open_call.arguments):
+            open_call.arguments = json.dumps(json_arguments(open_call.arguments))  # cut short: the final item stays valid JSON
         item = tool_item(self.call, open_call.call_id, open_call.chat_name, open_call.arguments)
         item["id"] = open_call.item_id
         if item["type"] == "function_call":
