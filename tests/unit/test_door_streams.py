@@ -99,11 +99,11 @@ def test_messages_usage_is_cumulative_and_stop_reasons_map():
                            (SCENARIOS["length cut mid-arguments"], "max_tokens"), (SCENARIOS["content filter"], "refusal")):  # fmt: skip
         machine = anthropic.MessagesStream(call)
         frames = b"".join(machine.start()) + b"".join(f for c in chunks for f in machine.feed(c)) + b"".join(machine.finish_events())
-        delta = [json.loads(line[6:]) for line in frames.decode().split("\n") if line.startswith("data: ") and '"message_delta"' in line][0]
+        delta = next(json.loads(line[6:]) for line in frames.decode().split("\n") if line.startswith("data: ") and '"message_delta"' in line)
         assert delta["delta"]["stop_reason"] == reason
     machine = anthropic.MessagesStream(call)
     frames = b"".join(f for c in SCENARIOS["text only"] for f in machine.feed(c)) + b"".join(machine.finish_events())
-    delta = [json.loads(line[6:]) for line in frames.decode().split("\n") if '"message_delta"' in line][0]
+    delta = next(json.loads(line[6:]) for line in frames.decode().split("\n") if '"message_delta"' in line)
     assert delta["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2}
 
 
