@@ -3,6 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/_bootstrap.sh" gateway,testing dev
+source "$root/scripts/_agents.sh"
 cd "$root"
 ruff check src tests bench
 mypy

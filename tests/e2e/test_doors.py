@@ -242,14 +242,14 @@ def test_messages_claude_code_style_request(an, oci_simulator, gateway):
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"},
                                           {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "pytest"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "is_error": True, "content": "exit 1"},
-                                     {"type": "text", "text": "<system-reminder>keep going</system-reminder>"}]},
+                                     {"type": "text", "text": "<system-reminder>keep going</system-reminder>Go on"}]},
     ]  # fmt: skip
     r = an.beta.messages.create(model="claude-sonnet-4-5", max_tokens=16000, tools=tools, messages=messages,
                                 system=[{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1; cch=1;"},
                                         {"type": "text", "text": "You are Claude Code."}],
                                 metadata={"user_id": json.dumps({"device": "d"})}, thinking={"type": "enabled", "budget_tokens": 4000},
                                 betas=["claude-code-20250219", "interleaved-thinking-2025-05-14", "some-future-beta-2099-01-01"])  # fmt: skip
-    assert r.content[-1].text.endswith("keep going</system-reminder>")
+    assert r.content[-1].text.endswith("You said: Go on")
     sent = oci_simulator.requests[-1].json["chatRequest"]
     assert [m["role"] for m in sent["messages"]] == ["SYSTEM", "USER", "ASSISTANT", "TOOL", "USER"]
     assert sent["messages"][0]["content"][0]["text"] == "You are Claude Code."  # the billing block is not sent

@@ -4,6 +4,7 @@ Pure functions from a validated request body to a result body or a list of strea
 A reply is ``Hello from <model>! You said: <last user text>``; a prompt that mentions a
 tool (``weather`` for ``get_weather``) gets a tool call whose string arguments are the
 capitalised words of the prompt (one call per word when parallel calls are allowed);
+``<system-reminder>`` spans that coding agents add to a turn are not part of the prompt;
 JSON response formats get JSON built from the schema.
 """
 
@@ -116,13 +117,22 @@ def _limit_text(text: str, limit: int, stop: list[str]) -> Plan:
 # ------------------------------------------------------------------ GENERIC
 
 
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+
+
 def _text_of(content: list[dict] | None) -> str:
-    return " ".join(part.get("text", "") for part in content or [] if part.get("type") == "TEXT")
+    # Agents wrap context they add to a user turn in <system-reminder> tags; the simulated model
+    # answers the user's own words (else every tool those reminders name would be "called").
+    text = " ".join(part.get("text", "") for part in content or [] if part.get("type") == "TEXT")
+    return _REMINDER.sub("", text).strip() if "<system-reminder>" in text else text
 
 
 def plan_generic(req: dict, model: ServedModel, choice: int) -> Plan:
     messages = req.get("messages") or []
-    last: dict[str, Any] = messages[-1] if messages else {"role": "USER", "content": []}
+    # The turn to answer is the last user or tool message: a system message after it (a
+    # reminder some agents append) is context, not the request.
+    turns = [m for m in messages if m.get("role") not in ("SYSTEM", "DEVELOPER")]
+    last: dict[str, Any] = turns[-1] if turns else {"role": "USER", "content": []}
     prompt = _text_of(last.get("content"))
     tools = req.get("tools") or []
     tool_choice = (req.get("toolChoice") or {}).get("type", "AUTO")

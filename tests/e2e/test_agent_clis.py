@@ -1,0 +1,79 @@
+"""The real coding agents, offline, through the gateway to the simulator: Claude Code (`claude -p`,
+Anthropic Messages) and Codex (`codex exec`, OpenAI Responses), each through one tool call.
+
+The CLIs come from npm (scripts/test.sh installs pinned versions into .tools/); without them
+these tests skip, which CI turns into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ocilm.gateway import create_app, parse_config
+from ocilm.testing import BackgroundServer
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-agent-cli-key-1"
+
+
+def _cli(name: str) -> str:
+    found = shutil.which(name, path=str(ROOT / ".tools" / "node_modules" / ".bin")) or shutil.which(name)
+    if found is None:
+        pytest.skip(f"the {name} CLI is not installed (scripts/test.sh installs it with npm into .tools/)")
+    return found
+
+
+@pytest.fixture
+def gateway(oci_simulator):
+    config = {"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **oci_simulator.credentials()}}],
+              "router_settings": {"model_group_alias": {"claude-sonnet-4-5": "llama", "gpt-5": "llama"}},
+              "general_settings": {"master_key": KEY}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        yield server
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TERM", "TMPDIR")}
+    done = subprocess.run(args, env={**keep, **env}, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"{args[0]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _tool_turns(oci_simulator) -> list:
+    return [r for r in oci_simulator.requests if r.json and any(m.get("role") == "TOOL" for m in r.json["chatRequest"].get("messages") or [])]
+
+
+def test_claude_code_through_the_gateway(gateway, oci_simulator, tmp_path):
+    claude = _cli("claude")
+    (tmp_path / "README").write_text("hello from the readme\n")
+    env = {"HOME": str(tmp_path / "home"), "ANTHROPIC_BASE_URL": gateway.base_url, "ANTHROPIC_API_KEY": KEY,
+           "ANTHROPIC_MODEL": "claude-sonnet-4-5", "ANTHROPIC_DEFAULT_HAIKU_MODEL": "llama",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
+    out = _run([claude, "-p", f"please read the file {tmp_path}/README", "--allowedTools", "Read", "--output-format", "json"], env, tmp_path)
+    result = json.loads(out)
+    # The simulated model called Read, Claude Code ran it and sent the result back, and the model answered it.
+    assert result["is_error"] is False and result["result"].startswith("The tool said:")
+    turns = _tool_turns(oci_simulator)
+    assert turns, "no request carried a tool result"
+    assert any(c.get("name") == "Read" for m in turns[-1].json["chatRequest"]["messages"] for c in m.get("toolCalls") or [])
+
+
+def test_codex_through_the_gateway(gateway, oci_simulator, tmp_path):
+    codex = _cli("codex")
+    home = tmp_path / "codex"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model = "gpt-5"\nmodel_provider = "ocilm"\n[model_providers.ocilm]\nname = "ocilm"\n'
+        f'base_url = "{gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\n'
+    )
+    env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": KEY}
+    out = _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+    assert "The tool said:" in out  # the command's output went back through the gateway and was answered
+    turns = _tool_turns(oci_simulator)
+    assert turns and "Pwd" in json.dumps(turns[-1].json)
