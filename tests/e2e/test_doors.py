@@ -36,7 +36,7 @@ def gateway(_oci_simulator_session):
         "model_list": [{"model_name": name, "litellm_params": {"model": model, **creds}} for name, model in FAMILIES.items()]
         + [{"model_name": "throttled", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
             "extra_headers": {"x-ocilm-sim-fault": Fault(status=429, retry_after="3", times=None).header()}}}],
-        "router_settings": {"model_group_alias": {"gpt-5": "llama", "claude-sonnet-4-5": "llama", "claude-haiku-4-5": "command-a"}},
+        "router_settings": {"model_group_alias": {"gpt-5*": "llama", "claude-sonnet-4-5": "llama", "claude-haiku-*": "command-a"}},
         "general_settings": {"master_key": KEY},
     }  # fmt: skip
     with BackgroundServer(create_app(parse_config(config))) as server:
@@ -53,6 +53,14 @@ def oa(gateway):
 def an(gateway):
     with anthropic.Anthropic(base_url=gateway.base_url, api_key=KEY, max_retries=0, _strict_response_validation=True) as client:
         yield client
+
+
+class OpenAIText:
+    @staticmethod
+    def of(gateway, model: str) -> str:
+        r = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {KEY}"}, json={"model": model, "input": HI})
+        assert r.status_code == 200, r.text
+        return r.json()["output"][0]["content"][0]["text"]
 
 
 def raw_stream(gateway, path: str, body: dict, headers: dict | None = None) -> bytes:
@@ -287,5 +295,6 @@ def test_messages_errors_use_anthropics_envelope(gateway, an):
 def test_anthropic_model_list_and_aliases(gateway, an):
     ids = [m.id for m in an.models.list()]
     assert "claude-sonnet-4-5" in ids and "llama" in ids
-    m = an.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": HI}])
-    assert "cohere.command-a-03-2025" in m.content[0].text and m.model == "claude-haiku-4-5"
+    m = an.messages.create(model="claude-haiku-4-5-20251001", max_tokens=100, messages=[{"role": "user", "content": HI}])
+    assert "cohere.command-a-03-2025" in m.content[0].text and m.model == "claude-haiku-4-5-20251001"  # a pattern alias
+    assert "Hello from meta.llama" in OpenAIText.of(gateway, "gpt-5.1-codex")

@@ -318,7 +318,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         if request.headers.get("anthropic-version"):  # an Anthropic client: its list shape
             from ..doors.messages import model_list
 
-            return JSONResponse(model_list(config.model_names + list(config.aliases), created))
+            named = [a for a in config.aliases if not any(c in a for c in "*?[")]  # patterns are no model ids
+            return JSONResponse(model_list(config.model_names + named, created))
         return JSONResponse({"object": "list", "data": [model_card(name) for name in config.model_names]})
 
     async def model(request: Request) -> Response:

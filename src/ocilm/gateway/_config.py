@@ -6,6 +6,7 @@ and never with the value that was there, since values may be secrets.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,17 @@ class GatewayConfig:
     aliases: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, name: str) -> str:
-        return self.aliases.get(name, name)
+        """The model name behind ``name``: itself, an exact alias, or the first alias pattern
+        (``claude-sonnet-*``, shell-style) that matches it."""
+        if name in self.deployments:
+            return name
+        found = self.aliases.get(name)
+        if found is not None:
+            return found
+        for pattern, target in self.aliases.items():
+            if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
+                return target
+        return name
 
     @property
     def model_names(self) -> list[str]:
