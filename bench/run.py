@@ -383,6 +383,9 @@ def report(data: dict, command: str, seconds: float) -> str:
     mem = gw["memory"]
     lines += ["", f"Gateway memory: {mem['rss_before_mb']:.1f} MB RSS after warm-up, {mem['rss_after_mb']:.1f} MB after "
               f"{mem['requests']} more requests ({mem['errors']} errors): {mem['growth_pct']:+.1f}%.", ""]
+    lines += ["## Agent doors: the gateway's CPU per request, against chat completions for the same reply", "",
+              "`ocilm serve` in its own process, its CPU time read from /proc around each batch (`bench/doors.py`); "
+              "the chat stream asks for usage, as the doors' streams do:", "", data["doors"], ""]
     lines += ["## Response objects (openai-python's declared fields)", "",
               f"Wrapping a reply or chunks and reading fields, against the untyped objects of commit {BEFORE_TYPES}, "
               "interleaved in one process (`bench/response_objects.py`):", "", data["response_objects"], ""]
@@ -409,6 +412,8 @@ def targets(data: dict) -> list[str]:
         out.append(f"gateway throughput >= 80% of the pass-through limit ({mode}): {share * 100:.0f}% -> {'met' if share >= 0.8 else 'MISSED'}")
     growth = data["gateway"]["memory"]["growth_pct"]
     out.append(f"gateway RSS growth < 10% over the soak: {growth:+.1f}% -> {'met' if growth < 10 else 'MISSED'}")
+    worst = max(float(line.split("|")[4].strip().rstrip("%")) for line in data["doors"].splitlines()[2:])
+    out.append(f"agent doors add <= 10% gateway CPU per request over chat completions: worst {worst:+.1f}% -> {'met' if worst <= 10 else 'MISSED'}")
     imp = data["import"]["import ocilm"]
     ok = imp["median_s"] < 0.15 and imp["rss_mb"] < 45
     out.append(f"import under 0.15 s and 45 MB: {imp['median_s']:.3f} s, {imp['rss_mb']:.1f} MB -> {'met' if ok else 'MISSED'}")
@@ -452,6 +457,10 @@ def main() -> int:
         data["client_async"] = asyncio.run(client_async(ctx, rounds, (1, 10, 100)))
         print("gateway ...", file=sys.stderr)
         data["gateway"] = gateway_bench(ctx, conc, count, soak)
+        print("agent doors ...", file=sys.stderr)
+        import doors
+
+        data["doors"] = doors.table(doors.door_bench(ctx, count=max(300, count // 4)))
         print("response objects ...", file=sys.stderr)
         import response_objects
 

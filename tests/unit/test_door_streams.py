@@ -157,3 +157,12 @@ def test_schema_sanitised_for_tools_reaching_oci():
     ctx = ChatContext(model="meta.llama-3.3-70b-instruct", info=model_info("meta.llama-3.3-70b-instruct"))
     req = generic_request([{"role": "user", "content": "x"}], {"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]}, ctx)
     assert req["tools"][0]["parameters"] == {"type": "object", "properties": {"p": {"type": "object", "properties": {"x": {"type": "string"}}}}}
+
+
+def test_text_and_a_tool_call_in_one_chunk_are_both_kept():
+    """The fast path for text deltas must not swallow a tool call riding on the same chunk."""
+    chunks = [chunk({"content": "Let me "}), chunk({"content": "check.", **call_delta(0, "c1", "f", "{}")}), chunk(finish="tool_calls")]
+    _, final = run_responses(chunks)
+    assert [o["type"] for o in final["output"]] == ["message", "function_call"]
+    assert final["output"][0]["content"][0]["text"] == "Let me check."
+    assert [b["type"] for b in run_messages(chunks)] == ["text", "tool_use"]

@@ -33,6 +33,10 @@ def safe_tool_id(raw: Any, prefix: str, seed: str) -> str:
     return f"{prefix}_{seed}"
 
 
+encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""A str as a JSON string literal (the fast path for text deltas, which are most events)."""
+
+
 def sse(event: str, payload: dict) -> bytes:
     """One server-sent event with its ``event:`` line (both SDKs and Claude Code dispatch on it)."""
     return b"event: " + event.encode() + b"\ndata: " + _dumps(payload).encode("utf-8") + b"\n\n"

@@ -16,6 +16,7 @@ from typing import Any
 from ._common import (
     DoorError,
     chat_usage,
+    encode_text,
     estimate_tokens,
     json_arguments,
     new_id,
@@ -367,12 +368,19 @@ class MessagesStream:
 
     def feed(self, chunk: dict) -> list[bytes]:
         out: list[bytes] = []
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        usage = dict.get(chunk, "usage")  # dict.get: read the chunk's raw dicts, no response objects
+        if usage:
+            self.usage = usage
+        for choice in dict.get(chunk, "choices") or ():
+            if dict.get(choice, "index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = dict.get(choice, "delta") or {}
+            text = dict.get(delta, "content")
+            if text and self.open == "text" and len(delta) <= 2 and dict.get(delta, "tool_calls") is None and not dict.get(choice, "finish_reason"):
+                # most events: more text for the open text block, built as text
+                out.append(f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{self.index},'
+                           f'"delta":{{"type":"text_delta","text":{encode_text(text)}}}}}\n\n'.encode())  # fmt: skip
+                continue
             thinking = delta.get("reasoning_content")
             if thinking and self.open != "text" and self.open != "tool":  # thinking comes first, or not at all
                 if self.open != "thinking":

@@ -20,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._common import DoorError, chat_usage, json_arguments, new_id, safe_tool_id, sse, text_of
+from ._common import (
+    DoorError,
+    chat_usage,
+    encode_text,
+    json_arguments,
+    new_id,
+    safe_tool_id,
+    sse,
+    text_of,
+)
 
 log = logging.getLogger("ocilm.gateway")
 
@@ -507,6 +516,7 @@ class ResponsesStream:
         self.usage: dict | None = None
         self.completion_text = ""
         self.tool_calls: list[dict] = []
+        self._text_head: tuple[dict, tuple[str, str]] | None = None
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.seq, **fields}
@@ -570,12 +580,17 @@ class ResponsesStream:
 
     def feed(self, chunk: dict) -> list[bytes]:
         out: list[bytes] = []
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        usage = dict.get(chunk, "usage")  # dict.get: read the chunk's raw dicts, no response objects
+        if usage:
+            self.usage = usage
+        for choice in dict.get(chunk, "choices") or ():
+            if dict.get(choice, "index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = dict.get(choice, "delta") or {}
+            text = dict.get(delta, "content")
+            if text and self.text_item is not None and len(delta) <= 2 and dict.get(delta, "tool_calls") is None and not dict.get(choice, "finish_reason"):
+                out.append(self._text_delta(text))  # most events: more text for the open message
+                continue
             if delta.get("reasoning_content"):
                 self._reasoning(delta["reasoning_content"], out)
             if delta.get("content"):
@@ -606,10 +621,21 @@ class ResponsesStream:
             index = self._open(self.text_item, out)
             out.append(self._event("response.content_part.added", item_id=self.text_item["id"], output_index=index, content_index=0,
                                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []}))  # fmt: skip
+        out.append(self._text_delta(text))
+
+    def _text_delta(self, text: str) -> bytes:
+        """``response.output_text.delta`` for the open message, built as text (most events are these)."""
+        assert self.text_item is not None
         self.text += text
         self.completion_text += text
-        index = self.output.index(self.text_item)
-        out.append(self._event("response.output_text.delta", item_id=self.text_item["id"], output_index=index, content_index=0, delta=text, logprobs=[]))
+        if self._text_head is None or self._text_head[0] is not self.text_item:
+            head = ('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":',
+                    f',"item_id":"{self.text_item["id"]}","output_index":{self.output.index(self.text_item)},"content_index":0,"delta":')
+            self._text_head = (self.text_item, head)
+        prefix, middle = self._text_head[1]
+        frame = f'{prefix}{self.seq}{middle}{encode_text(text)},"logprobs":[]}}\n\n'
+        self.seq += 1
+        return frame.encode("utf-8")
 
     def _tool_call(self, tc: dict, out: list[bytes]) -> None:
         k = tc.get("index", 0)

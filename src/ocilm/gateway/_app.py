@@ -421,13 +421,14 @@ class _ChunkEncoder:
             self.prefix = b"data: " + self._dumps(head)[:-1].encode() + b',"choices":'
             self.text_prefix = self.prefix + b'[{"index":0,"delta":{"content":'
         choices = dict.__getitem__(chunk, "choices")
-        if "usage" not in chunk and len(choices) == 1:
+        usage_key = "usage" in chunk  # with include_usage every chunk carries "usage": null
+        if len(choices) == 1 and (not usage_key or dict.__getitem__(chunk, "usage") is None):
             # Most chunks are one text delta: only the text needs encoding.
             choice = choices[0]
             delta = choice["delta"]
             if (choice["index"] == 0 and choice["finish_reason"] is None and choice["logprobs"] is None and len(delta) == 2
                     and delta["tool_calls"] is None and type(delta.get("content")) is str):  # fmt: skip
-                return self.text_prefix + _encode_text(delta["content"]).encode() + _TEXT_SUFFIX
+                return self.text_prefix + _encode_text(delta["content"]).encode() + (_TEXT_SUFFIX_USAGE if usage_key else _TEXT_SUFFIX)
         rest = self._dumps(choices)
         if "usage" in chunk:
             rest += ',"usage":' + self._dumps(dict.__getitem__(chunk, "usage"))
@@ -436,3 +437,4 @@ class _ChunkEncoder:
 
 _encode_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _TEXT_SUFFIX = b',"tool_calls":null},"finish_reason":null,"logprobs":null}],"system_fingerprint":null}\n\n'
+_TEXT_SUFFIX_USAGE = b',"tool_calls":null},"finish_reason":null,"logprobs":null}],"usage":null,"system_fingerprint":null}\n\n'
