@@ -166,3 +166,33 @@ def test_text_and_a_tool_call_in_one_chunk_are_both_kept():
     assert [o["type"] for o in final["output"]] == ["message", "function_call"]
     assert final["output"][0]["content"][0]["text"] == "Let me check."
     assert [b["type"] for b in run_messages(chunks)] == ["text", "tool_use"]
+
+
+def test_local_shell_tool_and_items():
+    tools = [{"type": "local_shell"}]
+    call = responses.parse_request({"model": "m", "tools": tools, "input": [
+        {"role": "user", "content": "list"},
+        {"type": "local_shell_call", "call_id": "s1", "id": "lsh_1", "status": "completed",
+         "action": {"type": "exec", "command": ["ls", "-l"], "env": {}, "working_directory": "/tmp"}},
+        {"type": "local_shell_call_output", "call_id": "s1", "output": "a.txt"}]}, lambda _: None)  # fmt: skip
+    sent = call.chat["messages"]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {"command": ["ls", "-l"], "workdir": "/tmp"}
+    assert sent[2] == {"role": "tool", "tool_call_id": "s1", "content": "a.txt"}
+    reply = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c9", "type": "function", "function": {"name": "local_shell", "arguments": '{"command": ["pwd"], "timeout_ms": 500}'}}]}}]}  # fmt: skip
+    item = responses.from_completion(call, reply)["output"][0]
+    assert item["type"] == "local_shell_call" and item["action"] == {"type": "exec", "command": ["pwd"], "env": {}, "timeout_ms": 500}
+
+
+def test_messages_documents_and_images():
+    from ocilm.doors._common import DoorError
+
+    call = anthropic.parse_request({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "document", "title": "Notes", "source": {"type": "text", "media_type": "text/plain", "data": "line one"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+        {"type": "text", "text": "summarise"}]}]})  # fmt: skip
+    content = call.chat["messages"][0]["content"]
+    assert content[0] == {"type": "text", "text": "Notes\n\nline one"} and content[1]["image_url"]["url"] == "data:image/png;base64,iVBO"
+    with pytest.raises(DoorError, match="only text documents"):
+        anthropic.parse_request({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]}]})  # fmt: skip
