@@ -95,6 +95,22 @@ def stop_list(params: dict, name: str = "stop") -> list[str] | None:
     raise bad(name, "expected a string or a list of strings")
 
 
+def sampling(p: dict, req: dict, *, penalties: tuple[float, float], top_k_low: int, stop_field: str) -> None:
+    """temperature, top_p, the penalties, top_k, seed and stop, checked and set under OCI's names
+    (the formats differ only in the penalties' range, top_k's floor and the stop field)."""
+    for name, oci_name, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
+                                      ("frequency_penalty", "frequencyPenalty", *penalties), ("presence_penalty", "presencePenalty", *penalties)):  # fmt: skip
+        value = number(p, name, low, high)
+        if value is not None:
+            req[oci_name] = value
+    if (top_k := integer(p, "top_k", top_k_low)) is not None:
+        req["topK"] = top_k
+    if (seed := integer(p, "seed")) is not None:
+        req["seed"] = seed
+    if (stop := stop_list(p)) is not None:
+        req[stop_field] = stop
+
+
 def output_limit(params: dict) -> int | None:
     max_tokens = integer(params, "max_tokens", 1)
     max_completion = integer(params, "max_completion_tokens", 1)

@@ -21,14 +21,12 @@ from ._common import (
     finish_reason,
     finish_request,
     inline_refs,
-    integer,
     message_list,
-    number,
     openai_usage,
     output_limit,
     parse_arguments,
     request_params,
-    stop_list,
+    sampling,
     text_content,
     tool_call_id,
     tool_functions,
@@ -158,17 +156,7 @@ def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict
     p = request_params(params, ctx, ignore=frozenset({"metadata", "service_tier"}))
     req: dict[str, Any] = {"apiFormat": "COHERE", **cohere_conversation(messages, ctx)}
     req["maxTokens"] = output_limit(p) or DEFAULT_MAX_TOKENS
-    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
-                                   ("frequency_penalty", "frequencyPenalty", 0, 1), ("presence_penalty", "presencePenalty", 0, 1)):
-        value = number(p, name, low, high)
-        if value is not None:
-            req[field] = value
-    if (top_k := integer(p, "top_k", 0)) is not None:
-        req["topK"] = top_k
-    if (seed := integer(p, "seed")) is not None:
-        req["seed"] = seed
-    if (stop := stop_list(p)) is not None:
-        req["stopSequences"] = stop
+    sampling(p, req, penalties=(0, 1), top_k_low=0, stop_field="stopSequences")
     choice = p.get("tool_choice")
     if choice is not None and choice not in ("auto", "none"):
         ctx.unsupported("tool_choice", "Cohere chooses tools itself: only 'auto' and 'none' can be honoured")

@@ -33,14 +33,12 @@ from ._common import (
     finish_request,
     image_url,
     inline_refs,
-    integer,
     join_text,
     message_list,
-    number,
     openai_usage,
     output_limit,
     request_params,
-    stop_list,
+    sampling,
     text_content,
     tool_call_id,
     tool_functions,
@@ -127,17 +125,7 @@ def cohere_v2_request(messages: Any, params: dict, ctx: ChatContext) -> dict:
     p = request_params(params, ctx, ignore=frozenset({"metadata", "service_tier"}))
     req: dict[str, Any] = {"apiFormat": "COHEREV2", "messages": cohere_v2_messages(messages, ctx)}
     req["maxTokens"] = output_limit(p) or DEFAULT_MAX_TOKENS
-    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
-                                   ("frequency_penalty", "frequencyPenalty", 0, 1), ("presence_penalty", "presencePenalty", 0, 1)):  # fmt: skip
-        value = number(p, name, low, high)
-        if value is not None:
-            req[field] = value
-    if (top_k := integer(p, "top_k", 0)) is not None:
-        req["topK"] = top_k
-    if (seed := integer(p, "seed")) is not None:
-        req["seed"] = seed
-    if (stop := stop_list(p)) is not None:
-        req["stopSequences"] = stop
+    sampling(p, req, penalties=(0, 1), top_k_low=0, stop_field="stopSequences")
     choice = p.get("tool_choice")
     if p.get("tools") is not None:
         req["tools"] = _tools(p["tools"], ctx)

@@ -23,11 +23,10 @@ from ._common import (
     integer,
     join_text,
     message_list,
-    number,
     openai_usage,
     output_limit,
     request_params,
-    stop_list,
+    sampling,
     tool_call_id,
     tool_functions,
 )
@@ -154,19 +153,9 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
     req: dict[str, Any] = {"apiFormat": "GENERIC", "messages": generic_messages(messages, ctx)}
     limit = output_limit(p)
     req["maxCompletionTokens" if ctx.info.uses_max_completion_tokens else "maxTokens"] = limit or DEFAULT_MAX_TOKENS
-    for name, field, low, high in (("temperature", "temperature", 0, 2), ("top_p", "topP", 0, 1),
-                                   ("frequency_penalty", "frequencyPenalty", -2, 2), ("presence_penalty", "presencePenalty", -2, 2)):
-        value = number(p, name, low, high)
-        if value is not None:
-            req[field] = value
-    if (top_k := integer(p, "top_k", -1)) is not None:
-        req["topK"] = top_k
-    if (seed := integer(p, "seed")) is not None:
-        req["seed"] = seed
+    sampling(p, req, penalties=(-2, 2), top_k_low=-1, stop_field="stop")
     if (n := integer(p, "n", 1)) is not None and n != 1:
         req["numGenerations"] = n
-    if (stop := stop_list(p)) is not None:
-        req["stop"] = stop
     if p.get("logprobs"):
         top = integer(p, "top_logprobs", 0)
         req["logProbs"] = max(1, top or 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -39,6 +40,25 @@ def _failure_code(err: GatewayError) -> str:
     return {429: "rate_limit_exceeded", 504: "server_error"}.get(err.status, "server_error")
 
 
+async def _relay(upstream: Any, model: str, start: list[bytes], feed: Callable[[Any], list[bytes]], finish: Callable[[], list[bytes]],
+                 fail: Callable[[OCIError], list[bytes]], done: Callable[[], None]) -> AsyncIterator[bytes]:  # fmt: skip
+    """A door's stream: its opening frames, one write per upstream read, its closing frames; an
+    upstream failure after the start becomes the door's failure frames. Closes the upstream."""
+    try:
+        yield b"".join(start)
+        async for batch in upstream._batches():
+            frames = [frame for chunk in batch for frame in feed(chunk)]
+            if frames:
+                yield b"".join(frames)
+        yield b"".join(finish())
+        done()
+    except OCIError as exc:
+        log.warning("door stream for %s failed after it started: %s", model, exc)
+        yield b"".join(fail(exc))
+    finally:
+        await upstream.aclose()
+
+
 def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
     store = openai_responses.ResponseStore()
 
@@ -57,24 +77,16 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
                                                                        stream_options={"include_usage": True}, **chat))  # fmt: skip
         machine = openai_responses.ResponsesStream(call)
 
-        async def events() -> AsyncIterator[bytes]:
-            try:
-                yield b"".join(machine.start())
-                async for batch in upstream._batches():
-                    frames = [frame for chunk in batch for frame in machine.feed(chunk)]
-                    if frames:
-                        yield b"".join(frames)
-                yield b"".join(machine.finish())
-                if body.get("store") is not False:
-                    store.put(call.response_id, openai_responses.history_after(call, machine.completion()))
-            except OCIError as exc:
-                err = gateway_error_for(exc)
-                log.warning("responses stream for %s failed after it started: %s", call.model, exc)
-                yield b"".join(machine.fail(_failure_code(err), err.message))
-            finally:
-                await upstream.aclose()
+        def stored() -> None:
+            if body.get("store") is not False:
+                store.put(call.response_id, openai_responses.history_after(call, machine.completion()))
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        def failed(exc: OCIError) -> list[bytes]:
+            err = gateway_error_for(exc)
+            return machine.fail(_failure_code(err), err.message)
+
+        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def messages(request: Request) -> Response:
         body = await _json_body(request)
@@ -93,22 +105,12 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
             raise _AnthropicError(_anthropic_status(exc)) from None
         machine = anthropic.MessagesStream(call)
 
-        async def events() -> AsyncIterator[bytes]:
-            try:
-                yield b"".join(machine.start())
-                async for batch in upstream._batches():
-                    frames = [frame for chunk in batch for frame in machine.feed(chunk)]
-                    if frames:
-                        yield b"".join(frames)
-                yield b"".join(machine.finish_events())
-            except OCIError as exc:
-                err = _anthropic_status(exc)
-                log.warning("messages stream for %s failed after it started: %s", call.model, exc)
-                yield b"".join(machine.fail(err.status, err.message))
-            finally:
-                await upstream.aclose()
+        def failed(exc: OCIError) -> list[bytes]:
+            err = _anthropic_status(exc)
+            return machine.fail(err.status, err.message)
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache", **headers})
+        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers})
 
     async def count_tokens(request: Request) -> Response:
         body = await _json_body(request)
