@@ -7,9 +7,11 @@ these tests skip, which CI turns into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -39,10 +41,18 @@ def gateway(oci_simulator):
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run an agent CLI in its own process group, which is killed whole if it overruns."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TERM", "TMPDIR")}
-    done = subprocess.run(args, env={**keep, **env}, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"{args[0]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    proc = subprocess.Popen(args, env={**keep, **env}, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI and anything it started
+        proc.wait()
+    assert proc.returncode == 0, f"{args[0]} exited {proc.returncode}:\n{out[-3000:]}\n{err[-3000:]}"
+    return out
 
 
 def _tool_turns(oci_simulator) -> list:
