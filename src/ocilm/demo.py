@@ -3,7 +3,8 @@
 Starts the OCI simulator and the gateway on loopback, then:
 1. calls a model with ``ocilm.completion`` (signed exactly as OCI requires),
 2. streams a reply, 3. runs a tool call round trip, 4. embeds text,
-5. streams a reply through the gateway with the official OpenAI SDK.
+5. streams a reply through the gateway with the official OpenAI SDK,
+6. sends a Responses request (as Codex does) and streams a Messages reply (as Claude Code does).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> int:
 
         config = parse_config({
             "model_list": [{"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **creds}}],
+            "router_settings": {"model_group_alias": {"claude-*": "grok", "gpt-5*": "grok"}},
             "general_settings": {"master_key": MASTER_KEY},
         })  # fmt: skip
         with BackgroundServer(create_app(config)) as gateway:
@@ -93,7 +95,23 @@ def main() -> int:
                 if event.choices:
                     print(event.choices[0].delta.content or "", end="", flush=True)
             print()
+
+            step("6. the agent doors: OpenAI Responses (Codex) and Anthropic Messages (Claude Code)")
+            reply = client.responses.create(model="gpt-5-codex", input="Hello from a Responses client")
+            print(f"POST /v1/responses, model 'gpt-5-codex' (an alias of grok): {reply.output_text}")
             client.close()
+            if _installed("anthropic"):
+                import anthropic
+
+                with anthropic.Anthropic(base_url=gateway.base_url, api_key=MASTER_KEY) as claude, claude.messages.stream(
+                    model="claude-sonnet-4-5", max_tokens=200, messages=[{"role": "user", "content": "Hello from a Messages client"}]
+                ) as messages:
+                    print("POST /v1/messages, model 'claude-sonnet-4-5' (an alias of grok): ", end="")
+                    for text in messages.text_stream:
+                        print(text, end="", flush=True)
+                print()
+            else:
+                print("(the Messages step needs the anthropic package: pip install anthropic)")
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")
     return 0
 
