@@ -105,9 +105,9 @@ def main() -> int:
 
                 with anthropic.Anthropic(base_url=gateway.base_url, api_key=MASTER_KEY) as claude, claude.messages.stream(
                     model="claude-sonnet-4-5", max_tokens=200, messages=[{"role": "user", "content": "Hello from a Messages client"}]
-                ) as messages:
+                ) as message_stream:
                     print("POST /v1/messages, model 'claude-sonnet-4-5' (an alias of grok): ", end="")
-                    for text in messages.text_stream:
+                    for text in message_stream.text_stream:
                         print(text, end="", flush=True)
                 print()
             else:
