@@ -252,6 +252,19 @@ def inline_refs(schema: Any) -> Any:
     return resolve(schema, ())
 
 
+def assistant_tool_calls(calls: Any, where: str) -> list[tuple[str, str, str]]:
+    """An assistant message's ``tool_calls`` as (id, name, arguments text), checked."""
+    if not isinstance(calls, list):
+        raise bad(f"{where}.tool_calls", "expected a list")
+    out = []
+    for k, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not call.get("id") or not fn.get("name"):
+            raise bad(f"{where}.tool_calls[{k}]", "expected {'id': ..., 'type': 'function', 'function': {'name': ..., 'arguments': '...'}}")
+        out.append((call["id"], fn["name"], arguments_text(fn.get("arguments"))))
+    return out
+
+
 def parse_arguments(arguments: Any, where: str) -> dict:
     if isinstance(arguments, dict):
         return arguments

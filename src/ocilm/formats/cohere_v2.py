@@ -25,6 +25,7 @@ from ._common import (
     ChatContext,
     SingleChoiceStream,
     arguments_text,
+    assistant_tool_calls,
     bad,
     completion_object,
     created_from,
@@ -71,15 +72,7 @@ def _user_content(content: Any, where: str, ctx: ChatContext) -> list[dict]:
 
 
 def _tool_calls(calls: Any, where: str) -> list[dict]:
-    if not isinstance(calls, list):
-        raise bad(f"{where}.tool_calls", "expected a list")
-    out = []
-    for k, call in enumerate(calls):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not call.get("id") or not fn.get("name"):
-            raise bad(f"{where}.tool_calls[{k}]", "expected {'id': ..., 'type': 'function', 'function': {'name': ..., 'arguments': '...'}}")
-        out.append({"id": call["id"], "type": "FUNCTION", "function": {"name": fn["name"], "arguments": arguments_text(fn.get("arguments"))}})
-    return out
+    return [{"id": call_id, "type": "FUNCTION", "function": {"name": name, "arguments": arguments}} for call_id, name, arguments in assistant_tool_calls(calls, where)]
 
 
 def cohere_v2_messages(messages: Any, ctx: ChatContext) -> list[dict]:
