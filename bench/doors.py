@@ -80,25 +80,10 @@ def table(result: dict) -> str:
 
 
 def main() -> int:
-    import tempfile
+    from run import start_simulator
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from ocilm.auth import fingerprint
-    from run import COMPARTMENT, MODEL, TENANCY, USER, free_port, start  # noqa: F401
-    from run import HERE as BENCH
-
-    tmp = tempfile.mkdtemp(prefix="ocilm-doors-")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = os.path.join(tmp, "key.pem")
-    Path(key_file).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    key_id = f"{TENANCY}/{USER}/{fingerprint(key)}"
-    port = free_port()
-    sim = start([str(BENCH / "_servers.py"), "simulator", str(port), key_file, key_id], f"http://127.0.0.1:{port}/")
+    sim, ctx = start_simulator()
     try:
-        ctx = {"tmp": tmp, "creds": {"oci_user": USER, "oci_tenancy": TENANCY, "oci_fingerprint": fingerprint(key), "oci_key_file": key_file,
-                                     "oci_compartment_id": COMPARTMENT, "api_base": f"http://127.0.0.1:{port}"}}  # fmt: skip
         print(table(door_bench(ctx)))
     finally:
         sim.terminate()

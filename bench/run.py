@@ -420,20 +420,14 @@ def targets(data: dict) -> list[str]:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for RESULTS.md)")
-    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    args = parser.parse_args()
-    rounds, count, soak, conc = (60, 600, 2000, 8) if args.quick else (400, 4000, 20000, 8)
-    command = os.environ.get("OCILM_BENCH_COMMAND") or " ".join([os.path.relpath(sys.executable), "bench/run.py", *sys.argv[1:]])
-    began = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="ocilm-bench-")
+def start_simulator() -> tuple[subprocess.Popen, dict]:
+    """The simulator in its own process with a fresh key, and what the benchmarks need to reach it."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from ocilm.auth import fingerprint
 
+    tmp = tempfile.mkdtemp(prefix="ocilm-bench-")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = os.path.join(tmp, "key.pem")
     Path(key_file).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -446,6 +440,18 @@ def main() -> int:
         "creds": {"oci_user": USER, "oci_tenancy": TENANCY, "oci_fingerprint": fingerprint(key), "oci_key_file": key_file,
                   "oci_compartment_id": COMPARTMENT, "api_base": f"http://127.0.0.1:{port}"},
     }  # fmt: skip
+    return sim, ctx
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for RESULTS.md)")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    rounds, count, soak, conc = (60, 600, 2000, 8) if args.quick else (400, 4000, 20000, 8)
+    command = os.environ.get("OCILM_BENCH_COMMAND") or " ".join([os.path.relpath(sys.executable), "bench/run.py", *sys.argv[1:]])
+    began = time.monotonic()
+    sim, ctx = start_simulator()
     data: dict = {"concurrency": conc}
     try:
         print("import ...", file=sys.stderr)

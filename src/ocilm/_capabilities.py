@@ -5,6 +5,7 @@ Known limits only: a model not matched here is sent whatever the caller asked fo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 DEFAULT_MAX_TOKENS = 4000
@@ -44,7 +45,9 @@ def api_format_for(model: str) -> str:
     return "COHERE" if model.startswith("cohere.") else "GENERIC"
 
 
+@functools.lru_cache(maxsize=512)
 def model_info(model: str, api_format: str | None = None) -> ModelInfo:
+    """What ``model`` accepts (cached: every call asks, and the answer never changes)."""
     fmt = api_format or api_format_for(model)
     unsupported: set[str] = set()
     if fmt != "GENERIC":

@@ -25,6 +25,7 @@ from ._errors import (
     ConfigurationError,
     InvalidParameterError,
     OCIError,
+    UnsupportedParamsError,
     error_class_for_status,
 )
 from ._settings import CONNECTION_SETTINGS, Settings, SettingsCache
@@ -140,6 +141,25 @@ def split_params(params: dict) -> tuple[dict, dict]:
     oci = {k: v for k, v in params.items() if k in CONNECTION_SETTINGS}
     rest = {k: v for k, v in params.items() if k not in CONNECTION_SETTINGS}
     return oci, rest
+
+
+def unsupported_param(name: str, model: str, drop: bool, why: str) -> None:
+    """Raise for a parameter an embedding or rerank call cannot take, unless it is to be dropped."""
+    if drop:
+        return
+    raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
+
+
+def call_arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[Any, int, dict[str, str]], bool]:
+    """Split an embedding or rerank call's arguments: model id, OCI settings, the rest,
+    transport options, drop_params. A parameter not in ``known`` is unsupported."""
+    name = model_id(model)
+    oci, rest = split_params(params)
+    transport = transport_options(rest)
+    drop = bool(rest.get("drop_params"))
+    for key in sorted(set(rest) - known - CALL_OPTIONS):
+        unsupported_param(key, name, drop, f"not {what} parameter ocilm knows")
+    return name, oci, rest, transport, drop
 
 
 def serving_mode(settings: Settings, model: str) -> dict:

@@ -10,19 +10,17 @@ from typing import Any
 from ._core import (
     PreparedCall,
     base_headers,
+    call_arguments,
     encode,
-    model_id,
     reply_shape,
     serving_mode,
-    split_params,
-    transport_options,
+    unsupported_param,
 )
 from ._endpoint import action_url
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
     OCIError,
-    UnsupportedParamsError,
 )
 from ._settings import SettingsCache
 from ._types import EmbeddingResponse, OpenAIObject
@@ -40,26 +38,6 @@ class EmbeddingMerge:
     model: str
     encoding_format: str
     batches: list[tuple[int, int]]  # (first input index, count)
-
-
-def _unsupported(name: str, model: str, drop: bool, why: str) -> None:
-    """Raise for a parameter this call cannot take, unless the caller asked to drop it."""
-    if drop:
-        return
-    raise UnsupportedParamsError(f"{name} is not supported by {model!r} ({why}); remove it or pass drop_params=True", param=name)
-
-
-def call_arguments(model: Any, params: dict, known: frozenset[str], what: str) -> tuple[str, dict, dict, tuple[float, int, dict[str, str]], bool]:
-    """Split a call's arguments: model id, OCI settings, the rest, transport options, drop_params."""
-    from ._core import CALL_OPTIONS
-
-    name = model_id(model)
-    oci, rest = split_params(params)
-    transport = transport_options(rest)
-    drop = bool(rest.get("drop_params"))
-    for key in sorted(set(rest) - known - CALL_OPTIONS):
-        _unsupported(key, name, drop, f"not {what} parameter ocilm knows")
-    return name, oci, rest, transport, drop
 
 
 def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dict) -> tuple[list[PreparedCall], EmbeddingMerge]:
@@ -82,7 +60,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
         if isinstance(dims, bool) or not isinstance(dims, int):
             raise bad("dimensions", f"expected an integer, got {dims!r}")
         if not name.startswith("cohere.embed-v4"):
-            _unsupported("dimensions", name, drop, "only embed-v4 models take outputDimensions")
+            unsupported_param("dimensions", name, drop, "only embed-v4 models take outputDimensions")
         elif dims not in (256, 512, 1024, 1536):
             raise bad("dimensions", f"{name} supports 256, 512, 1024 or 1536, got {dims}")
         else:
@@ -91,8 +69,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
         if str(rest["truncate"]).upper() not in ("NONE", "START", "END"):
             raise bad("truncate", f"expected NONE, START or END, got {rest['truncate']!r}")
         base["truncate"] = str(rest["truncate"]).upper()
-    if rest.get("user") is not None:
-        _unsupported("user", name, drop, "OCI has no end-user field")
+    # user: OpenAI bookkeeping (an end-user id) with no OCI meaning, accepted and not sent.
     encoding = rest.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise bad("encoding_format", f"expected 'float' or 'base64', got {encoding!r}")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._core import PreparedCall, base_headers, encode, serving_mode
-from ._embed import call_arguments
+from ._core import PreparedCall, base_headers, call_arguments, encode, serving_mode
 from ._endpoint import action_url
 from ._settings import SettingsCache
 from ._types import RerankResponse

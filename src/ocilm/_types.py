@@ -70,10 +70,10 @@ class OpenAIObject(dict):
         return value
 
     def __getattr__(self, name: str) -> Any:
-        value = dict.get(self, name, _ABSENT)  # one lookup, and no KeyError to raise when absent
+        # Reached only for undeclared names (declared fields are _Field descriptors): a key the
+        # wire happens to carry, such as Cohere's citations, or a typo.
+        value = dict.get(self, name, _ABSENT)
         if value is _ABSENT:
-            if name in self._fields:
-                return None
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         kind = type(value)
         if kind is dict or kind is list:

@@ -35,7 +35,9 @@ def gateway(_oci_simulator_session):
     config = {
         "model_list": [{"model_name": name, "litellm_params": {"model": model, **creds}} for name, model in FAMILIES.items()]
         + [{"model_name": "throttled", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
-            "extra_headers": {"x-ocilm-sim-fault": Fault(status=429, retry_after="3", times=None).header()}}}],
+            "extra_headers": {"x-ocilm-sim-fault": Fault(status=429, retry_after="3", times=None).header()}}},
+           {"model_name": "overloaded", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
+            "extra_headers": {"x-ocilm-sim-fault": Fault(status=503, times=None).header()}}}],
         "router_settings": {"model_group_alias": {"gpt-5*": "llama", "claude-sonnet-4-5": "llama", "claude-haiku-*": "command-a"}},
         "general_settings": {"master_key": KEY},
     }  # fmt: skip
@@ -287,6 +289,9 @@ def test_messages_errors_use_anthropics_envelope(gateway, an):
     with pytest.raises(anthropic.RateLimitError) as err:
         an.messages.create(model="throttled", max_tokens=10, messages=[{"role": "user", "content": HI}])
     assert err.value.response.headers["retry-after"] == "3"
+    with pytest.raises(anthropic.APIStatusError) as overloaded:
+        an.messages.create(model="overloaded", max_tokens=10, messages=[{"role": "user", "content": HI}])
+    assert overloaded.value.status_code == 529 and overloaded.value.body["error"]["type"] == "overloaded_error"
     r = httpx.post(f"{gateway.base_url}/v1/messages", headers={"x-api-key": KEY}, json={"model": "llama", "messages": [{"role": "user", "content": HI}]})
     assert r.status_code == 400 and r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in r.json()["error"]["message"]

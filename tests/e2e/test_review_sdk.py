@@ -392,3 +392,10 @@ def test_d5_local_errors_are_value_errors_and_oci_400s_are_not(creds):
     with pytest.raises(ocilm.BadRequestError) as remote:
         ocilm.completion(MODEL, HI, max_retries=0, extra_headers={"x-ocilm-sim-fault": Fault(status=400).header()}, **creds)
     assert not isinstance(remote.value, ValueError) and remote.value.opc_request_id
+
+
+def test_bookkeeping_fields_accepted_by_the_sdk_and_not_sent(creds, oci_simulator):
+    ocilm.completion(MODEL, HI, user="alice", store=False, modalities=["text"], **creds)
+    assert not {"user", "store", "modalities"} & set(oci_simulator.requests[-1].json["chatRequest"])
+    ocilm.embedding("oci/cohere.embed-english-v3.0", "a", user="alice", **creds)
+    assert "user" not in oci_simulator.requests[-1].json

@@ -263,3 +263,10 @@ def test_no_secret_in_reprs():
     _assert_no_secret(repr(s) + str(s) + repr(s.signer))
 
 
+
+
+def test_key_text_is_told_from_a_path():
+    from ocilm.auth._keys import looks_like_pem
+
+    assert looks_like_pem("-----BEGIN PRIVATE KEY-----\nMIIE...") and looks_like_pem("MIIE\\nabc\nxyz") and looks_like_pem("x" * 5000)
+    assert not looks_like_pem("/home/BEGINNER/.oci/key.pem") and not looks_like_pem("~/.oci/oci_api_key.pem")

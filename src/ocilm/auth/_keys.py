@@ -98,7 +98,10 @@ def load_private_key(pem: str | bytes, pass_phrase: str | bytes | None = None, *
 
 
 def looks_like_pem(value: object) -> bool:
-    return isinstance(value, (str, bytes)) and ("BEGIN" in str(value) or "PRIVATE KEY" in str(value) or len(value) > 1024)
+    """Key text rather than a path: a PEM armour line, a line break, or far longer than a path."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return isinstance(value, str) and ("-----BEGIN" in value or "PRIVATE KEY" in value or "\n" in value or len(value) > 4096)
 
 
 def load_private_key_file(path: str, pass_phrase: str | bytes | None = None, *, source: str = "oci_key_file", param: str = "oci_key_file") -> RSAPrivateKey:

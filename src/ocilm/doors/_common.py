@@ -53,6 +53,21 @@ def chat_usage(usage: Any) -> tuple[int, int, int, int]:
     return prompt, cached, completion, reasoning
 
 
+def read_chunk(chunk: dict) -> tuple[Any, dict | None, Any, str | None]:
+    """(usage, delta, finish_reason, plain text) of a chat chunk's first choice, read from its raw
+    dicts (``dict.get``: no response objects are made). ``plain text`` is the delta's text when
+    that is all it carries and the choice does not finish: most chunks, sent on a fast path."""
+    usage = dict.get(chunk, "usage")
+    for choice in dict.get(chunk, "choices") or ():
+        if dict.get(choice, "index", 0) == 0:
+            delta = dict.get(choice, "delta") or {}
+            finish = dict.get(choice, "finish_reason")
+            text = dict.get(delta, "content")
+            plain = text if text and not finish and len(delta) <= 2 and dict.get(delta, "tool_calls") is None else None
+            return usage, delta, finish, plain
+    return usage, None, None, None
+
+
 def json_arguments(text: str) -> dict:
     """Tool arguments as an object; text that is not a JSON object becomes ``{}``."""
     try:

@@ -20,6 +20,7 @@ from ._common import (
     estimate_tokens,
     json_arguments,
     new_id,
+    read_chunk,
     safe_tool_id,
     sse,
 )
@@ -367,37 +368,32 @@ class MessagesStream:
         out.append(sse("content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}))
 
     def feed(self, chunk: dict) -> list[bytes]:
-        out: list[bytes] = []
-        usage = dict.get(chunk, "usage")  # dict.get: read the chunk's raw dicts, no response objects
+        usage, delta, finish, plain = read_chunk(chunk)
         if usage:
             self.usage = usage
-        for choice in dict.get(chunk, "choices") or ():
-            if dict.get(choice, "index", 0) != 0:
-                continue
-            delta = dict.get(choice, "delta") or {}
-            text = dict.get(delta, "content")
-            if text and self.open == "text" and len(delta) <= 2 and dict.get(delta, "tool_calls") is None and not dict.get(choice, "finish_reason"):
-                # most events: more text for the open text block, built as text
-                out.append(f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{self.index},'
-                           f'"delta":{{"type":"text_delta","text":{encode_text(text)}}}}}\n\n'.encode())  # fmt: skip
-                continue
-            thinking = delta.get("reasoning_content")
-            if thinking and self.open != "text" and self.open != "tool":  # thinking comes first, or not at all
-                if self.open != "thinking":
-                    self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
-                self.thinking += thinking
-                out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                       "delta": {"type": "thinking_delta", "thinking": thinking}}))  # fmt: skip
-            text = delta.get("content")
-            if text:
-                if self.open != "text":
-                    self._begin("text", {"type": "text", "text": ""}, out)
-                out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                       "delta": {"type": "text_delta", "text": text}}))  # fmt: skip
-            for tc in delta.get("tool_calls") or []:
-                self._tool(tc, out)
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+        if delta is None:
+            return []
+        if plain is not None and self.open == "text":  # most events: more text for the open block, built as text
+            return [f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{self.index},'
+                    f'"delta":{{"type":"text_delta","text":{encode_text(plain)}}}}}\n\n'.encode()]  # fmt: skip
+        out: list[bytes] = []
+        thinking = delta.get("reasoning_content")
+        if thinking and self.open != "text" and self.open != "tool":  # thinking comes first, or not at all
+            if self.open != "thinking":
+                self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
+            self.thinking += thinking
+            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                   "delta": {"type": "thinking_delta", "thinking": thinking}}))  # fmt: skip
+        text = delta.get("content")
+        if text:
+            if self.open != "text":
+                self._begin("text", {"type": "text", "text": ""}, out)
+            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                   "delta": {"type": "text_delta", "text": text}}))  # fmt: skip
+        for tc in delta.get("tool_calls") or []:
+            self._tool(tc, out)
+        if finish:
+            self.finish = finish
         return out
 
     def _tool(self, tc: dict, out: list[bytes]) -> None:

@@ -26,6 +26,7 @@ from ._common import (
     encode_text,
     json_arguments,
     new_id,
+    read_chunk,
     safe_tool_id,
     sse,
     text_of,
@@ -579,26 +580,22 @@ class ResponsesStream:
     # -- feeding
 
     def feed(self, chunk: dict) -> list[bytes]:
-        out: list[bytes] = []
-        usage = dict.get(chunk, "usage")  # dict.get: read the chunk's raw dicts, no response objects
+        usage, delta, finish, plain = read_chunk(chunk)
         if usage:
             self.usage = usage
-        for choice in dict.get(chunk, "choices") or ():
-            if dict.get(choice, "index", 0) != 0:
-                continue
-            delta = dict.get(choice, "delta") or {}
-            text = dict.get(delta, "content")
-            if text and self.text_item is not None and len(delta) <= 2 and dict.get(delta, "tool_calls") is None and not dict.get(choice, "finish_reason"):
-                out.append(self._text_delta(text))  # most events: more text for the open message
-                continue
-            if delta.get("reasoning_content"):
-                self._reasoning(delta["reasoning_content"], out)
-            if delta.get("content"):
-                self._text(delta["content"], out)
-            for tc in delta.get("tool_calls") or []:
-                self._tool_call(tc, out)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+        if delta is None:
+            return []
+        if plain is not None and self.text_item is not None:
+            return [self._text_delta(plain)]  # most events: more text for the open message
+        out: list[bytes] = []
+        if delta.get("reasoning_content"):
+            self._reasoning(delta["reasoning_content"], out)
+        if delta.get("content"):
+            self._text(delta["content"], out)
+        for tc in delta.get("tool_calls") or []:
+            self._tool_call(tc, out)
+        if finish:
+            self.finish_reason = finish
         return out
 
     def _reasoning(self, text: str, out: list[bytes]) -> None:

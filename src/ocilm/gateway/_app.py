@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .._capabilities import DEFAULT_MAX_TOKENS, model_info
+from .._capabilities import DEFAULT_MAX_TOKENS
 from .._client import AsyncClient
-from .._core import DEFAULT_TIMEOUT, call_deadline, model_id
+from .._core import DEFAULT_TIMEOUT, call_deadline
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -45,7 +45,7 @@ from .._errors import (
 from ..doors._common import DoorError
 from ..formats._common import CHAT_PARAMS
 from . import _pool
-from ._config import Deployment, GatewayConfig
+from ._config import Deployment, GatewayConfig, is_pattern
 
 log = logging.getLogger("ocilm.gateway")
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -153,13 +153,12 @@ class Router:
 
 
 def _door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any]:
-    fmt = deployment.params.get("oci_api_format")
-    info = model_info(model_id(deployment.model), str(fmt).upper() if fmt else None)
-    out = {k: v for k, v in params.items() if k not in info.unsupported}
+    """A door request's parameters for one deployment: what its model cannot take is dropped
+    (``drop_params``, the capability table decides), and the output limit is clamped."""
     ceiling = deployment.max_output_tokens or DEFAULT_MAX_TOKENS
-    if isinstance(out.get("max_tokens"), int) and out["max_tokens"] > ceiling:
-        out["max_tokens"] = ceiling  # Claude Code asks for 32,000 and more; OCI's on-demand cap is far lower
-    return {**out, "drop_params": True}
+    if isinstance(params.get("max_tokens"), int) and params["max_tokens"] > ceiling:
+        params = {**params, "max_tokens": ceiling}  # Claude Code asks for 32,000 and more; OCI's on-demand cap is far lower
+    return {**params, "drop_params": True}
 
 
 def _authorized(request: Request, master_key: str | None) -> bool:
@@ -255,8 +254,9 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     created = int(time.time())
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
-                ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
-        """Authenticate, run, and answer every failure as an error body (``render`` picks the envelope)."""
+                map_error: Callable[[OCIError], GatewayError] = gateway_error_for) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+        """Authenticate, run, and answer every failure as an error body: ``map_error`` picks the
+        status for an upstream failure, ``render`` the envelope (OpenAI's by default)."""
 
         async def endpoint(request: Request) -> Response:
             if not _authorized(request, config.master_key):
@@ -271,7 +271,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             except _ClientGone:
                 return Response(status_code=499)  # nobody is listening; uvicorn drops it
             except OCIError as exc:
-                mapped = gateway_error_for(exc)
+                mapped = map_error(exc)
                 if mapped.status >= 500:
                     log.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status, exc)
                 return render(mapped)
@@ -305,7 +305,6 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         router.deployments(name)
         if "input" not in payload:
             raise GatewayError(400, "input: required, a string or a list of strings", param="input")
-        payload.pop("user", None)  # OpenAI bookkeeping with no OCI meaning
         inputs = payload.pop("input")
         result = await _while_connected(request, lambda: router.call(name, "embedding", inputs, **payload))
         result["model"] = name
@@ -318,15 +317,13 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         if request.headers.get("anthropic-version"):  # an Anthropic client: its list shape
             from ..doors.messages import model_list
 
-            named = [a for a in config.aliases if not any(c in a for c in "*?[")]  # patterns are no model ids
+            named = [a for a in config.aliases if not is_pattern(a)]  # patterns are no model ids
             return JSONResponse(model_list(config.model_names + named, created))
         return JSONResponse({"object": "list", "data": [model_card(name) for name in config.model_names]})
 
     async def model(request: Request) -> Response:
         name = request.path_params["model"]
-        if config.resolve(name) not in config.deployments:
-            raise GatewayError(404, f"model {name!r} not found; this gateway serves: {', '.join(config.model_names)}",
-                               param="model", code="model_not_found")  # fmt: skip
+        router.deployments(name)  # 404 for a name it does not serve
         return JSONResponse(model_card(name))
 
     async def liveliness(request: Request) -> Response:

@@ -70,13 +70,18 @@ class GatewayConfig:
         if found is not None:
             return found
         for pattern, target in self.aliases.items():
-            if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
+            if is_pattern(pattern) and fnmatch.fnmatchcase(name, pattern):
                 return target
         return name
 
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)
+
+
+def is_pattern(alias: str) -> bool:
+    """Whether an alias is a shell-style pattern (``claude-*``) rather than a name."""
+    return any(c in alias for c in "*?[")
 
 
 def _resolve_env(value: Any, place: str, problems: list[str]) -> Any:

@@ -25,19 +25,24 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _anthropic_error(err: GatewayError) -> Response:
-    headers = dict(err.headers)
-    return JSONResponse(anthropic.error_body(err.status, err.message), status_code=err.status, headers=headers)
+    return JSONResponse(anthropic.error_body(err.status, err.message), status_code=err.status, headers=err.headers)
 
 
 def _anthropic_status(exc: OCIError) -> GatewayError:
+    """The gateway's mapping, with Anthropic's 529 for an overloaded upstream."""
     mapped = gateway_error_for(exc)
     if isinstance(exc, ServiceUnavailableError):
-        mapped.status = 529  # Anthropic's "overloaded"
+        mapped.status = 529
     return mapped
 
 
-def _failure_code(err: GatewayError) -> str:
-    return {429: "rate_limit_exceeded", 504: "server_error"}.get(err.status, "server_error")
+async def _door_call(router: Router, request: Request, model: str, chat: dict[str, Any], stream: bool) -> Any:
+    """The chat call behind a door request (a stream asks for usage: both doors report it)."""
+    params = dict(chat)
+    messages = params.pop("messages")
+    if stream:
+        params["stream_options"] = {"include_usage": True}
+    return await _while_connected(request, lambda: router.call(model, "completion", messages, stream=stream, door=True, **params))
 
 
 async def _relay(upstream: Any, model: str, start: list[bytes], feed: Callable[[Any], list[bytes]], finish: Callable[[], list[bytes]],
@@ -66,50 +71,40 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
         body = await _json_body(request)
         call = openai_responses.parse_request(body, store.get)
         router.deployments(call.model)  # 404 before anything else
-        chat = dict(call.chat)
-        messages = chat.pop("messages")
+        keep = body.get("store") is not False  # store: false means the response is not kept
+        reply = await _door_call(router, request, call.model, call.chat, call.stream)
         if not call.stream:
-            completion = await _while_connected(request, lambda: router.call(call.model, "completion", messages, stream=False, door=True, **chat))
-            if body.get("store") is not False:
-                store.put(call.response_id, openai_responses.history_after(call, completion))
-            return JSONResponse(openai_responses.from_completion(call, completion))
-        upstream = await _while_connected(request, lambda: router.call(call.model, "completion", messages, stream=True, door=True,
-                                                                       stream_options={"include_usage": True}, **chat))  # fmt: skip
+            if keep:
+                store.put(call.response_id, openai_responses.history_after(call, reply))
+            return JSONResponse(openai_responses.from_completion(call, reply))
         machine = openai_responses.ResponsesStream(call)
 
         def stored() -> None:
-            if body.get("store") is not False:
+            if keep:
                 store.put(call.response_id, openai_responses.history_after(call, machine.completion()))
 
         def failed(exc: OCIError) -> list[bytes]:
             err = gateway_error_for(exc)
-            return machine.fail(_failure_code(err), err.message)
+            return machine.fail("rate_limit_exceeded" if err.status == 429 else "server_error", err.message)
 
-        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
+        events = _relay(reply, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def messages(request: Request) -> Response:
         body = await _json_body(request)
         call = anthropic.parse_request(body)
         router.deployments(call.model)
-        chat = dict(call.chat)
-        chat_messages = chat.pop("messages")
         headers = {"request-id": call.message_id.replace("msg_", "req_", 1)}
-        try:
-            if not call.stream:
-                completion = await _while_connected(request, lambda: router.call(call.model, "completion", chat_messages, stream=False, door=True, **chat))
-                return JSONResponse(anthropic.from_completion(call, completion), headers=headers)
-            upstream = await _while_connected(request, lambda: router.call(call.model, "completion", chat_messages, stream=True, door=True,
-                                                                           stream_options={"include_usage": True}, **chat))  # fmt: skip
-        except OCIError as exc:
-            raise _AnthropicError(_anthropic_status(exc)) from None
+        reply = await _door_call(router, request, call.model, call.chat, call.stream)
+        if not call.stream:
+            return JSONResponse(anthropic.from_completion(call, reply), headers=headers)
         machine = anthropic.MessagesStream(call)
 
         def failed(exc: OCIError) -> list[bytes]:
             err = _anthropic_status(exc)
             return machine.fail(err.status, err.message)
 
-        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
+        events = _relay(reply, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers})
 
     async def count_tokens(request: Request) -> Response:
@@ -121,31 +116,11 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
     async def hello(request: Request) -> Response:
         return Response(status_code=200)
 
-    def anthropic_guarded(handler: Handler) -> Handler:
-        inner = guarded(handler, _anthropic_error)
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await inner(request)
-            except _AnthropicError as err:
-                return _anthropic_error(err.error)
-
-        return endpoint
-
     return [
         Route("/v1/responses", guarded(responses), methods=["POST"]),
         Route("/responses", guarded(responses), methods=["POST"]),
-        Route("/v1/messages", anthropic_guarded(messages), methods=["POST"]),
-        Route("/v1/messages/count_tokens", anthropic_guarded(count_tokens), methods=["POST"]),
+        Route("/v1/messages", guarded(messages, _anthropic_error, _anthropic_status), methods=["POST"]),
+        Route("/v1/messages/count_tokens", guarded(count_tokens, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/", hello, methods=["HEAD", "GET"]),
         Route("/api/hello", hello, methods=["HEAD", "GET"]),
     ]
-
-
-class _AnthropicError(Exception):
-    """An upstream failure already mapped to Anthropic's status table (529 for overload)."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
