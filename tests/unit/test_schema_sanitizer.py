@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from ocilm.formats._schema import sanitize_schema
+from ocilm.formats._schema import sanitize_schema, tool_parameters
 
 
 def test_refs_inlined_cycles_closed_defs_dropped():
@@ -32,7 +32,8 @@ def test_nullable_unions_and_types():
 
 
 def test_root_without_type_and_optional_strips():
-    assert sanitize_schema({}) == {"type": "object", "properties": {}}
+    assert tool_parameters({}) == tool_parameters(None) == {"type": "object", "properties": {}}
+    assert sanitize_schema({"type": "object"}) == {"type": "object"}  # response formats keep their shape
     schema = {"type": "object", "additionalProperties": False, "properties": {"u": {"type": "string", "format": "uri", "pattern": "^h"}}}
     assert sanitize_schema(schema) == schema
     assert sanitize_schema(schema, strip=frozenset({"additionalProperties", "format", "pattern"})) == {

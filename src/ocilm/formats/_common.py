@@ -229,29 +229,6 @@ def tool_functions(tools: Any, ctx: ChatContext) -> list[dict]:
     return out
 
 
-def inline_refs(schema: Any) -> Any:
-    """Inline local ``$ref``s (``#/$defs/X``, ``#/definitions/X``): OCI rejects them."""
-    if not isinstance(schema, dict):
-        return schema
-    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
-
-    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [resolve(n, seen) for n in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
-            name = ref.rsplit("/", 1)[-1]
-            if name in seen or name not in defs:
-                raise bad("tools", f"cannot inline schema reference {ref!r} (unknown or recursive); OCI rejects $ref")
-            merged = {**resolve(defs[name], (*seen, name)), **{k: v for k, v in node.items() if k != "$ref"}}
-            return merged
-        return {k: resolve(v, seen) for k, v in node.items() if k not in ("$defs", "definitions")}
-
-    return resolve(schema, ())
-
-
 def assistant_tool_calls(calls: Any, where: str) -> list[tuple[str, str, str]]:
     """An assistant message's ``tool_calls`` as (id, name, arguments text), checked."""
     if not isinstance(calls, list):

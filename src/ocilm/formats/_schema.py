@@ -8,8 +8,8 @@ service or fixed by other OCI clients):
 2. ``anyOf``/``oneOf`` with a null branch → the first non-null branch, merged with the
    parent's own keywords; ``type: [T, "null"]`` → ``T``; ``type: "any"`` → ``object``;
 3. ``title``, ``default: null`` and ``$schema`` dropped; ``required`` names that are not in
-   ``properties`` pruned; arrays without ``items`` get ``{"type": "object"}``; a root without a
-   type becomes an object.
+   ``properties`` pruned; arrays without ``items`` get ``{"type": "object"}``; a function's
+   parameters without a type become an object (``tool_parameters``).
 Keywords that some models refuse and others take (``additionalProperties``, ``format``,
 ``pattern``, ...) are kept unless the caller names them in ``strip``.
 """
@@ -28,7 +28,12 @@ def sanitize_schema(schema: Any, strip: frozenset[str] = frozenset()) -> Any:
     if not isinstance(schema, dict):
         return schema
     defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    out = _clean(schema, defs, (), strip)
+    return _clean(schema, defs, (), strip)
+
+
+def tool_parameters(schema: Any, strip: frozenset[str] = frozenset()) -> Any:
+    """A function's ``parameters`` for OCI: sanitised, and always an object with properties."""
+    out = sanitize_schema(schema if schema is not None else {}, strip)
     if isinstance(out, dict) and "type" not in out:
         out = {"type": "object", **out}
     if isinstance(out, dict) and out.get("type") == "object":

@@ -20,7 +20,6 @@ from ._common import (
     expect,
     finish_reason,
     finish_request,
-    inline_refs,
     message_list,
     openai_usage,
     output_limit,
@@ -31,7 +30,7 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
-from ._schema import sanitize_schema
+from ._schema import sanitize_schema, tool_parameters
 
 _JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict", "null": "NoneType"}
 
@@ -39,7 +38,7 @@ _JSON_TO_PY = {"string": "str", "integer": "int", "number": "float", "boolean": 
 def cohere_tools(tools: Any, ctx: ChatContext) -> list[dict]:
     out = []
     for i, fn in enumerate(tool_functions(tools, ctx)):
-        schema = sanitize_schema(fn.get("parameters") or {})
+        schema = tool_parameters(fn.get("parameters"))
         where = f"tools[{i}].function.parameters"
         if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
             raise bad(where, "expected a JSON Schema object with 'properties'")
@@ -75,6 +74,20 @@ def _outputs(content: Any, where: str) -> list[dict]:
     if isinstance(value, list) and all(isinstance(v, dict) for v in value):
         return value
     return [{"output": value}]
+
+
+def cohere_response_format(fmt: Any) -> dict:
+    """OpenAI's response_format in Cohere's terms (v1 and v2): no JSON_SCHEMA type, but
+    JSON_OBJECT takes a schema."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return {"type": "TEXT"}
+    if kind == "json_object":
+        return {"type": "JSON_OBJECT"}
+    if kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema")
+        return {"type": "JSON_OBJECT", **({"schema": sanitize_schema(schema)} if schema else {})}
+    raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
 
 
 def cohere_conversation(messages: list[dict], ctx: ChatContext) -> dict:
@@ -166,16 +179,7 @@ def cohere_request(messages: list[dict], params: dict, ctx: ChatContext) -> dict
         ctx.unsupported("parallel_tool_calls", "Cohere cannot be limited to one tool call per turn")
     fmt = p.get("response_format")
     if fmt is not None:
-        kind = fmt.get("type") if isinstance(fmt, dict) else None
-        if kind == "text":
-            req["responseFormat"] = {"type": "TEXT"}
-        elif kind == "json_object":
-            req["responseFormat"] = {"type": "JSON_OBJECT"}
-        elif kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
-            schema = fmt["json_schema"].get("schema")
-            req["responseFormat"] = {"type": "JSON_OBJECT", **({"schema": inline_refs(schema)} if schema else {})}
-        else:
-            raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
+        req["responseFormat"] = cohere_response_format(fmt)
     if p.get("documents") is not None:
         docs = expect(p, "documents", (list,), "a list of objects such as {'title': ..., 'snippet': ...}")
         if not all(isinstance(d, dict) for d in docs):

@@ -33,7 +33,6 @@ from ._common import (
     finish_reason,
     finish_request,
     image_url,
-    inline_refs,
     join_text,
     message_list,
     openai_usage,
@@ -44,7 +43,8 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
-from ._schema import sanitize_schema
+from ._schema import tool_parameters
+from .cohere import cohere_response_format
 
 # reasoning_effort -> Cohere's thinking switch and token budget (None: the model's own limit).
 _THINKING = {"none": None, "minimal": 1024, "low": 1024, "medium": 4096, "high": None}
@@ -106,7 +106,7 @@ def cohere_v2_messages(messages: Any, ctx: ChatContext) -> list[dict]:
 def _tools(tools: Any, ctx: ChatContext) -> list[dict]:
     out = []
     for fn in tool_functions(tools, ctx):
-        function: dict[str, Any] = {"name": fn["name"], "parameters": sanitize_schema(fn.get("parameters") or {})}
+        function: dict[str, Any] = {"name": fn["name"], "parameters": tool_parameters(fn.get("parameters"))}
         if fn.get("description"):
             function["description"] = fn["description"]
         out.append({"type": "FUNCTION", "function": function})
@@ -133,7 +133,7 @@ def cohere_v2_request(messages: Any, params: dict, ctx: ChatContext) -> dict:
     if p.get("parallel_tool_calls") is False:
         ctx.unsupported("parallel_tool_calls", "Cohere cannot be limited to one tool call per turn")
     if p.get("response_format") is not None:
-        req["responseFormat"] = _response_format(p["response_format"])
+        req["responseFormat"] = cohere_response_format(p["response_format"])
     if p.get("reasoning_effort") is not None:
         effort = str(p["reasoning_effort"]).lower()
         if effort not in _THINKING:
@@ -146,18 +146,6 @@ def cohere_v2_request(messages: Any, params: dict, ctx: ChatContext) -> dict:
             raise bad("documents", "each document must be a string or an object such as {'title': ..., 'snippet': ...}")
         req["documents"] = docs
     return finish_request(req, p, ctx)
-
-
-def _response_format(fmt: Any) -> dict:
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind == "text":
-        return {"type": "TEXT"}
-    if kind == "json_object":
-        return {"type": "JSON_OBJECT"}
-    if kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
-        schema = fmt["json_schema"].get("schema")
-        return {"type": "JSON_OBJECT", **({"schema": inline_refs(schema)} if schema else {})}
-    raise bad("response_format", "expected {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', 'json_schema': {...}}")
 
 
 # ------------------------------------------------------------------ response

@@ -20,7 +20,6 @@ from ._common import (
     finish_reason,
     finish_request,
     image_url,
-    inline_refs,
     integer,
     join_text,
     message_list,
@@ -31,7 +30,7 @@ from ._common import (
     tool_call_id,
     tool_functions,
 )
-from ._schema import sanitize_schema
+from ._schema import sanitize_schema, tool_parameters
 
 _ROLES = {"system": "SYSTEM", "developer": "DEVELOPER", "user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
 _MEDIA_PARTS = {"input_audio": ("AUDIO", "audioUrl"), "file": ("DOCUMENT", "documentUrl")}
@@ -133,7 +132,7 @@ def _response_format(fmt: Any, ctx: ChatContext) -> dict:
         if spec.get("description"):
             out["description"] = spec["description"]
         if spec.get("schema") is not None:
-            out["schema"] = inline_refs(spec["schema"])
+            out["schema"] = sanitize_schema(spec["schema"])
         if spec.get("strict") is not None:
             out["isStrict"] = bool(spec["strict"])
         return {"type": "JSON_SCHEMA", "jsonSchema": out}
@@ -159,7 +158,7 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
     if p.get("tools") is not None:
         req["tools"] = [
             {"type": "FUNCTION", "name": fn["name"], **({"description": fn["description"]} if fn.get("description") else {}),
-             **({"parameters": sanitize_schema(fn["parameters"])} if fn.get("parameters") is not None else {})}
+             **({"parameters": tool_parameters(fn["parameters"])} if fn.get("parameters") is not None else {})}
             for fn in tool_functions(p["tools"], ctx)
         ]
     if p.get("tool_choice") is not None:
