@@ -374,6 +374,23 @@ class SingleChoiceStream:
             self.started = True
         return chunk_object(self.ctx, self.id, self.created, [{"index": 0, "delta": delta_object(delta), "finish_reason": finish, "logprobs": None}])
 
+    def _text(self, delta: dict, text: Any, terminal: bool) -> None:
+        """Add ``text`` to the delta; a terminal event's text only if none came before (it
+        restates the reply)."""
+        if text and (not terminal or not self.saw_text):
+            delta["content"] = text
+            self.saw_text = True
+
+    def _deliver(self, delta: dict, calls: list[dict], event: dict, terminal: bool) -> list[dict]:
+        """The chunks for one event: its delta (with tool calls), then, if it ends the stream,
+        the finish."""
+        if calls:
+            delta["tool_calls"] = calls
+        out = [self._chunk(delta)] if delta else []
+        if terminal:
+            out += self._finish(event)
+        return out
+
     def _finish(self, event: dict) -> list[dict]:
         if str(event["finishReason"]).upper() == "ERROR":
             raise InternalServerError(f"the model stopped with an error mid-stream: {event.get('errorMessage') or 'no detail given'}")

@@ -253,18 +253,7 @@ class CohereStream(SingleChoiceStream):
         return deltas
 
     def feed(self, event: dict) -> list[dict]:
-        out: list[dict] = []
         terminal = event.get("finishReason") is not None
         delta: dict[str, Any] = {}
-        text = event.get("text")
-        if text and (not terminal or not self.saw_text):
-            delta["content"] = text
-            self.saw_text = True
-        calls = self._call_deltas(event.get("toolCalls"), terminal)
-        if calls:
-            delta["tool_calls"] = calls
-        if delta:
-            out.append(self._chunk(delta))
-        if terminal:
-            out += self._finish(event)
-        return out
+        self._text(delta, event.get("text"), terminal)
+        return self._deliver(delta, self._call_deltas(event.get("toolCalls"), terminal), event, terminal)

@@ -201,22 +201,11 @@ class CohereV2Stream(SingleChoiceStream):
         return deltas
 
     def feed(self, event: dict) -> list[dict]:
-        out: list[dict] = []
         terminal = event.get("finishReason") is not None
         message = event.get("message") or {}
         delta: dict[str, Any] = {}
-        text = join_text(message.get("content"))
-        if text and (not terminal or not self.saw_text):
-            delta["content"] = text
-            self.saw_text = True
+        self._text(delta, join_text(message.get("content")), terminal)
         thinking = _thinking(message.get("content"))
         if thinking and not terminal:
             delta["reasoning_content"] = thinking
-        calls = self._call_deltas(message.get("toolCalls"))
-        if calls:
-            delta["tool_calls"] = calls
-        if delta:
-            out.append(self._chunk(delta))
-        if terminal:
-            out += self._finish(event)
-        return out
+        return self._deliver(delta, self._call_deltas(message.get("toolCalls")), event, terminal)
