@@ -77,3 +77,14 @@ def pytest_sessionfinish(session, exitstatus):
         for report in skipped:
             print(f"\nskipped, which CI does not allow: {report.nodeid}: {report.longrepr}")
         session.exitstatus = 1
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def async_backend(request, monkeypatch) -> str:
+    """Runs an async test once per transport: aiohttp (the default when installed) and httpx
+    (what AsyncClient falls back to when aiohttp is not installed)."""
+    import sys
+
+    if request.param == "httpx":
+        monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: `import aiohttp` fails
+    return request.param

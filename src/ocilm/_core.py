@@ -28,6 +28,7 @@ from ._errors import (
     UnsupportedParamsError,
     error_class_for_status,
 )
+from ._json import loads
 from ._settings import CONNECTION_SETTINGS, Settings, SettingsCache
 from ._sse import DONE, SSEDecoder
 from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
@@ -221,7 +222,7 @@ def base_headers(accept: str, extra: dict[str, str]) -> dict[str, str]:
 
 def decode_json(body: bytes, context: str, request_id: str | None) -> Any:
     try:
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         snippet = body[:120].decode("utf-8", errors="replace")
         raise APIResponseValidationError(
@@ -304,6 +305,7 @@ class ChunkAssembler:
         self.request_id = request_id
         self.done = False
         self.delivered = 0
+        self.wrap = True  # False: chunks stay plain dicts (a relay that only serialises them)
 
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
         try:
@@ -323,7 +325,8 @@ class ChunkAssembler:
         except ValueError as exc:
             raise self._malformed(exc) from None
         try:
-            return self._events(events) + [self._wrap(c) for c in self.state.close()]
+            tail = self.state.close()
+            return self._events(events) + ([self._wrap(c) for c in tail] if self.wrap else tail)
         except OCIError:
             raise
         except SHAPE_ERRORS as exc:
@@ -348,7 +351,8 @@ class ChunkAssembler:
                     f"error in the middle of the stream, after {self.delivered} chunk(s): {event['message']}",
                     status_code=status, code=str(event["code"]), opc_request_id=self.request_id,
                 )  # fmt: skip
-            out.extend(self._wrap(c) for c in self.state.feed(event))
+            chunks = self.state.feed(event)
+            out.extend(map(self._wrap, chunks) if self.wrap else chunks)
         self.delivered += len(out)
         return out
 

@@ -309,16 +309,19 @@ class SettingsCache:
     def resolve(self, params: Mapping[str, Any]) -> Settings:
         env = os.environ
         try:
-            key = (
-                tuple(sorted((k, v if k != "oci_signer" else id(v)) for k, v in params.items() if v is not None)),
-                tuple(env.get(name) for name in _ENV_NAMES),
-            )
-            hash(key)
+            signer = params.get("oci_signer")
+            items = params.items() if signer is None else {**params, "oci_signer": id(signer)}.items()
+            key = (frozenset(item for item in items if item[1] is not None), tuple(map(env.get, _ENV_NAMES)))
         except TypeError:
             return _resolve(params, env)
         found = self._entries.get(key)
-        if found is not None and all(file_stamp(p) == s for p, s in zip(found[0].sources, found[1], strict=True)):
-            return found[0]
+        if found is not None:
+            settings, stamps = found
+            for path, stamp in zip(settings.sources, stamps):  # noqa: B905 - built together, same length
+                if file_stamp(path) != stamp:
+                    break
+            else:
+                return settings
         settings = _resolve(params, env)
         stamps = tuple(file_stamp(p) for p in settings.sources)
         with self._lock:

@@ -13,8 +13,9 @@ line longer than MAX_EVENT_BYTES is an error rather than unbounded memory.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from ._json import loads as _loads
 
 DONE = "[DONE]"
 MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -111,7 +112,6 @@ class SSEDecoder:
 
 
 _INCOMPLETE = object()
-_loads = json.loads
 
 
 def _parse(value: str) -> Any:

@@ -57,6 +57,7 @@ def test_every_model_sync(creds, model):
     assert stream["finish"] == "stop"
 
 
+@pytest.mark.usefixtures("async_backend")
 @pytest.mark.parametrize("model", ["meta.llama-3.3-70b-instruct", "xai.grok-4", "cohere.command-a-03-2025", "google.gemini-2.5-pro", "openai.gpt-5"])
 async def test_every_family_async(creds, model):
     r = await ocilm.acompletion(f"oci/{model}", [{"role": "user", "content": "Ping"}], **creds)
@@ -320,6 +321,7 @@ def test_stream_closed_when_caller_stops_early(creds):
         assert s2.response.is_closed
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_async_client_stream_early_close(creds):
     async with AsyncClient(**creds) as client:
         stream = await client.completion("oci/xai.grok-3", [{"role": "user", "content": "a b c d"}], stream=True)
@@ -348,6 +350,7 @@ def test_connections_are_reused_after_streams(creds, oci_simulator):
     assert len({r.client for r in oci_simulator.requests}) == 1
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_async_connections_are_reused_after_streams(creds, oci_simulator):
     async with AsyncClient(**creds) as client:
         for _ in range(5):

@@ -34,6 +34,7 @@ def test_batches_over_96_in_order_with_summed_usage(creds, oci_simulator):
     assert single.data[0].embedding == r.data[200].embedding  # reassembled in the right order
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_async_batches(creds, oci_simulator):
     inputs = [f"doc {i}" for i in range(200)]
     r = await ocilm.aembedding(model="oci/cohere.embed-multilingual-v3.0", input=inputs, **creds)
@@ -52,6 +53,7 @@ def test_failing_batch_names_its_inputs(creds, oci_simulator):
     assert 400 in [r.status for r in oci_simulator.requests]
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_async_failing_batch(creds):
     only_batch_one = Fault(status=503, match='"a"', times=None).header()
     with pytest.raises(ocilm.ServiceUnavailableError, match=r"batch 1 of 2 \(inputs 0\.\.95\)"):

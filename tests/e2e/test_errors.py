@@ -205,6 +205,7 @@ def test_stream_error_status_before_start(client):
 # ---------------------------------------------------------------- async
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_async_retries_and_errors(creds, oci_simulator):
     sleeps = AsyncSleeps()
     async with AsyncClient(**creds) as client:

@@ -62,6 +62,21 @@ def test_resource_principal_refreshes_after_401(oci_simulator, creds, resource_p
     assert f"ST${fresh}" in oci_simulator.requests[-1].headers["authorization"]
 
 
+@pytest.mark.usefixtures("async_backend")
+async def test_resource_principal_refreshes_after_401_async(oci_simulator, creds, resource_principal_files):
+    token_file, key = resource_principal_files
+    token_file.write_text(_rpst("stale"))
+    signer = oci.auth.signers.get_resource_principals_signer()
+    fresh = _rpst("fresh")
+    token_file.write_text(fresh)
+    oci_simulator.register_session_token(fresh, key.public_key())
+    async with ocilm.AsyncClient(oci_signer=signer, api_base=creds["api_base"], oci_compartment_id="ocid1.compartment.oc1..rp") as client:
+        r = await client.completion("oci/xai.grok-3", [{"role": "user", "content": "again"}])
+    assert r.choices[0].message.content.endswith("again")
+    assert [q.status for q in oci_simulator.requests] == [401, 200]
+    assert f"ST${fresh}" in oci_simulator.requests[-1].headers["authorization"]
+
+
 def test_plain_key_signer_does_not_retry_401(oci_simulator, creds):
     with pytest.raises(ocilm.AuthenticationError):
         ocilm.completion("oci/xai.grok-3", [{"role": "user", "content": "x"}], **{**creds, "oci_fingerprint": "00:" * 15 + "00"})

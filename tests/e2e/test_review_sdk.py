@@ -62,7 +62,7 @@ def test_c1_asyncio_run_does_not_leak_clients_or_sockets(creds):
     before = _socket_count()
     for _ in range(20):
         assert asyncio.run(one())
-    assert held._http is None or held._http.is_closed  # closed when its loop shut down
+    assert held._transport is None or held._transport.is_closed  # closed when its loop shut down
     assert _socket_count() - before <= 2  # was +40 for 20 runs
 
 
@@ -225,6 +225,7 @@ def test_c9_inherited_pass_phrase_with_plain_key(oci_simulator, tmp_path, creds)
 # ---------------------------------------------------------------- C10
 
 
+@pytest.mark.usefixtures("async_backend")
 async def test_c10_blocking_sdk_signer_does_not_stall_the_event_loop(oci_simulator, fixture_key_registered, tmp_path):
     oci = pytest.importorskip("oci")
     from ..conftest import TENANCY, USER

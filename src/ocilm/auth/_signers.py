@@ -1,7 +1,7 @@
 """Request signers: who signs (API key, session token, an OCI SDK signer) and how.
 
-Each signer takes an ``httpx.Request`` whose body is final and adds the OCI signature
-headers in place. They hold parsed keys, never PEM text, and their repr shows no secret.
+Each signer takes a request whose body is final (a ``SignableRequest``, or an ``httpx.Request``)
+and adds the OCI signature headers in place. They hold parsed keys, never PEM text, and their repr shows no secret.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
+from ._request import SignableRequest
 from ._signing import authorization_header, body_sha256, headers_to_sign, signing_string
 
 if TYPE_CHECKING:
-    import httpx
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 
@@ -28,19 +28,20 @@ def rsa_sign(key: RSAPrivateKey, text: str) -> str:
     return base64.b64encode(key.sign(text.encode("ascii"), PKCS1v15(), SHA256())).decode("ascii")
 
 
-def fill_signed_headers(request: httpx.Request, names: tuple[str, ...]) -> dict[str, str]:
+def fill_signed_headers(request: SignableRequest, names: tuple[str, ...]) -> dict[str, str]:
     """Add the headers OCI signs but the caller may not have set; return the signed values.
 
     Values the caller set (a fixed ``date``, say) are kept. The returned dict holds exactly
     what is on the request, so the signing string is built without reading headers back.
     """
+    request = SignableRequest.of(request)
     headers = request.headers
     values: dict[str, str] = {}
     added: dict[str, str] = {}
     date = headers.get("date")
     values["date"] = date or added.setdefault("date", email.utils.formatdate(usegmt=True))
     host = headers.get("host")
-    values["host"] = host or added.setdefault("host", request.url.netloc.decode("ascii"))
+    values["host"] = host or added.setdefault("host", request.netloc)
     if "content-length" in names:
         body = request.content
         content_type = headers.get("content-type")
@@ -51,16 +52,13 @@ def fill_signed_headers(request: httpx.Request, names: tuple[str, ...]) -> dict[
     return values
 
 
-def request_target(request: httpx.Request) -> str:
-    return request.url.raw_path.decode("ascii")
-
-
 class RequestSigner:
     """Base: ``sign(request)`` adds date/host/content headers and ``authorization``."""
 
     may_block = False  # True where sign() or on_unauthorized() may wait on I/O (async code runs them in a thread)
 
-    def sign(self, request: httpx.Request) -> None:
+    def sign(self, request: Any) -> None:
+        """Sign ``request`` (a ``SignableRequest`` or an ``httpx.Request``) in place."""
         raise NotImplementedError
 
     def on_unauthorized(self) -> bool:
@@ -73,10 +71,11 @@ class _RSASigner(RequestSigner):
 
     _private_key: RSAPrivateKey
 
-    def sign(self, request: httpx.Request) -> None:
+    def sign(self, request: Any) -> None:
+        request = SignableRequest.of(request)
         names = headers_to_sign(request.method)
         values = fill_signed_headers(request, names)
-        text = signing_string(request.method, request_target(request), values, names)
+        text = signing_string(request.method, request.target, values, names)
         request.headers["authorization"] = authorization_header(
             self._current_key_id(), names, rsa_sign(self._private_key, text)
         )
@@ -146,12 +145,15 @@ class SessionTokenSigner(_RSASigner):
 class _SDKRequestView:
     """The slice of a ``requests.PreparedRequest`` that OCI SDK signers read and write."""
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: SignableRequest) -> None:
+        import httpx
+
         self.method = request.method
-        self.url = str(request.url)
-        self.path_url = request_target(request)
+        self.url = request.url
+        self.path_url = request.target
         self.body = request.content
-        self.headers = request.headers  # httpx.Headers: case-insensitive, mutable
+        # SDK signers look headers up in any case: give them a case-insensitive mapping.
+        self.headers = request.headers if isinstance(request.headers, httpx.Headers) else httpx.Headers(dict(request.headers))
 
 
 class SDKSignerAdapter(RequestSigner):
@@ -160,7 +162,7 @@ class SDKSignerAdapter(RequestSigner):
     The SDK signer is called the way the SDK itself calls it (``signer(request)``, which
     lets principal signers refresh an expiring token first), falling back to
     ``do_request_sign``. Host and content headers are filled in first so the SDK signs the
-    very values httpx sends.
+    very values that are sent.
     """
 
     def __init__(self, signer: Any) -> None:
@@ -174,7 +176,8 @@ class SDKSignerAdapter(RequestSigner):
     # Principal signers fetch and refresh tokens over the network inside sign().
     may_block = True
 
-    def sign(self, request: httpx.Request) -> None:
+    def sign(self, request: Any) -> None:
+        request = SignableRequest.of(request)
         fill_signed_headers(request, headers_to_sign(request.method))
         view = _SDKRequestView(request)
         if callable(self.signer):
@@ -183,6 +186,9 @@ class SDKSignerAdapter(RequestSigner):
             self.signer.do_request_sign(view)
         if view.body is not request.content:
             raise ConfigurationError("oci_signer replaced the request body; ocilm signs exact bytes only", param="oci_signer")
+        if view.headers is not request.headers:
+            request.headers.clear()
+            request.headers.update((name.lower(), value) for name, value in view.headers.items())
 
     def on_unauthorized(self) -> bool:
         refresh = getattr(self.signer, "refresh_security_token", None)

@@ -51,7 +51,7 @@ async def _relay(upstream: Any, model: str, start: list[bytes], feed: Callable[[
     upstream failure after the start becomes the door's failure frames. Closes the upstream."""
     try:
         yield b"".join(start)
-        async for batch in upstream._batches():
+        async for batch in upstream._batches(plain=True):
             frames = [frame for chunk in batch for frame in feed(chunk)]
             if frames:
                 yield b"".join(frames)

@@ -15,6 +15,14 @@ log = logging.getLogger("ocilm.gateway")
 PRUNE_EVERY = 2.0
 
 
+def httpx_client_of(client: Any) -> Any:
+    """The ``httpx.AsyncClient`` an ``ocilm.AsyncClient`` sends with, or None (aiohttp, or none yet)."""
+    from .._transport import HttpxTransport
+
+    transport = client._transport
+    return transport.http if isinstance(transport, HttpxTransport) else None
+
+
 def _pool_of(http: Any) -> Any:
     transport = getattr(http, "_transport", None)  # httpx.AsyncHTTPTransport
     return getattr(transport, "_pool", None)  # httpcore.AsyncConnectionPool, or None for other transports
