@@ -340,7 +340,7 @@ def _stream_error(failure: ReadFailed, assembler: ChunkAssembler) -> OCIError:
 class AsyncClient(_Base):
     """The asyncio twin of ``Client``: the same arguments, awaited.
 
-    Sends over aiohttp when it is installed (``ocilm[aiohttp]``, several times faster under
+    Sends over aiohttp when it is installed (``ocilm[fast]``, several times faster under
     concurrency), else over httpx. ``http_client``: an ``aiohttp.ClientSession`` or an
     ``httpx.AsyncClient`` of your own (proxies, certificates, pool limits); ocilm uses it
     and leaves closing it to you.

@@ -4,7 +4,7 @@ The clients decide what to send (``_core``), when to retry (``_retry``) and what
 (``_client._reply``); a transport only moves bytes and turns its library's failures into ours:
 ``OCIError`` when a request cannot be sent, ``ReadFailed`` when a reply's body breaks off.
 
-The async client sends over aiohttp when it is installed (``pip install 'ocilm[aiohttp]'``):
+The async client sends over aiohttp when it is installed (``pip install 'ocilm[fast]'``):
 httpx's async pool scans every connection per request (encode/httpcore#1035), and its request
 and response objects cost more than the whole call's signing. ``bench/RESULTS.md`` has the
 figures. An ``httpx.AsyncClient`` passed as ``http_client`` is used as it is.
