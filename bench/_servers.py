@@ -20,7 +20,9 @@ def simulator(port: int, key_file: str, key_id: str) -> None:
     app = SimulatorApp()
     app.register_key(key_id, load_private_key_file(key_file).public_key())
     print("ready", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="off")
+    # Keep idle connections as long as a client's pool does (OCI keeps them for minutes), so no
+    # benchmark arm meets a connection closed under it.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=60)
 
 
 def _signed_headers(key_file: str, key_id: str, host: str):

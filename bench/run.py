@@ -185,13 +185,25 @@ async def client_async(ctx: dict, rounds: int, concurrencies: tuple[int, ...], c
 
         async def limit() -> float:
             t = time.perf_counter()
-            async with session.post(url, data=body, headers=signer.headers(body)) as r:
-                json.loads(await r.read())
+            for attempt in range(3):  # a pooled connection the server closed as it was reused: once more, as ocilm does
+                try:
+                    async with session.post(url, data=body, headers=signer.headers(body)) as r:
+                        json.loads(await r.read())
+                    break
+                except aiohttp.ClientConnectionError:
+                    if attempt == 2:
+                        raise
             return time.perf_counter() - t
 
         async def plain_httpx() -> float:
             t = time.perf_counter()
-            (await http.post(url, content=body, headers=signer.headers(body))).json()
+            for attempt in range(3):
+                try:
+                    (await http.post(url, content=body, headers=signer.headers(body))).json()
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             return time.perf_counter() - t
 
         async def ours_stream() -> tuple[float, float]:
