@@ -1,4 +1,4 @@
-"""Request signing for OCI: pure signing steps, credential signers and the httpx auth flow."""
+"""Request signing for OCI: pure signing steps, credential signers and the request they sign."""
 
 from ._keys import fingerprint, load_private_key, load_private_key_file, normalize_pem
 from ._signers import KeySigner, RequestSigner, SDKSignerAdapter, SessionTokenSigner
