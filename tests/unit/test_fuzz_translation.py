@@ -105,3 +105,16 @@ def test_junk_replies_give_validation_errors_never_crashes(model, stream):
             assert exc.message
             outcomes["refused"] += 1
     assert outcomes["ok"] > 0 and outcomes["refused"] > 0
+
+
+@pytest.mark.parametrize(("model", "build", "valid"), [
+    ("meta.llama-3.3-70b-instruct", generic_request, "expected text, image_url, input_audio or file"),
+    ("cohere.command-a-03-2025", cohere_v2_request, "for a Cohere model; expected text or image_url"),
+])  # fmt: skip
+def test_an_unsupported_content_part_names_its_place_and_the_valid_types(model, build, valid):
+    ctx = ChatContext(model=model, info=model_info(model))
+    content = ["plain text", {"type": "text", "text": "more"}, {"type": "video", "video": {}}]
+    with pytest.raises(BadRequestError) as err:
+        translate(build, [{"role": "user", "content": content}], {}, ctx)
+    assert err.value.param == "messages[0].content[2].type"
+    assert "unsupported content part 'video'" in str(err.value) and valid in str(err.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,6 +147,35 @@ def image_url(part: dict, at: str, ctx: ChatContext) -> dict:
             raise bad(f"{at}.image_url.detail", f"expected one of auto, high, low, got {detail!r}")
         out["detail"] = _DETAIL[str(detail).lower()]
     return out
+
+
+PartBuilder = Callable[[dict, str, "ChatContext"], dict]
+
+
+def content_parts(content: Any, where: str, ctx: ChatContext, builders: Mapping[str, PartBuilder], family: str = "") -> list[dict]:
+    """A message's ``content`` as OCI parts: a string is one TEXT part; in a list, strings and
+    ``text`` parts become TEXT and every other part is built by ``builders`` under its type, in
+    the order OpenAI lists them. ``family`` ends the error for a type the format cannot carry."""
+    if isinstance(content, str):
+        return [{"type": "TEXT", "text": content}]
+    if not isinstance(content, list):
+        raise bad(f"{where}.content", "expected a string or a list of content parts")
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        if isinstance(part, str):
+            parts.append({"type": "TEXT", "text": part})
+            continue
+        kind = part.get("type") if isinstance(part, dict) else None
+        at = f"{where}.content[{j}]"
+        build = builders.get(kind) if isinstance(kind, str) else None
+        if kind == "text":
+            parts.append({"type": "TEXT", "text": str(part.get("text", ""))})
+        elif build is not None:
+            parts.append(build(part, at, ctx))
+        else:
+            valid = ["text", *builders]
+            raise bad(f"{at}.type", f"unsupported content part {kind!r}{family}; expected {', '.join(valid[:-1])} or {valid[-1]}")
+    return parts
 
 
 def join_text(parts: Any) -> str:

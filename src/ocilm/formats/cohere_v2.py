@@ -23,11 +23,13 @@ from .._capabilities import DEFAULT_MAX_TOKENS
 from .._errors import InternalServerError
 from ._common import (
     ChatContext,
+    PartBuilder,
     SingleChoiceStream,
     arguments_text,
     assistant_tool_calls,
     bad,
     completion_object,
+    content_parts,
     created_from,
     expect,
     finish_reason,
@@ -53,22 +55,11 @@ _THINKING = {"none": None, "minimal": 1024, "low": 1024, "medium": 4096, "high":
 # ------------------------------------------------------------------ request
 
 
+_PARTS: dict[str, PartBuilder] = {"image_url": lambda part, at, ctx: {"type": "IMAGE_URL", "imageUrl": image_url(part, at, ctx)}}
+
+
 def _user_content(content: Any, where: str, ctx: ChatContext) -> list[dict]:
-    if isinstance(content, str):
-        return [{"type": "TEXT", "text": content}]
-    if not isinstance(content, list):
-        raise bad(f"{where}.content", "expected a string or a list of content parts")
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        at = f"{where}.content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else ("text" if isinstance(part, str) else None)
-        if kind == "text":
-            parts.append({"type": "TEXT", "text": part if isinstance(part, str) else str(part.get("text", ""))})
-        elif kind == "image_url":
-            parts.append({"type": "IMAGE_URL", "imageUrl": image_url(part, at, ctx)})
-        else:
-            raise bad(f"{at}.type", f"unsupported content part {kind!r} for a Cohere model; expected text or image_url")
-    return parts
+    return content_parts(content, where, ctx, _PARTS, " for a Cohere model")
 
 
 def _tool_calls(calls: Any, where: str) -> list[dict]:

@@ -8,12 +8,14 @@ from .._capabilities import DEFAULT_MAX_TOKENS
 from ._common import (
     REASONING_EFFORTS,
     ChatContext,
+    PartBuilder,
     arguments_text,
     assistant_tool_calls,
     bad,
     chat_id,
     chunk_object,
     completion_object,
+    content_parts,
     created_from,
     delta_object,
     expect,
@@ -42,36 +44,30 @@ _PLACEHOLDER_TEXT = "."
 # ------------------------------------------------------------------ request
 
 
+def _audio_part(part: dict, at: str, ctx: ChatContext) -> dict:
+    audio = part.get("input_audio")
+    if not isinstance(audio, dict) or not audio.get("data"):
+        raise bad(f"{at}.input_audio", "expected {'data': <base64>, 'format': 'wav'|'mp3'}")
+    return {"type": "AUDIO", "audioUrl": {"url": f"data:audio/{audio.get('format', 'wav')};base64,{audio['data']}"}}
+
+
+def _file_part(part: dict, at: str, ctx: ChatContext) -> dict:
+    file = part.get("file")
+    data = file.get("file_data") if isinstance(file, dict) else None
+    if not isinstance(data, str) or not data.startswith("data:"):
+        raise bad(f"{at}.file", "expected {'file_data': 'data:application/pdf;base64,...'} (uploaded file ids are not supported by OCI)")
+    return {"type": "DOCUMENT", "documentUrl": {"url": data}}
+
+
+_PARTS: dict[str, PartBuilder] = {
+    "image_url": lambda part, at, ctx: {"type": "IMAGE", "imageUrl": image_url(part, at, ctx)},
+    "input_audio": _audio_part,
+    "file": _file_part,
+}
+
+
 def _content_parts(content: Any, where: str, ctx: ChatContext) -> list[dict]:
-    if isinstance(content, str):
-        return [{"type": "TEXT", "text": content}]
-    if not isinstance(content, list):
-        raise bad(f"{where}.content", "expected a string or a list of content parts")
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        at = f"{where}.content[{j}]"
-        if isinstance(part, str):
-            parts.append({"type": "TEXT", "text": part})
-            continue
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append({"type": "TEXT", "text": str(part.get("text", ""))})
-        elif kind == "image_url":
-            parts.append({"type": "IMAGE", "imageUrl": image_url(part, at, ctx)})
-        elif kind == "input_audio":
-            audio = part.get("input_audio")
-            if not isinstance(audio, dict) or not audio.get("data"):
-                raise bad(f"{at}.input_audio", "expected {'data': <base64>, 'format': 'wav'|'mp3'}")
-            parts.append({"type": "AUDIO", "audioUrl": {"url": f"data:audio/{audio.get('format', 'wav')};base64,{audio['data']}"}})
-        elif kind == "file":
-            file = part.get("file")
-            data = file.get("file_data") if isinstance(file, dict) else None
-            if not isinstance(data, str) or not data.startswith("data:"):
-                raise bad(f"{at}.file", "expected {'file_data': 'data:application/pdf;base64,...'} (uploaded file ids are not supported by OCI)")
-            parts.append({"type": "DOCUMENT", "documentUrl": {"url": data}})
-        else:
-            raise bad(f"{at}.type", f"unsupported content part {kind!r}; expected text, image_url, input_audio or file")
-    return parts
+    return content_parts(content, where, ctx, _PARTS)
 
 
 def _tool_calls(calls: Any, where: str) -> list[dict]:
