@@ -99,6 +99,8 @@ class AsyncReply(Protocol):
 
 
 class AsyncTransport(Protocol):
+    http: Any  # the library's client: an aiohttp.ClientSession or an httpx.AsyncClient
+
     @property
     def is_closed(self) -> bool: ...
     async def send(self, call: PreparedCall, request: SignableRequest) -> AsyncReply: ...

@@ -46,35 +46,38 @@ def test_resource_principal_signer(oci_simulator, creds, resource_principal_file
     assert oci_simulator.requests[-1].headers["authorization"].count(f'keyId="ST${token}"') == 1
 
 
-def test_resource_principal_refreshes_after_401(oci_simulator, creds, resource_principal_files):
-    """The token on disk is replaced after the signer loaded it; OCI answers 401 to the old one,
-    ocilm asks the signer to refresh and retries once, signed with the new token."""
+@pytest.fixture
+def stale_principal(oci_simulator, creds, resource_principal_files):
+    """A resource principal signer that loaded a token, which was then replaced on disk by a fresh
+    one that OCI knows; returns the call's settings and the fresh token."""
     token_file, key = resource_principal_files
     token_file.write_text(_rpst("stale"))
     signer = oci.auth.signers.get_resource_principals_signer()
     fresh = _rpst("fresh")
     token_file.write_text(fresh)
     oci_simulator.register_session_token(fresh, key.public_key())
-    r = ocilm.completion("oci/xai.grok-3", [{"role": "user", "content": "again"}], oci_signer=signer,
-                         api_base=creds["api_base"], oci_compartment_id="ocid1.compartment.oc1..rp")
-    assert r.choices[0].message.content.endswith("again")
+    return {"oci_signer": signer, "api_base": creds["api_base"], "oci_compartment_id": "ocid1.compartment.oc1..rp"}, fresh
+
+
+def _refreshed_once(oci_simulator, reply, fresh: str) -> None:
+    assert reply.choices[0].message.content.endswith("again")
     assert [q.status for q in oci_simulator.requests] == [401, 200]
     assert f"ST${fresh}" in oci_simulator.requests[-1].headers["authorization"]
+
+
+def test_resource_principal_refreshes_after_401(oci_simulator, stale_principal):
+    """OCI answers 401 to the stale token; ocilm asks the signer to refresh and retries once,
+    signed with the new token."""
+    settings, fresh = stale_principal
+    _refreshed_once(oci_simulator, ocilm.completion("oci/xai.grok-3", [{"role": "user", "content": "again"}], **settings), fresh)
 
 
 @pytest.mark.usefixtures("async_backend")
-async def test_resource_principal_refreshes_after_401_async(oci_simulator, creds, resource_principal_files):
-    token_file, key = resource_principal_files
-    token_file.write_text(_rpst("stale"))
-    signer = oci.auth.signers.get_resource_principals_signer()
-    fresh = _rpst("fresh")
-    token_file.write_text(fresh)
-    oci_simulator.register_session_token(fresh, key.public_key())
-    async with ocilm.AsyncClient(oci_signer=signer, api_base=creds["api_base"], oci_compartment_id="ocid1.compartment.oc1..rp") as client:
-        r = await client.completion("oci/xai.grok-3", [{"role": "user", "content": "again"}])
-    assert r.choices[0].message.content.endswith("again")
-    assert [q.status for q in oci_simulator.requests] == [401, 200]
-    assert f"ST${fresh}" in oci_simulator.requests[-1].headers["authorization"]
+async def test_resource_principal_refreshes_after_401_async(oci_simulator, stale_principal):
+    settings, fresh = stale_principal
+    async with ocilm.AsyncClient(**settings) as client:
+        reply = await client.completion("oci/xai.grok-3", [{"role": "user", "content": "again"}])
+    _refreshed_once(oci_simulator, reply, fresh)
 
 
 def test_plain_key_signer_does_not_retry_401(oci_simulator, creds):

@@ -233,32 +233,28 @@ async def _while_connected(request: Request, work: Callable[[], Awaitable[Any]])
     """
     task = asyncio.current_task()
     assert task is not None
-    state = {"done": False, "gone": False}
+    working, gone = True, False
 
     async def watch() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
-        if not state["done"]:
-            state["gone"] = True
+        if working:  # the watcher runs only while work() awaits: it never cancels a finished call
+            gone = True
             task.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
-        result = await work()
-        state["done"] = True  # set before the next await, so the watcher can no longer cancel us
-        return result
+        return await work()
     except asyncio.CancelledError:
-        state["done"] = True
-        if not state["gone"]:
+        if not gone:
             raise  # cancelled from outside: not ours to swallow
-        uncancel = getattr(task, "uncancel", None)
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: leave no cancellation pending
         if uncancel is not None:
             uncancel()
         raise _ClientGone from None
-    except BaseException:
-        state["done"] = True
-        raise
     finally:
+        working = False
         watcher.cancel()
 
 
