@@ -257,6 +257,17 @@ def test_settings_cache_parses_key_once():
     assert a is b
 
 
+def test_settings_cache_sees_environment_changes_at_once(monkeypatch):
+    cache = SettingsCache()
+    assert cache.resolve(MANUAL).region == "us-ashburn-1"
+    monkeypatch.setenv("OCI_REGION", "eu-frankfurt-1")
+    assert cache.resolve(MANUAL).region == "eu-frankfurt-1"
+    monkeypatch.setenv("OCI_COMPARTMENT_ID", "ocid1.compartment.oc1..fromenv")
+    assert cache.resolve(MANUAL).require_compartment() == "ocid1.compartment.oc1..fromenv"
+    monkeypatch.delenv("OCI_REGION")
+    assert cache.resolve(MANUAL).region == "us-ashburn-1"
+
+
 def test_no_secret_in_reprs():
     key_pem = _encrypted_pem(b"hunter2")
     s = resolve_settings({**MANUAL, "oci_key": key_pem, "oci_pass_phrase": "hunter2"})
