@@ -1,0 +1,80 @@
+"""The governance tables (SQLAlchemy 2 declarative). Money is stored in whole nano-dollars
+(10^-9 USD) so that sums are exact; times are Unix seconds (floats), the same on every store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Team(Base):
+    __tablename__ = "ocilm_teams"
+
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_alias: Mapped[str | None] = mapped_column(String(256))
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_budget: Mapped[int | None] = mapped_column(BigInteger)  # nano-USD
+    budget_duration: Mapped[str | None] = mapped_column(String(16))
+    budget_reset_at: Mapped[float | None] = mapped_column(Float)
+    spend: Mapped[int] = mapped_column(BigInteger, default=0)  # nano-USD, this budget window
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Key(Base):
+    __tablename__ = "ocilm_keys"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)  # the stable public id
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole secret key
+    key_name: Mapped[str] = mapped_column(String(64))  # the key masked for display: sk-...abcd
+    key_alias: Mapped[str | None] = mapped_column(String(256))
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_budget: Mapped[int | None] = mapped_column(BigInteger)
+    budget_duration: Mapped[str | None] = mapped_column(String(16))
+    budget_reset_at: Mapped[float | None] = mapped_column(Float)
+    spend: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    # After /key/regenerate the previous secret keeps working until this time (the grace period).
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_valid_until: Mapped[float | None] = mapped_column(Float)
+
+
+class Hold(Base):
+    """A reservation of a request's worst-case cost against its key's and team's budgets."""
+
+    __tablename__ = "ocilm_holds"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SpendLog(Base):
+    __tablename__ = "ocilm_spend_logs"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # settled once
+    token: Mapped[str | None] = mapped_column(String(32), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(256))
+    deployment: Mapped[str] = mapped_column(String(256))
+    route: Mapped[str] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[int | None] = mapped_column(BigInteger)  # nano-USD; None when no price is known
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float, index=True)

@@ -1,0 +1,312 @@
+"""The governance store: keys, teams, budget holds and spend logs in SQLite or PostgreSQL.
+
+Every budget decision is one transaction. ``reserve`` locks the key's and team's rows (``SELECT
+... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` takes the one write lock), checks
+committed spend + live holds + the request's worst case against each budget, and records a hold
+that expires. ``settle`` writes the spend log row, adds the cost to the key and team, and drops
+the hold, in one transaction keyed by the request id, so a request is billed once however often
+settlement is retried, and nothing is billed that has no log row.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ._models import Hold, Key, SpendLog, Team
+from ._policy import duration_seconds, key_hash, new_key, token_of
+
+_ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (governed requests fail closed with 503)."""
+
+
+class BudgetExceeded(Exception):
+    def __init__(self, scope: str, max_budget: int, committed: int, held: int, estimate: int) -> None:
+        super().__init__(scope)
+        self.scope, self.max_budget, self.committed, self.held, self.estimate = scope, max_budget, committed, held, estimate
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What authenticating a request needs of a key, read in one query."""
+
+    token: str
+    team_id: str | None
+    models: tuple[str, ...]
+    team_models: tuple[str, ...]
+    has_budget: bool  # the key's or its team's
+    blocked: bool
+    expires_at: float | None
+
+
+def async_url(url: str) -> str:
+    """A configured database URL with the async driver ocilm uses."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        engine = create_async_engine(async_url(url), pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            _sqlite_one_writer(engine)
+        store = cls(engine)
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (OSError, DBAPIError) as exc:
+            await engine.dispose()
+            raise StoreUnavailable(f"cannot reach the database ({type(exc).__name__})") from None
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (OSError, OperationalError, DBAPIError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise StoreUnavailable(f"the database failed ({type(exc).__name__})") from None
+
+    async def upgrade(self) -> None:
+        """Apply the migrations; on PostgreSQL under an advisory lock, so replicas never race."""
+        from .migrations import upgrade
+
+        async with self._tx() as conn:
+            if not self.is_sqlite:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
+            await conn.run_sync(upgrade)
+
+    # ------------------------------------------------------------------ keys
+
+    async def authenticate(self, key: str, now: float | None = None) -> KeyView | None:
+        """The key's view if ``key`` is a current virtual key (its secret, or the previous one
+        within its grace period), else None. Blocked and expired keys are returned as they are:
+        the caller says why it refuses them."""
+        token = token_of(key)
+        if token is None:
+            return None
+        now = time.time() if now is None else now
+        async with self._tx() as conn:
+            row = (await conn.execute(select(Key).where(Key.token == token))).first()
+            if row is None:
+                return None
+            digest = key_hash(key)
+            current = hmac.compare_digest(digest, row.key_hash)
+            previous = row.previous_hash is not None and hmac.compare_digest(digest, row.previous_hash) and (row.previous_valid_until or 0) > now
+            if not (current or previous):
+                return None
+            team = (await conn.execute(select(Team).where(Team.team_id == row.team_id))).first() if row.team_id else None
+        return KeyView(
+            token=row.token, team_id=row.team_id, models=tuple(row.models or ()), team_models=tuple(team.models or ()) if team else (),
+            has_budget=row.max_budget is not None or (team is not None and team.max_budget is not None),
+            blocked=bool(row.blocked or (team is not None and team.blocked)), expires_at=row.expires_at,
+        )  # fmt: skip
+
+    async def create_key(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        key, token = new_key()
+        now = time.time()
+        values = {"token": token, "key_hash": key_hash(key), "key_name": f"sk-...{key[-4:]}", "created_at": now, "spend": 0,
+                  "models": [], "metadata_": {}, "blocked": False, **fields}  # fmt: skip
+        async with self._tx() as conn:
+            if values.get("team_id") and (await conn.execute(select(Team.team_id).where(Team.team_id == values["team_id"]))).first() is None:
+                raise LookupError(f"team_id: no team {values['team_id']!r}")
+            await conn.execute(insert(Key).values(**_columns(values)))
+        return key, await self.key_info(token)  # type: ignore[return-value]
+
+    async def key_info(self, token: str) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(select(Key).where(Key.token == token))).first()
+        return None if row is None else _key_dict(row)
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(Key).order_by(Key.created_at))).all()
+        return [_key_dict(r) for r in rows]
+
+    async def update_key(self, token: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            if fields.get("team_id") and (await conn.execute(select(Team.team_id).where(Team.team_id == fields["team_id"]))).first() is None:
+                raise LookupError(f"team_id: no team {fields['team_id']!r}")
+            if fields:
+                result = await conn.execute(update(Key).where(Key.token == token).values(**_columns(fields)))
+                if result.rowcount == 0:
+                    return None
+        return await self.key_info(token)
+
+    async def delete_keys(self, tokens: list[str]) -> list[str]:
+        async with self._tx() as conn:
+            found = [r.token for r in (await conn.execute(select(Key.token).where(Key.token.in_(tokens)))).all()]
+            await conn.execute(delete(Key).where(Key.token.in_(found)))
+        return found
+
+    async def regenerate(self, token: str, grace_seconds: float) -> tuple[str, dict[str, Any]] | None:
+        """A new secret for the same key (same id, budget window and spend); the old secret
+        keeps working for ``grace_seconds``."""
+        key, _ = new_key(token)  # the same public id
+        async with self._tx() as conn:
+            row = (await conn.execute(select(Key).where(Key.token == token))).first()
+            if row is None:
+                return None
+            await conn.execute(update(Key).where(Key.token == token).values(
+                key_hash=key_hash(key), key_name=f"sk-...{key[-4:]}", previous_hash=row.key_hash if grace_seconds > 0 else None,
+                previous_valid_until=time.time() + grace_seconds if grace_seconds > 0 else None,
+            ))  # fmt: skip
+        return key, await self.key_info(token)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ teams
+
+    async def create_team(self, fields: dict[str, Any]) -> dict[str, Any]:
+        values = {"created_at": time.time(), "spend": 0, "models": [], "metadata_": {}, "blocked": False, **fields}
+        async with self._tx() as conn:
+            await conn.execute(insert(Team).values(**_columns(values)))
+        return await self.team_info(values["team_id"])  # type: ignore[return-value]
+
+    async def team_info(self, team_id: str) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(select(Team).where(Team.team_id == team_id))).first()
+            if row is None:
+                return None
+            keys = [r.token for r in (await conn.execute(select(Key.token).where(Key.team_id == team_id))).all()]
+        return {**_team_dict(row), "keys": keys}
+
+    async def update_team(self, team_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        if fields:
+            async with self._tx() as conn:
+                result = await conn.execute(update(Team).where(Team.team_id == team_id).values(**_columns(fields)))
+                if result.rowcount == 0:
+                    return None
+        return await self.team_info(team_id)
+
+    # ------------------------------------------------------------------ budgets
+
+    async def reserve(self, request_id: str, token: str, team_id: str | None, estimate: int, ttl: float) -> None:
+        """Hold ``estimate`` nano-dollars against the key's and team's budgets, or raise
+        BudgetExceeded naming the budget that has no room. One transaction, all or nothing."""
+        now = time.time()
+        async with self._tx() as conn:
+            key = (await conn.execute(_locked(select(Key).where(Key.token == token), self.is_sqlite))).first()
+            team = (await conn.execute(_locked(select(Team).where(Team.team_id == team_id), self.is_sqlite))).first() if team_id else None
+            for scope, row, column, model in (("key", key, Hold.token, Key), ("team", team, Hold.team_id, Team)):
+                if row is None or row.max_budget is None:
+                    continue
+                spend, reset_at = row.spend, row.budget_reset_at
+                if row.budget_duration and (reset_at is None or now >= reset_at):
+                    spend = 0 if reset_at is not None else spend
+                    reset_at = now + duration_seconds(row.budget_duration, "budget_duration")
+                    ident = Key.token == row.token if model is Key else Team.team_id == row.team_id
+                    await conn.execute(update(model).where(ident).values(spend=spend, budget_reset_at=reset_at))
+                held = (await conn.execute(select(func.coalesce(func.sum(Hold.amount), 0)).where(
+                    column == (row.token if model is Key else row.team_id), Hold.expires_at > now))).scalar_one()  # fmt: skip
+                if spend + held + estimate > row.max_budget:
+                    raise BudgetExceeded(scope, row.max_budget, spend, int(held), estimate)
+            await conn.execute(insert(Hold).values(request_id=request_id, token=token, team_id=team_id, amount=estimate,
+                                                              expires_at=now + ttl))  # fmt: skip
+
+    async def settle(self, log: dict[str, Any]) -> bool:
+        """Record one request's spend (its log row, the key's and team's totals) and release its
+        hold, once: a second settlement of the same request id changes nothing. True if recorded."""
+        async with self._tx() as conn:
+            exists = (await conn.execute(select(SpendLog.request_id).where(SpendLog.request_id == log["request_id"]))).first()
+            if exists is not None:
+                return False
+            await conn.execute(insert(SpendLog).values(**log))
+            cost = log.get("cost") or 0
+            if cost and log.get("token"):
+                await conn.execute(update(Key).where(Key.token == log["token"]).values(spend=Key.spend + cost))
+            if cost and log.get("team_id"):
+                await conn.execute(update(Team).where(Team.team_id == log["team_id"]).values(spend=Team.spend + cost))
+            await conn.execute(delete(Hold).where(Hold.request_id == log["request_id"]))
+        return True
+
+    async def release(self, request_id: str) -> None:
+        """Drop a hold whose request was refused before it cost anything."""
+        async with self._tx() as conn:
+            await conn.execute(delete(Hold).where(Hold.request_id == request_id))
+
+    async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
+                         end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+        query = select(SpendLog).order_by(SpendLog.started_at.desc()).limit(limit)
+        if token is not None:
+            query = query.where(SpendLog.token == token)
+        if team_id is not None:
+            query = query.where(SpendLog.team_id == team_id)
+        if start is not None:
+            query = query.where(SpendLog.started_at >= start)
+        if end is not None:
+            query = query.where(SpendLog.started_at < end)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in rows]
+
+
+def _locked(query: Any, is_sqlite: bool) -> Any:
+    return query if is_sqlite else query.with_for_update()  # SQLite: BEGIN IMMEDIATE already holds the write lock
+
+
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    """Attribute names to column names (``metadata_`` is stored as ``metadata``)."""
+    return {("metadata" if k == "metadata_" else k): v for k, v in values.items()}
+
+
+def _key_dict(row: Any) -> dict[str, Any]:
+    from ._policy import to_usd
+
+    return {
+        "token": row.token, "key_name": row.key_name, "key_alias": row.key_alias, "team_id": row.team_id, "user_id": row.user_id,
+        "models": list(row.models or []), "max_budget": to_usd(row.max_budget), "budget_duration": row.budget_duration,
+        "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend), "expires": row.expires_at, "blocked": bool(row.blocked),
+        "metadata": dict(row.metadata or {}), "created_at": row.created_at,
+    }  # fmt: skip
+
+
+def _team_dict(row: Any) -> dict[str, Any]:
+    from ._policy import to_usd
+
+    return {
+        "team_id": row.team_id, "team_alias": row.team_alias, "models": list(row.models or []), "max_budget": to_usd(row.max_budget),
+        "budget_duration": row.budget_duration, "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend),
+        "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at,
+    }  # fmt: skip
+
+
+def _sqlite_one_writer(engine: AsyncEngine) -> None:
+    """SQLite: WAL (readers never wait on the writer), a busy timeout, and BEGIN IMMEDIATE for
+    every transaction, so a budget check and its hold are taken under the one write lock."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not open transactions itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,13 @@
+"""Alembic's entry point: migrations run on the connection ``upgrade`` hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from ocilm.gateway.governance._models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
+                  version_table="ocilm_alembic_version")  # fmt: skip
+with context.begin_transaction():
+    context.run_migrations()
