@@ -44,3 +44,17 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'governance.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+def migrate(url: str) -> None:
+    """What ``ocilm db upgrade`` does, for a PostgreSQL database a test is about to serve from."""
+    from ocilm.gateway.governance._store import Store
+
+    async def go() -> None:
+        store = await Store.open(url)
+        try:
+            await store.upgrade()
+        finally:
+            await store.close()
+
+    asyncio.run(go())

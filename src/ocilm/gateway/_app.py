@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -18,6 +16,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -46,7 +45,10 @@ from .._errors import (
 from ..doors._common import DoorError
 from ..formats._common import CHAT_PARAMS
 from . import _pool
-from ._config import Deployment, GatewayConfig, is_pattern
+from ._config import Deployment, GatewayConfig, GovernanceSettings, is_pattern
+from ._errors import GatewayError
+from .governance._gate import Caller, Gate, StreamWatch, cost_header, output_token_ceiling
+from .governance._policy import input_token_ceiling, text_chars
 
 log = logging.getLogger("ocilm.gateway")
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -54,21 +56,6 @@ CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stre
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
 _FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
-class GatewayError(Exception):
-    """An error the gateway answers with an OpenAI error body."""
-
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param, self.code, self.headers = status, message, kind, param, code, headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def _support_note(exc: OCIError) -> str:
@@ -124,10 +111,12 @@ class Router:
                                param="model", code="model_not_found")  # fmt: skip
         return random.sample(found, len(found))
 
-    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False, **params: Any) -> Any:
+    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
+                   tried: list[Deployment] | None = None, **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
-        model cannot take are dropped for it, and the output limit is clamped to its maximum."""
+        model cannot take are dropped for it, and the output limit is clamped to its maximum.
+        ``tried``: each deployment is appended as it is called (the last one answered)."""
         deployments = self.deployments(name)
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
         stream_args = {"stream": stream} if method == "completion" else {}
@@ -138,6 +127,8 @@ class Router:
                 for position, deployment in enumerate(deployments):
                     failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
                     own = _door_params(deployment, params) if door else params
+                    if tried is not None:
+                        tried.append(deployment)
                     try:
                         return await getattr(self.client, method)(
                             deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
@@ -162,17 +153,52 @@ def _door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, An
     return {**params, "drop_params": True}
 
 
-def _authorized(request: Request, master_key: str | None) -> bool:
-    """``Authorization: Bearer <key>`` (OpenAI clients) or ``x-api-key: <key>`` (Anthropic's)."""
-    if master_key is None:
-        return True
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        given = request.headers.get("x-api-key", "")
-        if not given:
-            return False
-    return hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), hashlib.sha256(master_key.encode()).digest())
+@dataclass
+class Upstream:
+    """An upstream call's result, with what governance adds: the cost header of a settled
+    reply, or the watch that settles a stream when it ends."""
+
+    result: Any
+    headers: dict[str, str]
+    watch: StreamWatch | None
+
+
+class Metered:
+    """The upstream call every model route makes: the key may use the model, its worst case is
+    reserved against its budgets, the call runs while the client is connected, and the actual
+    cost is settled (at once, or by the stream's watch)."""
+
+    def __init__(self, gate: Gate, router: Router) -> None:
+        self.gate, self.router = gate, router
+
+    async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
+                   *, stream: bool = False, door: bool = False) -> Upstream:  # fmt: skip
+        caller: Caller = request.state.caller
+        deployments = self.router.deployments(name)
+        self.gate.allow(caller, name, self.router.config.resolve(name))
+        if method == "completion":
+            inputs, outputs = input_token_ceiling(first), output_token_ceiling(params, deployments, DEFAULT_MAX_TOKENS)
+        else:
+            inputs, outputs = text_chars(first) + 8, 0
+        meter = await self.gate.meter(caller, route, name, deployments, inputs, outputs)
+        metered = self.gate.store is not None
+        asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
+        if metered and stream:
+            params = {**params, "stream_options": {"include_usage": True}}  # the cost comes from OCI's usage
+        tried: list[Deployment] = []
+        extra = {"stream": stream} if method == "completion" else {}
+        try:
+            result = await _while_connected(request, lambda: self.router.call(name, method, first, door=door, tried=tried, **extra, **params))
+        except _ClientGone:
+            await meter.settle(deployment=tried[-1] if tried else None, status=499)
+            raise
+        except OCIError as exc:
+            await meter.settle(deployment=tried[-1] if tried else None, status=gateway_error_for(exc).status)
+            raise
+        if not stream:
+            return Upstream(result, cost_header(await meter.settle(deployment=tried[-1], usage=dict.get(result, "usage"))), None)
+        watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage) if metered else None
+        return Upstream(result, {}, watch)
 
 
 def _reject_constant(name: str) -> Any:
@@ -265,11 +291,15 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     ``allowed_hosts``: the ``Host`` names it answers to when there is no master key (by
     default loopback names only, which defeats DNS rebinding); ``["*"]`` for any.
     """
+    from ._admin import admin_routes
     from ._doors import door_routes
 
     upstream = client or AsyncClient()
     router = Router(config, upstream)
     created = int(time.time())
+    settings = config.governance
+    gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True)
+    metered = Metered(gate, router)
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
                 map_error: Callable[[OCIError], GatewayError] = gateway_error_for) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
@@ -277,10 +307,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         status for an upstream failure, ``render`` the envelope (OpenAI's by default)."""
 
         async def endpoint(request: Request) -> Response:
-            if not _authorized(request, config.master_key):
-                return render(GatewayError(401, "missing or wrong API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                                           kind="authentication_error", code="invalid_api_key"))  # fmt: skip
             try:
+                request.state.caller = await gate.caller(request.headers)
                 return await handler(request)
             except GatewayError as err:
                 return render(err)
@@ -309,11 +337,12 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             raise GatewayError(400, "stream: expected true or false", param="stream")
         if messages is None:
             raise GatewayError(400, "messages: required, a list of {role, content} objects", param="messages")
-        result = await _while_connected(request, lambda: router.call(name, "completion", messages, stream=stream, **payload))
+        reply = await metered.call(request, "chat", name, "completion", messages, payload, stream=stream)
+        result = reply.result
         if not stream:
             result["model"] = name
-            return JSONResponse(result, headers=_request_id_header(result.opc_request_id))
-        return StreamingResponse(_event_stream(result, name), media_type="text/event-stream",
+            return JSONResponse(result, headers={**_request_id_header(result.opc_request_id), **reply.headers})
+        return StreamingResponse(_event_stream(result, name, reply.watch), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", **_request_id_header(result.opc_request_id)})  # fmt: skip
 
     async def embeddings(request: Request) -> Response:
@@ -324,9 +353,10 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         if "input" not in payload:
             raise GatewayError(400, "input: required, a string or a list of strings", param="input")
         inputs = payload.pop("input")
-        result = await _while_connected(request, lambda: router.call(name, "embedding", inputs, **payload))
+        reply = await metered.call(request, "embeddings", name, "embedding", inputs, payload)
+        result = reply.result
         result["model"] = name
-        return JSONResponse(result, headers=_request_id_header(result.opc_request_id))
+        return JSONResponse(result, headers={**_request_id_header(result.opc_request_id), **reply.headers})
 
     def model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": created, "owned_by": "oci"}
@@ -353,11 +383,16 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # aiohttp closes a pooled connection as soon as its peer does; httpx needs the pruner.
+        if settings is not None:
+            gate.store = await open_store(settings)
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
         try:
             yield
         finally:
             pruner.cancel()
+            await gate.drain()  # spend of cancelled streams is still being written
+            if gate.store is not None:
+                await gate.store.close()
             if client is None:  # ours to close; an injected client belongs to its caller
                 await upstream.aclose()
 
@@ -370,7 +405,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/models", guarded(models), methods=["GET"]),
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
-        *door_routes(router, guarded),
+        *door_routes(router, guarded, metered),
+        *admin_routes(gate, router),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]
@@ -380,7 +416,40 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: _not_found, 405: _not_allowed})  # fmt: skip
     app.state.router = router
+    app.state.gate = gate
     return app
+
+
+async def open_store(settings: GovernanceSettings) -> Any:
+    """The governance store, migrated. A database that cannot be reached stops the start with a
+    message that names it without its password."""
+    from .governance._store import Store, StoreUnavailable
+
+    where = _without_password(settings.database_url)
+    try:
+        store = await Store.open(settings.database_url)
+        if settings.auto_migrate:
+            await store.upgrade()
+        elif not await store.schema_is_current():
+            await store.close()
+            raise GatewayStartError(f"general_settings.database_url: the database at {where} has no ocilm tables or older ones; "
+                                    "run 'ocilm db upgrade --config FILE' once (replicas do not migrate by themselves)")  # fmt: skip
+    except StoreUnavailable as exc:
+        raise GatewayStartError(f"general_settings.database_url: {exc} at {where}") from None
+    return store
+
+
+class GatewayStartError(RuntimeError):
+    """The gateway cannot start (its database is unreachable, say)."""
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}@{host}"
 
 
 def _request_id_header(request_id: str | None) -> dict[str, str]:
@@ -395,7 +464,7 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return GatewayError(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed").response()
 
 
-async def _event_stream(stream: Any, name: str) -> AsyncIterator[bytes]:
+async def _event_stream(stream: Any, name: str, watch: StreamWatch | None = None) -> AsyncIterator[bytes]:
     """An ocilm stream as OpenAI server-sent events, ending with ``data: [DONE]``.
 
     One write per upstream read. An upstream failure mid-stream becomes an error event (the
@@ -405,14 +474,29 @@ async def _event_stream(stream: Any, name: str) -> AsyncIterator[bytes]:
     encode = _ChunkEncoder(name)
     try:
         async for batch in stream._batches(plain=True):
+            if watch is not None:
+                batch = watch.see(batch)
             yield b"".join([encode(chunk) for chunk in batch])
+        if watch is not None:
+            await watch.finish()  # billed before the client hears the end
         yield b"data: [DONE]\n\n"
-    except OCIError as exc:
-        err = gateway_error_for(exc)
+    except (OCIError, GatewayError) as exc:
+        err = gateway_error_for(exc) if isinstance(exc, OCIError) else exc
         log.warning("stream for %s failed after it started: %s", name, exc)
+        if watch is not None and isinstance(exc, OCIError):
+            await _settle_quietly(watch, err.status)
         yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
     finally:
+        if watch is not None:
+            watch.abandon()  # a client that left: what it used is billed
         await stream.aclose()
+
+
+async def _settle_quietly(watch: StreamWatch, status: int) -> None:
+    try:
+        await watch.finish(status)
+    except GatewayError:
+        pass  # the store is down: the hold expires; the error event already tells the client
 
 
 class _ChunkEncoder:

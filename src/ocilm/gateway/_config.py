@@ -7,6 +7,7 @@ and never with the value that was there, since values may be secrets.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
+from .governance._policy import Price
 
 ENV_PREFIX = "os.environ/"
 # LiteLLM routing keys that ocilm's gateway accepts in litellm_params and does not act on.
@@ -39,6 +41,7 @@ class Deployment:
     place: str  # where in the file it was defined
     stream_timeout: float | None = None  # LiteLLM's name: the longest wait for a stream's first chunk
     max_output_tokens: int | None = None  # model_info.max_output_tokens: the most a door may ask for
+    price: Price | None = None  # input_cost_per_token / output_cost_per_token, as LiteLLM writes them
 
     def deadline_seconds(self, stream: bool) -> float | None:
         """How long a caller may wait for this deployment's answer, retries and fallbacks
@@ -52,6 +55,14 @@ class Deployment:
         return f"Deployment(model_name={self.model_name!r}, model={self.model!r}, place={self.place!r})"
 
 
+@dataclass(frozen=True)
+class GovernanceSettings:
+    database_url: str = field(repr=False)  # may hold a password
+    hold_seconds: float = 600.0  # a budget hold outlives its request by this much at most
+    strict: bool = True  # refuse a budgeted request whose cost cannot be estimated
+    auto_migrate: bool = True  # apply migrations at start-up (the default for SQLite)
+
+
 @dataclass
 class GatewayConfig:
     deployments: dict[str, list[Deployment]]
@@ -60,6 +71,8 @@ class GatewayConfig:
     # Other names for a model name (LiteLLM's model_group_alias): e.g. the claude-sonnet-* or
     # gpt-5 names that coding agents send by default.
     aliases: dict[str, str] = field(default_factory=dict)
+    governance: GovernanceSettings | None = None  # keys, budgets and spend: on when there is a database
+
 
     def resolve(self, name: str) -> str:
         """The model name behind ``name``: itself, an exact alias, or the first alias pattern
@@ -118,6 +131,9 @@ def _pydantic_models() -> Any:
     class GeneralSettings(BaseModel):
         model_config = ConfigDict(extra="allow")
         master_key: str | None = None
+        database_url: str | None = None
+        budget_hold_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+        budget_strict: bool = True
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -154,6 +170,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         params = entry.litellm_params.model_dump(exclude_none=True)
         model = params.pop("model")
         stream_timeout = params.pop("stream_timeout", None)
+        price_fields = {k: params.pop(k) for k in PRICE_KEYS if k in params}
+        price = _price(price_fields or entry.model_info or {}, place if price_fields else f"model_list[{i}].model_info", problems)
         if not model.startswith("oci/"):
             problems.append(f"{place}.model: ocilm serves OCI models only; expected 'oci/<model id>'")
             continue
@@ -174,14 +192,51 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
             problems.append(f"model_list[{i}].model_info.max_output_tokens: expected a whole number >= 1")
             max_output = None
-        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout, max_output))
+        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout, max_output, price))
     aliases = _aliases(raw, deployments, problems)
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
+    governance = _governance(parsed.general_settings, source, master_key, problems)
     if problems:
         raise GatewayConfigError(problems, source)
-    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases)
+    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance)
+
+
+PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
+
+
+def _price(fields: dict[str, Any], place: str, problems: list[str]) -> Price | None:
+    values = {}
+    for key in PRICE_KEYS:
+        value = fields.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            problems.append(f"{place}.{key}: expected a number of US dollars per token >= 0")
+            return None
+        values[key] = float(value)
+    if not values:
+        return None
+    return Price(values.get("input_cost_per_token", 0.0), values.get("output_cost_per_token", 0.0))
+
+
+def _governance(general: Any, source: str, master_key: str | None, problems: list[str]) -> GovernanceSettings | None:
+    """On with a ``database_url``, or with a master key when the config came from a file (then
+    the default store is ``ocilm.db``, a SQLite file beside it)."""
+    url = general.database_url if general else None
+    if url is None and master_key is not None and os.path.isfile(source):
+        url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(source)), "ocilm.db")
+    if url is None:
+        return None
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        problems.append("general_settings.database_url: expected sqlite:///<path> or postgresql://user@host/db")
+        return None
+    if master_key is None:
+        problems.append("general_settings.master_key: required with a database (it guards the admin API that makes keys)")
+        return None
+    return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds if general else 600.0,
+                              strict=general.budget_strict if general else True, auto_migrate=url.startswith("sqlite:///"))  # fmt: skip
 
 
 def _aliases(raw: dict, deployments: dict[str, list[Deployment]], problems: list[str]) -> dict[str, str]:

@@ -18,7 +18,15 @@ from starlette.routing import Route
 from .._errors import OCIError, ServiceUnavailableError
 from ..doors import messages as anthropic
 from ..doors import responses as openai_responses
-from ._app import GatewayError, Router, _json_body, _while_connected, gateway_error_for
+from ._app import (
+    GatewayError,
+    Metered,
+    Router,
+    Upstream,
+    _json_body,
+    _settle_quietly,
+    gateway_error_for,
+)
 
 log = logging.getLogger("ocilm.gateway")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -36,35 +44,48 @@ def _anthropic_status(exc: OCIError) -> GatewayError:
     return mapped
 
 
-async def _door_call(router: Router, request: Request, model: str, chat: dict[str, Any], stream: bool) -> Any:
+async def _door_call(metered: Metered, request: Request, model: str, chat: dict[str, Any], stream: bool) -> Upstream:
     """The chat call behind a door request (a stream asks for usage: both doors report it)."""
     params = dict(chat)
     messages = params.pop("messages")
     if stream:
         params["stream_options"] = {"include_usage": True}
-    return await _while_connected(request, lambda: router.call(model, "completion", messages, stream=stream, door=True, **params))
+    route = "responses" if request.url.path.endswith("responses") else "messages"
+    return await metered.call(request, route, model, "completion", messages, params, stream=stream, door=True)
 
 
-async def _relay(upstream: Any, model: str, start: list[bytes], feed: Callable[[Any], list[bytes]], finish: Callable[[], list[bytes]],
+async def _relay(upstream: Upstream, model: str, start: list[bytes], feed: Callable[[Any], list[bytes]], finish: Callable[[], list[bytes]],
                  fail: Callable[[OCIError], list[bytes]], done: Callable[[], None]) -> AsyncIterator[bytes]:  # fmt: skip
     """A door's stream: its opening frames, one write per upstream read, its closing frames; an
-    upstream failure after the start becomes the door's failure frames. Closes the upstream."""
+    upstream failure after the start becomes the door's failure frames. Closes the upstream and
+    settles what the stream cost (also when the client leaves early)."""
+    stream, watch = upstream.result, upstream.watch
     try:
         yield b"".join(start)
-        async for batch in upstream._batches(plain=True):
+        async for batch in stream._batches(plain=True):
+            if watch is not None:
+                watch.see(batch)
             frames = [frame for chunk in batch for frame in feed(chunk)]
             if frames:
                 yield b"".join(frames)
+        if watch is not None:
+            await watch.finish()
         yield b"".join(finish())
         done()
     except OCIError as exc:
         log.warning("door stream for %s failed after it started: %s", model, exc)
+        if watch is not None:
+            await _settle_quietly(watch, gateway_error_for(exc).status)
         yield b"".join(fail(exc))
+    except GatewayError as err:  # the spend could not be recorded: the store is down
+        yield b"".join(fail(ServiceUnavailableError(err.message)))
     finally:
-        await upstream.aclose()
+        if watch is not None:
+            watch.abandon()
+        await stream.aclose()
 
 
-def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
+def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:
     store = openai_responses.ResponseStore()
 
     async def responses(request: Request) -> Response:
@@ -72,11 +93,12 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
         call = openai_responses.parse_request(body, store.get)
         router.deployments(call.model)  # 404 before anything else
         keep = body.get("store") is not False  # store: false means the response is not kept
-        reply = await _door_call(router, request, call.model, call.chat, call.stream)
+        upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
+        reply = upstream.result
         if not call.stream:
             if keep:
                 store.put(call.response_id, openai_responses.history_after(call, reply))
-            return JSONResponse(openai_responses.from_completion(call, reply))
+            return JSONResponse(openai_responses.from_completion(call, reply), headers=upstream.headers)
         machine = openai_responses.ResponsesStream(call)
 
         def stored() -> None:
@@ -87,7 +109,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
             err = gateway_error_for(exc)
             return machine.fail("rate_limit_exceeded" if err.status == 429 else "server_error", err.message)
 
-        events = _relay(reply, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
+        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def messages(request: Request) -> Response:
@@ -95,16 +117,16 @@ def door_routes(router: Router, guarded: Callable[..., Handler]) -> list[Route]:
         call = anthropic.parse_request(body)
         router.deployments(call.model)
         headers = {"request-id": call.message_id.replace("msg_", "req_", 1)}
-        reply = await _door_call(router, request, call.model, call.chat, call.stream)
+        upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
         if not call.stream:
-            return JSONResponse(anthropic.from_completion(call, reply), headers=headers)
+            return JSONResponse(anthropic.from_completion(call, upstream.result), headers={**headers, **upstream.headers})
         machine = anthropic.MessagesStream(call)
 
         def failed(exc: OCIError) -> list[bytes]:
             err = _anthropic_status(exc)
             return machine.fail(err.status, err.message)
 
-        events = _relay(reply, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
+        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers})
 
     async def count_tokens(request: Request) -> Response:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, event, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._models import Hold, Key, SpendLog, Team
@@ -74,10 +74,17 @@ class Store:
         try:
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
-        except (OSError, DBAPIError) as exc:
+        except (OSError, TimeoutError, DBAPIError) as exc:
             await engine.dispose()
             raise StoreUnavailable(f"cannot reach the database ({type(exc).__name__})") from None
         return store
+
+    async def schema_is_current(self) -> bool:
+        """Whether the migrations have all been applied (``ocilm db upgrade``)."""
+        from .migrations import is_current
+
+        async with self._tx() as conn:
+            return await conn.run_sync(is_current)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -87,10 +94,12 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except (OSError, OperationalError, DBAPIError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
+        except (OSError, TimeoutError, OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(f"the database failed ({type(exc).__name__})") from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from None
+            raise
 
     async def upgrade(self) -> None:
         """Apply the migrations; on PostgreSQL under an advisory lock, so replicas never race."""

@@ -6,13 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+VERSION_TABLE = "ocilm_alembic_version"
 
-def upgrade(sync_connection: Any) -> None:
-    """Bring the schema on ``sync_connection`` to the newest revision."""
-    from alembic import command
+
+def _config(sync_connection: Any) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).resolve().parent))
     config.attributes["connection"] = sync_connection
-    command.upgrade(config, "head")
+    return config
+
+
+def upgrade(sync_connection: Any) -> None:
+    """Bring the schema on ``sync_connection`` to the newest revision."""
+    from alembic import command
+
+    command.upgrade(_config(sync_connection), "head")
+
+
+def is_current(sync_connection: Any) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config(sync_connection)).get_current_head()
+    current = MigrationContext.configure(sync_connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    return current == head

@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 from ocilm.gateway.governance._models import Base
+from ocilm.gateway.governance.migrations import VERSION_TABLE
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
-                  version_table="ocilm_alembic_version")  # fmt: skip
+                  version_table=VERSION_TABLE)  # fmt: skip
 with context.begin_transaction():
     context.run_migrations()

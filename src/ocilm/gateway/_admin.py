@@ -1,0 +1,242 @@
+"""The admin API (LiteLLM's names and fields, so existing scripts keep working): keys, teams and
+spend logs. Master key only; every bad field is a 400 that names it."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._app import Router, _json_body
+from ._errors import GatewayError
+from .governance._gate import Gate, unavailable
+from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
+from .governance._store import Store, StoreUnavailable
+
+_KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked"})
+_TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked"})
+_LATER = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests", "model_rpm_limit", "model_tpm_limit"})
+
+
+def _bad(field: str, problem: str) -> GatewayError:
+    return GatewayError(400, f"{field}: {problem}", param=field, code="invalid_field")
+
+
+def _fields(body: dict[str, Any], allowed: frozenset[str], router: Router) -> dict[str, Any]:
+    """Validated columns from an admin body (money in nano-dollars, durations checked)."""
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in _LATER:
+            raise _bad(name, "rate limits are not available in this version of ocilm; leave it out")
+        if name not in allowed:
+            raise _bad(name, f"unknown field; expected one of {', '.join(sorted(allowed))}")
+        try:
+            if name == "models":
+                if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
+                    raise PolicyError(name, "expected a list of model names")
+                unknown = [m for m in value if router.config.resolve(m) not in router.config.deployments]
+                if unknown:
+                    raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
+                out[name] = list(value)
+            elif name == "max_budget":
+                out[name] = to_nano(value, name)
+            elif name == "budget_duration":
+                if value is not None:
+                    duration_seconds(value, name)
+                out[name] = value
+            elif name == "duration":
+                out["expires_at"] = None if value is None else time.time() + duration_seconds(value, name)
+            elif name == "metadata":
+                if not isinstance(value, dict):
+                    raise PolicyError(name, "expected an object")
+                out["metadata_"] = value
+            elif name == "blocked":
+                if not isinstance(value, bool):
+                    raise PolicyError(name, "expected true or false")
+                out[name] = value
+            else:
+                if value is not None and (not isinstance(value, str) or not value or len(value) > 256):
+                    raise PolicyError(name, "expected a non-empty string of at most 256 characters")
+                out[name] = value
+        except PolicyError as exc:
+            raise _bad(exc.field, str(exc).split(": ", 1)[1]) from None
+    return out
+
+
+def _token(value: Any, field: str = "key") -> str:
+    """A key's public id from the key itself or from its id."""
+    if not isinstance(value, str) or not value:
+        raise _bad(field, "expected a virtual key (sk-...) or its token")
+    return token_of(value) or value
+
+
+def _time(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise _bad(field, "expected a date or time such as 2026-12-01 or 2026-12-01T10:00:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat()
+
+
+def _spend_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": row["request_id"], "api_key": row["token"], "team_id": row["team_id"], "model": row["model"],
+        "model_id": row["deployment"], "call_type": row["route"], "spend": to_usd(row["cost"]), "prompt_tokens": row["input_tokens"],
+        "completion_tokens": row["output_tokens"], "total_tokens": row["input_tokens"] + row["output_tokens"], "status": row["status"],
+        "latency_ms": round(row["latency_ms"], 3), "startTime": _iso(row["started_at"]),
+        "endTime": _iso(row["started_at"] + row["latency_ms"] / 1000),
+    }  # fmt: skip
+
+
+def admin_routes(gate: Gate, router: Router) -> list[Route]:
+    def admin(handler: Callable[[Request, Store], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                caller = await gate.caller(request.headers)
+                if not caller.is_master:
+                    raise GatewayError(403, "the admin API needs the master key", kind="permission_error", code="admin_only")
+                if gate.store is None:
+                    raise GatewayError(400, "keys and budgets need a database: set general_settings.database_url "
+                                       "(or run ocilm serve from a config file with a master_key)", code="governance_off")  # fmt: skip
+                result = await handler(request, gate.store)
+                gate.forget()  # this replica sees a change at once; others within a second
+                return result if isinstance(result, Response) else JSONResponse(result)
+            except GatewayError as err:
+                return err.response()
+            except StoreUnavailable:
+                return unavailable().response()
+
+        return endpoint
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        return await _json_body(request)
+
+    async def key_generate(request: Request, store: Store) -> Any:
+        fields = _fields(await body_of(request), _KEY_FIELDS, router)
+        try:
+            key, info = await store.create_key(fields)
+        except LookupError as exc:
+            raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
+        return {"key": key, **info, "expires": info["expires"]}
+
+    async def found_key(store: Store, token: str) -> dict[str, Any]:
+        info = await store.key_info(token)
+        if info is None:
+            raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+        return info
+
+    async def key_info(request: Request, store: Store) -> Any:
+        token = _token(request.query_params.get("key"))
+        return {"key": token, "info": await found_key(store, token)}
+
+    async def key_list(request: Request, store: Store) -> Any:
+        return {"keys": await store.list_keys()}
+
+    async def key_update(request: Request, store: Store) -> Any:
+        body = await body_of(request)
+        token = _token(body.pop("key", None))
+        try:
+            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router))
+        except LookupError as exc:
+            raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
+        if info is None:
+            raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+        return info
+
+    async def key_delete(request: Request, store: Store) -> Any:
+        body = await body_of(request)
+        keys = body.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise _bad("keys", "expected a list of virtual keys or their tokens")
+        tokens = [_token(k, "keys") for k in keys]
+        for token in tokens:  # all or nothing: a wrong id deletes none
+            await found_key(store, token)
+        return {"deleted_keys": await store.delete_keys(tokens)}
+
+    def set_blocked(blocked: bool) -> Callable[[Request, Store], Awaitable[Any]]:
+        async def handler(request: Request, store: Store) -> Any:
+            token = _token((await body_of(request)).get("key"))
+            info = await store.update_key(token, {"blocked": blocked})
+            if info is None:
+                raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+            return info
+
+        return handler
+
+    async def key_regenerate(request: Request, store: Store) -> Any:
+        body = await body_of(request)
+        token = _token(body.get("key"))
+        grace = body.get("grace_period")
+        try:
+            seconds = 0.0 if grace is None else duration_seconds(grace, "grace_period")
+        except PolicyError as exc:
+            raise _bad("grace_period", str(exc).split(": ", 1)[1]) from None
+        result = await store.regenerate(token, seconds)
+        if result is None:
+            raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+        key, info = result
+        return {"key": key, **info}
+
+    async def team_new(request: Request, store: Store) -> Any:
+        fields = _fields(await body_of(request), _TEAM_FIELDS, router)
+        fields.setdefault("team_id", f"team-{secrets.token_hex(6)}")
+        if fields["team_id"] is None:
+            raise _bad("team_id", "expected a non-empty string, or leave it out for a new id")
+        if await store.team_info(fields["team_id"]) is not None:
+            raise GatewayError(409, f"team {fields['team_id']!r} exists; use /team/update", param="team_id", code="team_exists")
+        return await store.create_team(fields)
+
+    async def team_info(request: Request, store: Store) -> Any:
+        team_id = request.query_params.get("team_id")
+        if not team_id:
+            raise _bad("team_id", "required, as a query parameter")
+        info = await store.team_info(team_id)
+        if info is None:
+            raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
+        return {"team_id": team_id, "team_info": info}
+
+    async def team_update(request: Request, store: Store) -> Any:
+        body = await body_of(request)
+        team_id = body.pop("team_id", None)
+        if not isinstance(team_id, str) or not team_id:
+            raise _bad("team_id", "required, the team to update")
+        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router))
+        if info is None:
+            raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
+        return info
+
+    async def spend_logs(request: Request, store: Store) -> Any:
+        q = request.query_params
+        api_key = q.get("api_key")
+        rows = await store.spend_logs(token=_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
+                                      start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"))  # fmt: skip
+        return [_spend_row(r) for r in rows]
+
+    return [
+        Route("/key/generate", admin(key_generate), methods=["POST"]),
+        Route("/key/info", admin(key_info), methods=["GET"]),
+        Route("/key/list", admin(key_list), methods=["GET"]),
+        Route("/key/update", admin(key_update), methods=["POST"]),
+        Route("/key/delete", admin(key_delete), methods=["POST"]),
+        Route("/key/block", admin(set_blocked(True)), methods=["POST"]),
+        Route("/key/unblock", admin(set_blocked(False)), methods=["POST"]),
+        Route("/key/regenerate", admin(key_regenerate), methods=["POST"]),
+        Route("/team/new", admin(team_new), methods=["POST"]),
+        Route("/team/info", admin(team_info), methods=["GET"]),
+        Route("/team/update", admin(team_update), methods=["POST"]),
+        Route("/spend/logs", admin(spend_logs), methods=["GET"]),
+    ]

@@ -1,0 +1,269 @@
+"""The request-facing side of governance: who is calling, what they may use, what it costs.
+
+Route handlers stay thin: ``Gate.caller`` authenticates, ``Gate.allow`` checks the model,
+``Gate.meter`` reserves the worst case before the upstream call, and the returned ``Meter``
+settles the actual cost (or what a cancelled stream used) afterwards. Without a store the gate
+only checks the master key, and its meters do nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import GatewayError
+from ._policy import Price, text_chars, to_usd
+from ._store import BudgetExceeded, KeyView, Store, StoreUnavailable
+
+log = logging.getLogger("ocilm.gateway")
+AUTH_CACHE_SECONDS = 0.5  # a revoked key stops working on every replica within this (plus a query)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: the master key (``token`` None) or a virtual key."""
+
+    token: str | None = None
+    team_id: str | None = None
+    models: tuple[str, ...] = ()  # the names it may use; empty: every name
+    has_budget: bool = False
+
+    @property
+    def is_master(self) -> bool:
+        return self.token is None
+
+
+MASTER = Caller()
+
+
+def presented_key(headers: Any) -> str:
+    """``Authorization: Bearer <key>`` (OpenAI clients) or ``x-api-key: <key>`` (Anthropic's)."""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and given.strip():
+        return given.strip()
+    return headers.get("x-api-key", "").strip()
+
+
+def _unauthorized(message: str) -> GatewayError:
+    return GatewayError(401, message, kind="authentication_error", code="invalid_api_key")
+
+
+def unavailable() -> GatewayError:
+    return GatewayError(503, "the gateway's key and budget store is unavailable; try again shortly", kind="api_error",
+                        code="governance_unavailable", headers={"retry-after": "1"})  # fmt: skip
+
+
+class Gate:
+    def __init__(self, master_key: str | None, store: Store | None = None, *, hold_seconds: float = 600.0, strict: bool = True) -> None:
+        self._master_digest = hashlib.sha256(master_key.encode()).digest() if master_key is not None else None
+        self.store = store
+        self.hold_seconds = hold_seconds
+        self.strict = strict
+        self._cache: dict[str, tuple[float, KeyView | None]] = {}
+        self._settling: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ who
+
+    def is_master(self, key: str) -> bool:
+        if self._master_digest is None:
+            return False
+        return hmac.compare_digest(hashlib.sha256(key.encode()).digest(), self._master_digest)
+
+    async def caller(self, headers: Any) -> Caller:
+        """The caller behind a request's key, or a 401 (503 if the store cannot say)."""
+        if self._master_digest is None:
+            return MASTER  # no master key: an open gateway on loopback
+        key = presented_key(headers)
+        if not key:
+            raise _unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+        if self.is_master(key):
+            return MASTER
+        if self.store is None:
+            raise _unauthorized("wrong API key")
+        view = await self._view(key)
+        if view is None:
+            raise _unauthorized("wrong API key: not the master key nor a current virtual key")
+        if view.blocked:
+            raise _unauthorized(f"key {view.token} is blocked")
+        if view.expires_at is not None and view.expires_at <= time.time():
+            raise _unauthorized(f"key {view.token} has expired")
+        return Caller(view.token, view.team_id, view.models or view.team_models, view.has_budget)
+
+    async def _view(self, key: str) -> KeyView | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
+            return cached[1]
+        assert self.store is not None
+        try:
+            view = await self.store.authenticate(key)
+        except StoreUnavailable:
+            raise unavailable() from None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now, view)
+        return view
+
+    def forget(self) -> None:
+        """Drop cached key lookups (this process changed a key)."""
+        self._cache.clear()
+
+    def allow(self, caller: Caller, model: str, resolved: str) -> None:
+        """403 unless the key may use ``model`` (as asked, or the name an alias resolves to)."""
+        if caller.models and model not in caller.models and resolved not in caller.models:
+            raise GatewayError(403, f"key {caller.token} may not use model {model!r}; it may use: {', '.join(caller.models)}",
+                               kind="permission_error", param="model", code="model_not_allowed")  # fmt: skip
+
+    # ------------------------------------------------------------------ what it costs
+
+    async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any], input_tokens: int,
+                    output_tokens: int) -> Meter:  # fmt: skip
+        """Reserve a request's worst case (``input_tokens`` and ``output_tokens`` at the dearest
+        deployment's price) against every budget it touches; 429 if one has no room."""
+        if self.store is None:
+            return _UNMETERED
+        meter = Meter(self, caller, f"req-{uuid.uuid4().hex}", route, model)
+        if caller.has_budget:
+            prices = [d.price for d in deployments]
+            if any(p is None for p in prices) and self.strict:
+                raise GatewayError(400, f"model {model!r} has no price (set input_cost_per_token and output_cost_per_token on its "
+                                   "deployments), so a key with a budget cannot use it", param="model", code="price_unknown")  # fmt: skip
+            estimate = max((p.nano(input_tokens, output_tokens) for p in prices if p is not None), default=0)
+            assert caller.token is not None
+            try:
+                await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
+            except StoreUnavailable:
+                raise unavailable() from None
+            except BudgetExceeded as exc:
+                raise GatewayError(
+                    429, f"{exc.scope} budget exceeded: ${to_usd(exc.committed):.6f} spent and ${to_usd(exc.held):.6f} held of "
+                    f"${to_usd(exc.max_budget):.6f}; this request may cost up to ${to_usd(exc.estimate):.6f}",
+                    kind="budget_exceeded", code="budget_exceeded", headers={"retry-after": "60"},
+                ) from None  # fmt: skip
+            meter.held = True
+        return meter
+
+    def settle_later(self, meter: Meter, **result: Any) -> None:
+        """Settle where the request can no longer wait (a cancelled stream): a task the
+        shutdown drains."""
+        task = asyncio.ensure_future(meter.settle(**result))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+
+def _cost(price: Price | None, input_tokens: int, output_tokens: int) -> int | None:
+    return None if price is None else price.nano(input_tokens, output_tokens)
+
+
+class Meter:
+    """One request's spend: settled once, with its log row."""
+
+    def __init__(self, gate: Gate, caller: Caller, request_id: str, route: str, model: str) -> None:
+        self.gate, self.caller, self.request_id, self.route, self.model = gate, caller, request_id, route, model
+        self.started = time.time()
+        self.held = False
+        self.settled = False
+        self.cost_usd: float | None = None
+
+    async def settle(self, *, deployment: Any = None, usage: dict[str, Any] | None = None, status: int = 200,
+                     estimated: tuple[int, int] | None = None) -> float | None:  # fmt: skip
+        """Record the request (tokens from ``usage``, or ``estimated`` for a cut stream) and
+        release its hold; returns the cost in USD (None when its price is unknown)."""
+        store = self.gate.store
+        if store is None or self.settled:
+            return self.cost_usd
+        self.settled = True
+        if usage:
+            input_tokens, output_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        else:
+            input_tokens, output_tokens = estimated or (0, 0)
+        price = deployment.price if deployment is not None else None
+        cost = _cost(price, input_tokens, output_tokens) if status < 400 or estimated else 0
+        log_row = {
+            "request_id": self.request_id, "token": self.caller.token, "team_id": self.caller.team_id, "model": self.model,
+            "deployment": deployment.model if deployment is not None else "", "route": self.route, "input_tokens": input_tokens,
+            "output_tokens": output_tokens, "cost": cost, "status": status, "latency_ms": (time.time() - self.started) * 1000,
+            "started_at": self.started,
+        }  # fmt: skip
+        try:
+            await store.settle(log_row)
+        except StoreUnavailable:
+            self.settled = False
+            raise unavailable() from None
+        self.cost_usd = to_usd(cost)
+        return self.cost_usd
+
+
+_UNMETERED = Meter(Gate(None), MASTER, "", "", "")  # without a store: settles nothing
+
+
+def cost_header(cost: float | None) -> dict[str, str]:
+    """LiteLLM's response header for a request's cost, in USD."""
+    return {} if cost is None else {"x-litellm-response-cost": f"{cost:.9f}".rstrip("0").rstrip(".") or "0"}
+
+
+def output_token_ceiling(params: dict[str, Any], deployments: list[Any], default: int) -> int:
+    """The most output a request may produce: its ``max_tokens`` (or ``max_completion_tokens``)
+    clamped to the smallest deployment limit; without one, that limit or ``default``."""
+    asked = params.get("max_completion_tokens", params.get("max_tokens"))
+    limits = [d.max_output_tokens for d in deployments if d.max_output_tokens]
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+        return min(asked, *limits) if limits else asked
+    return min(limits) if limits else default
+
+
+def stream_estimate(messages: Any, text_chars_delivered: int) -> tuple[int, int]:
+    """Tokens a stream cut short used, when OCI's usage never came: about four characters a token
+    for the prompt and for the text delivered (at least one token once a reply started)."""
+    return math.ceil(text_chars(messages) / 4), max(1, math.ceil(text_chars_delivered / 4))
+
+
+class StreamWatch:
+    """Follows a relayed stream for its meter: the usage OCI reports at the end, the text
+    delivered so far (to bill a stream cut short), and, when only the gateway asked for usage,
+    keeps the usage chunk from the client."""
+
+    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool) -> None:
+        self.gate, self.meter, self.deployment, self.messages, self.keep_usage = gate, meter, deployment, messages, keep_usage
+        self.usage: dict[str, Any] | None = None
+        self.chars = 0
+
+    def see(self, batch: list[Any]) -> list[Any]:
+        for chunk in batch:
+            usage = dict.get(chunk, "usage")
+            if usage:
+                self.usage = dict(usage)
+            for choice in dict.get(chunk, "choices") or ():
+                text = dict.get(dict.get(choice, "delta") or {}, "content")
+                if text:
+                    self.chars += len(text)
+        if self.keep_usage:
+            return batch
+        kept = [chunk for chunk in batch if dict.get(chunk, "choices")]
+        for chunk in kept:
+            chunk.pop("usage", None)
+        return kept
+
+    def _result(self, status: int) -> dict[str, Any]:
+        estimated = None if self.usage else stream_estimate(self.messages, self.chars)
+        return {"deployment": self.deployment, "usage": self.usage, "estimated": estimated, "status": status}
+
+    async def finish(self, status: int = 200) -> float | None:
+        return await self.meter.settle(**self._result(status))
+
+    def abandon(self) -> None:
+        """The client left (or the relay broke) before the end: bill what was used, later."""
+        if not self.meter.settled and self.gate.store is not None:
+            self.gate.settle_later(self.meter, **self._result(499))
