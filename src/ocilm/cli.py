@@ -1,4 +1,5 @@
-"""The ``ocilm`` command: ``serve`` (gateway), ``simulate`` (OCI stand-in), ``chat`` (one prompt)."""
+"""The ``ocilm`` command: ``serve`` (gateway), ``simulate`` (OCI stand-in), ``chat`` (one prompt),
+``db upgrade`` and ``keys`` (the gateway's key and budget store)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -41,6 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         print(f"ocilm serve: warning: {warning}", file=sys.stderr)
+    if config.governance is not None:
+        problem = _check_store(config)  # before uvicorn, so the reason is one clear line
+        if problem:
+            print(f"ocilm serve: {problem}", file=sys.stderr)
+            return 2
     print(f"ocilm gateway: {len(config.deployments)} model name(s) on http://{args.host}:{args.port}/v1", file=sys.stderr)
     common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False,
                   limit_concurrency=args.limit_concurrency)  # fmt: skip
@@ -121,6 +128,113 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_store(config: Any) -> str | None:
+    import asyncio
+
+    from .gateway._app import GatewayStartError, open_store
+
+    async def check() -> None:
+        store = await open_store(config.governance)
+        await store.close()
+
+    try:
+        asyncio.run(check())
+    except GatewayStartError as exc:
+        return str(exc)
+    return None
+
+
+def _with_store(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[int]], migrate: bool = False) -> int:
+    """Run ``work(store, config)`` on the database a gateway config names."""
+    import asyncio
+
+    from .gateway import GatewayConfigError, load_config
+    from .gateway._app import GatewayStartError
+    from .gateway.governance._store import Store, StoreUnavailable
+
+    try:
+        config = load_config(args.config, check_credentials=False)
+    except GatewayConfigError as exc:
+        print(f"ocilm {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+    if config.governance is None:
+        print(f"ocilm {args.command}: {args.config} has no database: set general_settings.master_key (and database_url for "
+              "PostgreSQL)", file=sys.stderr)  # fmt: skip
+        return 2
+
+    governance = config.governance
+
+    async def run() -> int:
+        store = await Store.open(governance.database_url)
+        try:
+            if migrate or governance.auto_migrate:
+                await store.upgrade()
+            return await work(store, config)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (StoreUnavailable, GatewayStartError) as exc:
+        print(f"ocilm {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _db(args: argparse.Namespace) -> int:
+    async def done(store: Any, config: Any) -> int:
+        print("ocilm db: the schema is up to date")
+        return 0
+
+    return _with_store(args, done, migrate=True)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import json
+
+    from .gateway._admin import _KEY_FIELDS, _fields, _token
+    from .gateway._errors import GatewayError
+
+    async def work(store: Any, config: Any) -> int:
+        if args.action == "create":
+            body = {k: v for k, v in {"key_alias": args.alias, "team_id": args.team, "max_budget": args.max_budget,
+                                      "budget_duration": args.budget_duration, "duration": args.duration,
+                                      "models": args.models.split(",") if args.models else None}.items() if v is not None}  # fmt: skip
+            key, info = await store.create_key(_fields(body, _KEY_FIELDS, config))
+            print(f"key (shown once, store it now): {key}")
+            print(json.dumps(info, indent=2))
+            return 0
+        if args.action == "list":
+            for info in await store.list_keys():
+                budget = "-" if info["max_budget"] is None else f"${info['max_budget']:g}"
+                print(f"{info['token']}  {info['key_name']}  alias={info['key_alias'] or '-'}  team={info['team_id'] or '-'}  "
+                      f"spend=${info['spend']:.6f}  budget={budget}  {'BLOCKED' if info['blocked'] else 'active'}")  # fmt: skip
+            return 0
+        token = _token(args.key)
+        if args.action == "info":
+            info = await store.key_info(token)
+        elif args.action in ("block", "unblock"):
+            info = await store.update_key(token, {"blocked": args.action == "block"})
+        else:
+            info = {"deleted_keys": await store.delete_keys([token])} if await store.key_info(token) else None
+        if info is None:
+            print(f"ocilm keys: no key {token!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(info, indent=2))
+        return 0
+
+    async def guarded(store: Any, config: Any) -> int:
+        try:
+            return await work(store, config)
+        except GatewayError as err:
+            print(f"ocilm keys: {err.message}", file=sys.stderr)
+            return 2
+        except LookupError as exc:
+            print(f"ocilm keys: {exc}", file=sys.stderr)
+            return 2
+
+    return _with_store(args, guarded)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocilm", description="OCI Generative AI with the OpenAI calling convention.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +268,23 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--no-stream", action="store_true")
     chat.set_defaults(run=_chat)
+
+    db = sub.add_parser("db", help="the gateway's key and budget database")
+    db.add_argument("action", choices=["upgrade"], help="apply the schema migrations (once, before replicas start)")
+    db.add_argument("--config", required=True, help="the gateway's YAML (general_settings.database_url)")
+    db.set_defaults(run=_db)
+
+    keys = sub.add_parser("keys", help="virtual keys, from the terminal (the same as the admin API)")
+    keys.add_argument("action", choices=["create", "list", "info", "block", "unblock", "delete"])
+    keys.add_argument("key", nargs="?", help="a key (sk-...) or its token, for info, block, unblock and delete")
+    keys.add_argument("--config", required=True, help="the gateway's YAML")
+    keys.add_argument("--alias")
+    keys.add_argument("--team")
+    keys.add_argument("--models", help="comma-separated model names the key may use (default: all)")
+    keys.add_argument("--max-budget", type=float, help="USD")
+    keys.add_argument("--budget-duration", help="e.g. 30d: the budget starts over every period")
+    keys.add_argument("--duration", help="e.g. 90d: the key expires after this")
+    keys.set_defaults(run=_keys)
     return parser
 
 

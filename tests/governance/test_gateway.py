@@ -86,9 +86,8 @@ def test_a_team_key_is_made_used_billed_and_reported(gateway, oci_simulator):
 def test_what_a_key_may_not_do(gateway):
     made = new_key(gateway, models=["llama"])
     key = made["key"]
-    with client(gateway, key) as oa:
-        with pytest.raises(openai.PermissionDeniedError, match="may not use model 'grok'"):
-            oa.chat.completions.create(model="grok", messages=HI)
+    with client(gateway, key) as oa, pytest.raises(openai.PermissionDeniedError, match="may not use model 'grok'"):
+        oa.chat.completions.create(model="grok", messages=HI)
     r = httpx.post(f"{gateway.base_url}/key/generate", headers={"authorization": f"Bearer {key}"}, json={})
     assert r.status_code == 403 and "master key" in r.json()["error"]["message"]  # a virtual key is no admin
     with client(gateway, key[:-2] + "zz") as oa, pytest.raises(openai.AuthenticationError):

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._app import Router, _json_body
+from ._config import GatewayConfig
 from ._errors import GatewayError
 from .governance._gate import Gate, unavailable
 from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
@@ -28,7 +29,7 @@ def _bad(field: str, problem: str) -> GatewayError:
     return GatewayError(400, f"{field}: {problem}", param=field, code="invalid_field")
 
 
-def _fields(body: dict[str, Any], allowed: frozenset[str], router: Router) -> dict[str, Any]:
+def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig) -> dict[str, Any]:
     """Validated columns from an admin body (money in nano-dollars, durations checked)."""
     out: dict[str, Any] = {}
     for name, value in body.items():
@@ -40,7 +41,7 @@ def _fields(body: dict[str, Any], allowed: frozenset[str], router: Router) -> di
             if name == "models":
                 if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
                     raise PolicyError(name, "expected a list of model names")
-                unknown = [m for m in value if router.config.resolve(m) not in router.config.deployments]
+                unknown = [m for m in value if config.resolve(m) not in config.deployments]
                 if unknown:
                     raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
                 out[name] = list(value)
@@ -126,7 +127,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return await _json_body(request)
 
     async def key_generate(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _KEY_FIELDS, router)
+        fields = _fields(await body_of(request), _KEY_FIELDS, router.config)
         try:
             key, info = await store.create_key(fields)
         except LookupError as exc:
@@ -150,7 +151,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         body = await body_of(request)
         token = _token(body.pop("key", None))
         try:
-            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router))
+            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router.config))
         except LookupError as exc:
             raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
         if info is None:
@@ -192,7 +193,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return {"key": key, **info}
 
     async def team_new(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _TEAM_FIELDS, router)
+        fields = _fields(await body_of(request), _TEAM_FIELDS, router.config)
         fields.setdefault("team_id", f"team-{secrets.token_hex(6)}")
         if fields["team_id"] is None:
             raise _bad("team_id", "expected a non-empty string, or leave it out for a new id")
@@ -214,7 +215,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         team_id = body.pop("team_id", None)
         if not isinstance(team_id, str) or not team_id:
             raise _bad("team_id", "required, the team to update")
-        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router))
+        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router.config))
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
         return info

@@ -1,0 +1,211 @@
+"""Several ``ocilm serve`` processes sharing one PostgreSQL database: budgets, revocation, and
+spend that survives a killed process. Each gateway is a real process, killed with real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import yaml
+
+from ocilm.testing import Fault
+
+MASTER = "sk-master-replicas-1"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
+HI = [{"role": "user", "content": "Hello there"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateways:
+    """Gateway processes for one config; each is started with ``start()`` and stopped at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.procs: list[subprocess.Popen] = []
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ocilm", *args, "--config", self.path], capture_output=True, text=True, timeout=60)
+
+    def start(self) -> tuple[subprocess.Popen, str]:
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", self.path, "--port", str(port), "--log-level", "error"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ocilm serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                httpx.get(f"{base}/health/liveliness", timeout=0.5)
+                return proc, base
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("ocilm serve did not start")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def gateways(creds, postgres_url, tmp_path):
+    config = {
+        "model_list": [
+            {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}},
+            {"model_name": "slow", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE,
+             "extra_headers": {"x-ocilm-sim-fault": Fault(delay=0.4, times=None).header()}}},
+            {"model_name": "stuck", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE, "timeout": 30,
+             "extra_headers": {"x-ocilm-sim-fault": Fault(delay=20, times=None).header()}}},
+        ],
+        "general_settings": {"master_key": MASTER, "database_url": postgres_url, "budget_hold_seconds": 2},
+    }  # fmt: skip
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    group = Gateways(str(path))
+    done = group.run("db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    yield group
+    group.stop()
+
+
+def _key(base: str, **fields) -> dict:
+    r = httpx.post(f"{base}/key/generate", headers=ADMIN, json=fields, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _chat(base: str, key: str, model: str = "llama", timeout: float = 30) -> httpx.Response:
+    return httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": HI, "max_tokens": 20}, timeout=timeout)  # fmt: skip
+
+
+def _logs(base: str, token: str) -> list[dict]:
+    return httpx.get(f"{base}/spend/logs", headers=ADMIN, params={"api_key": token}, timeout=30).json()
+
+
+def test_a_new_replica_refuses_an_unmigrated_database(creds, postgres_url, tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+                                    "general_settings": {"master_key": MASTER, "database_url": postgres_url}}))  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "run 'ocilm db upgrade --config FILE' once" in r.stderr
+
+
+def test_an_unreachable_database_is_a_clear_error_at_start(creds, tmp_path):
+    path = tmp_path / "gateway.yaml"
+    secret = "pw-never-printed"
+    path.write_text(yaml.safe_dump({"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+                                    "general_settings": {"master_key": MASTER, "database_url": f"postgresql://ocilm:{secret}@127.0.0.1:{_free_port()}/x"}}))  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "cannot reach the database" in r.stderr and "postgresql://ocilm@127.0.0.1" in r.stderr
+    assert secret not in r.stderr
+
+
+def test_the_budget_holds_across_two_replicas(gateways):
+    (_, a), (_, b) = gateways.start(), gateways.start()
+    made = _key(a, max_budget=0.2)  # room for about three worst cases
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            async def one(i: int) -> int:
+                base = a if i % 2 else b
+                r = await http.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                                    json={"model": "llama", "messages": HI, "max_tokens": 20})  # fmt: skip
+                return r.status_code
+
+            return await asyncio.gather(*(one(i) for i in range(50)))
+
+    statuses = asyncio.run(burst())
+    assert set(statuses) <= {200, 429} and statuses.count(200) >= 1
+    info = httpx.get(f"{a}/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]
+    assert info["spend"] <= 0.2
+    logs = _logs(b, made["token"])
+    assert len(logs) == statuses.count(200) and sum(r["spend"] for r in logs) == pytest.approx(info["spend"])
+
+
+def test_revocation_reaches_every_replica_within_a_second(gateways):
+    (_, a), (_, b) = gateways.start(), gateways.start()
+    made = _key(a)
+    assert _chat(b, made["key"]).status_code == 200  # B knows the key now
+    assert httpx.post(f"{a}/key/block", headers=ADMIN, json={"key": made["token"]}).status_code == 200
+    blocked = time.monotonic()
+    while _chat(b, made["key"]).status_code == 200:
+        assert time.monotonic() - blocked < 1.0, "replica B still accepts a key blocked on A"
+    assert time.monotonic() - blocked < 1.0
+    httpx.post(f"{a}/key/unblock", headers=ADMIN, json={"key": made["token"]})
+    unblocked = time.monotonic()
+    while _chat(b, made["key"]).status_code != 200:
+        assert time.monotonic() - unblocked < 1.0, "replica B still refuses a key unblocked on A"
+    httpx.post(f"{a}/key/delete", headers=ADMIN, json={"keys": [made["token"]]})
+    deleted = time.monotonic()
+    while _chat(b, made["key"]).status_code == 200:
+        assert time.monotonic() - deleted < 1.0, "replica B still accepts a key deleted on A"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_every_answered_request_is_billed_once_when_a_replica_dies(gateways, sig):
+    (victim, a), (_, b) = gateways.start(), gateways.start()
+    made = _key(b, max_budget=100)
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            async def one(i: int) -> int:
+                await asyncio.sleep(i * 0.02)
+                try:
+                    r = await http.post(f"{a}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                                        json={"model": "slow", "messages": HI, "max_tokens": 20})  # fmt: skip
+                    return r.status_code
+                except httpx.HTTPError:
+                    return 0  # the process died before it answered
+
+            async def kill() -> None:
+                await asyncio.sleep(0.7)  # mid-burst: some answered, some in flight, some not sent
+                os.kill(victim.pid, sig)
+
+            *codes, _ = await asyncio.gather(*(one(i) for i in range(40)), kill())
+            return codes
+
+    codes = asyncio.run(burst())
+    victim.wait(60)
+    answered = codes.count(200)
+    assert answered >= 1 and set(codes) <= {0, 200}  # answered, or never answered: nothing in between
+    billed = [r for r in _logs(b, made["token"]) if r["status"] == 200]
+    assert len(billed) == answered  # no answered request unbilled, none billed twice
+    assert len({r["request_id"] for r in billed}) == len(billed)
+
+
+def test_a_killed_replicas_hold_expires(gateways):
+    (victim, a), (_, b) = gateways.start(), gateways.start()
+    made = _key(b, max_budget=0.1)  # room for one worst case ($0.071), not two
+
+    async def stuck_then_kill() -> None:
+        async with httpx.AsyncClient(timeout=60) as http:
+            request = asyncio.ensure_future(http.post(f"{a}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                                                      json={"model": "stuck", "messages": HI, "max_tokens": 20}))  # fmt: skip
+            await asyncio.sleep(0.8)  # its hold is taken; the upstream is slow
+            victim.send_signal(signal.SIGKILL)
+            with pytest.raises(httpx.HTTPError):
+                await request
+
+    asyncio.run(stuck_then_kill())
+    assert _chat(b, made["key"]).status_code == 429  # the dead replica's hold still counts ...
+    time.sleep(2.2)  # ... until it expires (budget_hold_seconds: 2)
+    assert _chat(b, made["key"]).status_code == 200
