@@ -1,5 +1,6 @@
-"""Several ``ocilm serve`` processes sharing one PostgreSQL database: budgets, revocation, and
-spend that survives a killed process. Each gateway is a real process, killed with real signals."""
+"""Several ``ocilm serve`` processes sharing one database (a PostgreSQL database, or one SQLite
+file): budgets, revocation, and spend that survives a killed process. Each gateway is a real
+process, killed with real signals."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class Gateways:
 
 
 @pytest.fixture
-def gateways(creds, postgres_url, tmp_path):
+def gateways(creds, store_url, tmp_path):
     config = {
         "model_list": [
             {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}},
@@ -73,7 +74,7 @@ def gateways(creds, postgres_url, tmp_path):
             {"model_name": "stuck", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE, "timeout": 30,
              "extra_headers": {"x-ocilm-sim-fault": Fault(delay=20, times=None).header()}}},
         ],
-        "general_settings": {"master_key": MASTER, "database_url": postgres_url, "budget_hold_seconds": 2},
+        "general_settings": {"master_key": MASTER, "database_url": store_url, "budget_hold_seconds": 2},
     }  # fmt: skip
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -209,3 +210,98 @@ def test_a_killed_replicas_hold_expires(gateways):
     assert _chat(b, made["key"]).status_code == 429  # the dead replica's hold still counts ...
     time.sleep(2.2)  # ... until it expires (budget_hold_seconds: 2)
     assert _chat(b, made["key"]).status_code == 200
+
+
+class _Relay:
+    """A TCP relay to PostgreSQL that a test can cut and restore: the database "goes away"."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.port = _free_port()
+        self.open = threading.Event()
+        self.open.set()
+        self._conns: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):  # shutdown, not only close: the other pipe thread still holds the socket
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._conns.clear()
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+
+
+def test_the_database_going_away_fails_closed_and_service_resumes(creds, postgres_url, tmp_path):
+    from urllib.parse import urlsplit
+
+    target = urlsplit(postgres_url)
+    relay = _Relay(target.port or 5432)
+    relayed = postgres_url.replace(f"{target.hostname}:{target.port or 5432}", f"127.0.0.1:{relay.port}", 1)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}}],
+        "general_settings": {"master_key": MASTER, "database_url": relayed},
+    }))  # fmt: skip
+    group = Gateways(str(path))
+    try:
+        assert group.run("db", "upgrade").returncode == 0
+        _, base = group.start()
+        made = _key(base, max_budget=50)
+        assert _chat(base, made["key"]).status_code == 200
+        relay.cut()
+        time.sleep(0.6)  # past the key cache: every governed request needs the database now
+        down = [_chat(base, made["key"], timeout=30) for _ in range(3)]
+        assert [r.status_code for r in down] == [503] * 3  # never an unbilled 200
+        assert down[0].json()["error"]["code"] == "governance_unavailable" and down[0].headers["retry-after"] == "1"
+        relay.restore()
+        deadline = time.monotonic() + 10
+        while (r := _chat(base, made["key"])).status_code != 200:
+            assert time.monotonic() < deadline, f"service did not resume: {r.status_code} {r.text}"
+            time.sleep(0.2)
+        assert len(_logs(base, made["token"])) == 2  # the first call and the one after the outage; none of the 503s
+    finally:
+        group.stop()
+        relay.close()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -67,7 +67,9 @@ class Store:
 
     @classmethod
     async def open(cls, url: str) -> Store:
-        engine = create_async_engine(async_url(url), pool_pre_ping=True)
+        # No pre-ping (a round trip per checkout): a connection found dead fails its statement,
+        # is invalidated, and the gateway answers 503 until the database is back.
+        engine = create_async_engine(async_url(url), pool_size=10, max_overflow=20, pool_recycle=1800)
         if engine.dialect.name == "sqlite":
             _sqlite_one_writer(engine)
         store = cls(engine)
@@ -91,15 +93,9 @@ class Store:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _unavailable_on_lost_connection():
             async with self.engine.begin() as conn:
                 yield conn
-        except (OSError, TimeoutError, OperationalError, InterfaceError) as exc:
-            raise StoreUnavailable(f"the database failed ({type(exc).__name__})") from None
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from None
-            raise
 
     async def upgrade(self) -> None:
         """Apply the migrations; on PostgreSQL under an advisory lock, so replicas never race."""
@@ -220,37 +216,49 @@ class Store:
         async with self._tx() as conn:
             key = (await conn.execute(_locked(select(Key).where(Key.token == token), self.is_sqlite))).first()
             team = (await conn.execute(_locked(select(Team).where(Team.team_id == team_id), self.is_sqlite))).first() if team_id else None
-            for scope, row, column, model in (("key", key, Hold.token, Key), ("team", team, Hold.team_id, Team)):
+            held_key, held_team = (await conn.execute(select(
+                func.coalesce(func.sum(Hold.amount).filter(Hold.token == token), 0),
+                func.coalesce(func.sum(Hold.amount).filter(Hold.team_id == team_id), 0),
+            ).where(or_(Hold.token == token, Hold.team_id == team_id), Hold.expires_at > now))).one()  # fmt: skip
+            for scope, row, held, model in (("key", key, held_key, Key), ("team", team, held_team, Team)):
                 if row is None or row.max_budget is None:
                     continue
                 spend, reset_at = row.spend, row.budget_reset_at
-                if row.budget_duration and (reset_at is None or now >= reset_at):
+                if row.budget_duration and (reset_at is None or now >= reset_at):  # a new budget window starts
                     spend = 0 if reset_at is not None else spend
                     reset_at = now + duration_seconds(row.budget_duration, "budget_duration")
                     ident = Key.token == row.token if model is Key else Team.team_id == row.team_id
                     await conn.execute(update(model).where(ident).values(spend=spend, budget_reset_at=reset_at))
-                held = (await conn.execute(select(func.coalesce(func.sum(Hold.amount), 0)).where(
-                    column == (row.token if model is Key else row.team_id), Hold.expires_at > now))).scalar_one()  # fmt: skip
                 if spend + held + estimate > row.max_budget:
                     raise BudgetExceeded(scope, row.max_budget, spend, int(held), estimate)
             await conn.execute(insert(Hold).values(request_id=request_id, token=token, team_id=team_id, amount=estimate,
-                                                              expires_at=now + ttl))  # fmt: skip
+                                                   expires_at=now + ttl))  # fmt: skip
 
     async def settle(self, log: dict[str, Any]) -> bool:
         """Record one request's spend (its log row, the key's and team's totals) and release its
-        hold, once: a second settlement of the same request id changes nothing. True if recorded."""
+        hold, once: a second settlement of the same request id changes nothing. True if recorded.
+
+        On PostgreSQL this is one statement (data-modifying CTEs, atomic by themselves): one round
+        trip, where a transaction of five statements took seven."""
+        params = {**log, "charge": log.get("cost") or 0}
+        if not self.is_sqlite:
+            async with self._autocommit() as conn:
+                return bool((await conn.execute(_SETTLE_PG, params)).scalar_one())
         async with self._tx() as conn:
-            exists = (await conn.execute(select(SpendLog.request_id).where(SpendLog.request_id == log["request_id"]))).first()
-            if exists is not None:
+            if (await conn.execute(_SETTLE_LOG_SQLITE, params)).rowcount == 0:
                 return False
-            await conn.execute(insert(SpendLog).values(**log))
-            cost = log.get("cost") or 0
-            if cost and log.get("token"):
-                await conn.execute(update(Key).where(Key.token == log["token"]).values(spend=Key.spend + cost))
-            if cost and log.get("team_id"):
-                await conn.execute(update(Team).where(Team.team_id == log["team_id"]).values(spend=Team.spend + cost))
+            if params["charge"] and log.get("token"):
+                await conn.execute(update(Key).where(Key.token == log["token"]).values(spend=Key.spend + params["charge"]))
+            if params["charge"] and log.get("team_id"):
+                await conn.execute(update(Team).where(Team.team_id == log["team_id"]).values(spend=Team.spend + params["charge"]))
             await conn.execute(delete(Hold).where(Hold.request_id == log["request_id"]))
         return True
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        with _unavailable_on_lost_connection():
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def release(self, request_id: str) -> None:
         """Drop a hold whose request was refused before it cost anything."""
@@ -271,6 +279,40 @@ class Store:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
+
+
+@contextmanager
+def _unavailable_on_lost_connection() -> Iterator[None]:
+    """A database that cannot be reached becomes StoreUnavailable (the gateway answers 503);
+    any other database error is a bug and stays what it is."""
+    try:
+        yield
+    except (OSError, TimeoutError, OperationalError, InterfaceError) as exc:
+        raise StoreUnavailable(f"the database failed ({type(exc).__name__})") from None
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from None
+        raise
+
+
+_LOG_COLUMNS = "request_id, token, team_id, model, deployment, route, input_tokens, output_tokens, cost, status, latency_ms, started_at"
+_LOG_VALUES = ", ".join(f":{c.strip()}" for c in _LOG_COLUMNS.split(","))
+_SETTLE_LOG_SQLITE = text(f"INSERT INTO ocilm_spend_logs ({_LOG_COLUMNS}) VALUES ({_LOG_VALUES}) ON CONFLICT (request_id) DO NOTHING")
+_SETTLE_PG = text(f"""
+WITH logged AS (
+    INSERT INTO ocilm_spend_logs ({_LOG_COLUMNS}) VALUES ({_LOG_VALUES})
+    ON CONFLICT (request_id) DO NOTHING RETURNING request_id
+), key_spend AS (
+    UPDATE ocilm_keys SET spend = spend + CAST(:charge AS BIGINT)
+    WHERE token = :token AND EXISTS (SELECT 1 FROM logged) AND CAST(:charge AS BIGINT) > 0
+), team_spend AS (
+    UPDATE ocilm_teams SET spend = spend + CAST(:charge AS BIGINT)
+    WHERE team_id = :team_id AND EXISTS (SELECT 1 FROM logged) AND CAST(:charge AS BIGINT) > 0
+), released AS (
+    DELETE FROM ocilm_holds WHERE request_id = :request_id
+)
+SELECT count(*) FROM logged
+""")
 
 
 def _locked(query: Any, is_sqlite: bool) -> Any:
