@@ -61,18 +61,23 @@ def async_url(url: str) -> str:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: _SQLiteWriter | None = None) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self._writer = writer
 
     @classmethod
     async def open(cls, url: str) -> Store:
         # No pre-ping (a round trip per checkout): a connection found dead fails its statement,
         # is invalidated, and the gateway answers 503 until the database is back.
-        engine = create_async_engine(async_url(url), pool_size=10, max_overflow=20, pool_recycle=1800)
-        if engine.dialect.name == "sqlite":
-            _sqlite_one_writer(engine)
-        store = cls(engine)
+        is_sqlite = url.startswith("sqlite:///")
+        pool = {} if is_sqlite else {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+        engine = create_async_engine(async_url(url), **pool)
+        writer = None
+        if is_sqlite:
+            _sqlite_one_writer(engine.sync_engine)
+            writer = _SQLiteWriter(url)
+        store = cls(engine, writer)
         try:
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
@@ -90,6 +95,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -213,26 +220,18 @@ class Store:
         """Hold ``estimate`` nano-dollars against the key's and team's budgets, or raise
         BudgetExceeded naming the budget that has no room. One transaction, all or nothing."""
         now = time.time()
-        async with self._tx() as conn:
-            key = (await conn.execute(_locked(select(Key).where(Key.token == token), self.is_sqlite))).first()
-            team = (await conn.execute(_locked(select(Team).where(Team.team_id == team_id), self.is_sqlite))).first() if team_id else None
-            held_key, held_team = (await conn.execute(select(
-                func.coalesce(func.sum(Hold.amount).filter(Hold.token == token), 0),
-                func.coalesce(func.sum(Hold.amount).filter(Hold.team_id == team_id), 0),
-            ).where(or_(Hold.token == token, Hold.team_id == team_id), Hold.expires_at > now))).one()  # fmt: skip
-            for scope, row, held, model in (("key", key, held_key, Key), ("team", team, held_team, Team)):
-                if row is None or row.max_budget is None:
-                    continue
-                spend, reset_at = row.spend, row.budget_reset_at
-                if row.budget_duration and (reset_at is None or now >= reset_at):  # a new budget window starts
-                    spend = 0 if reset_at is not None else spend
-                    reset_at = now + duration_seconds(row.budget_duration, "budget_duration")
-                    ident = Key.token == row.token if model is Key else Team.team_id == row.team_id
-                    await conn.execute(update(model).where(ident).values(spend=spend, budget_reset_at=reset_at))
-                if spend + held + estimate > row.max_budget:
-                    raise BudgetExceeded(scope, row.max_budget, spend, int(held), estimate)
-            await conn.execute(insert(Hold).values(request_id=request_id, token=token, team_id=team_id, amount=estimate,
-                                                   expires_at=now + ttl))  # fmt: skip
+        if not self.is_sqlite:
+            # One round trip (migration 0002). A hold is a lease: committed without waiting for the
+            # disk, it is visible to every replica at once; only a crash of PostgreSQL itself
+            # could lose the newest ones.
+            async with self._autocommit() as conn:
+                refused = (await conn.execute(_RESERVE_PG, {"request_id": request_id, "token": token, "team_id": team_id,
+                                                            "estimate": estimate, "now": now, "ttl": ttl})).first()  # fmt: skip
+            if refused is not None and refused.scope is not None:
+                raise BudgetExceeded(refused.scope, refused.max_budget, refused.spend, int(refused.held), estimate)
+            return
+        assert self._writer is not None
+        await self._writer.run(_reserve_sqlite, request_id, token, team_id, estimate, now, ttl)
 
     async def settle(self, log: dict[str, Any]) -> bool:
         """Record one request's spend (its log row, the key's and team's totals) and release its
@@ -244,15 +243,8 @@ class Store:
         if not self.is_sqlite:
             async with self._autocommit() as conn:
                 return bool((await conn.execute(_SETTLE_PG, params)).scalar_one())
-        async with self._tx() as conn:
-            if (await conn.execute(_SETTLE_LOG_SQLITE, params)).rowcount == 0:
-                return False
-            if params["charge"] and log.get("token"):
-                await conn.execute(update(Key).where(Key.token == log["token"]).values(spend=Key.spend + params["charge"]))
-            if params["charge"] and log.get("team_id"):
-                await conn.execute(update(Team).where(Team.team_id == log["team_id"]).values(spend=Team.spend + params["charge"]))
-            await conn.execute(delete(Hold).where(Hold.request_id == log["request_id"]))
-        return True
+        assert self._writer is not None
+        return await self._writer.run(_settle_sqlite, params)
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -281,6 +273,66 @@ class Store:
         return [dict(r._mapping) for r in rows]
 
 
+class _SQLiteWriter:
+    """SQLite's one writer: budget holds and settlements run whole, each in one hop to one thread
+    with the stdlib driver (an async driver hops to its thread for every statement)."""
+
+    def __init__(self, url: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url)
+        _sqlite_one_writer(self.engine)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ocilm-sqlite-writer")
+
+    async def run(self, work: Any, *args: Any) -> Any:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, work, args)
+
+    def _in_transaction(self, work: Any, args: tuple[Any, ...]) -> Any:
+        with _unavailable_on_lost_connection(), self.engine.begin() as conn:
+            return work(conn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _reserve_sqlite(conn: Any, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
+    """The hold, under SQLite's write lock (BEGIN IMMEDIATE): check every budget, then record it."""
+    key = conn.execute(select(Key).where(Key.token == token)).first()
+    team = conn.execute(select(Team).where(Team.team_id == team_id)).first() if team_id else None
+    held_key, held_team = conn.execute(select(
+        func.coalesce(func.sum(Hold.amount).filter(Hold.token == token), 0),
+        func.coalesce(func.sum(Hold.amount).filter(Hold.team_id == team_id), 0),
+    ).where(or_(Hold.token == token, Hold.team_id == team_id), Hold.expires_at > now)).one()  # fmt: skip
+    for scope, row, held, model in (("key", key, held_key, Key), ("team", team, held_team, Team)):
+        if row is None or row.max_budget is None:
+            continue
+        spend, reset_at = row.spend, row.budget_reset_at
+        if row.budget_duration and (reset_at is None or now >= reset_at):  # a new budget window starts
+            spend = 0 if reset_at is not None else spend
+            reset_at = now + duration_seconds(row.budget_duration, "budget_duration")
+            ident = Key.token == row.token if model is Key else Team.team_id == row.team_id
+            conn.execute(update(model).where(ident).values(spend=spend, budget_reset_at=reset_at))
+        if spend + held + estimate > row.max_budget:
+            raise BudgetExceeded(scope, row.max_budget, spend, int(held), estimate)
+    conn.execute(insert(Hold).values(request_id=request_id, token=token, team_id=team_id, amount=estimate, expires_at=now + ttl))
+
+
+def _settle_sqlite(conn: Any, params: dict[str, Any]) -> bool:
+    if conn.execute(_SETTLE_LOG_SQLITE, params).rowcount == 0:
+        return False  # settled before
+    if params["charge"] and params.get("token"):
+        conn.execute(update(Key).where(Key.token == params["token"]).values(spend=Key.spend + params["charge"]))
+    if params["charge"] and params.get("team_id"):
+        conn.execute(update(Team).where(Team.team_id == params["team_id"]).values(spend=Team.spend + params["charge"]))
+    conn.execute(delete(Hold).where(Hold.request_id == params["request_id"]))
+    return True
+
+
 @contextmanager
 def _unavailable_on_lost_connection() -> Iterator[None]:
     """A database that cannot be reached becomes StoreUnavailable (the gateway answers 503);
@@ -295,6 +347,10 @@ def _unavailable_on_lost_connection() -> Iterator[None]:
         raise
 
 
+_RESERVE_PG = text(
+    "SELECT r.*, set_config('synchronous_commit', 'off', true) AS async_commit "
+    "FROM ocilm_reserve(:request_id, :token, :team_id, CAST(:estimate AS BIGINT), :now, :ttl) AS r"
+)
 _LOG_COLUMNS = "request_id, token, team_id, model, deployment, route, input_tokens, output_tokens, cost, status, latency_ms, started_at"
 _LOG_VALUES = ", ".join(f":{c.strip()}" for c in _LOG_COLUMNS.split(","))
 _SETTLE_LOG_SQLITE = text(f"INSERT INTO ocilm_spend_logs ({_LOG_COLUMNS}) VALUES ({_LOG_VALUES}) ON CONFLICT (request_id) DO NOTHING")
@@ -345,11 +401,11 @@ def _team_dict(row: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _sqlite_one_writer(engine: AsyncEngine) -> None:
+def _sqlite_one_writer(engine: Any) -> None:
     """SQLite: WAL (readers never wait on the writer), a busy timeout, and BEGIN IMMEDIATE for
     every transaction, so a budget check and its hold are taken under the one write lock."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # the driver must not open transactions itself
         cursor = dbapi_connection.cursor()
@@ -358,6 +414,6 @@ def _sqlite_one_writer(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
