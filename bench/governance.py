@@ -41,6 +41,11 @@ def _pg(sql: str) -> None:
     asyncio.run(go())
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(rounds: int) -> str:
     sim, ctx = run.start_simulator()
     procs: list[subprocess.Popen] = []
@@ -52,6 +57,7 @@ def main(rounds: int) -> str:
         stores = {"no governance (no key, no store)": None, "SQLite store, budgeted key": f"sqlite:///{ctx['tmp']}/bench.db",
                   "PostgreSQL store, budgeted key": f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}"}  # fmt: skip
         targets: dict[str, tuple[str, list[str]]] = {}
+        pids: dict[str, int] = {}
         for name, url in stores.items():
             # The baseline has no master key: with one, ocilm serve keeps a SQLite store by default.
             general: dict = {"master_key": MASTER, "database_url": url} if url else {}
@@ -62,6 +68,7 @@ def main(rounds: int) -> str:
             port = run.free_port()
             procs.append(run.start(["-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "error"],
                                    f"http://127.0.0.1:{port}/health/liveliness", cpu=run.GATEWAY_CPU))  # fmt: skip
+            pids[name] = procs[-1].pid
             base = f"http://127.0.0.1:{port}"
             key = MASTER
             if url:
@@ -74,17 +81,21 @@ def main(rounds: int) -> str:
         for _ in range(rounds):
             for concurrency, count in ((1, 600), (8, 1600)):
                 for name, (url, headers) in targets.items():
+                    before = _cpu_seconds(pids[name])
                     got = run.loadgen(url, body, concurrency, count, headers)
+                    got["cpu_ms"] = (_cpu_seconds(pids[name]) - before) / got["requests"] * 1000
                     assert got["errors"] == 0, got
                     results[name][concurrency].append(got)
         base_name = next(iter(targets))
-        lines = ["| server | c=1 p50 ms | added p50 ms | c=8 req/s | req/s vs no governance |", "| --- | --- | --- | --- | --- |"]
+        lines = ["| server | c=1 p50 ms | added p50 ms | c=8 req/s | req/s vs no governance | gateway CPU ms per request (c=8) |",
+                 "| --- | --- | --- | --- | --- | --- |"]
         ref_p50 = statistics.median(r["p50_ms"] for r in results[base_name][1])
         ref_rps = statistics.median(r["rps"] for r in results[base_name][8])
         for name, by_c in results.items():
             p50 = statistics.median(r["p50_ms"] for r in by_c[1])
             rps = statistics.median(r["rps"] for r in by_c[8])
-            lines.append(f"| {name} | {p50:.3f} | {p50 - ref_p50:+.3f} | {rps:.0f} | {(rps / ref_rps - 1) * 100:+.1f}% |")
+            cpu = statistics.median(r["cpu_ms"] for r in by_c[8])
+            lines.append(f"| {name} | {p50:.3f} | {p50 - ref_p50:+.3f} | {rps:.0f} | {(rps / ref_rps - 1) * 100:+.1f}% | {cpu:.2f} |")
         return "\n".join(lines)
     finally:
         for proc in procs:

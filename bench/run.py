@@ -519,6 +519,9 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## Agent doors: the gateway's CPU per request, against chat completions for the same reply", "",
               "`ocilm serve` in its own process, its CPU time read from /proc around each batch (`bench/doors.py`); "
               "the chat stream asks for usage, as the doors' streams do:", "", data["doors"], ""]
+    lines += ["## Governance: keys, budgets and spend logs (`bench/governance.py`)", "",
+              "The same `ocilm serve`, pinned to one core, without governance and with a budgeted virtual key (a hold and a "
+              "settlement per request) on each store; medians of interleaved rounds:", "", data["governance"], ""]
     lines += ["## Response objects (openai-python's declared fields)", "",
               f"Wrapping a reply or chunks and reading fields, against the untyped objects of commit {BEFORE_TYPES}, "
               "interleaved in one process (`bench/response_objects.py`):", "", data["response_objects"], ""]
@@ -614,6 +617,10 @@ def main() -> int:
         import doors
 
         data["doors"] = doors.table(doors.door_bench(ctx, count=max(300, count // 4)))
+        print("governance ...", file=sys.stderr)
+        import governance
+
+        data["governance"] = governance.main(1 if args.quick else 3)
         print("response objects ...", file=sys.stderr)
         import response_objects
 

@@ -428,6 +428,7 @@ async def open_store(settings: GovernanceSettings) -> Any:
     where = _without_password(settings.database_url)
     try:
         store = await Store.open(settings.database_url)
+        store.synchronous_commit = settings.synchronous_commit
         if settings.auto_migrate:
             await store.upgrade()
         elif not await store.schema_is_current():

@@ -61,6 +61,7 @@ class GovernanceSettings:
     hold_seconds: float = 600.0  # a budget hold outlives its request by this much at most
     strict: bool = True  # refuse a budgeted request whose cost cannot be estimated
     auto_migrate: bool = True  # apply migrations at start-up (the default for SQLite)
+    synchronous_commit: bool = False  # PostgreSQL: wait for the disk on each settlement (slower)
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _pydantic_models() -> Any:
         database_url: str | None = None
         budget_hold_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
         budget_strict: bool = True
+        database_synchronous_commit: bool = False
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -236,7 +238,8 @@ def _governance(general: Any, source: str, master_key: str | None, problems: lis
         problems.append("general_settings.master_key: required with a database (it guards the admin API that makes keys)")
         return None
     return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds if general else 600.0,
-                              strict=general.budget_strict if general else True, auto_migrate=url.startswith("sqlite:///"))  # fmt: skip
+                              strict=general.budget_strict if general else True, auto_migrate=url.startswith("sqlite:///"),
+                              synchronous_commit=general.database_synchronous_commit if general else False)  # fmt: skip
 
 
 def _aliases(raw: dict, deployments: dict[str, list[Deployment]], problems: list[str]) -> dict[str, str]:

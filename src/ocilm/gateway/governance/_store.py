@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, or_, select, text, update
+from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ._hot import Lost, PostgresBudgets, Refused, SQLiteBudgets
 from ._models import Hold, Key, SpendLog, Team
-from ._policy import duration_seconds, key_hash, new_key, token_of
+from ._policy import key_hash, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
 
@@ -61,30 +62,41 @@ def async_url(url: str) -> str:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, writer: _SQLiteWriter | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, budgets: PostgresBudgets | SQLiteBudgets) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._writer = writer
+        self._budgets = budgets
+
+    @property
+    def synchronous_commit(self) -> bool:
+        """PostgreSQL: wait for the disk on each settlement. Off by default: the row is in the
+        database before the reply is sent and survives any gateway dying; only a crash of the
+        database server itself could lose its last fraction of a second (as with SQLite's WAL in
+        NORMAL mode), and the key's row is then locked for a round trip, not a disk flush."""
+        return getattr(self._budgets, "synchronous_commit", False)
+
+    @synchronous_commit.setter
+    def synchronous_commit(self, value: bool) -> None:
+        if isinstance(self._budgets, PostgresBudgets):
+            self._budgets.synchronous_commit = value
 
     @classmethod
     async def open(cls, url: str) -> Store:
         # No pre-ping (a round trip per checkout): a connection found dead fails its statement,
         # is invalidated, and the gateway answers 503 until the database is back.
         is_sqlite = url.startswith("sqlite:///")
-        pool = {} if is_sqlite else {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+        pool = {} if is_sqlite else {"pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
         engine = create_async_engine(async_url(url), **pool)
-        writer = None
         if is_sqlite:
             _sqlite_one_writer(engine.sync_engine)
-            writer = _SQLiteWriter(url)
-        store = cls(engine, writer)
         try:
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
-        except (OSError, TimeoutError, DBAPIError) as exc:
+            budgets: PostgresBudgets | SQLiteBudgets = SQLiteBudgets(url[len("sqlite:///"):]) if is_sqlite else await PostgresBudgets.open(url)
+        except (OSError, TimeoutError, DBAPIError, Lost) as exc:
             await engine.dispose()
             raise StoreUnavailable(f"cannot reach the database ({type(exc).__name__})") from None
-        return store
+        return cls(engine, budgets)
 
     async def schema_is_current(self) -> bool:
         """Whether the migrations have all been applied (``ocilm db upgrade``)."""
@@ -94,9 +106,8 @@ class Store:
             return await conn.run_sync(is_current)
 
     async def close(self) -> None:
+        await self._budgets.close()
         await self.engine.dispose()
-        if self._writer is not None:
-            self._writer.close()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -218,44 +229,24 @@ class Store:
 
     async def reserve(self, request_id: str, token: str, team_id: str | None, estimate: int, ttl: float) -> None:
         """Hold ``estimate`` nano-dollars against the key's and team's budgets, or raise
-        BudgetExceeded naming the budget that has no room. One transaction, all or nothing."""
-        now = time.time()
-        if not self.is_sqlite:
-            # One round trip (migration 0002). A hold is a lease: committed without waiting for the
-            # disk, it is visible to every replica at once; only a crash of PostgreSQL itself
-            # could lose the newest ones.
-            async with self._autocommit() as conn:
-                refused = (await conn.execute(_RESERVE_PG, {"request_id": request_id, "token": token, "team_id": team_id,
-                                                            "estimate": estimate, "now": now, "ttl": ttl})).first()  # fmt: skip
-            if refused is not None and refused.scope is not None:
-                raise BudgetExceeded(refused.scope, refused.max_budget, refused.spend, int(refused.held), estimate)
-            return
-        assert self._writer is not None
-        await self._writer.run(_reserve_sqlite, request_id, token, team_id, estimate, now, ttl)
+        BudgetExceeded naming the budget that has no room. One transaction, all or nothing: the
+        key's and team's rows are locked first (SQLite: its one write lock), then the live holds
+        are summed, so two replicas never both take the last room."""
+        try:
+            await self._budgets.reserve(request_id, token, team_id, estimate, time.time(), ttl)
+        except Refused as refused:
+            scope, max_budget, spend, held = refused.args
+            raise BudgetExceeded(scope, max_budget, spend, held, estimate) from None
+        except Lost as exc:
+            raise StoreUnavailable(f"the database failed ({exc})") from None
 
     async def settle(self, log: dict[str, Any]) -> bool:
         """Record one request's spend (its log row, the key's and team's totals) and release its
-        hold, once: a second settlement of the same request id changes nothing. True if recorded.
-
-        On PostgreSQL this is one statement (data-modifying CTEs, atomic by themselves): one round
-        trip, where a transaction of five statements took seven."""
-        params = {**log, "charge": log.get("cost") or 0}
-        if not self.is_sqlite:
-            async with self._autocommit() as conn:
-                return bool((await conn.execute(_SETTLE_PG, params)).scalar_one())
-        assert self._writer is not None
-        return await self._writer.run(_settle_sqlite, params)
-
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        with _unavailable_on_lost_connection():
-            async with self.engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-    async def release(self, request_id: str) -> None:
-        """Drop a hold whose request was refused before it cost anything."""
-        async with self._tx() as conn:
-            await conn.execute(delete(Hold).where(Hold.request_id == request_id))
+        hold, once: a second settlement of the same request id changes nothing. True if recorded."""
+        try:
+            return await self._budgets.settle(log)
+        except Lost as exc:
+            raise StoreUnavailable(f"the database failed ({exc})") from None
 
     async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
                          end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
@@ -273,66 +264,6 @@ class Store:
         return [dict(r._mapping) for r in rows]
 
 
-class _SQLiteWriter:
-    """SQLite's one writer: budget holds and settlements run whole, each in one hop to one thread
-    with the stdlib driver (an async driver hops to its thread for every statement)."""
-
-    def __init__(self, url: str) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from sqlalchemy import create_engine
-
-        self.engine = create_engine(url)
-        _sqlite_one_writer(self.engine)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ocilm-sqlite-writer")
-
-    async def run(self, work: Any, *args: Any) -> Any:
-        import asyncio
-
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, work, args)
-
-    def _in_transaction(self, work: Any, args: tuple[Any, ...]) -> Any:
-        with _unavailable_on_lost_connection(), self.engine.begin() as conn:
-            return work(conn, *args)
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=True)
-        self.engine.dispose()
-
-
-def _reserve_sqlite(conn: Any, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
-    """The hold, under SQLite's write lock (BEGIN IMMEDIATE): check every budget, then record it."""
-    key = conn.execute(select(Key).where(Key.token == token)).first()
-    team = conn.execute(select(Team).where(Team.team_id == team_id)).first() if team_id else None
-    held_key, held_team = conn.execute(select(
-        func.coalesce(func.sum(Hold.amount).filter(Hold.token == token), 0),
-        func.coalesce(func.sum(Hold.amount).filter(Hold.team_id == team_id), 0),
-    ).where(or_(Hold.token == token, Hold.team_id == team_id), Hold.expires_at > now)).one()  # fmt: skip
-    for scope, row, held, model in (("key", key, held_key, Key), ("team", team, held_team, Team)):
-        if row is None or row.max_budget is None:
-            continue
-        spend, reset_at = row.spend, row.budget_reset_at
-        if row.budget_duration and (reset_at is None or now >= reset_at):  # a new budget window starts
-            spend = 0 if reset_at is not None else spend
-            reset_at = now + duration_seconds(row.budget_duration, "budget_duration")
-            ident = Key.token == row.token if model is Key else Team.team_id == row.team_id
-            conn.execute(update(model).where(ident).values(spend=spend, budget_reset_at=reset_at))
-        if spend + held + estimate > row.max_budget:
-            raise BudgetExceeded(scope, row.max_budget, spend, int(held), estimate)
-    conn.execute(insert(Hold).values(request_id=request_id, token=token, team_id=team_id, amount=estimate, expires_at=now + ttl))
-
-
-def _settle_sqlite(conn: Any, params: dict[str, Any]) -> bool:
-    if conn.execute(_SETTLE_LOG_SQLITE, params).rowcount == 0:
-        return False  # settled before
-    if params["charge"] and params.get("token"):
-        conn.execute(update(Key).where(Key.token == params["token"]).values(spend=Key.spend + params["charge"]))
-    if params["charge"] and params.get("team_id"):
-        conn.execute(update(Team).where(Team.team_id == params["team_id"]).values(spend=Team.spend + params["charge"]))
-    conn.execute(delete(Hold).where(Hold.request_id == params["request_id"]))
-    return True
-
-
 @contextmanager
 def _unavailable_on_lost_connection() -> Iterator[None]:
     """A database that cannot be reached becomes StoreUnavailable (the gateway answers 503);
@@ -345,34 +276,6 @@ def _unavailable_on_lost_connection() -> Iterator[None]:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from None
         raise
-
-
-_RESERVE_PG = text(
-    "SELECT r.*, set_config('synchronous_commit', 'off', true) AS async_commit "
-    "FROM ocilm_reserve(:request_id, :token, :team_id, CAST(:estimate AS BIGINT), :now, :ttl) AS r"
-)
-_LOG_COLUMNS = "request_id, token, team_id, model, deployment, route, input_tokens, output_tokens, cost, status, latency_ms, started_at"
-_LOG_VALUES = ", ".join(f":{c.strip()}" for c in _LOG_COLUMNS.split(","))
-_SETTLE_LOG_SQLITE = text(f"INSERT INTO ocilm_spend_logs ({_LOG_COLUMNS}) VALUES ({_LOG_VALUES}) ON CONFLICT (request_id) DO NOTHING")
-_SETTLE_PG = text(f"""
-WITH logged AS (
-    INSERT INTO ocilm_spend_logs ({_LOG_COLUMNS}) VALUES ({_LOG_VALUES})
-    ON CONFLICT (request_id) DO NOTHING RETURNING request_id
-), key_spend AS (
-    UPDATE ocilm_keys SET spend = spend + CAST(:charge AS BIGINT)
-    WHERE token = :token AND EXISTS (SELECT 1 FROM logged) AND CAST(:charge AS BIGINT) > 0
-), team_spend AS (
-    UPDATE ocilm_teams SET spend = spend + CAST(:charge AS BIGINT)
-    WHERE team_id = :team_id AND EXISTS (SELECT 1 FROM logged) AND CAST(:charge AS BIGINT) > 0
-), released AS (
-    DELETE FROM ocilm_holds WHERE request_id = :request_id
-)
-SELECT count(*) FROM logged
-""")
-
-
-def _locked(query: Any, is_sqlite: bool) -> Any:
-    return query if is_sqlite else query.with_for_update()  # SQLite: BEGIN IMMEDIATE already holds the write lock
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
