@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import Lost, PostgresBudgets, Refused, SQLiteBudgets
-from ._models import Hold, Key, SpendLog, Team
+from ._models import Key, SpendLog, Team
 from ._policy import key_hash, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
