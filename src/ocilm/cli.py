@@ -158,8 +158,8 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[i
         print(f"ocilm {args.command}: {exc.message}", file=sys.stderr)
         return 2
     if config.governance is None:
-        print(f"ocilm {args.command}: {args.config} has no database: set general_settings.master_key (and database_url for "
-              "PostgreSQL)", file=sys.stderr)  # fmt: skip
+        print(f"ocilm {args.command}: {args.config} has no database: set general_settings.database_url (sqlite:///ocilm.db "
+              "for a file beside the config, or postgresql://user@host/db for several replicas)", file=sys.stderr)  # fmt: skip
         return 2
 
     governance = config.governance

@@ -1,5 +1,5 @@
-"""``ocilm keys`` and ``ocilm db`` from the terminal, on the SQLite store a config file gets by
-default (``ocilm.db`` beside it), and the keys they make used through ``ocilm serve``'s app."""
+"""``ocilm keys`` and ``ocilm db`` from the terminal, on a SQLite store beside the config file
+(``database_url: sqlite:///ocilm.db``), and the keys they make used through ``ocilm serve``'s app."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def config_file(creds, tmp_path):
     path.write_text(yaml.safe_dump({
         "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds,
                                                                    "input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
-        "general_settings": {"master_key": MASTER},
+        "general_settings": {"master_key": MASTER, "database_url": "sqlite:///ocilm.db"},
     }))  # fmt: skip
     return path
 
@@ -37,7 +37,7 @@ def test_keys_from_the_terminal(config_file):
     assert made.returncode == 0, made.stderr
     key = made.stdout.split("shown once, store it now): ", 1)[1].split()[0]
     info = json.loads(made.stdout.split("\n", 1)[1])
-    assert (config_file.parent / "ocilm.db").exists()  # the default store, beside the config
+    assert (config_file.parent / "ocilm.db").exists()  # a relative SQLite path is beside the config
     assert info["key_alias"] == "laptop" and info["max_budget"] == 2.0 and key not in made.stdout.split("\n", 1)[1]
     listed = ocilm("keys", "list", "--config", str(config_file))
     assert info["token"] in listed.stdout and "alias=laptop" in listed.stdout and key not in listed.stdout
@@ -67,4 +67,4 @@ def test_a_config_without_a_store_says_what_to_set(creds, tmp_path):
     path = tmp_path / "open.yaml"
     path.write_text(yaml.safe_dump({"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}]}))
     r = ocilm("keys", "list", "--config", str(path))
-    assert r.returncode == 2 and "general_settings.master_key" in r.stderr
+    assert r.returncode == 2 and "set general_settings.database_url (sqlite:///ocilm.db" in r.stderr

@@ -222,3 +222,14 @@ def test_embeddings_and_doors_take_virtual_keys_and_are_billed(gateway):
     assert r.status_code == 200
     routes = sorted(row["call_type"] for row in admin(gateway, "/spend/logs", api_key=made["token"]).json())
     assert routes == ["messages", "responses"]
+
+
+def test_without_a_database_the_gateway_keeps_no_state_and_says_how_to_add_it(creds):
+    plain = {"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+             "general_settings": {"master_key": MASTER}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(plain))) as gw:
+        r = admin(gw, "/key/generate", {})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "governance_off" and "database_url" in r.json()["error"]["message"]
+        with client(gw, MASTER) as oa:
+            raw = oa.chat.completions.with_raw_response.create(model="llama", messages=HI)
+        assert "x-litellm-response-cost" not in raw.headers  # nothing metered

@@ -112,7 +112,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
                     raise GatewayError(403, "the admin API needs the master key", kind="permission_error", code="admin_only")
                 if gate.store is None:
                     raise GatewayError(400, "keys and budgets need a database: set general_settings.database_url "
-                                       "(or run ocilm serve from a config file with a master_key)", code="governance_off")  # fmt: skip
+                                       "(sqlite:///ocilm.db for a file beside the config)", code="governance_off")  # fmt: skip
                 result = await handler(request, gate.store)
                 gate.forget()  # this replica sees a change at once; others within a second
                 return result if isinstance(result, Response) else JSONResponse(result)

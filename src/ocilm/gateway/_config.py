@@ -224,22 +224,21 @@ def _price(fields: dict[str, Any], place: str, problems: list[str]) -> Price | N
 
 
 def _governance(general: Any, source: str, master_key: str | None, problems: list[str]) -> GovernanceSettings | None:
-    """On with a ``database_url``, or with a master key when the config came from a file (then
-    the default store is ``ocilm.db``, a SQLite file beside it)."""
+    """On when ``general_settings.database_url`` is set: ``sqlite:///ocilm.db`` keeps everything in
+    a file (a relative path is beside the config file), ``postgresql://...`` serves replicas."""
     url = general.database_url if general else None
-    if url is None and master_key is not None and os.path.isfile(source):
-        url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(source)), "ocilm.db")
     if url is None:
         return None
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        problems.append("general_settings.database_url: expected sqlite:///<path> or postgresql://user@host/db")
+        problems.append("general_settings.database_url: expected sqlite:///<file> or postgresql://user@host/db")
         return None
+    if url.startswith("sqlite:///") and not os.path.isabs(url[len("sqlite:///"):]) and os.path.isfile(source):
+        url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(source)), url[len("sqlite:///"):])
     if master_key is None:
         problems.append("general_settings.master_key: required with a database (it guards the admin API that makes keys)")
         return None
-    return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds if general else 600.0,
-                              strict=general.budget_strict if general else True, auto_migrate=url.startswith("sqlite:///"),
-                              synchronous_commit=general.database_synchronous_commit if general else False)  # fmt: skip
+    return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds, strict=general.budget_strict,
+                              auto_migrate=url.startswith("sqlite:///"), synchronous_commit=general.database_synchronous_commit)  # fmt: skip
 
 
 def _aliases(raw: dict, deployments: dict[str, list[Deployment]], problems: list[str]) -> dict[str, str]:

@@ -148,7 +148,6 @@ class Gate:
                     f"${to_usd(exc.max_budget):.6f}; this request may cost up to ${to_usd(exc.estimate):.6f}",
                     kind="budget_exceeded", code="budget_exceeded", headers={"retry-after": "60"},
                 ) from None  # fmt: skip
-            meter.held = True
         return meter
 
     def settle_later(self, meter: Meter, **result: Any) -> None:
@@ -163,17 +162,12 @@ class Gate:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
 
-def _cost(price: Price | None, input_tokens: int, output_tokens: int) -> int | None:
-    return None if price is None else price.nano(input_tokens, output_tokens)
-
-
 class Meter:
     """One request's spend: settled once, with its log row."""
 
     def __init__(self, gate: Gate, caller: Caller, request_id: str, route: str, model: str) -> None:
         self.gate, self.caller, self.request_id, self.route, self.model = gate, caller, request_id, route, model
         self.started = time.time()
-        self.held = False
         self.settled = False
         self.cost_usd: float | None = None
 
@@ -189,8 +183,11 @@ class Meter:
             input_tokens, output_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         else:
             input_tokens, output_tokens = estimated or (0, 0)
-        price = deployment.price if deployment is not None else None
-        cost = _cost(price, input_tokens, output_tokens) if status < 400 or estimated else 0
+        price: Price | None = deployment.price if deployment is not None else None
+        if status >= 400 and not estimated:
+            cost: int | None = 0  # refused or failed before any output: nothing to bill
+        else:
+            cost = price.nano(input_tokens, output_tokens) if price is not None else None
         log_row = {
             "request_id": self.request_id, "token": self.caller.token, "team_id": self.caller.team_id, "model": self.model,
             "deployment": deployment.model if deployment is not None else "", "route": self.route, "input_tokens": input_tokens,
