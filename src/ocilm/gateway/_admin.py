@@ -7,7 +7,7 @@ import datetime
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,8 +17,11 @@ from ._app import Router, _json_body
 from ._config import GatewayConfig
 from ._errors import GatewayError
 from .governance._gate import Gate, unavailable
+from .governance._outcomes import StoreUnavailable
 from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
-from .governance._store import Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .governance._store import Store
 
 _KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked"})
 _TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked"})

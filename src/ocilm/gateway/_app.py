@@ -176,11 +176,12 @@ class Metered:
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         self.gate.allow(caller, name, self.router.config.resolve(name))
-        if method == "completion":
-            inputs, outputs = input_token_ceiling(first), output_token_ceiling(params, deployments, DEFAULT_MAX_TOKENS)
-        else:
-            inputs, outputs = text_chars(first) + 8, 0
-        meter = await self.gate.meter(caller, route, name, deployments, inputs, outputs)
+        def worst_case() -> tuple[int, int]:  # input and output tokens at most; counted only for a hold
+            if method == "completion":
+                return input_token_ceiling(first), output_token_ceiling(params, deployments, DEFAULT_MAX_TOKENS)
+            return text_chars(first) + 8, 0
+
+        meter = await self.gate.meter(caller, route, name, deployments, worst_case)
         metered = self.gate.store is not None
         asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
         if metered and stream:

@@ -15,12 +15,16 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import GatewayError
+from ._outcomes import BudgetExceeded, KeyView, StoreUnavailable
 from ._policy import Price, text_chars, to_usd
-from ._store import BudgetExceeded, KeyView, Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from ._store import Store
 
 log = logging.getLogger("ocilm.gateway")
 AUTH_CACHE_SECONDS = 0.5  # a revoked key stops working on every replica within this (plus a query)
@@ -124,10 +128,10 @@ class Gate:
 
     # ------------------------------------------------------------------ what it costs
 
-    async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any], input_tokens: int,
-                    output_tokens: int) -> Meter:  # fmt: skip
-        """Reserve a request's worst case (``input_tokens`` and ``output_tokens`` at the dearest
-        deployment's price) against every budget it touches; 429 if one has no room."""
+    async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any],
+                    worst_case: Callable[[], tuple[int, int]]) -> Meter:  # fmt: skip
+        """Reserve a request's worst case (``worst_case()``: input and output tokens, at the
+        dearest deployment's price) against every budget it touches; 429 if one has no room."""
         if self.store is None:
             return _UNMETERED
         meter = Meter(self, caller, f"req-{uuid.uuid4().hex}", route, model)
@@ -136,6 +140,7 @@ class Gate:
             if any(p is None for p in prices) and self.strict:
                 raise GatewayError(400, f"model {model!r} has no price (set input_cost_per_token and output_cost_per_token on its "
                                    "deployments), so a key with a budget cannot use it", param="model", code="price_unknown")  # fmt: skip
+            input_tokens, output_tokens = worst_case()
             estimate = max((p.nano(input_tokens, output_tokens) for p in prices if p is not None), default=0)
             assert caller.token is not None
             try:

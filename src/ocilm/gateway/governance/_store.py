@@ -14,7 +14,6 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, event, insert, select, update
@@ -23,32 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from ._hot import Lost, PostgresBudgets, Refused, SQLiteBudgets
 from ._models import Key, SpendLog, Team
+from ._outcomes import BudgetExceeded, KeyView, StoreUnavailable
 from ._policy import key_hash, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached (governed requests fail closed with 503)."""
-
-
-class BudgetExceeded(Exception):
-    def __init__(self, scope: str, max_budget: int, committed: int, held: int, estimate: int) -> None:
-        super().__init__(scope)
-        self.scope, self.max_budget, self.committed, self.held, self.estimate = scope, max_budget, committed, held, estimate
-
-
-@dataclass(frozen=True)
-class KeyView:
-    """What authenticating a request needs of a key, read in one query."""
-
-    token: str
-    team_id: str | None
-    models: tuple[str, ...]
-    team_models: tuple[str, ...]
-    has_budget: bool  # the key's or its team's
-    blocked: bool
-    expires_at: float | None
 
 
 def async_url(url: str) -> str:
