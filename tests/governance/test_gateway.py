@@ -27,7 +27,9 @@ def config(creds: dict, database_url: str, **general) -> dict:
         "model_list": [
             {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}},
             {"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-3", **creds}, "model_info": PRICE},
-            {"model_name": "unpriced", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}},
+            {"model_name": "unpriced", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, "oci_serving_mode": "DEDICATED",
+             "oci_endpoint_id": "ocid1.generativeaiendpoint.oc1.us-chicago-1.simllama"}},  # billed by the hour: no per-request price
+            {"model_name": "builtin", "litellm_params": {"model": "oci/xai.grok-3", **creds}},  # the built-in OCI price table
             {"model_name": "slow", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE,
              "extra_headers": {"x-ocilm-sim-fault": Fault(events=40, event_delay=0.05, times=None).header()}}},
         ],
@@ -163,6 +165,16 @@ def test_a_budgeted_key_cannot_use_an_unpriced_model(gateway):
         raw = oa.chat.completions.with_raw_response.create(model="unpriced", messages=HI)
     assert "x-litellm-response-cost" not in raw.headers
     assert admin(gateway, "/spend/logs", api_key=free["token"]).json()[0]["spend"] is None
+
+
+def test_a_deployment_without_a_price_in_its_config_is_billed_from_the_built_in_table(gateway):
+    made = new_key(gateway, max_budget=1)
+    with client(gateway, made["key"]) as oa:
+        raw = oa.chat.completions.with_raw_response.create(model="builtin", messages=HI, max_tokens=50)
+    usage = raw.parse().usage
+    expected = usage.prompt_tokens * 3.00 / 1e6 + usage.completion_tokens * 15.00 / 1e6  # xai.grok-3: $3 / $15 per million
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(expected, abs=1e-9)
+    assert admin(gateway, "/spend/logs", api_key=made["token"]).json()[0]["spend"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_streams_are_billed_from_usage_and_usage_stays_private(gateway):

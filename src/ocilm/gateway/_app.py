@@ -176,9 +176,10 @@ class Metered:
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         self.gate.allow(caller, name, self.router.config.resolve(name))
-        def worst_case() -> tuple[int, int]:  # input and output tokens at most; counted only for a hold
+        def worst_case(deployment: Deployment) -> tuple[int, int]:  # input and output tokens at most; counted only for a hold
             if method == "completion":
-                return input_token_ceiling(first), output_token_ceiling(params, deployments, DEFAULT_MAX_TOKENS)
+                asked = params.get("max_completion_tokens", params.get("max_tokens"))
+                return input_token_ceiling(first), output_token_ceiling(asked, deployment, DEFAULT_MAX_TOKENS)
             return text_chars(first) + 8, 0
 
         meter = await self.gate.meter(caller, route, name, deployments, worst_case)

@@ -17,6 +17,7 @@ from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
 from .governance._policy import Price
+from .governance._prices import builtin_price
 
 ENV_PREFIX = "os.environ/"
 # LiteLLM routing keys that ocilm's gateway accepts in litellm_params and does not act on.
@@ -190,6 +191,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             except OCIError as exc:
                 where = f"{place}.{exc.param}" if exc.param else place
                 problems.append(f"{where}: {exc.message}")
+        if price is None and str(params.get("oci_serving_mode", "ON_DEMAND")).upper() != "DEDICATED":
+            price = builtin_price(model)
         max_output = (entry.model_info or {}).get("max_output_tokens")
         if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
             problems.append(f"model_list[{i}].model_info.max_output_tokens: expected a whole number >= 1")

@@ -129,19 +129,20 @@ class Gate:
     # ------------------------------------------------------------------ what it costs
 
     async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any],
-                    worst_case: Callable[[], tuple[int, int]]) -> Meter:  # fmt: skip
-        """Reserve a request's worst case (``worst_case()``: input and output tokens, at the
-        dearest deployment's price) against every budget it touches; 429 if one has no room."""
+                    worst_case: Callable[[Any], tuple[int, int]]) -> Meter:  # fmt: skip
+        """Reserve a request's worst case (``worst_case(deployment)``: its input and output
+        tokens there, at that deployment's price; the dearest deployment counts) against every
+        budget it touches; 429 if one has no room."""
         if self.store is None:
             return _UNMETERED
         meter = Meter(self, caller, f"req-{uuid.uuid4().hex}", route, model)
         if caller.has_budget:
             prices = [d.price for d in deployments]
             if any(p is None for p in prices) and self.strict:
-                raise GatewayError(400, f"model {model!r} has no price (set input_cost_per_token and output_cost_per_token on its "
-                                   "deployments), so a key with a budget cannot use it", param="model", code="price_unknown")  # fmt: skip
-            input_tokens, output_tokens = worst_case()
-            estimate = max((p.nano(input_tokens, output_tokens) for p in prices if p is not None), default=0)
+                raise GatewayError(400, f"model {model!r} has no price (no built-in OCI price for its model, or a dedicated endpoint, "
+                                   "which OCI bills by the hour): set input_cost_per_token and output_cost_per_token on its "
+                                   "deployments, so a key with a budget can use it", param="model", code="price_unknown")  # fmt: skip
+            estimate = max((d.price.nano(*worst_case(d)) for d in deployments if d.price is not None), default=0)
             assert caller.token is not None
             try:
                 await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
@@ -216,14 +217,14 @@ def cost_header(cost: float | None) -> dict[str, str]:
     return {} if cost is None else {"x-litellm-response-cost": f"{cost:.9f}".rstrip("0").rstrip(".") or "0"}
 
 
-def output_token_ceiling(params: dict[str, Any], deployments: list[Any], default: int) -> int:
-    """The most output a request may produce: its ``max_tokens`` (or ``max_completion_tokens``)
-    clamped to the smallest deployment limit; without one, that limit or ``default``."""
-    asked = params.get("max_completion_tokens", params.get("max_tokens"))
-    limits = [d.max_output_tokens for d in deployments if d.max_output_tokens]
+def output_token_ceiling(asked: Any, deployment: Any, default: int) -> int:
+    """The most output one deployment may produce: the request's ``max_tokens`` clamped to the
+    deployment's ``max_output_tokens``; without one, that limit or ``default`` (what the SDK sends
+    when a caller sets no limit)."""
+    limit = deployment.max_output_tokens
     if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
-        return min(asked, *limits) if limits else asked
-    return min(limits) if limits else default
+        return min(asked, limit) if limit else asked
+    return limit or default
 
 
 def stream_estimate(messages: Any, text_chars_delivered: int) -> tuple[int, int]:

@@ -66,23 +66,15 @@ def masked(key: str) -> str:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per input and per output token."""
+    """USD per input and per output token, and where the figures came from (the deployment's
+    config, or the built-in OCI table)."""
 
     input_per_token: float
     output_per_token: float
+    source: str = "config"
 
     def nano(self, input_tokens: int, output_tokens: int) -> int:
         return math.ceil((input_tokens * self.input_per_token + output_tokens * self.output_per_token) * NANO)
-
-
-def price_of(params: dict[str, Any], model_info: dict[str, Any] | None) -> Price | None:
-    """A deployment's price as LiteLLM writes it (``input_cost_per_token`` and
-    ``output_cost_per_token`` under ``litellm_params`` or ``model_info``), or None."""
-    for source in (params, model_info or {}):
-        inp, out = source.get("input_cost_per_token"), source.get("output_cost_per_token")
-        if inp is not None or out is not None:
-            return Price(float(inp or 0.0), float(out or 0.0))
-    return None
 
 
 def text_chars(value: Any) -> int:
