@@ -122,3 +122,33 @@ async def test_budget_window_starts_over(store_url):
         await store.reserve("w2", info["token"], None, NANO, ttl=60)
     finally:
         await store.close()
+
+
+async def test_two_stores_batching_many_keys_and_teams_at_once_lose_nothing(store_url):
+    """Two replicas' stores, six keys in three teams (and two teamless), 300 concurrent holds
+    and settlements in batches that cross: no deadlock, no failure, every cent on its key and team."""
+    first = await _store(store_url)
+    second = await Store.open(store_url)
+    try:
+        for team in ("t1", "t2", "t3"):
+            await first.create_team({"team_id": team, "max_budget": 1000 * NANO})
+        keys = [(await first.create_key({"team_id": team, "max_budget": 1000 * NANO}))[1]["token"] for team in ("t1", "t2", "t3", "t1", "t2", "t3")]
+        keys += [(await first.create_key({"max_budget": 1000 * NANO}))[1]["token"] for _ in range(2)]
+        teams = {k: (await first.key_info(k))["team_id"] for k in keys}
+
+        async def one(i: int) -> None:
+            store, token = (first, second)[i % 2], keys[(i * 7) % len(keys)]
+            await store.reserve(f"r{i}", token, teams[token], NANO, ttl=60)
+            assert await store.settle(_log(f"r{i}", token, i + 1, teams[token]))
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        for token in keys:
+            expected = sum(i + 1 for i in range(300) if keys[(i * 7) % len(keys)] == token)
+            assert round((await first.key_info(token))["spend"] * NANO) == expected
+        for team in ("t1", "t2", "t3"):
+            expected = sum(i + 1 for i in range(300) if teams[keys[(i * 7) % len(keys)]] == team)
+            assert round((await first.team_info(team))["spend"] * NANO) == expected
+        assert len(await first.spend_logs(limit=1000)) == 300
+    finally:
+        await second.close()
+        await first.close()

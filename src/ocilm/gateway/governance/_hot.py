@@ -3,15 +3,21 @@ themselves: through SQLAlchemy each cost about half a millisecond of the gateway
 times the work they do (``bench/governance.py``). Everything else about the store stays on
 SQLAlchemy.
 
-PostgreSQL: a hold is one call of ``ocilm_reserve`` (migration 0002) and a settlement one
-statement of data-modifying CTEs, each one round trip on a pooled asyncpg connection.
-SQLite: both run whole, under ``BEGIN IMMEDIATE``, in one hop to the store's single writer thread.
+Holds (and settlements) that arrive while one is being written go together in the next write:
+at one request at a time each is written alone, at load one round trip serves many requests, each
+still decided on its own (one refused hold does not refuse its batch-mates).
+
+PostgreSQL: a batch is one call of ``ocilm_reserve_many`` or ``ocilm_settle_many`` (migrations
+0002-0003), one round trip on a pooled asyncpg connection, sorted so that row locks are always
+taken in one order (no deadlocks between replicas).
+SQLite: a batch runs whole, under ``BEGIN IMMEDIATE``, in one hop to the store's single writer thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +25,7 @@ from ._policy import duration_seconds
 
 LOG_COLUMNS = ("request_id", "token", "team_id", "model", "deployment", "route", "input_tokens", "output_tokens", "cost", "status",
                "latency_ms", "started_at")  # fmt: skip
+MAX_BATCH = 128
 
 
 class Refused(Exception):
@@ -29,69 +36,155 @@ class Lost(Exception):
     """The database could not be reached (the store turns this into StoreUnavailable)."""
 
 
+class Batched:
+    """Calls that arrive while a write is in flight wait and go together in the next one.
+
+    ``write_many(items)`` returns one outcome per item: a value, or an exception that only that
+    item's caller gets. A failure of the whole write reaches every caller in it. A write runs in
+    a task of its own, so a caller that gives up (a client gone) does not cancel its batch-mates'
+    writes, nor its own once it is sent: a settlement started is finished. With
+    ``skip_abandoned``, an item whose caller gave up before its write began is not written (a
+    hold nobody will use)."""
+
+    def __init__(self, write_many: Callable[[list[Any]], Awaitable[list[Any]]], skip_abandoned: bool = False) -> None:
+        self.write_many = write_many
+        self.skip_abandoned = skip_abandoned
+        self._waiting: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._writing = False
+        self._task: asyncio.Future[None] | None = None
+
+    async def drain(self) -> None:
+        """Wait for the writes in flight and those waiting (shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
+
+    async def __call__(self, item: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if not self._writing:
+            self._writing = True
+            self._task = asyncio.ensure_future(self._write())  # held: a task nobody holds may be collected
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                if self.skip_abandoned:
+                    batch = [(item, future) for item, future in batch if not future.cancelled()]
+                    if not batch:
+                        continue
+                try:
+                    outcomes = await self.write_many([item for item, _ in batch])
+                except BaseException as exc:  # the whole write failed: every caller in it hears
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc if isinstance(exc, Exception) else Lost(type(exc).__name__))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._writing = False
+
+
+def lock_order(item: tuple[int, dict[str, Any]]) -> tuple[str, str, str]:
+    """Teamless keys first, then by team, then by key: the one order every write takes row locks in."""
+    row = item[1]
+    team = row.get("team_id")
+    return ("1" + team if team else "0", row.get("token") or "", row["request_id"])
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
-_PG_RESERVE = "SELECT scope, max_budget, spend, held, set_config('synchronous_commit', 'off', true) FROM ocilm_reserve($1, $2, $3, $4, $5, $6)"
-_PG_SETTLE = f"""
-WITH logged AS (
-    INSERT INTO ocilm_spend_logs ({", ".join(LOG_COLUMNS)}) VALUES ({", ".join(f"${i + 1}" for i in range(len(LOG_COLUMNS)))})
-    ON CONFLICT (request_id) DO NOTHING RETURNING request_id
-), key_spend AS (
-    UPDATE ocilm_keys SET spend = spend + $13 WHERE token = $2 AND $13 > 0 AND EXISTS (SELECT 1 FROM logged)
-), team_spend AS (
-    UPDATE ocilm_teams SET spend = spend + $13 WHERE team_id = $3 AND $13 > 0 AND EXISTS (SELECT 1 FROM logged)
-), released AS (
-    DELETE FROM ocilm_holds WHERE request_id = $1
-)
-SELECT count(*) FROM logged"""
-
-
-async def _keep_session(connection: Any) -> None:
-    """Nothing to reset between uses (the statements set nothing beyond their transaction);
-    asyncpg's default reset is a round trip per release."""
+_PG_RESERVE_MANY = ("SELECT i, scope, max_budget, spend, held, set_config('synchronous_commit', 'off', true) "
+                    "FROM ocilm_reserve_many($1, $2, $3, $4, $5, $6)")  # fmt: skip
+_PG_SETTLE_MANY = "SELECT request_id FROM ocilm_settle_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS request_id"
+_PG_SETTLE_MANY_ASYNC = _PG_SETTLE_MANY.replace("SELECT request_id", "SELECT request_id, set_config('synchronous_commit', 'off', true)")
+_DEADLOCK_RETRIES = 3
 
 
 class PostgresBudgets:
-    def __init__(self, pool: Any, synchronous_commit: bool) -> None:
-        self.pool = pool
+    """Holds and settlements, each on a connection of its own: a ``Batched`` has at most one
+    write in flight, so a pool (and its acquire and release on every request) buys nothing."""
+
+    def __init__(self, url: str, connections: dict[str, Any], synchronous_commit: bool) -> None:
+        self.url = url
+        self._connections = connections
         self.synchronous_commit = synchronous_commit
+        self._reserve = Batched(self._reserve_many, skip_abandoned=True)
+        self._settle = Batched(self._settle_many)
 
     @classmethod
     async def open(cls, url: str, synchronous_commit: bool = False) -> PostgresBudgets:
+        budgets = cls(url.replace("postgresql://", "postgres://", 1), {}, synchronous_commit)
+        await budgets._connection("reserve")  # reachable now, or a clear error at start-up
+        return budgets
+
+    async def _connection(self, purpose: str) -> Any:
         import asyncpg
 
-        try:
-            pool = await asyncpg.create_pool(url.replace("postgresql://", "postgres://", 1), min_size=1, max_size=20,
-                                             reset=_keep_session, timeout=10)  # fmt: skip
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise Lost(type(exc).__name__) from None
-        return cls(pool, synchronous_commit)
+        conn = self._connections.get(purpose)
+        if conn is None or conn.is_closed():
+            try:
+                conn = self._connections[purpose] = await asyncpg.connect(self.url, timeout=10)
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise Lost(type(exc).__name__) from None
+        return conn
 
-    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+    async def _fetch(self, purpose: str, sql: str, *args: Any) -> Any:
         import asyncpg
 
-        try:
-            async with self.pool.acquire(timeout=10) as conn:
-                return await conn.fetchrow(sql, *args)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError) as exc:  # fmt: skip
-            raise Lost(type(exc).__name__) from None
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            conn = await self._connection(purpose)
+            try:
+                return await conn.fetch(sql, *args, timeout=10)
+            except asyncpg.DeadlockDetectedError:  # an admin write crossed the batch's locks: it rolled back whole
+                if attempt == _DEADLOCK_RETRIES:
+                    raise Lost("DeadlockDetectedError") from None
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.CannotConnectNowError) as exc:  # fmt: skip
+                self._connections.pop(purpose, None)
+                conn.terminate()  # the next write reconnects
+                raise Lost(type(exc).__name__) from None
+        raise AssertionError("unreachable")
 
     async def reserve(self, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
+        await self._reserve({"request_id": request_id, "token": token, "team_id": team_id, "estimate": estimate, "now": now, "ttl": ttl})
+
+    async def _reserve_many(self, holds: list[dict[str, Any]]) -> list[Any]:
         # A hold is a lease: committed without waiting for the disk, it is visible to every
         # replica at once; only a crash of PostgreSQL itself could lose the newest ones.
-        row = await self._fetchrow(_PG_RESERVE, request_id, token, team_id, estimate, now, ttl)
-        if row is not None and row["scope"] is not None:
-            raise Refused(row["scope"], row["max_budget"], row["spend"], int(row["held"]))
+        ordered = sorted(enumerate(holds), key=lock_order)
+        rows = await self._fetch("reserve", _PG_RESERVE_MANY, [h["request_id"] for _, h in ordered], [h["token"] for _, h in ordered],
+                                 [h["team_id"] for _, h in ordered], [h["estimate"] for _, h in ordered],
+                                 max(h["now"] for h in holds), holds[0]["ttl"])  # fmt: skip
+        outcomes: list[Any] = [None] * len(holds)
+        for row in rows:
+            if row["scope"] is not None:
+                outcomes[ordered[row["i"] - 1][0]] = Refused(row["scope"], row["max_budget"], row["spend"], int(row["held"]))
+        return outcomes
 
     async def settle(self, log: dict[str, Any]) -> bool:
-        args = [log[c] for c in LOG_COLUMNS] + [log.get("cost") or 0]
-        sql = _PG_SETTLE if self.synchronous_commit else _PG_SETTLE + ", set_config('synchronous_commit', 'off', true)"
-        row = await self._fetchrow(sql, *args)
-        return bool(row[0])
+        return bool(await self._settle(log))
+
+    async def _settle_many(self, logs: list[dict[str, Any]]) -> list[bool]:
+        ordered = [log for _, log in sorted(enumerate(logs), key=lock_order)]
+        columns = [[log[c] for log in ordered] for c in LOG_COLUMNS]
+        rows = await self._fetch("settle", _PG_SETTLE_MANY if self.synchronous_commit else _PG_SETTLE_MANY_ASYNC, *columns)
+        logged = {row["request_id"] for row in rows}
+        return [log["request_id"] in logged for log in logs]
 
     async def close(self) -> None:
-        await self.pool.close()
+        await self._settle.drain()
+        for conn in self._connections.values():
+            await conn.close(timeout=5)
 
 
 # ---------------------------------------------------------------- SQLite
@@ -104,6 +197,7 @@ class SQLiteBudgets:
         self.path = path
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="ocilm-sqlite-writer")
         self._conn: sqlite3.Connection | None = None
+        self._batched = Batched(self._write_many)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:  # made on the writer thread, used only there
@@ -114,21 +208,32 @@ class SQLiteBudgets:
         return self._conn
 
     async def _run(self, work: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, work, args)
+        return await self._batched((work, args))
 
-    def _in_transaction(self, work: Any, args: tuple[Any, ...]) -> Any:
+    async def _write_many(self, calls: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, calls)
+
+    def _in_transaction(self, calls: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")  # the one write lock: every check and its hold together
         except sqlite3.OperationalError as exc:
             raise Lost(str(exc)) from None
+        outcomes: list[Any] = []
         try:
-            result = work(conn, *args)
+            for work, args in calls:
+                try:
+                    outcomes.append(work(conn, *args))
+                except Refused as refused:  # it wrote nothing but a budget window's reset, which stands
+                    outcomes.append(refused)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise Lost(str(exc)) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
-        return result
+        return outcomes
 
     async def reserve(self, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
         await self._run(_sqlite_reserve, request_id, token, team_id, estimate, now, ttl)
@@ -137,6 +242,8 @@ class SQLiteBudgets:
         return bool(await self._run(_sqlite_settle, log))
 
     async def close(self) -> None:
+        await self._batched.drain()
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
@@ -178,4 +285,3 @@ def _sqlite_settle(conn: sqlite3.Connection, log: dict[str, Any]) -> bool:
         conn.execute("UPDATE ocilm_teams SET spend = spend + ? WHERE team_id = ?", (charge, log["team_id"]))
     conn.execute("DELETE FROM ocilm_holds WHERE request_id = ?", (log["request_id"],))
     return True
-
