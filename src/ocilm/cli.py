@@ -43,11 +43,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         print(f"ocilm serve: warning: {warning}", file=sys.stderr)
-    if config.governance is not None:
-        problem = _check_store(config)  # before uvicorn, so the reason is one clear line
-        if problem:
-            print(f"ocilm serve: {problem}", file=sys.stderr)
-            return 2
+    problem = _check_start(config, args.workers)  # before uvicorn, so the reason is one clear line
+    if problem:
+        print(f"ocilm serve: {problem}", file=sys.stderr)
+        return 2
     print(f"ocilm gateway: {len(config.deployments)} model name(s) on http://{args.host}:{args.port}/v1", file=sys.stderr)
     common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False,
                   limit_concurrency=args.limit_concurrency)  # fmt: skip
@@ -56,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ["OCILM_GATEWAY_CONFIG"] = os.path.abspath(args.config)
         os.environ["OCILM_GATEWAY_ALLOWED_HOSTS"] = ",".join(allowed_hosts)
+        os.environ["OCILM_GATEWAY_WORKERS"] = str(args.workers)
         uvicorn.run("ocilm.gateway._factory:app_from_env", factory=True, workers=args.workers, **common)
     else:
         app = create_app(config, allowed_hosts=allowed_hosts)
@@ -128,20 +128,31 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_store(config: Any) -> str | None:
+def _check_start(config: Any, workers: int) -> str | None:
+    """Why the gateway cannot start as configured (its store, its rate limits), or None."""
     import asyncio
 
-    from .gateway._app import GatewayStartError, open_store
+    from .gateway._app import GatewayStartError, limits_refused, open_store
 
-    async def check() -> None:
+    refused = limits_refused(config, workers)
+    if refused and config.deployment_limits:
+        return f"model_list: deployments set rpm or tpm, but {refused}"
+
+    async def check() -> str | None:
+        if config.governance is None:
+            return None
         store = await open_store(config.governance)
-        await store.close()
+        try:
+            if refused and await store.has_rate_limits():
+                return f"some keys or teams have rate limits, but {refused}"
+        finally:
+            await store.close()
+        return None
 
     try:
-        asyncio.run(check())
+        return asyncio.run(check())
     except GatewayStartError as exc:
         return str(exc)
-    return None
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[int]], migrate: bool = False) -> int:

@@ -283,7 +283,7 @@ def test_config_env_references_and_litellm_extras(creds, monkeypatch, tmp_path):
     monkeypatch.setenv("MY_OCI_KEY", creds["oci_key"])
     monkeypatch.setenv("MY_MASTER", "sk-from-environment")
     raw = {
-        "model_list": [{"model_name": "m", "litellm_params": {**creds, "model": "oci/xai.grok-4", "oci_key": "os.environ/MY_OCI_KEY", "rpm": 10},
+        "model_list": [{"model_name": "m", "litellm_params": {**creds, "model": "oci/xai.grok-4", "oci_key": "os.environ/MY_OCI_KEY", "rpm": 10, "weight": 2},
                         "model_info": {"id": "1"}}],
         "general_settings": {"master_key": "os.environ/MY_MASTER"},
         "litellm_settings": {"drop_params": True},
@@ -294,7 +294,8 @@ def test_config_env_references_and_litellm_extras(creds, monkeypatch, tmp_path):
 
     config = load_config(str(path))
     assert config.master_key == "sk-from-environment"
-    assert any("rpm" in w for w in config.warnings)
+    assert any("weight" in w for w in config.warnings)  # LiteLLM routing settings ocilm does not act on
+    assert config.deployments["m"][0].rpm == 10  # a deployment's own limit steers routing
     assert "sk-from" not in repr(config) and "PRIVATE" not in repr(config.deployments)
     path.write_text("model_list: [\n  - oops")
     with pytest.raises(GatewayConfigError, match="not valid YAML at line"):

@@ -23,21 +23,27 @@ from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, 
 if TYPE_CHECKING:
     from .governance._store import Store
 
-_KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked"})
-_TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked"})
-_LATER = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests", "model_rpm_limit", "model_tpm_limit"})
+_COUNTS = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests"})
+_PER_MODEL = frozenset({"model_rpm_limit", "model_tpm_limit"})
+_KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
+                         *_COUNTS, *_PER_MODEL})  # fmt: skip
+_TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", *_COUNTS})
 
 
 def _bad(field: str, problem: str) -> GatewayError:
     return GatewayError(400, f"{field}: {problem}", param=field, code="invalid_field")
 
 
-def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig) -> dict[str, Any]:
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig, limits_refused: str | None = None) -> dict[str, Any]:
     """Validated columns from an admin body (money in nano-dollars, durations checked)."""
     out: dict[str, Any] = {}
     for name, value in body.items():
-        if name in _LATER:
-            raise _bad(name, "rate limits are not available in this version of ocilm; leave it out")
+        if name in _COUNTS | _PER_MODEL and value and limits_refused:
+            raise _bad(name, limits_refused)
         if name not in allowed:
             raise _bad(name, f"unknown field; expected one of {', '.join(sorted(allowed))}")
         try:
@@ -60,6 +66,17 @@ def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig
                 if not isinstance(value, dict):
                     raise PolicyError(name, "expected an object")
                 out["metadata_"] = value
+            elif name in _COUNTS:
+                if value is not None and not _count(value):
+                    raise PolicyError(name, "expected a whole number >= 1, or null for no limit")
+                out[name] = value
+            elif name in _PER_MODEL:
+                if value is not None and not (isinstance(value, dict) and all(isinstance(m, str) and _count(n) for m, n in value.items())):
+                    raise PolicyError(name, 'expected an object of model name to a whole number >= 1, such as {"llama": 60}')
+                unknown = [m for m in value or {} if config.resolve(m) not in config.deployments]
+                if unknown:
+                    raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
+                out[name] = value or None
             elif name == "blocked":
                 if not isinstance(value, bool):
                     raise PolicyError(name, "expected true or false")
@@ -130,7 +147,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return await _json_body(request)
 
     async def key_generate(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _KEY_FIELDS, router.config)
+        fields = _fields(await body_of(request), _KEY_FIELDS, router.config, gate.limits_refused)
         try:
             key, info = await store.create_key(fields)
         except LookupError as exc:
@@ -154,7 +171,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         body = await body_of(request)
         token = _token(body.pop("key", None))
         try:
-            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router.config))
+            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router.config, gate.limits_refused))
         except LookupError as exc:
             raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
         if info is None:
@@ -196,7 +213,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return {"key": key, **info}
 
     async def team_new(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _TEAM_FIELDS, router.config)
+        fields = _fields(await body_of(request), _TEAM_FIELDS, router.config, gate.limits_refused)
         fields.setdefault("team_id", f"team-{secrets.token_hex(6)}")
         if fields["team_id"] is None:
             raise _bad("team_id", "expected a non-empty string, or leave it out for a new id")
@@ -218,7 +235,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         team_id = body.pop("team_id", None)
         if not isinstance(team_id, str) or not team_id:
             raise _bad("team_id", "required, the team to update")
-        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router.config))
+        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router.config, gate.limits_refused))
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
         return info

@@ -15,6 +15,7 @@ import math
 import random
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,23 @@ from ..formats._common import CHAT_PARAMS
 from . import _pool
 from ._config import Deployment, GatewayConfig, GovernanceSettings, is_pattern
 from ._errors import GatewayError
-from .governance._gate import Caller, Gate, StreamWatch, cost_header, output_token_ceiling
+from .governance._gate import (
+    Caller,
+    Gate,
+    StreamWatch,
+    cost_header,
+    limits_unavailable,
+    output_token_ceiling,
+    rate_limited,
+)
+from .governance._limits import (
+    Limit,
+    LimiterUnavailable,
+    Limits,
+    MemoryLimiter,
+    RateLimited,
+    Ticket,
+)
 from .governance._policy import input_token_ceiling, text_chars
 
 log = logging.getLogger("ocilm.gateway")
@@ -98,9 +115,10 @@ class Router:
     for the next; only the last one retries, and only while the deadline allows.
     """
 
-    def __init__(self, config: GatewayConfig, client: AsyncClient) -> None:
+    def __init__(self, config: GatewayConfig, client: AsyncClient, limits: Limits | None = None) -> None:
         self.config = config
         self.client = client
+        self.limits = limits  # for the deployments' own rpm/tpm
 
     def deployments(self, name: Any) -> list[Deployment]:
         if not isinstance(name, str) or not name:
@@ -112,7 +130,7 @@ class Router:
         return random.sample(found, len(found))
 
     async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
-                   tried: list[Deployment] | None = None, **params: Any) -> Any:  # fmt: skip
+                   tried: list[Deployment] | None = None, tokens: int = 0, **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
         model cannot take are dropped for it, and the output limit is clamped to its maximum.
@@ -124,24 +142,53 @@ class Router:
         try:
             async with _time_limit(budget):
                 last: OCIError | None = None
+                full: list[RateLimited] = []
                 for position, deployment in enumerate(deployments):
                     failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
                     own = _door_params(deployment, params) if door else params
+                    try:
+                        ticket = await self._admit(deployment, tokens)
+                    except RateLimited as exc:
+                        log.info("%s: %s is at its %s limit, trying the next deployment", name, deployment.place, exc.kind)
+                        full.append(exc)
+                        continue
                     if tried is not None:
                         tried.append(deployment)
+                    result = None
                     try:
-                        return await getattr(self.client, method)(
+                        result = await getattr(self.client, method)(
                             deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
                         )
+                        return result
                     except _FALLBACK_ERRORS as exc:
                         log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
                         last = exc
-                assert last is not None
+                    finally:
+                        if ticket is not None:
+                            await self._release(ticket, result, stream)
+                if last is None:  # every deployment was at its own limit
+                    raise rate_limited(min(full, key=lambda exc: exc.retry_after))
                 raise last
         except TimeoutError:
             raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)") from None
         finally:
             call_deadline.reset(token)
+
+
+    async def _admit(self, deployment: Deployment, tokens: int) -> Ticket | None:
+        if self.limits is None or not (deployment.rpm or deployment.tpm):
+            return None
+        limit = Limit("deployment", f"deployment:{deployment.model_name}:{deployment.place}", deployment.rpm, deployment.tpm)
+        try:
+            return await self.limits.admit(f"dep-{uuid.uuid4().hex}", (limit,), tokens)
+        except LimiterUnavailable:
+            raise limits_unavailable() from None
+
+    async def _release(self, ticket: Ticket, result: Any, stream: bool) -> None:
+        usage = dict.get(result, "usage") if isinstance(result, dict) and not stream else None
+        used = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0) if usage else (0 if result is None else None)
+        assert self.limits is not None
+        await self.limits.finish(ticket, used)
 
 
 def _door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +237,9 @@ class Metered:
         tried: list[Deployment] = []
         extra = {"stream": stream} if method == "completion" else {}
         try:
-            result = await _while_connected(request, lambda: self.router.call(name, method, first, door=door, tried=tried, **extra, **params))
+            tokens = max(sum(worst_case(d)) for d in deployments) if self.router.config.deployment_limits else 0
+            result = await _while_connected(request, lambda: self.router.call(name, method, first, door=door, tried=tried, tokens=tokens,
+                                                                              **extra, **params))  # fmt: skip
         except _ClientGone:
             await meter.settle(deployment=tried[-1] if tried else None, status=499)
             raise
@@ -198,9 +247,10 @@ class Metered:
             await meter.settle(deployment=tried[-1] if tried else None, status=gateway_error_for(exc).status)
             raise
         if not stream:
-            return Upstream(result, cost_header(await meter.settle(deployment=tried[-1], usage=dict.get(result, "usage"))), None)
+            cost = await meter.settle(deployment=tried[-1], usage=dict.get(result, "usage"))
+            return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None)
         watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage) if metered else None
-        return Upstream(result, {}, watch)
+        return Upstream(result, meter.rate_headers, watch)  # a stream's headers go before its first byte
 
 
 def _reject_constant(name: str) -> Any:
@@ -286,7 +336,8 @@ async def _while_connected(request: Request, work: Callable[[], Awaitable[Any]])
         watcher.cancel()
 
 
-def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None,
+               workers: int = 1) -> Starlette:  # fmt: skip
     """The gateway as an ASGI app (one pooled upstream client per process).
 
     ``client``: an ``AsyncClient`` of your own, which the app uses and does not close.
@@ -297,10 +348,12 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     from ._doors import door_routes
 
     upstream = client or AsyncClient()
-    router = Router(config, upstream)
+    limits = _limits(config)
+    router = Router(config, upstream, limits)
     created = int(time.time())
     settings = config.governance
-    gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True)
+    gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True,
+                limits=limits, limits_refused=limits_refused(config, workers))  # fmt: skip
     metered = Metered(gate, router)
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -345,7 +398,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             result["model"] = name
             return JSONResponse(result, headers={**_request_id_header(result.opc_request_id), **reply.headers})
         return StreamingResponse(_event_stream(result, name, reply.watch), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", **_request_id_header(result.opc_request_id)})  # fmt: skip
+                                 headers={"cache-control": "no-cache", **_request_id_header(result.opc_request_id), **reply.headers})  # fmt: skip
 
     async def embeddings(request: Request) -> Response:
         payload = await _json_body(request)
@@ -380,7 +433,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         return JSONResponse({"status": "alive"})
 
     async def readiness(request: Request) -> Response:
-        return JSONResponse({"status": "ready", "models": len(config.deployments)})
+        return JSONResponse({"status": "ready", "models": len(config.deployments), "rate_limits": limits.status()})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -393,6 +446,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         finally:
             pruner.cancel()
             await gate.drain()  # spend of cancelled streams is still being written
+            await limits.close()
             if gate.store is not None:
                 await gate.store.close()
             if client is None:  # ours to close; an injected client belongs to its caller
@@ -420,6 +474,26 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     app.state.router = router
     app.state.gate = gate
     return app
+
+
+def _limits(config: GatewayConfig) -> Limits:
+    if config.redis_url:
+        from .governance._limits import RedisLimiter
+
+        return Limits(RedisLimiter(config.redis_url, config.rate_limit_window_seconds), config.rate_limit_failure)
+    return Limits(MemoryLimiter(config.rate_limit_window_seconds))
+
+
+def limits_refused(config: GatewayConfig, workers: int) -> str | None:
+    """Why rate limits cannot be enforced exactly here, or None: counters in one process hold
+    only for that process, so several workers, or replicas sharing a PostgreSQL store, need Redis."""
+    if config.redis_url:
+        return None
+    if workers > 1:
+        return f"rate limits need general_settings.redis_url with --workers {workers} (each worker would count alone)"
+    if config.governance is not None and config.governance.database_url.startswith(("postgresql://", "postgres://")):
+        return "rate limits need general_settings.redis_url with a PostgreSQL store (its replicas would each count alone)"
+    return None
 
 
 async def open_store(settings: GovernanceSettings) -> Any:

@@ -21,7 +21,7 @@ from .governance._prices import builtin_price
 
 ENV_PREFIX = "os.environ/"
 # LiteLLM routing keys that ocilm's gateway accepts in litellm_params and does not act on.
-LITELLM_ROUTING_KEYS = frozenset({"rpm", "tpm", "weight", "order", "max_parallel_requests", "region_name"})
+LITELLM_ROUTING_KEYS = frozenset({"weight", "order", "max_parallel_requests", "region_name"})
 _EMBED_DEFAULTS = frozenset({"dimensions", "encoding_format", "input_type", "truncate"})
 _KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables"})
 
@@ -43,6 +43,8 @@ class Deployment:
     stream_timeout: float | None = None  # LiteLLM's name: the longest wait for a stream's first chunk
     max_output_tokens: int | None = None  # model_info.max_output_tokens: the most a door may ask for
     price: Price | None = None  # input_cost_per_token / output_cost_per_token, as LiteLLM writes them
+    rpm: int | None = None  # the deployment's own limits: when full, the router tries the next one
+    tpm: int | None = None
 
     def deadline_seconds(self, stream: bool) -> float | None:
         """How long a caller may wait for this deployment's answer, retries and fallbacks
@@ -74,6 +76,13 @@ class GatewayConfig:
     # gpt-5 names that coding agents send by default.
     aliases: dict[str, str] = field(default_factory=dict)
     governance: GovernanceSettings | None = None  # keys, budgets and spend: on when there is a database
+    redis_url: str | None = field(default=None, repr=False)  # shared rate-limit counters (may hold a password)
+    rate_limit_failure: str = "closed"  # Redis unreachable: refuse (503) or serve without limits
+    rate_limit_window_seconds: float = 60.0  # rpm_limit and tpm_limit count over this sliding window
+
+    @property
+    def deployment_limits(self) -> bool:
+        return any(d.rpm or d.tpm for group in self.deployments.values() for d in group)
 
 
     def resolve(self, name: str) -> str:
@@ -114,6 +123,8 @@ def _resolve_env(value: Any, place: str, problems: list[str]) -> Any:
 
 
 def _pydantic_models() -> Any:
+    from typing import Literal
+
     from pydantic import BaseModel, ConfigDict, Field
 
     class LiteLLMParams(BaseModel):
@@ -123,6 +134,8 @@ def _pydantic_models() -> Any:
         timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
         stream_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
         max_retries: int | None = Field(default=None, ge=0)
+        rpm: int | None = Field(default=None, ge=1)  # the deployment's own requests per minute (routing skips it when full)
+        tpm: int | None = Field(default=None, ge=1)
 
     class ModelEntry(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -137,6 +150,9 @@ def _pydantic_models() -> Any:
         budget_hold_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
         budget_strict: bool = True
         database_synchronous_commit: bool = False
+        redis_url: str | None = None
+        rate_limit_failure: Literal["closed", "open"] = "closed"
+        rate_limit_window_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -173,6 +189,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         params = entry.litellm_params.model_dump(exclude_none=True)
         model = params.pop("model")
         stream_timeout = params.pop("stream_timeout", None)
+        rpm, tpm = params.pop("rpm", None), params.pop("tpm", None)
         price_fields = {k: params.pop(k) for k in PRICE_KEYS if k in params}
         price = _price(price_fields or entry.model_info or {}, place if price_fields else f"model_list[{i}].model_info", problems)
         if not model.startswith("oci/"):
@@ -197,7 +214,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
             problems.append(f"model_list[{i}].model_info.max_output_tokens: expected a whole number >= 1")
             max_output = None
-        deployments.setdefault(entry.model_name, []).append(Deployment(entry.model_name, model, params, place, stream_timeout, max_output, price))
+        deployments.setdefault(entry.model_name, []).append(
+            Deployment(entry.model_name, model, params, place, stream_timeout, max_output, price, rpm, tpm))
     aliases = _aliases(raw, deployments, problems)
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
@@ -205,7 +223,15 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     governance = _governance(parsed.general_settings, source, master_key, problems)
     if problems:
         raise GatewayConfigError(problems, source)
-    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance)
+    general = parsed.general_settings
+    redis_url = general.redis_url if general else None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append("general_settings.redis_url: expected redis://host:port/db, rediss://... or unix://...")
+    if problems:
+        raise GatewayConfigError(problems, source)
+    return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance,
+                         redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",
+                         rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

@@ -110,7 +110,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
             return machine.fail("rate_limit_exceeded" if err.status == 429 else "server_error", err.message)
 
         events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
-        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})
 
     async def messages(request: Request) -> Response:
         body = await _json_body(request)
@@ -127,7 +127,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
             return machine.fail(err.status, err.message)
 
         events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
-        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers})
+        return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers, **upstream.headers})
 
     async def count_tokens(request: Request) -> Response:
         body = await _json_body(request)

@@ -22,6 +22,7 @@ def app_from_env() -> Starlette:
     from . import create_app, load_config
 
     hosts = os.environ.get("OCILM_GATEWAY_ALLOWED_HOSTS")
-    app = create_app(load_config(os.environ["OCILM_GATEWAY_CONFIG"]), allowed_hosts=hosts.split(",") if hosts else None)
+    app = create_app(load_config(os.environ["OCILM_GATEWAY_CONFIG"]), allowed_hosts=hosts.split(",") if hosts else None,
+                     workers=int(os.environ.get("OCILM_GATEWAY_WORKERS", "1")))  # fmt: skip
     freeze_startup_objects()
     return app

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GatewayError
-from ._outcomes import BudgetExceeded, KeyView, StoreUnavailable
+from ._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket, rate_headers
+from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
 from ._policy import Price, text_chars, to_usd
 
 if TYPE_CHECKING:
@@ -38,6 +39,21 @@ class Caller:
     team_id: str | None = None
     models: tuple[str, ...] = ()  # the names it may use; empty: every name
     has_budget: bool = False
+    limits: RateLimits = NO_LIMITS
+    team_limits: RateLimits = NO_LIMITS
+
+    def rate_limits(self, model: str) -> tuple[Limit, ...]:
+        """Every rate limit a request for ``model`` touches: its key's, its team's, and its key's
+        for that model."""
+        if self.token is None or not (self.limits.any or self.team_limits.any):
+            return ()
+        key, team = self.limits, self.team_limits
+        found = [Limit("key", f"key:{self.token}", key.rpm, key.tpm, key.parallel)]
+        if self.team_id:
+            found.append(Limit("team", f"team:{self.team_id}", team.rpm, team.tpm, team.parallel))
+        if model in key.model_rpm or model in key.model_tpm:
+            found.append(Limit("model", f"key:{self.token}:model:{model}", key.model_rpm.get(model), key.model_tpm.get(model)))
+        return tuple(limit for limit in found if limit.counted)
 
     @property
     def is_master(self) -> bool:
@@ -64,10 +80,32 @@ def unavailable() -> GatewayError:
                         code="governance_unavailable", headers={"retry-after": "1"})  # fmt: skip
 
 
+def rate_limited(exc: RateLimited) -> GatewayError:
+    """A 429 naming the full limit, with when to retry (OpenAI's SDK honours ``Retry-After``)."""
+    what = {"key": "this key's", "team": "its team's", "model": "this key's per-model", "deployment": "every deployment's"}[exc.scope]
+    unit = {"requests": "requests per minute", "tokens": "tokens per minute", "parallel": "requests in flight"}[exc.kind]
+    wait = max(1, math.ceil(exc.retry_after))
+    headers = {"retry-after": str(wait)}
+    if exc.kind == "requests":
+        headers.update(rate_headers((exc.limit, 0, exc.retry_after), None))
+    elif exc.kind == "tokens":
+        headers.update(rate_headers(None, (exc.limit, 0, exc.retry_after)))
+    return GatewayError(429, f"rate limit reached: {what} limit of {exc.limit} {unit} ({exc.scope}); retry in {wait} s",
+                        kind="rate_limit_error", code="rate_limit_exceeded", headers=headers)  # fmt: skip
+
+
+def limits_unavailable() -> GatewayError:
+    return GatewayError(503, "the gateway's rate-limit counters are unreachable; try again shortly", kind="api_error",
+                        code="rate_limit_unavailable", headers={"retry-after": "1"})  # fmt: skip
+
+
 class Gate:
-    def __init__(self, master_key: str | None, store: Store | None = None, *, hold_seconds: float = 600.0, strict: bool = True) -> None:
+    def __init__(self, master_key: str | None, store: Store | None = None, *, hold_seconds: float = 600.0, strict: bool = True,
+                 limits: Limits | None = None, limits_refused: str | None = None) -> None:  # fmt: skip
         self._master_digest = hashlib.sha256(master_key.encode()).digest() if master_key is not None else None
         self.store = store
+        self.limits = limits
+        self.limits_refused = limits_refused  # why keys may not have rate limits here (several replicas, no Redis)
         self.hold_seconds = hold_seconds
         self.strict = strict
         self._cache: dict[str, tuple[float, KeyView | None]] = {}
@@ -98,7 +136,7 @@ class Gate:
             raise _unauthorized(f"key {view.token} is blocked")
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
-        return Caller(view.token, view.team_id, view.models or view.team_models, view.has_budget)
+        return Caller(view.token, view.team_id, view.models or view.team_models, view.has_budget, view.limits, view.team_limits)
 
     async def _view(self, key: str) -> KeyView | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret
@@ -136,6 +174,25 @@ class Gate:
         if self.store is None:
             return _UNMETERED
         meter = Meter(self, caller, f"req-{uuid.uuid4().hex}", route, model)
+        rate_limits = caller.rate_limits(model) if self.limits is not None else ()
+        if rate_limits:
+            assert self.limits is not None
+            tokens = max(sum(worst_case(d)) for d in deployments)
+            try:
+                meter.ticket = await self.limits.admit(meter.request_id, rate_limits, tokens)
+            except RateLimited as exc:
+                raise rate_limited(exc) from None
+            except LimiterUnavailable:
+                raise limits_unavailable() from None
+        try:
+            await self._hold(meter, caller, model, deployments, worst_case)
+        except BaseException:
+            if self.limits is not None:
+                await self.limits.finish(meter.ticket, 0)
+            raise
+        return meter
+
+    async def _hold(self, meter: Meter, caller: Caller, model: str, deployments: list[Any], worst_case: Callable[[Any], tuple[int, int]]) -> None:
         if caller.has_budget:
             prices = [d.price for d in deployments]
             if any(p is None for p in prices) and self.strict:
@@ -143,7 +200,7 @@ class Gate:
                                    "which OCI bills by the hour): set input_cost_per_token and output_cost_per_token on its "
                                    "deployments, so a key with a budget can use it", param="model", code="price_unknown")  # fmt: skip
             estimate = max((d.price.nano(*worst_case(d)) for d in deployments if d.price is not None), default=0)
-            assert caller.token is not None
+            assert caller.token is not None and self.store is not None
             try:
                 await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
             except StoreUnavailable:
@@ -154,7 +211,6 @@ class Gate:
                     f"${to_usd(exc.max_budget):.6f}; this request may cost up to ${to_usd(exc.estimate):.6f}",
                     kind="budget_exceeded", code="budget_exceeded", headers={"retry-after": "60"},
                 ) from None  # fmt: skip
-        return meter
 
     def settle_later(self, meter: Meter, **result: Any) -> None:
         """Settle where the request can no longer wait (a cancelled stream): a task the
@@ -176,6 +232,11 @@ class Meter:
         self.started = time.time()
         self.settled = False
         self.cost_usd: float | None = None
+        self.ticket: Ticket | None = None
+
+    @property
+    def rate_headers(self) -> dict[str, str]:
+        return self.ticket.headers if self.ticket is not None else {}
 
     async def settle(self, *, deployment: Any = None, usage: dict[str, Any] | None = None, status: int = 200,
                      estimated: tuple[int, int] | None = None) -> float | None:  # fmt: skip
@@ -189,6 +250,9 @@ class Meter:
             input_tokens, output_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         else:
             input_tokens, output_tokens = estimated or (0, 0)
+        if self.ticket is not None and self.gate.limits is not None:
+            used = input_tokens + output_tokens if (usage or estimated) else (0 if status >= 400 else None)
+            await self.gate.limits.finish(self.ticket, used)
         price: Price | None = deployment.price if deployment is not None else None
         if status >= 400 and not estimated:
             cost: int | None = 0  # refused or failed before any output: nothing to bill

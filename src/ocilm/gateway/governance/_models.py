@@ -26,6 +26,9 @@ class Team(Base):
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
 
 
 class Key(Base):
@@ -49,6 +52,11 @@ class Key(Base):
     # After /key/regenerate the previous secret keeps working until this time (the grace period).
     previous_hash: Mapped[str | None] = mapped_column(String(64))
     previous_valid_until: Mapped[float | None] = mapped_column(Float)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))  # model name -> requests per minute
+    model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Hold(Base):

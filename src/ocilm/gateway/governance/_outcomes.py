@@ -3,7 +3,7 @@ loads SQLAlchemy and the drivers only when it has a database)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class StoreUnavailable(Exception):
@@ -17,6 +17,24 @@ class BudgetExceeded(Exception):
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """A key's or team's rate limits (None: no limit)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    parallel: int | None = None
+    model_rpm: dict[str, int] = field(default_factory=dict)  # a key's per-model limits
+    model_tpm: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rpm or self.tpm or self.parallel or self.model_rpm or self.model_tpm)
+
+
+NO_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True)
 class KeyView:
     """What authenticating a request needs of a key, read in one query."""
 
@@ -27,3 +45,5 @@ class KeyView:
     has_budget: bool  # the key's or its team's
     blocked: bool
     expires_at: float | None
+    limits: RateLimits = NO_LIMITS
+    team_limits: RateLimits = NO_LIMITS

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import delete, event, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import Lost, PostgresBudgets, Refused, SQLiteBudgets
 from ._models import Key, SpendLog, Team
-from ._outcomes import BudgetExceeded, KeyView, StoreUnavailable
+from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
 from ._policy import key_hash, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
@@ -125,7 +125,21 @@ class Store:
             token=row.token, team_id=row.team_id, models=tuple(row.models or ()), team_models=tuple(team.models or ()) if team else (),
             has_budget=row.max_budget is not None or (team is not None and team.max_budget is not None),
             blocked=bool(row.blocked or (team is not None and team.blocked)), expires_at=row.expires_at,
+            limits=RateLimits(row.rpm_limit, row.tpm_limit, row.max_parallel_requests, dict(row.model_rpm_limit or {}),
+                              dict(row.model_tpm_limit or {})),
+            team_limits=RateLimits(team.rpm_limit, team.tpm_limit, team.max_parallel_requests) if team else NO_LIMITS,
         )  # fmt: skip
+
+    async def has_rate_limits(self) -> bool:
+        """Whether any key or team has a rate limit (start-up checks a replica can enforce them)."""
+        async with self._tx() as conn:
+            for table in (Key, Team):
+                counted = or_(table.rpm_limit.is_not(None), table.tpm_limit.is_not(None), table.max_parallel_requests.is_not(None))
+                if table is Key:
+                    counted = or_(counted, Key.model_rpm_limit.is_not(None), Key.model_tpm_limit.is_not(None))
+                if (await conn.execute(select(table).where(counted).limit(1))).first() is not None:
+                    return True
+        return False
 
     async def create_key(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         key, token = new_key()
@@ -267,7 +281,9 @@ def _key_dict(row: Any) -> dict[str, Any]:
         "token": row.token, "key_name": row.key_name, "key_alias": row.key_alias, "team_id": row.team_id, "user_id": row.user_id,
         "models": list(row.models or []), "max_budget": to_usd(row.max_budget), "budget_duration": row.budget_duration,
         "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend), "expires": row.expires_at, "blocked": bool(row.blocked),
-        "metadata": dict(row.metadata or {}), "created_at": row.created_at,
+        "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
+        "max_parallel_requests": row.max_parallel_requests, "model_rpm_limit": dict(row.model_rpm_limit or {}),
+        "model_tpm_limit": dict(row.model_tpm_limit or {}),
     }  # fmt: skip
 
 
@@ -277,7 +293,8 @@ def _team_dict(row: Any) -> dict[str, Any]:
     return {
         "team_id": row.team_id, "team_alias": row.team_alias, "models": list(row.models or []), "max_budget": to_usd(row.max_budget),
         "budget_duration": row.budget_duration, "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend),
-        "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at,
+        "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit,
+        "tpm_limit": row.tpm_limit, "max_parallel_requests": row.max_parallel_requests,
     }  # fmt: skip
 
 

@@ -1,0 +1,367 @@
+"""Rate limits: requests and tokens per minute and requests in flight, for keys, teams, a key's
+use of one model, and deployments.
+
+One decision per request covers every limit it touches, all or nothing: either each limit has
+room and the request is counted against all of them, or none is touched and the caller hears
+which limit was full and when it frees. Windows slide: a request counts for exactly 60 s from
+when it was admitted, so there is no boundary at which a double burst gets through. Tokens are
+reserved from the worst case (the prompt's characters, plus ``max_tokens``) and set to what the
+reply used afterwards; a slot in flight is a lease that expires, so a killed replica cannot pin
+one.
+
+``RedisLimiter`` keeps the counters in Redis (one Lua script per decision, on Redis's clock),
+shared by every replica; ``MemoryLimiter`` keeps the same counters in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("ocilm.gateway")
+
+WINDOW_SECONDS = 60.0
+SLOT_LEASE_SECONDS = 900.0  # longer than any request may run (the longest deployment deadline)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The limits of one thing a request touches: ``scope`` says what (key, team, model,
+    deployment) for the caller, ``ident`` names it uniquely for the counters."""
+
+    scope: str
+    ident: str
+    rpm: int | None = None
+    tpm: int | None = None
+    parallel: int | None = None
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.rpm or self.tpm or self.parallel)
+
+
+class RateLimited(Exception):
+    """No room: ``scope`` and ``kind`` (requests, tokens, parallel) of the full limit."""
+
+    def __init__(self, scope: str, ident: str, kind: str, limit: int, retry_after: float) -> None:
+        super().__init__(f"{scope} {kind} limit")
+        self.scope, self.ident, self.kind, self.limit, self.retry_after = scope, ident, kind, limit, retry_after
+
+
+class LimiterUnavailable(Exception):
+    """The shared counters cannot be reached."""
+
+
+@dataclass
+class Ticket:
+    """What an admitted request holds: released (slots) and reconciled (tokens) once."""
+
+    request_id: str
+    limits: tuple[Limit, ...]
+    tokens: int
+    headers: dict[str, str] = field(default_factory=dict)
+    done: bool = False
+
+
+def go_duration(seconds: float) -> str:
+    """OpenAI's reset format: ``12ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def rate_headers(requests: tuple[int, int, float] | None, tokens: tuple[int, int, float] | None) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` for the tightest request and token limits: (limit, remaining,
+    seconds until the window frees room)."""
+    headers: dict[str, str] = {}
+    for kind, stat in (("requests", requests), ("tokens", tokens)):
+        if stat is not None:
+            limit, remaining, reset = stat
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining))
+            headers[f"x-ratelimit-reset-{kind}"] = go_duration(reset)
+    return headers
+
+
+# ---------------------------------------------------------------- one process
+
+
+class _Window:
+    __slots__ = ("entries", "slots", "span", "token_sum", "tokens")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.entries: collections.deque[tuple[float, str]] = collections.deque()  # (admitted at, request id)
+        self.tokens: dict[str, int] = {}
+        self.token_sum = 0
+        self.slots: dict[str, float] = {}  # request id -> lease end
+
+    def trim(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now - self.span:
+            _, request_id = self.entries.popleft()
+            self.token_sum -= self.tokens.pop(request_id, 0)
+        for request_id in [r for r, end in self.slots.items() if end <= now]:
+            del self.slots[request_id]
+
+    def tokens_free_after(self, now: float, needed: int, limit: int) -> float:
+        """Seconds until enough tokens leave the window for ``needed`` more."""
+        excess = self.token_sum + needed - limit
+        for admitted, request_id in self.entries:
+            excess -= self.tokens.get(request_id, 0)
+            if excess <= 0:
+                return admitted + self.span - now
+        return self.span
+
+
+class MemoryLimiter:
+    """The counters in this process: exact for one process (``--workers 1``)."""
+
+    shared = False
+
+    def __init__(self, window_seconds: float = WINDOW_SECONDS, clock: Any = time.monotonic) -> None:
+        self.window = window_seconds
+        self._windows: dict[str, _Window] = {}
+        self.clock = clock
+
+    def _window(self, ident: str) -> _Window:
+        window = self._windows.get(ident)
+        if window is None:
+            window = self._windows[ident] = _Window(self.window)
+        return window
+
+    async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
+        return self.admit_now(request_id, limits, tokens)
+
+    def admit_now(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
+        now = self.clock()
+        windows = [self._window(limit.ident) for limit in limits]
+        req_stat: tuple[int, int, float] | None = None
+        tok_stat: tuple[int, int, float] | None = None
+        for limit, window in zip(limits, windows, strict=True):
+            window.trim(now)
+            oldest = window.entries[0][0] + self.window - now if window.entries else self.window
+            if limit.rpm:
+                if len(window.entries) + 1 > limit.rpm:
+                    raise RateLimited(limit.scope, limit.ident, "requests", limit.rpm, oldest)
+                if req_stat is None or limit.rpm - len(window.entries) - 1 < req_stat[1]:
+                    req_stat = (limit.rpm, limit.rpm - len(window.entries) - 1, oldest)
+            if limit.tpm:
+                if window.token_sum + tokens > limit.tpm:
+                    wait = self.window if tokens > limit.tpm else window.tokens_free_after(now, tokens, limit.tpm)
+                    raise RateLimited(limit.scope, limit.ident, "tokens", limit.tpm, wait)
+                if tok_stat is None or limit.tpm - window.token_sum - tokens < tok_stat[1]:
+                    tok_stat = (limit.tpm, limit.tpm - window.token_sum - tokens, oldest)
+            if limit.parallel and len(window.slots) + 1 > limit.parallel:
+                raise RateLimited(limit.scope, limit.ident, "parallel", limit.parallel, 1.0)
+        for limit, window in zip(limits, windows, strict=True):
+            window.entries.append((now, request_id))
+            window.tokens[request_id] = tokens
+            window.token_sum += tokens
+            if limit.parallel:
+                window.slots[request_id] = now + SLOT_LEASE_SECONDS
+        return Ticket(request_id, limits, tokens, rate_headers(req_stat, tok_stat))
+
+    async def finish(self, ticket: Ticket, used_tokens: int | None) -> None:
+        if ticket.done:
+            return
+        ticket.done = True
+        for limit in ticket.limits:
+            window = self._window(limit.ident)
+            window.slots.pop(ticket.request_id, None)
+            if used_tokens is not None and ticket.request_id in window.tokens:
+                window.token_sum += used_tokens - window.tokens[ticket.request_id]
+                window.tokens[ticket.request_id] = used_tokens
+
+    async def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- Redis
+
+# KEYS: four per limit (request log, tokens per request, token sum, slots in flight).
+# ARGV: request id, tokens, window ms, slot lease ms, then rpm, tpm, parallel per limit (0: none).
+# Returns {0, index, kind, retry ms} when a limit is full, else {1, rpm, remaining, reset ms,
+# tpm, remaining, reset ms} for the tightest limits (-1: none).
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id, tokens, window, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = #KEYS / 4
+local req = {-1, 0, 0}
+local tok = {-1, 0, 0}
+for i = 0, n - 1 do
+  local log, per, sum, slots = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  local rpm, tpm, par = tonumber(ARGV[5+i*3]), tonumber(ARGV[6+i*3]), tonumber(ARGV[7+i*3])
+  local old = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
+  if #old > 0 then
+    local freed = 0
+    for j = 1, #old, 500 do
+      local part = {unpack(old, j, math.min(j + 499, #old))}
+      for _, v in ipairs(redis.call('HMGET', per, unpack(part))) do freed = freed + (tonumber(v) or 0) end
+      redis.call('HDEL', per, unpack(part))
+      redis.call('ZREM', log, unpack(part))
+    end
+    redis.call('DECRBY', sum, freed)
+  end
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  local count = redis.call('ZCARD', log)
+  local used = tonumber(redis.call('GET', sum) or '0')
+  local first = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+  local reset = window
+  if #first > 0 then reset = tonumber(first[2]) + window - now end
+  if rpm > 0 then
+    if count + 1 > rpm then return {0, i, 'requests', reset} end
+    if req[1] < 0 or rpm - count - 1 < req[2] then req = {rpm, rpm - count - 1, reset} end
+  end
+  if tpm > 0 then
+    if used + tokens > tpm then
+      if tokens > tpm then return {0, i, 'tokens', window} end
+      local excess = used + tokens - tpm
+      local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+      local wait = window
+      for j = 1, #entries, 2 do
+        excess = excess - (tonumber(redis.call('HGET', per, entries[j])) or 0)
+        if excess <= 0 then wait = tonumber(entries[j+1]) + window - now break end
+      end
+      return {0, i, 'tokens', wait}
+    end
+    if tok[1] < 0 or tpm - used - tokens < tok[2] then tok = {tpm, tpm - used - tokens, reset} end
+  end
+  if par > 0 and redis.call('ZCARD', slots) + 1 > par then return {0, i, 'parallel', 1000} end
+end
+for i = 0, n - 1 do
+  local log, per, sum, slots = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('ZADD', log, now, id)
+  redis.call('HSET', per, id, tokens)
+  redis.call('INCRBY', sum, tokens)
+  if tonumber(ARGV[7+i*3]) > 0 then
+    redis.call('ZADD', slots, now + lease, id)
+    redis.call('PEXPIRE', slots, lease)
+  end
+  redis.call('PEXPIRE', log, window + 1000)
+  redis.call('PEXPIRE', per, window + 1000)
+  redis.call('PEXPIRE', sum, window + 1000)
+end
+return {1, req[1], req[2], req[3], tok[1], tok[2], tok[3]}
+"""
+
+# KEYS as above; ARGV: request id, tokens used (-1: unknown).
+_FINISH = """
+local id, used = ARGV[1], tonumber(ARGV[2])
+for i = 0, #KEYS / 4 - 1 do
+  local per, sum, slots = KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('ZREM', slots, id)
+  if used >= 0 then
+    local reserved = redis.call('HGET', per, id)
+    if reserved then
+      redis.call('HSET', per, id, used)
+      redis.call('INCRBY', sum, used - tonumber(reserved))
+    end
+  end
+end
+return 1
+"""
+
+
+def _keys(limits: tuple[Limit, ...]) -> list[str]:
+    keys: list[str] = []
+    for limit in limits:
+        tag = f"ocilm:rl:{{{limit.ident}}}"  # one hash tag per limit: its four keys share a slot
+        keys += [f"{tag}:log", f"{tag}:tokens", f"{tag}:sum", f"{tag}:slots"]
+    return keys
+
+
+class RedisLimiter:
+    """The counters in Redis, shared by every replica; one script call per decision."""
+
+    shared = True
+
+    def __init__(self, url: str, window_seconds: float = WINDOW_SECONDS) -> None:
+        import redis.asyncio as redis_asyncio
+
+        self.window = window_seconds
+        self._redis = redis_asyncio.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, retry_on_timeout=False)
+        self._admit = self._redis.register_script(_ADMIT)
+        self._finish = self._redis.register_script(_FINISH)
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        import redis.exceptions
+
+        try:
+            return await script(keys=keys, args=args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, asyncio.TimeoutError) as exc:
+            raise LimiterUnavailable(type(exc).__name__) from None
+
+    async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
+        args: list[Any] = [request_id, tokens, int(self.window * 1000), int(SLOT_LEASE_SECONDS * 1000)]
+        for limit in limits:
+            args += [limit.rpm or 0, limit.tpm or 0, limit.parallel or 0]
+        result = await self._call(self._admit, _keys(limits), args)
+        if int(result[0]) == 0:
+            limit = limits[int(result[1])]
+            kind = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+            value = {"requests": limit.rpm, "tokens": limit.tpm, "parallel": limit.parallel}[kind] or 0
+            raise RateLimited(limit.scope, limit.ident, kind, value, int(result[3]) / 1000)
+        req = (int(result[1]), int(result[2]), int(result[3]) / 1000) if int(result[1]) >= 0 else None
+        tok = (int(result[4]), int(result[5]), int(result[6]) / 1000) if int(result[4]) >= 0 else None
+        return Ticket(request_id, limits, tokens, rate_headers(req, tok))
+
+    async def finish(self, ticket: Ticket, used_tokens: int | None) -> None:
+        if ticket.done:
+            return
+        ticket.done = True
+        await self._call(self._finish, _keys(ticket.limits), [ticket.request_id, -1 if used_tokens is None else used_tokens])
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class Limits:
+    """The gateway's limiter with its failure policy: when the shared counters are unreachable,
+    ``closed`` refuses (503) and ``open`` admits without limits and counts what it let through."""
+
+    def __init__(self, limiter: MemoryLimiter | RedisLimiter, failure: str = "closed") -> None:
+        self.limiter, self.failure = limiter, failure
+        self.unlimited = 0  # requests served without limits while the counters were unreachable
+        self._down_since: float | None = None
+
+    async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket | None:
+        limits = tuple(limit for limit in limits if limit.counted)
+        if not limits:
+            return None
+        try:
+            ticket = await self.limiter.admit(request_id, limits, tokens)
+        except LimiterUnavailable as exc:
+            if self._down_since is None:
+                self._down_since = time.time()
+                log.error("rate limits: the shared counters are unreachable (%s); failing %s", exc, self.failure)
+            if self.failure == "open":
+                self.unlimited += 1
+                return None
+            raise
+        if self._down_since is not None:
+            log.warning("rate limits: the shared counters are back after %.1f s", time.time() - self._down_since)
+            self._down_since = None
+        return ticket
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health/readiness`` shows: where the counters are and whether they answer."""
+        return {"counters": "redis" if self.limiter.shared else "in-process", "failure_policy": self.failure,
+                "reachable": self._down_since is None, "served_unlimited": self.unlimited}  # fmt: skip
+
+    async def finish(self, ticket: Ticket | None, used_tokens: int | None) -> None:
+        if ticket is None or ticket.done:
+            return
+        try:
+            await self.limiter.finish(ticket, used_tokens)
+        except LimiterUnavailable:
+            pass  # the slot's lease runs out and the tokens stay at the reserved worst case
+
+    async def close(self) -> None:
+        await self.limiter.close()

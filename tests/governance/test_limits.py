@@ -1,0 +1,156 @@
+"""Rate limits, decided on the counters in one process and on a real Redis (one Lua script on
+the server's clock): the same behaviour from both."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from ocilm.gateway.governance._limits import (
+    Limit,
+    Limits,
+    MemoryLimiter,
+    RateLimited,
+    RedisLimiter,
+    go_duration,
+    rate_headers,
+)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_limiter(request):
+    """A limiter of either kind (each test closes its own, on its own event loop)."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+
+    def make(window: float = 60.0):
+        return MemoryLimiter(window) if url is None else RedisLimiter(url, window)
+
+    return make
+
+
+def ident(scope: str) -> str:
+    return f"{scope}:{uuid.uuid4().hex}"
+
+
+async def admitted(limiter, limits, count: int, tokens: int = 1) -> list:
+    outcomes = []
+    for _ in range(count):
+        try:
+            outcomes.append(await limiter.admit(uuid.uuid4().hex, limits, tokens))
+        except RateLimited as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+async def test_requests_per_window_all_or_nothing_across_limits(make_limiter):
+    limiter = make_limiter()
+    key, team = Limit("key", ident("key"), rpm=5), Limit("team", ident("team"), rpm=3)
+    got = await admitted(limiter, (key, team), 6)
+    assert [not isinstance(o, RateLimited) for o in got] == [True] * 3 + [False] * 3
+    assert {o.scope for o in got if isinstance(o, RateLimited)} == {"team"}
+    # the refusals took nothing from the key: another team's request still has the key's 2 left
+    other = Limit("team", ident("team"), rpm=100)
+    assert sum(not isinstance(o, RateLimited) for o in await admitted(limiter, (key, other), 5)) == 2
+    await limiter.close()
+
+
+async def test_the_window_slides_so_no_boundary_lets_a_second_burst_through(make_limiter):
+    limiter = make_limiter(window=1.5)
+    limit = (Limit("key", ident("key"), rpm=4),)
+    assert all(not isinstance(o, RateLimited) for o in await admitted(limiter, limit, 4))
+    await asyncio.sleep(0.8)  # a fixed window that started at the first request could have rolled over here
+    late = await admitted(limiter, limit, 4)
+    assert all(isinstance(o, RateLimited) for o in late)
+    assert 0.3 < late[0].retry_after <= 0.8  # when the oldest leaves
+    await asyncio.sleep(0.9)  # the first four left the window
+    assert sum(not isinstance(o, RateLimited) for o in await admitted(limiter, limit, 6)) == 4
+    await limiter.close()
+
+
+async def test_tokens_are_reserved_then_set_to_what_was_used(make_limiter):
+    limiter = make_limiter()
+    limit = (Limit("key", ident("key"), tpm=1000),)
+    first = await limiter.admit("a", limit, 600)
+    with pytest.raises(RateLimited) as full:
+        await limiter.admit("b", limit, 600)
+    assert full.value.kind == "tokens" and full.value.limit == 1000
+    await limiter.finish(first, 150)  # the reply used far less than its worst case
+    second = await limiter.admit("c", limit, 600)
+    assert second.headers["x-ratelimit-remaining-tokens"] == str(1000 - 150 - 600)
+    with pytest.raises(RateLimited) as never:
+        await limiter.admit("d", limit, 5000)  # larger than the limit itself: it never fits
+    assert never.value.kind == "tokens"
+    await limiter.close()
+
+
+async def test_parallel_slots_are_freed_when_requests_finish(make_limiter):
+    limiter = make_limiter()
+    limit = (Limit("key", ident("key"), parallel=2),)
+    a, b = await limiter.admit("a", limit, 1), await limiter.admit("b", limit, 1)
+    with pytest.raises(RateLimited) as full:
+        await limiter.admit("c", limit, 1)
+    assert full.value.kind == "parallel"
+    await limiter.finish(a, None)
+    await limiter.admit("d", limit, 1)
+    await limiter.finish(b, None)
+    await limiter.close()
+
+
+async def test_headers_describe_the_tightest_limit(make_limiter):
+    limiter = make_limiter()
+    ticket = await limiter.admit("a", (Limit("key", ident("key"), rpm=100, tpm=10_000), Limit("team", ident("team"), rpm=10)), 100)
+    assert ticket.headers["x-ratelimit-limit-requests"] == "10" and ticket.headers["x-ratelimit-remaining-requests"] == "9"
+    assert ticket.headers["x-ratelimit-limit-tokens"] == "10000" and ticket.headers["x-ratelimit-remaining-tokens"] == "9900"
+    assert ticket.headers["x-ratelimit-reset-requests"].endswith("s")
+    await limiter.close()
+
+
+async def test_concurrent_decisions_never_admit_more_than_the_limit(make_limiter):
+    limiter = make_limiter()
+    limit = (Limit("key", ident("key"), rpm=7),)
+
+    async def one() -> bool:
+        try:
+            await limiter.admit(uuid.uuid4().hex, limit, 1)
+            return True
+        except RateLimited:
+            return False
+
+    assert sum(await asyncio.gather(*(one() for _ in range(60)))) == 7
+    await limiter.close()
+
+
+def test_openai_reset_durations():
+    assert go_duration(0.012) == "12ms" and go_duration(1.5) == "1.5s" and go_duration(360) == "6m0s" and go_duration(179.56) == "2m59.56s"
+    assert rate_headers(None, None) == {}
+
+
+async def test_an_unreachable_redis_fails_closed_or_open_by_policy():
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    limit = (Limit("key", ident("key"), rpm=1),)
+    closed = Limits(RedisLimiter(dead), "closed")
+    with pytest.raises(Exception) as err:
+        await closed.admit("a", limit, 1)
+    assert type(err.value).__name__ == "LimiterUnavailable" and closed.status()["reachable"] is False
+    opened = Limits(RedisLimiter(dead), "open")
+    assert await opened.admit("a", limit, 1) is None and await opened.admit("b", limit, 1) is None
+    assert opened.status() == {"counters": "redis", "failure_policy": "open", "reachable": False, "served_unlimited": 2}
+    await closed.close()
+    await opened.close()
+
+
+def test_memory_limits_follow_their_clock():
+    now = [1000.0]
+    limiter = MemoryLimiter(60.0, clock=lambda: now[0])
+    limit = (Limit("key", "k", rpm=2),)
+    limiter.admit_now("a", limit, 1)
+    now[0] += 59.9
+    limiter.admit_now("b", limit, 1)
+    with pytest.raises(RateLimited):
+        limiter.admit_now("c", limit, 1)
+    now[0] += 0.2  # "a" left the window: one more fits, not two
+    limiter.admit_now("d", limit, 1)
+    with pytest.raises(RateLimited):
+        limiter.admit_now("e", limit, 1)
