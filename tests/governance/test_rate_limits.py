@@ -1,0 +1,324 @@
+"""Rate limits through ``ocilm serve``: global across replicas on a real Redis (3 processes
+sharing PostgreSQL), Redis stopped and restarted under them, OpenAI's headers read by the
+official SDK, and deployments skipped when at their own limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+import yaml
+
+from ocilm.gateway import create_app, parse_config
+from ocilm.testing import BackgroundServer, Fault
+
+from .conftest import migrate
+from .test_replicas import Gateways
+
+openai = pytest.importorskip("openai")
+MASTER = "sk-master-limits-1"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+HI = [{"role": "user", "content": "Hello there"}]
+LLAMA = "oci/meta.llama-3.3-70b-instruct"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _models(creds: dict) -> list[dict]:
+    return [
+        {"model_name": "llama", "litellm_params": {"model": LLAMA, **creds}},
+        {"model_name": "slow", "litellm_params": {"model": LLAMA, **creds, "extra_headers": {"x-ocilm-sim-fault": Fault(delay=1.0, times=None).header()}}},
+        {"model_name": "dribble", "litellm_params": {"model": LLAMA, **creds,
+         "extra_headers": {"x-ocilm-sim-fault": Fault(events=40, event_delay=0.1, times=None).header()}}},
+    ]  # fmt: skip
+
+
+def _key(base: str, **fields) -> dict:
+    r = httpx.post(f"{base}/key/generate", headers=ADMIN, json=fields, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def _burst(bases: list[str], key: str, count: int, model: str = "llama", **body) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        return await asyncio.gather(*(
+            http.post(f"{bases[i % len(bases)]}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": HI, "max_tokens": 20, **body})
+            for i in range(count)
+        ))  # fmt: skip
+
+
+def _statuses(replies: list[httpx.Response]) -> list[int]:
+    return [r.status_code for r in replies]
+
+
+@pytest.fixture
+def replicas(creds, postgres_url, redis_url, tmp_path):
+    """Three gateway processes sharing PostgreSQL and Redis, counting over a 4 s window."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"model_list": _models(creds), "general_settings": {
+        "master_key": MASTER, "database_url": postgres_url, "redis_url": redis_url, "rate_limit_window_seconds": 4}}))  # fmt: skip
+    group = Gateways(str(path))
+    assert group.run("db", "upgrade").returncode == 0
+    bases = [group.start()[1] for _ in range(3)]
+    yield bases
+    group.stop()
+
+
+def test_requests_per_window_hold_across_three_replicas_with_no_boundary_burst(replicas):
+    made = _key(replicas[0], rpm_limit=10)
+    started = time.monotonic()
+    first = asyncio.run(_burst(replicas, made["key"], 100))  # 10x the limit, spread over the three
+    assert _statuses(first).count(200) == 10 and set(_statuses(first)) == {200, 429}
+    refused = next(r for r in first if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded" and "(key)" in refused.json()["error"]["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 4 and refused.headers["x-ratelimit-remaining-requests"] == "0"
+    time.sleep(max(0.0, started + 2.5 - time.monotonic()))  # past where a fixed 2 s window would have turned over
+    assert _statuses(asyncio.run(_burst(replicas, made["key"], 30))).count(200) == 0
+    time.sleep(max(0.0, started + 4.6 - time.monotonic()))  # the first ten have left the sliding window
+    assert _statuses(asyncio.run(_burst(replicas, made["key"], 30))).count(200) == 10
+
+
+def test_concurrent_large_requests_never_exceed_the_token_limit(replicas):
+    prompt = [{"role": "user", "content": "word " * 300}]  # 1,500 characters: held as up to ~1,520 tokens, plus max_tokens
+    made = _key(replicas[0], tpm_limit=5000)
+
+    async def burst(model: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            return await asyncio.gather(*(
+                http.post(f"{replicas[i % 3]}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                          json={"model": model, "messages": prompt, "max_tokens": 100})
+                for i in range(30)
+            ))  # fmt: skip
+
+    # While none has answered, each holds its worst case (~1,620 tokens): three fit in 5,000, not four.
+    slow = asyncio.run(burst("slow"))
+    assert _statuses(slow).count(200) == 3
+    refused = [r for r in slow if r.status_code == 429]
+    assert all("tokens per minute" in r.json()["error"]["message"] for r in refused)
+    assert all(r.headers["x-ratelimit-limit-tokens"] == "5000" for r in refused)
+    # Answered, each is set to what it used (~320 tokens), which frees room for more: what the
+    # admitted requests used in the window still never passes the limit.
+    fast = [r for r in asyncio.run(burst("llama")) if r.status_code == 200]
+    used = sum(r.json()["usage"]["total_tokens"] for r in [*fast, *(r for r in slow if r.status_code == 200)])
+    assert fast and used <= 5000
+
+
+def test_requests_in_flight_are_capped_across_replicas_and_freed_when_clients_leave(replicas):
+    made = _key(replicas[0], max_parallel_requests=2)
+    statuses = _statuses(asyncio.run(_burst(replicas, made["key"], 9, model="slow")))
+    assert statuses.count(200) == 2 and statuses.count(429) == 7
+
+    async def abandon_streams() -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for base in replicas[:2]:
+                async with http.stream("POST", f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                                       json={"model": "dribble", "messages": HI, "stream": True}) as r:  # fmt: skip
+                    assert r.status_code == 200
+                    async for _ in r.aiter_lines():
+                        break  # the client leaves after the first event, mid-stream
+
+    asyncio.run(abandon_streams())
+    deadline = time.monotonic() + 3
+    while True:  # both slots come back as soon as each replica sees its client gone
+        r = httpx.post(f"{replicas[2]}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                       json={"model": "llama", "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200, r.text
+
+
+def test_start_up_refuses_limits_one_process_cannot_enforce(creds, postgres_url, tmp_path):
+    path = tmp_path / "workers.yaml"
+    models = _models(creds)
+    models[0]["litellm_params"]["rpm"] = 100
+    path.write_text(yaml.safe_dump({"model_list": models}))
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port()), "--workers", "2"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "need general_settings.redis_url with --workers 2" in r.stderr
+    # replicas sharing PostgreSQL: a key with a limit and no Redis
+    path.write_text(yaml.safe_dump({"model_list": _models(creds), "general_settings": {"master_key": MASTER, "database_url": postgres_url}}))
+    migrate(postgres_url)
+
+    async def limited_key() -> None:
+        from ocilm.gateway.governance._store import Store
+
+        store = await Store.open(postgres_url)
+        await store.create_key({"rpm_limit": 5})
+        await store.close()
+
+    asyncio.run(limited_key())
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "some keys or teams have rate limits, but rate limits need general_settings.redis_url" in r.stderr
+
+
+# ---------------------------------------------------------------- Redis going away
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port, to stop and start."""
+
+    def __init__(self, tmp_path) -> None:
+        self.port, self.dir = _free_port(), tmp_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                      "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path, redis_url):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian's redis-server package)")
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _one_gateway(creds, store_url: str, redis: str, failure: str) -> BackgroundServer:
+    return BackgroundServer(create_app(parse_config({"model_list": _models(creds), "general_settings": {
+        "master_key": MASTER, "database_url": store_url, "redis_url": redis, "rate_limit_failure": failure}})))  # fmt: skip
+
+
+def _chat(base: str, key: str) -> httpx.Response:
+    return httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": "llama", "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
+
+
+def test_redis_stopped_fails_closed_and_limits_hold_again_when_it_returns(creds, own_redis, tmp_path):
+    with _one_gateway(creds, f"sqlite:///{tmp_path / 'g.db'}", own_redis.url, "closed") as gw:
+        limited, free = _key(gw.base_url, rpm_limit=3), _key(gw.base_url)
+        assert _chat(gw.base_url, limited["key"]).status_code == 200
+        own_redis.stop()
+        down = _chat(gw.base_url, limited["key"])
+        assert down.status_code == 503 and down.json()["error"]["code"] == "rate_limit_unavailable" and down.headers["retry-after"] == "1"
+        assert _chat(gw.base_url, free["key"]).status_code == 200  # a key without limits needs no counters
+        assert httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]["reachable"] is False
+        own_redis.start()  # empty: it kept nothing
+        statuses = [_chat(gw.base_url, limited["key"]).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]  # no restart of the gateway needed
+        assert httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]["reachable"] is True
+
+
+def test_redis_stopped_fails_open_when_configured_and_counts_what_it_served(creds, own_redis, tmp_path):
+    with _one_gateway(creds, f"sqlite:///{tmp_path / 'g.db'}", own_redis.url, "open") as gw:
+        limited = _key(gw.base_url, rpm_limit=1)
+        assert _chat(gw.base_url, limited["key"]).status_code == 200
+        assert _chat(gw.base_url, limited["key"]).status_code == 429
+        own_redis.stop()
+        assert [_chat(gw.base_url, limited["key"]).status_code for _ in range(3)] == [200, 200, 200]
+        status = httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]
+        assert status == {"counters": "redis", "failure_policy": "open", "reachable": False, "served_unlimited": 3}
+
+
+# ---------------------------------------------------------------- headers, the SDK, deployments
+
+
+@pytest.fixture
+def gateway(creds, tmp_path, oci_simulator):
+    models = [*_models(creds),
+              {"model_name": "pair", "litellm_params": {"model": "oci/xai.grok-3", **creds, "rpm": 2}},
+              {"model_name": "pair", "litellm_params": {"model": LLAMA, **creds}},
+              {"model_name": "tight", "litellm_params": {"model": "oci/xai.grok-3", **creds, "rpm": 1}},
+              {"model_name": "tight", "litellm_params": {"model": LLAMA, **creds, "rpm": 1}}]  # fmt: skip
+    config = {"model_list": models, "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path / 'g.db'}"}}
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        yield server
+
+
+def test_replies_carry_openai_rate_limit_headers_streamed_or_not(gateway):
+    made = _key(gateway.base_url, rpm_limit=50, tpm_limit=100_000)
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"], max_retries=0, _strict_response_validation=True) as oa:
+        raw = oa.chat.completions.with_raw_response.create(model="llama", messages=HI, max_tokens=10)
+        assert raw.headers["x-ratelimit-limit-requests"] == "50" and raw.headers["x-ratelimit-remaining-requests"] == "49"
+        assert raw.headers["x-ratelimit-limit-tokens"] == "100000" and int(raw.headers["x-ratelimit-remaining-tokens"]) < 100_000
+        assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+        with oa.chat.completions.with_streaming_response.create(model="llama", messages=HI, stream=True) as streamed:
+            assert streamed.headers["x-ratelimit-remaining-requests"] == "48"  # sent before the first event
+            assert any(chunk.choices for chunk in streamed.parse())
+
+
+def test_the_openai_sdk_waits_as_retry_after_says_and_then_succeeds(gateway):
+    made = _key(gateway.base_url, max_parallel_requests=1)
+    busy = threading.Thread(target=_chat_model, args=(gateway.base_url, made["key"], "slow"))
+    busy.start()
+    time.sleep(0.3)  # the key's one slot is taken for about a second
+    seen: list[int] = []
+    http = httpx.Client(event_hooks={"response": [lambda r: seen.append(r.status_code)]})
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"], max_retries=3, http_client=http) as oa:
+        started = time.monotonic()
+        reply = oa.chat.completions.create(model="llama", messages=HI, max_tokens=5)
+        waited = time.monotonic() - started
+    busy.join()
+    assert reply.choices[0].message.content
+    assert seen[0] == 429 and seen[-1] == 200 and waited >= 0.9  # Retry-After: 1, honoured
+
+
+def _chat_model(base: str, key: str, model: str) -> None:
+    httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+               json={"model": model, "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
+
+
+def test_a_deployment_at_its_own_limit_is_skipped_for_the_next(gateway, oci_simulator):
+    made = _key(gateway.base_url)
+    oci_simulator.reset()
+    assert [_chat_pair(gateway.base_url, made["key"], "pair") for _ in range(8)] == [200] * 8
+    served = [json.loads(r.body)["servingMode"]["modelId"] for r in oci_simulator.requests]
+    assert served.count("xai.grok-3") <= 2 and served.count("meta.llama-3.3-70b-instruct") >= 6
+    first, second = _chat_pair(gateway.base_url, made["key"], "tight"), _chat_pair(gateway.base_url, made["key"], "tight")
+    full = httpx.post(f"{gateway.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                      json={"model": "tight", "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
+    assert (first, second, full.status_code) == (200, 200, 429)
+    assert "every deployment's" in full.json()["error"]["message"] and int(full.headers["retry-after"]) >= 1
+
+
+def _chat_pair(base: str, key: str, model: str) -> int:
+    return httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": HI, "max_tokens": 5}, timeout=30).status_code  # fmt: skip
+
+
+def test_a_team_limit_binds_all_its_keys_and_a_model_limit_binds_one_model(gateway):
+    team = httpx.post(f"{gateway.base_url}/team/new", headers=ADMIN, json={"team_id": "research", "rpm_limit": 3}, timeout=30).json()
+    a, b = _key(gateway.base_url, team_id=team["team_id"]), _key(gateway.base_url, team_id=team["team_id"])
+    assert [_chat_pair(gateway.base_url, k["key"], "llama") for k in (a, b, a, b)] == [200, 200, 200, 429]
+    refused = httpx.post(f"{gateway.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {b['key']}"},
+                         json={"model": "llama", "messages": HI}, timeout=30).json()  # fmt: skip
+    assert "its team's limit of 3 requests per minute (team)" in refused["error"]["message"]
+    per_model = _key(gateway.base_url, model_rpm_limit={"llama": 1})
+    assert [_chat_pair(gateway.base_url, per_model["key"], m) for m in ("llama", "llama", "pair")] == [200, 429, 200]
+    info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": per_model["token"]}, timeout=30).json()["info"]
+    assert info["model_rpm_limit"] == {"llama": 1} and info["rpm_limit"] is None
