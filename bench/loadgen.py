@@ -2,6 +2,8 @@
 
 Usage: python bench/loadgen.py URL BODYFILE CONCURRENCY REQUESTS [HEADER:VALUE ...]
 Prints JSON: requests, seconds, rps, p50/p99 latency (ms) to the full response, errors.
+With OCILM_LOADGEN_PAUSE_MS=N each client pauses a random 0-N ms between its requests, so that
+clients behind a slow upstream do not move in lockstep (real callers do not).
 Raw asyncio streams keep the generator cheap, so the server under test is what is measured.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import statistics
 import sys
 import time
@@ -17,9 +21,12 @@ from urllib.parse import urlsplit
 
 async def worker(host: str, port: int, request: bytes, todo: list[int], latencies: list[float], errors: list[str]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    pause = float(os.environ.get("OCILM_LOADGEN_PAUSE_MS", "0")) / 1000
     try:
         while todo:
             todo.pop()
+            if pause:
+                await asyncio.sleep(random.uniform(0, pause))
             start = time.perf_counter()
             writer.write(request)
             status_line = await reader.readline()

@@ -326,11 +326,11 @@ def stream_event_costs(ctx: dict, repeat: int = 300) -> dict:
 # ---------------------------------------------------------------- gateway benchmarks
 
 
-def loadgen(url: str, body: bytes, concurrency: int, count: int, headers: list[str] = ()) -> dict:
+def loadgen(url: str, body: bytes, concurrency: int, count: int, headers: list[str] = (), pause_ms: float = 0) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         f.write(body)
     out = subprocess.run([*pinned(SUPPORT_CPU), sys.executable, str(HERE / "loadgen.py"), url, f.name, str(concurrency), str(count), *headers],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, env={**os.environ, "OCILM_LOADGEN_PAUSE_MS": str(pause_ms)}).stdout
     os.unlink(f.name)
     return json.loads(out)
 

@@ -120,6 +120,8 @@ def test_what_a_key_may_not_do(gateway):
     ("/key/generate", {"model_rpm_limit": {"llama": "many"}}, "model_rpm_limit"),
     ("/key/generate", {"model_tpm_limit": {"gpt-9": 100}}, "model_tpm_limit"),
     ("/team/new", {"tpm_limit": -5}, "tpm_limit"),
+    ("/key/generate", {"tpm_limit": 10**10}, "tpm_limit"),
+    ("/team/new", {"max_budget": 1e13}, "max_budget"),  # past what the column holds: a 400, not a database error
     ("/key/update", {"key": "sk-nope", "max_budget": "lots"}, "max_budget"),
     ("/key/delete", {"keys": []}, "keys"),
     ("/key/regenerate", {"key": "k0000000000000000", "grace_period": "a while"}, "grace_period"),

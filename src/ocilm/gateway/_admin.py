@@ -34,8 +34,11 @@ def _bad(field: str, problem: str) -> GatewayError:
     return GatewayError(400, f"{field}: {problem}", param=field, code="invalid_field")
 
 
+MAX_COUNT = 2**31 - 1  # the columns are 32-bit integers on every store
+
+
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COUNT
 
 
 def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig, limits_refused: str | None = None) -> dict[str, Any]:
@@ -68,11 +71,11 @@ def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig
                 out["metadata_"] = value
             elif name in _COUNTS:
                 if value is not None and not _count(value):
-                    raise PolicyError(name, "expected a whole number >= 1, or null for no limit")
+                    raise PolicyError(name, f"expected a whole number from 1 to {MAX_COUNT}, or null for no limit")
                 out[name] = value
             elif name in _PER_MODEL:
                 if value is not None and not (isinstance(value, dict) and all(isinstance(m, str) and _count(n) for m, n in value.items())):
-                    raise PolicyError(name, 'expected an object of model name to a whole number >= 1, such as {"llama": 60}')
+                    raise PolicyError(name, f'expected an object of model name to a whole number from 1 to {MAX_COUNT}, such as {{"llama": 60}}')
                 unknown = [m for m in value or {} if config.resolve(m) not in config.deployments]
                 if unknown:
                     raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")

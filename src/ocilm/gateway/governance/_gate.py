@@ -109,6 +109,8 @@ class Gate:
         self.hold_seconds = hold_seconds
         self.strict = strict
         self._cache: dict[str, tuple[float, KeyView | None]] = {}
+        self._looking_up: dict[str, asyncio.Future[KeyView | None]] = {}
+        self._generation = 0
         self._settling: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ who
@@ -144,19 +146,33 @@ class Gate:
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
             return cached[1]
-        assert self.store is not None
+        # One lookup per key at a time: when a busy key's entry expires, its concurrent requests
+        # wait for the same query instead of each sending one (a burst of them stalls the loop).
+        pending = self._looking_up.get(digest)
+        if pending is None:
+            pending = self._looking_up[digest] = asyncio.ensure_future(self._look_up(key, digest, now))
+            pending.add_done_callback(lambda done: self._looking_up.pop(digest) if self._looking_up.get(digest) is done else None)
         try:
-            view = await self.store.authenticate(key)
+            return await asyncio.shield(pending)
         except StoreUnavailable:
             raise unavailable() from None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (now, view)
+
+    async def _look_up(self, key: str, digest: str, now: float) -> KeyView | None:
+        assert self.store is not None
+        generation = self._generation
+        view = await self.store.authenticate(key)
+        if generation == self._generation:  # not read before this process changed a key
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, view)
         return view
 
     def forget(self) -> None:
-        """Drop cached key lookups (this process changed a key)."""
+        """Drop cached key lookups (this process changed a key); lookups in flight started
+        before the change, so later requests do not wait for them."""
         self._cache.clear()
+        self._looking_up.clear()
+        self._generation += 1
 
     def allow(self, caller: Caller, model: str, resolved: str) -> None:
         """403 unless the key may use ``model`` (as asked, or the name an alias resolves to)."""
@@ -215,7 +231,11 @@ class Gate:
     def settle_later(self, meter: Meter, **result: Any) -> None:
         """Settle where the request can no longer wait (a cancelled stream): a task the
         shutdown drains."""
-        task = asyncio.ensure_future(meter.settle(**result))
+        self.later(meter.settle(**result))
+
+    def later(self, work: Any) -> None:
+        """Run ``work`` off the request's path, in a task the shutdown drains."""
+        task = asyncio.ensure_future(work)
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
@@ -252,7 +272,7 @@ class Meter:
             input_tokens, output_tokens = estimated or (0, 0)
         if self.ticket is not None and self.gate.limits is not None:
             used = input_tokens + output_tokens if (usage or estimated) else (0 if status >= 400 else None)
-            await self.gate.limits.finish(self.ticket, used)
+            self.gate.later(self.gate.limits.finish(self.ticket, used))  # nothing the reply waits for
         price: Price | None = deployment.price if deployment is not None else None
         if status >= 400 and not estimated:
             cost: int | None = 0  # refused or failed before any output: nothing to bill

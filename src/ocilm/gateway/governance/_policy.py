@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NANO = 1_000_000_000  # nano-dollars per dollar: money is stored in whole nano-dollars
+MAX_USD = 1_000_000_000  # well inside a 64-bit count of nano-dollars, with room for spend to add up
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _KEY = re.compile(r"^sk-(k[0-9a-f]{16})-[A-Za-z0-9_-]{20,}$")
@@ -35,8 +36,8 @@ def to_nano(value: Any, field: str) -> int | None:
     """A USD amount from the API (None: no limit) as whole nano-dollars."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise PolicyError(field, "expected a number of US dollars >= 0, or null for no limit")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= MAX_USD:
+        raise PolicyError(field, f"expected a number of US dollars from 0 to {MAX_USD:,}, or null for no limit")
     return round(value * NANO)
 
 
