@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,19 @@ def async_backend(request, monkeypatch) -> str:
     if request.param == "httpx":
         monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: `import aiohttp` fails
     return request.param
+
+
+REDIS = os.environ.get("OCILM_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis (skipped with a reason when it is not reachable; ``.ci/run`` turns that
+    skip into a failure). Tests name their counters uniquely, so they share the database."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=2).ping()
+    except Exception as exc:  # any failure to reach the server means: not available here
+        pytest.skip(f"Redis is not reachable at {REDIS.rsplit('@', 1)[-1]} ({type(exc).__name__}); set OCILM_TEST_REDIS")
+    return REDIS

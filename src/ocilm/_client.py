@@ -26,7 +26,7 @@ from ._errors import (
     error_from_response,
 )
 from ._rerank import prepare_rerank
-from ._retry import RetryPolicy, retry_after_seconds
+from ._retry import RetryPolicy, note_retry, retry_after_seconds
 from ._settings import SECRET_PARAMS, SettingsCache
 from ._transport import (
     LIMITS,
@@ -188,6 +188,7 @@ class Client(_Base):
             except OCIError as err:
                 self._note_error(err)
                 delay = policy.next_delay(err)
+                note_retry(err)
             self._sleep(delay)
 
     def _send(self, call: PreparedCall, retry_token: str) -> httpx.Response:
@@ -427,6 +428,7 @@ class AsyncClient(_Base):
             except OCIError as err:
                 self._note_error(err)
                 delay = policy.next_delay(err)
+                note_retry(err)
             await self._sleep(delay)
 
     @staticmethod

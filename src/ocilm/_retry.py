@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import random
 import secrets
@@ -11,6 +12,16 @@ from collections.abc import Callable
 from ._errors import APIConnectionError, OCIError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Told of each retry the clients are about to make, with the error that caused it (the gateway
+# counts them per request); unset, retries go unreported.
+retry_listener: contextvars.ContextVar[Callable[[OCIError], None] | None] = contextvars.ContextVar("ocilm_retry_listener", default=None)
+
+
+def note_retry(err: OCIError) -> None:
+    listener = retry_listener.get()
+    if listener is not None:
+        listener(err)
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0

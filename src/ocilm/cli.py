@@ -52,7 +52,20 @@ def _serve(args: argparse.Namespace) -> int:
                   limit_concurrency=args.limit_concurrency)  # fmt: skip
     # Without a master key, answer only to the names this address is reached by (no DNS rebinding).
     allowed_hosts = ["*"] if args.allow_unauthenticated else [*LOOPBACK_HOSTS, args.host]
+    if config.observability.access_log:
+        from .gateway.observability._access_log import log_to_stdout
+
+        log_to_stdout()
     if args.workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metric samples here, and a scrape of any worker reads them all.
+            import atexit
+            import shutil
+            import tempfile
+
+            samples = tempfile.mkdtemp(prefix="ocilm-metrics-")
+            atexit.register(shutil.rmtree, samples, ignore_errors=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = samples
         os.environ["OCILM_GATEWAY_CONFIG"] = os.path.abspath(args.config)
         os.environ["OCILM_GATEWAY_ALLOWED_HOSTS"] = ",".join(allowed_hosts)
         os.environ["OCILM_GATEWAY_WORKERS"] = str(args.workers)

@@ -43,12 +43,14 @@ from .._errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from .._retry import retry_listener
 from ..doors._common import DoorError
 from ..formats._common import CHAT_PARAMS
 from . import _pool
 from ._config import Deployment, GatewayConfig, GovernanceSettings, is_pattern
 from ._errors import GatewayError
 from .governance._gate import (
+    MASTER,
     Caller,
     Gate,
     StreamWatch,
@@ -66,6 +68,7 @@ from .governance._limits import (
     Ticket,
 )
 from .governance._policy import input_token_ceiling, text_chars
+from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -130,7 +133,8 @@ class Router:
         return random.sample(found, len(found))
 
     async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
-                   tried: list[Deployment] | None = None, tokens: int = 0, **params: Any) -> Any:  # fmt: skip
+                   tried: list[Deployment] | None = None, tokens: int = 0, failed: Callable[[Deployment, OCIError], None] | None = None,
+                   traced: Callable[[Deployment], Any] | None = None, **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
         model cannot take are dropped for it, and the output limit is clamped to its maximum.
@@ -156,11 +160,16 @@ class Router:
                         tried.append(deployment)
                     result = None
                     try:
-                        result = await getattr(self.client, method)(
-                            deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
-                        )
+                        with traced(deployment) if traced is not None else contextlib.nullcontext():
+                            result = await getattr(self.client, method)(
+                                deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
+                            )
                         return result
-                    except _FALLBACK_ERRORS as exc:
+                    except OCIError as exc:
+                        if failed is not None:
+                            failed(deployment, exc)
+                        if not isinstance(exc, _FALLBACK_ERRORS):
+                            raise
                         log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
                         last = exc
                     finally:
@@ -215,8 +224,8 @@ class Metered:
     reserved against its budgets, the call runs while the client is connected, and the actual
     cost is settled (at once, or by the stream's watch)."""
 
-    def __init__(self, gate: Gate, router: Router) -> None:
-        self.gate, self.router = gate, router
+    def __init__(self, gate: Gate, router: Router, observer: Observer) -> None:
+        self.gate, self.router, self.observer = gate, router, observer
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                    *, stream: bool = False, door: bool = False) -> Upstream:  # fmt: skip
@@ -229,28 +238,50 @@ class Metered:
                 return input_token_ceiling(first), output_token_ceiling(asked, deployment, DEFAULT_MAX_TOKENS)
             return text_chars(first) + 8, 0
 
+        record: RequestRecord = request.state.record
+        record.model, record.key, record.team, record.stream = name, caller.token, caller.team_id, stream
+        if self.observer.log_prompts:
+            record.prompt = first
         meter = await self.gate.meter(caller, route, name, deployments, worst_case)
-        metered = self.gate.store is not None
         asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
-        if metered and stream:
-            params = {**params, "stream_options": {"include_usage": True}}  # the cost comes from OCI's usage
+        if stream:
+            params = {**params, "stream_options": {"include_usage": True}}  # tokens and cost come from OCI's usage
         tried: list[Deployment] = []
         extra = {"stream": stream} if method == "completion" else {}
+
+        def failed(deployment: Deployment, exc: OCIError) -> None:
+            self.observer.upstream_failed(record, name, deployment.model, exc)
+
+        def traced(deployment: Deployment) -> Any:
+            return self.observer.upstream_span(record, deployment.model, "chat" if method == "completion" else method)
+
+        counting = retry_listener.set(lambda _: _count_retry(record))
         try:
             tokens = max(sum(worst_case(d)) for d in deployments) if self.router.config.deployment_limits else 0
             result = await _while_connected(request, lambda: self.router.call(name, method, first, door=door, tried=tried, tokens=tokens,
-                                                                              **extra, **params))  # fmt: skip
+                                                                              failed=failed, traced=traced, **extra, **params))  # fmt: skip
         except _ClientGone:
             await meter.settle(deployment=tried[-1] if tried else None, status=499)
             raise
         except OCIError as exc:
             await meter.settle(deployment=tried[-1] if tried else None, status=gateway_error_for(exc).status)
             raise
+        finally:
+            retry_listener.reset(counting)
+            if tried:
+                record.deployment, record.fallbacks = tried[-1].model, len(tried) - 1
+        record.opc_request_id = getattr(result, "opc_request_id", None)
         if not stream:
-            cost = await meter.settle(deployment=tried[-1], usage=dict.get(result, "usage"))
+            usage = dict.get(result, "usage")
+            record.usage(usage)
+            record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
             return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None)
-        watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage) if metered else None
+        watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage, record=record)
         return Upstream(result, meter.rate_headers, watch)  # a stream's headers go before its first byte
+
+
+def _count_retry(record: RequestRecord) -> None:
+    record.retries += 1
 
 
 def _reject_constant(name: str) -> Any:
@@ -354,22 +385,42 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     settings = config.governance
     gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True,
                 limits=limits, limits_refused=limits_refused(config, workers))  # fmt: skip
-    metered = Metered(gate, router)
+    seen = config.observability
+    observer = Observer(access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel))
+    gate.observer = observer
+    metered = Metered(gate, router, observer)
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
                 map_error: Callable[[OCIError], GatewayError] = gateway_error_for) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
         """Authenticate, run, and answer every failure as an error body: ``map_error`` picks the
-        status for an upstream failure, ``render`` the envelope (OpenAI's by default)."""
+        status for an upstream failure, ``render`` the envelope (OpenAI's by default). Every
+        request's record is closed when its reply ends (a stream's, at its last event)."""
 
         async def endpoint(request: Request) -> Response:
+            route = request.scope["route"].path.removeprefix("/v1").lstrip("/")
+            record = request.state.record = observer.start(route, request.method)
+            try:
+                response = await answer(request, record)
+            finally:
+                observer.leave(record)
+            record.status = record.status or response.status_code
+            if isinstance(response, StreamingResponse):
+                response.body_iterator = observer.follow(record, response.body_iterator)
+            else:
+                observer.finish(record)
+            return response
+
+        async def answer(request: Request, record: RequestRecord) -> Response:
             try:
                 request.state.caller = await gate.caller(request.headers)
                 return await handler(request)
             except GatewayError as err:
+                record.refused(err.code)
                 return render(err)
             except DoorError as err:
                 return render(GatewayError(err.status, err.message, param=err.param, code=err.code))
             except _ClientGone:
+                record.status = 499
                 return Response(status_code=499)  # nobody is listening; uvicorn drops it
             except OCIError as exc:
                 mapped = map_error(exc)
@@ -378,6 +429,16 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
                 return render(mapped)
 
         return endpoint
+
+    async def metrics(request: Request) -> Response:
+        if not seen.metrics_public:
+            caller = await gate.caller(request.headers) if gate.has_master_key else MASTER
+            if not caller.is_master:
+                raise GatewayError(403, "GET /metrics needs the master key", kind="permission_error", code="admin_only")
+        assert observer.metrics is not None
+        observer.health(limits=limits.status()["reachable"])
+        body, media_type = observer.metrics.render()
+        return Response(body, media_type=media_type)
 
     async def chat_completions(request: Request) -> Response:
         payload = await _json_body(request)
@@ -459,6 +520,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/embeddings", guarded(embeddings), methods=["POST"]),
         Route("/v1/models", guarded(models), methods=["GET"]),
         Route("/models", guarded(models), methods=["GET"]),
+        Route("/metrics", _plain_errors(metrics), methods=["GET"]),
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
         *door_routes(router, guarded, metered),
@@ -474,6 +536,24 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     app.state.router = router
     app.state.gate = gate
     return app
+
+
+def _plain_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except GatewayError as err:
+            return err.response()
+
+    return endpoint
+
+
+def _tracing(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from .observability._tracing import Tracing
+
+    return Tracing()
 
 
 def _limits(config: GatewayConfig) -> Limits:

@@ -68,6 +68,16 @@ class GovernanceSettings:
 
 
 @dataclass
+class ObservabilitySettings:
+    metrics_public: bool = False  # GET /metrics without the master key
+    access_log: bool = True  # one JSON line per request on the ocilm.access logger
+    log_prompts: bool = False  # include the request's messages in that line
+    otel: bool = False  # OpenTelemetry spans (the ocilm[otel] extra)
+    budget_alert_webhooks: list[str] = field(default_factory=list, repr=False)  # URLs may hold tokens
+    budget_alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
+
+
+@dataclass
 class GatewayConfig:
     deployments: dict[str, list[Deployment]]
     master_key: str | None = field(default=None, repr=False)
@@ -79,6 +89,7 @@ class GatewayConfig:
     redis_url: str | None = field(default=None, repr=False)  # shared rate-limit counters (may hold a password)
     rate_limit_failure: str = "closed"  # Redis unreachable: refuse (503) or serve without limits
     rate_limit_window_seconds: float = 60.0  # rpm_limit and tpm_limit count over this sliding window
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
     def deployment_limits(self) -> bool:
@@ -153,6 +164,12 @@ def _pydantic_models() -> Any:
         redis_url: str | None = None
         rate_limit_failure: Literal["closed", "open"] = "closed"
         rate_limit_window_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+        metrics_public: bool = False
+        access_log: bool = True
+        log_prompts: bool = False
+        otel: bool = False
+        budget_alert_webhooks: list[str] = Field(default_factory=list)
+        budget_alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -227,11 +244,13 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     redis_url = general.redis_url if general else None
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         problems.append("general_settings.redis_url: expected redis://host:port/db, rediss://... or unix://...")
+    observability = _observability(general, governance, problems)
     if problems:
         raise GatewayConfigError(problems, source)
     return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance,
                          redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",
-                         rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0)  # fmt: skip
+                         rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
+                         observability=observability)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
@@ -268,6 +287,26 @@ def _governance(general: Any, source: str, master_key: str | None, problems: lis
         return None
     return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds, strict=general.budget_strict,
                               auto_migrate=url.startswith("sqlite:///"), synchronous_commit=general.database_synchronous_commit)  # fmt: skip
+
+
+def _observability(general: Any, governance: GovernanceSettings | None, problems: list[str]) -> ObservabilitySettings:
+    if general is None:
+        return ObservabilitySettings()
+    for i, url in enumerate(general.budget_alert_webhooks):
+        if not url.startswith(("http://", "https://")):
+            problems.append(f"general_settings.budget_alert_webhooks[{i}]: expected an http:// or https:// URL")
+    thresholds = sorted(set(general.budget_alert_thresholds))
+    if not thresholds or not all(0 < t <= 1 for t in thresholds):
+        problems.append("general_settings.budget_alert_thresholds: expected fractions of a budget in (0, 1], such as [0.5, 0.8, 1.0]")
+    if general.budget_alert_webhooks and governance is None:
+        problems.append("general_settings.budget_alert_webhooks: budgets need general_settings.database_url")
+    if general.otel:
+        try:
+            import opentelemetry.trace  # noqa: F401
+        except ImportError:
+            problems.append("general_settings.otel: OpenTelemetry is not installed; pip install 'ocilm[otel]'")
+    return ObservabilitySettings(general.metrics_public, general.access_log, general.log_prompts, general.otel,
+                                 list(general.budget_alert_webhooks), tuple(thresholds))  # fmt: skip
 
 
 def _aliases(raw: dict, deployments: dict[str, list[Deployment]], problems: list[str]) -> dict[str, str]:

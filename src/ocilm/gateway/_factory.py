@@ -22,7 +22,12 @@ def app_from_env() -> Starlette:
     from . import create_app, load_config
 
     hosts = os.environ.get("OCILM_GATEWAY_ALLOWED_HOSTS")
-    app = create_app(load_config(os.environ["OCILM_GATEWAY_CONFIG"]), allowed_hosts=hosts.split(",") if hosts else None,
+    config = load_config(os.environ["OCILM_GATEWAY_CONFIG"])
+    if config.observability.access_log:
+        from .observability._access_log import log_to_stdout
+
+        log_to_stdout()  # each worker writes its own requests' lines
+    app = create_app(config, allowed_hosts=hosts.split(",") if hosts else None,
                      workers=int(os.environ.get("OCILM_GATEWAY_WORKERS", "1")))  # fmt: skip
     freeze_startup_objects()
     return app

@@ -111,7 +111,20 @@ class Gate:
         self._cache: dict[str, tuple[float, KeyView | None]] = {}
         self._looking_up: dict[str, asyncio.Future[KeyView | None]] = {}
         self._generation = 0
+        self.observer: Any = None  # told when the store stops or starts answering
+        self._store_up = True
         self._settling: set[asyncio.Task[Any]] = set()
+
+    @property
+    def has_master_key(self) -> bool:
+        return self._master_digest is not None
+
+    def store_answered(self, up: bool) -> None:
+        if up != self._store_up:
+            self._store_up = up
+            log.warning("governance store %s", "answers again" if up else "is unavailable: governed requests get 503")
+            if self.observer is not None:
+                self.observer.health(store=up)
 
     # ------------------------------------------------------------------ who
 
@@ -153,9 +166,12 @@ class Gate:
             pending = self._looking_up[digest] = asyncio.ensure_future(self._look_up(key, digest, now))
             pending.add_done_callback(lambda done: self._looking_up.pop(digest) if self._looking_up.get(digest) is done else None)
         try:
-            return await asyncio.shield(pending)
+            view = await asyncio.shield(pending)
         except StoreUnavailable:
+            self.store_answered(False)
             raise unavailable() from None
+        self.store_answered(True)
+        return view
 
     async def _look_up(self, key: str, digest: str, now: float) -> KeyView | None:
         assert self.store is not None
@@ -199,6 +215,8 @@ class Gate:
             except RateLimited as exc:
                 raise rate_limited(exc) from None
             except LimiterUnavailable:
+                if self.observer is not None:
+                    self.observer.health(limits=False)
                 raise limits_unavailable() from None
         try:
             await self._hold(meter, caller, model, deployments, worst_case)
@@ -220,6 +238,7 @@ class Gate:
             try:
                 await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
             except StoreUnavailable:
+                self.store_answered(False)
                 raise unavailable() from None
             except BudgetExceeded as exc:
                 raise GatewayError(
@@ -288,7 +307,9 @@ class Meter:
             await store.settle(log_row)
         except StoreUnavailable:
             self.settled = False
+            self.gate.store_answered(False)
             raise unavailable() from None
+        self.gate.store_answered(True)
         self.cost_usd = to_usd(cost)
         return self.cost_usd
 
@@ -322,10 +343,12 @@ class StreamWatch:
     delivered so far (to bill a stream cut short), and, when only the gateway asked for usage,
     keeps the usage chunk from the client."""
 
-    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool) -> None:
+    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool, record: Any = None) -> None:
         self.gate, self.meter, self.deployment, self.messages, self.keep_usage = gate, meter, deployment, messages, keep_usage
+        self.record = record  # the request's RequestRecord: first token, tokens and cost
         self.usage: dict[str, Any] | None = None
         self.chars = 0
+        self.finished = False
 
     def see(self, batch: list[Any]) -> list[Any]:
         for chunk in batch:
@@ -335,6 +358,8 @@ class StreamWatch:
             for choice in dict.get(chunk, "choices") or ():
                 text = dict.get(dict.get(choice, "delta") or {}, "content")
                 if text:
+                    if not self.chars and self.record is not None and self.record.first_token_at is None:
+                        self.record.first_token_at = time.perf_counter()
                     self.chars += len(text)
         if self.keep_usage:
             return batch
@@ -348,9 +373,28 @@ class StreamWatch:
         return {"deployment": self.deployment, "usage": self.usage, "estimated": estimated, "status": status}
 
     async def finish(self, status: int = 200) -> float | None:
-        return await self.meter.settle(**self._result(status))
+        self.finished = True
+        result = self._result(status)
+        self._note(result)
+        cost = await self.meter.settle(**result)
+        if self.record is not None:
+            self.record.cost = cost
+        return cost
 
     def abandon(self) -> None:
         """The client left (or the relay broke) before the end: bill what was used, later."""
+        if self.finished:
+            return
+        if self.record is not None and not self.record.done:
+            self._note(self._result(499))
+            self.record.status = 499
         if not self.meter.settled and self.gate.store is not None:
             self.gate.settle_later(self.meter, **self._result(499))
+
+    def _note(self, result: dict[str, Any]) -> None:
+        if self.record is None:
+            return
+        if result["usage"]:
+            self.record.usage(result["usage"])
+        elif result["estimated"]:
+            self.record.input_tokens, self.record.output_tokens = result["estimated"]

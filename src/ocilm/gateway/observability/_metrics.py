@@ -1,0 +1,104 @@
+"""The gateway's Prometheus metrics (``GET /metrics``), safe under ``--workers N``.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``ocilm serve --workers N`` sets it to a fresh directory
+before its workers start), every worker writes its samples to files there and a scrape of any
+worker reads them all; otherwise the metrics live in this process's own registry.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .._errors import GatewayError
+from ._record import RequestRecord
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.shared = multiprocess_dir() is not None
+        # A registry per app (one process may hold several apps, as tests do); with several
+        # workers the samples go to files instead, and a scrape reads every worker's.
+        self.registry = None if self.shared else CollectorRegistry(auto_describe=True)
+        common: dict[str, Any] = {"registry": self.registry}
+        who = ("key", "team")
+        self.requests = Counter("ocilm_requests", "Requests answered, by route, model, deployment, status and caller.",
+                                ["route", "model", "deployment", "status", *who], **common)  # fmt: skip
+        self.latency = Histogram("ocilm_request_duration_seconds", "Time to the end of the reply (a stream's last event).",
+                                 ["route", "model"], buckets=LATENCY_BUCKETS, **common)  # fmt: skip
+        self.ttft = Histogram("ocilm_time_to_first_token_seconds", "Time to a stream's first content.", ["route", "model"],
+                              buckets=TTFT_BUCKETS, **common)  # fmt: skip
+        self.tokens = Counter("ocilm_tokens", "Tokens OCI reported, by direction (input, output).", ["model", "direction", *who], **common)
+        self.cost = Counter("ocilm_spend_usd", "What requests cost, in US dollars.", ["model", *who], **common)
+        self.upstream_errors = Counter("ocilm_upstream_errors", "Failed OCI calls, by OCI's HTTP status and error code.",
+                                       ["model", "deployment", "status", "code"], **common)  # fmt: skip
+        self.retries = Counter("ocilm_retries", "Attempts of an OCI call after its first.", ["model"], **common)
+        self.fallbacks = Counter("ocilm_fallbacks", "Requests served by a deployment after another failed or was full.", ["model"], **common)
+        self.rejections = Counter("ocilm_rejections", "Requests the gateway refused, by reason.", ["route", "reason"], **common)
+        # multiprocess_mode says how a scrape joins the workers' values (ignored in one process)
+        self.in_flight = Gauge("ocilm_in_flight_requests", "Requests being served now.", ["route"], multiprocess_mode="livesum",
+                               registry=self.registry)  # fmt: skip
+        self.store_up = Gauge("ocilm_governance_store_up", "1 while the key and budget store answers, 0 while it fails.",
+                              multiprocess_mode="livemin", registry=self.registry)  # fmt: skip
+        self.limits_up = Gauge("ocilm_rate_limit_counters_up", "1 while the rate-limit counters answer, 0 while they fail.",
+                               multiprocess_mode="livemin", registry=self.registry)  # fmt: skip
+        self.served_unlimited = Counter("ocilm_served_without_limits", "Requests served without rate limits while the counters "
+                                        "were unreachable (rate_limit_failure: open).", **common)  # fmt: skip
+        self.store_up.set(1)
+        self.limits_up.set(1)
+
+    def started(self, record: RequestRecord) -> None:
+        self.in_flight.labels(record.route).inc()
+
+    def finished(self, record: RequestRecord) -> None:
+        model = record.model or ""
+        key, team = record.key or "", record.team or ""
+        self.in_flight.labels(record.route).dec()
+        self.requests.labels(record.route, model, record.deployment or "", str(record.status), key, team).inc()
+        if record.reason is not None:
+            self.rejections.labels(record.route, record.reason).inc()
+        if not model:
+            return
+        self.latency.labels(record.route, model).observe(record.latency_seconds)
+        ttft = record.ttft_seconds
+        if ttft is not None:
+            self.ttft.labels(record.route, model).observe(ttft)
+        if record.input_tokens:
+            self.tokens.labels(model, "input", key, team).inc(record.input_tokens)
+        if record.output_tokens:
+            self.tokens.labels(model, "output", key, team).inc(record.output_tokens)
+        if record.cost:
+            self.cost.labels(model, key, team).inc(record.cost)
+        if record.retries:
+            self.retries.labels(model).inc(record.retries)
+        if record.fallbacks:
+            self.fallbacks.labels(model).inc()
+
+    def upstream_failed(self, model: str, deployment: str, status: int | None, code: str | None) -> None:
+        self.upstream_errors.labels(model, deployment, str(status or 0), code or "").inc()
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        assert self.registry is not None
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def metrics_forbidden() -> GatewayError:
+    return GatewayError(401, "GET /metrics needs the master key (or general_settings.metrics_public: true)",
+                        kind="authentication_error", code="invalid_api_key")  # fmt: skip

@@ -1,0 +1,85 @@
+"""The one place a request's record is opened and closed: metrics, the access line, the trace."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+from ._access_log import write_access_line
+from ._record import RequestRecord
+
+log = logging.getLogger("ocilm.gateway")
+
+
+class Observer:
+    def __init__(self, *, metrics: bool = True, access_log: bool = True, log_prompts: bool = False, tracing: Any = None) -> None:
+        from ._metrics import Metrics
+
+        self.metrics = Metrics() if metrics else None
+        self.access_log = access_log
+        self.log_prompts = log_prompts
+        self.tracing = tracing  # a Tracing, when OpenTelemetry is configured
+
+    def start(self, route: str, method: str) -> RequestRecord:
+        record = RequestRecord(route, method, f"req-{uuid.uuid4().hex}")
+        if self.metrics is not None:
+            self.metrics.started(record)
+        if self.tracing is not None:
+            self.tracing.start(record)
+        return record
+
+    def finish(self, record: RequestRecord, status: int | None = None) -> None:
+        if record.done:
+            return
+        record.done = True
+        if status is not None:
+            record.status = status
+        try:
+            if self.metrics is not None:
+                self.metrics.finished(record)
+            if self.access_log:
+                write_access_line(record, self.log_prompts)
+            if self.tracing is not None:
+                self.tracing.finish(record)
+        except Exception:  # seeing must never break serving
+            log.exception("observability: recording request %s failed", record.request_id)
+
+    async def follow(self, record: RequestRecord, body: AsyncIterable[Any]) -> AsyncIterator[Any]:
+        """A streamed body that closes its record when the stream ends (or the client leaves)."""
+        try:
+            async for part in body:
+                yield part
+        finally:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()  # its own clean-up first (what a client that left used)
+            self.finish(record)
+
+    def leave(self, record: RequestRecord) -> None:
+        if self.tracing is not None:
+            self.tracing.leave(record)
+
+    def upstream_span(self, record: RequestRecord | None, deployment: str, operation: str) -> Any:
+        if self.tracing is None:
+            return contextlib.nullcontext()
+        return self.tracing.upstream(record, deployment, operation)
+
+    def upstream_failed(self, record: RequestRecord | None, model: str, deployment: str, exc: Any) -> None:
+        status, code = getattr(exc, "status_code", None), getattr(exc, "code", None)
+        if record is not None:
+            record.upstream_status, record.upstream_code = status, code
+        if self.metrics is not None:
+            self.metrics.upstream_failed(model, deployment, status, code)
+
+    def health(self, *, store: bool | None = None, limits: bool | None = None, served_unlimited: int = 0) -> None:
+        if self.metrics is None:
+            return
+        if store is not None:
+            self.metrics.store_up.set(1 if store else 0)
+        if limits is not None:
+            self.metrics.limits_up.set(1 if limits else 0)
+        if served_unlimited:
+            self.metrics.served_unlimited.inc(served_unlimited)
