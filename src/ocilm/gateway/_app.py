@@ -388,6 +388,10 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     seen = config.observability
     observer = Observer(access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel))
     gate.observer = observer
+    if seen.budget_alert_webhooks:
+        from .observability._alerts import BudgetAlerts
+
+        gate.alerts = BudgetAlerts(seen.budget_alert_webhooks, seen.budget_alert_thresholds)
     metered = Metered(gate, router, observer)
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -508,6 +512,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             pruner.cancel()
             await gate.drain()  # spend of cancelled streams is still being written
             await limits.close()
+            if gate.alerts is not None:
+                await gate.alerts.close()
             if gate.store is not None:
                 await gate.store.close()
             if client is None:  # ours to close; an injected client belongs to its caller

@@ -112,6 +112,7 @@ class Gate:
         self._looking_up: dict[str, asyncio.Future[KeyView | None]] = {}
         self._generation = 0
         self.observer: Any = None  # told when the store stops or starts answering
+        self.alerts: Any = None  # BudgetAlerts, when webhooks are configured
         self._store_up = True
         self._settling: set[asyncio.Task[Any]] = set()
 
@@ -310,6 +311,8 @@ class Meter:
             self.gate.store_answered(False)
             raise unavailable() from None
         self.gate.store_answered(True)
+        if cost and self.caller.has_budget and self.gate.alerts is not None:
+            self.gate.later(self.gate.alerts.check(store, self.caller.token, self.caller.team_id))
         self.cost_usd = to_usd(cost)
         return self.cost_usd
 

@@ -29,6 +29,8 @@ class Team(Base):
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
+    alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
 
 
 class Key(Base):
@@ -55,6 +57,8 @@ class Key(Base):
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
+    alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
     model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))  # model name -> requests per minute
     model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
 

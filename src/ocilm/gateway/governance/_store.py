@@ -239,6 +239,31 @@ class Store:
         except Lost as exc:
             raise StoreUnavailable(f"the database failed ({exc})") from None
 
+    async def claim_budget_alerts(self, token: str | None, team_id: str | None, thresholds: tuple[float, ...]) -> list[dict[str, Any]]:
+        """The budget thresholds the key's and team's spend has newly passed, each claimed in the
+        database so that, of every replica asking, exactly one announces it."""
+        from ._policy import to_usd
+
+        crossed: list[dict[str, Any]] = []
+        async with self._tx() as conn:
+            for scope, table, column, ident in (("key", Key, Key.token, token), ("team", Team, Team.team_id, team_id)):
+                if ident is None:
+                    continue
+                for threshold in sorted(thresholds):
+                    percent = round(threshold * 100)
+                    claimed = await conn.execute(
+                        update(table).where(column == ident, table.max_budget.is_not(None), table.max_budget > 0,
+                                            table.spend * 100 >= table.max_budget * percent,
+                                            or_(table.alert_level.is_(None), table.alert_level < percent,
+                                                table.alert_window.is_distinct_from(table.budget_reset_at)))
+                        .values(alert_level=percent, alert_window=table.budget_reset_at)
+                        .returning(table.spend, table.max_budget, table.budget_duration))  # fmt: skip
+                    row = claimed.first()
+                    if row is not None:
+                        crossed.append({"scope": scope, "id": ident, "threshold": threshold, "spend": to_usd(row.spend),
+                                        "max_budget": to_usd(row.max_budget), "budget_duration": row.budget_duration})  # fmt: skip
+        return crossed
+
     async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
                          end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
         query = select(SpendLog).order_by(SpendLog.started_at.desc()).limit(limit)
