@@ -4,6 +4,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/_bootstrap.sh" gateway,testing dev
 source "$root/scripts/_agents.sh"
+source "$root/scripts/_browser.sh"
 cd "$root"
 ruff check src tests bench
 mypy

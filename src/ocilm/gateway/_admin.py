@@ -19,6 +19,8 @@ from ._errors import GatewayError
 from .governance._gate import Gate, unavailable
 from .governance._outcomes import StoreUnavailable
 from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
+from .observability._report import BUCKET_SECONDS, GROUPS
+from .observability._report import spend_report as build_report
 
 if TYPE_CHECKING:
     from .governance._store import Store
@@ -110,6 +112,17 @@ def _time(value: Any, field: str) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return parsed.timestamp()
+
+
+REPORT_ROWS = 100_000  # the newest rows of the range a report reads
+
+
+def _limit(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise _bad("limit", "expected a whole number from 1 to 10000")
+    return int(value)
 
 
 def _iso(ts: float) -> str:
@@ -247,8 +260,26 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         q = request.query_params
         api_key = q.get("api_key")
         rows = await store.spend_logs(token=_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
-                                      start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"))  # fmt: skip
+                                      start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"),
+                                      limit=_limit(q.get("limit"), 1000))  # fmt: skip
         return [_spend_row(r) for r in rows]
+
+    async def spend_report(request: Request, store: Store) -> Any:
+        q = request.query_params
+        group_by, bucket = q.get("group_by", "model"), q.get("bucket", "hour")
+        if group_by not in GROUPS:
+            raise _bad("group_by", f"expected one of {', '.join(GROUPS)}")
+        if bucket not in BUCKET_SECONDS:
+            raise _bad("bucket", f"expected one of {', '.join(BUCKET_SECONDS)}")
+        end = _time(q.get("end_date"), "end_date")
+        start = _time(q.get("start_date"), "start_date")
+        if start is None:
+            start = (end or time.time()) - 86400
+        rows = await store.spend_logs(start=start, end=end, limit=REPORT_ROWS)
+        return build_report(rows, group_by, bucket)
+
+    async def team_list(request: Request, store: Store) -> Any:
+        return await store.list_teams()
 
     return [
         Route("/key/generate", admin(key_generate), methods=["POST"]),
@@ -262,5 +293,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         Route("/team/new", admin(team_new), methods=["POST"]),
         Route("/team/info", admin(team_info), methods=["GET"]),
         Route("/team/update", admin(team_update), methods=["POST"]),
+        Route("/team/list", admin(team_list), methods=["GET"]),
         Route("/spend/logs", admin(spend_logs), methods=["GET"]),
+        Route("/spend/report", admin(spend_report), methods=["GET"]),
     ]

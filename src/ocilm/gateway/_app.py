@@ -377,6 +377,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     """
     from ._admin import admin_routes
     from ._doors import door_routes
+    from .console import console_routes
 
     upstream = client or AsyncClient()
     limits = _limits(config)
@@ -531,6 +532,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
         *door_routes(router, guarded, metered),
         *admin_routes(gate, router),
+        *console_routes(),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]

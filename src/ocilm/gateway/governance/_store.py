@@ -208,6 +208,11 @@ class Store:
             keys = [r.token for r in (await conn.execute(select(Key.token).where(Key.team_id == team_id))).all()]
         return {**_team_dict(row), "keys": keys}
 
+    async def list_teams(self) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(Team).order_by(Team.created_at))).all()
+        return [_team_dict(r) for r in rows]
+
     async def update_team(self, team_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         if fields:
             async with self._tx() as conn:
