@@ -52,10 +52,6 @@ def _serve(args: argparse.Namespace) -> int:
                   limit_concurrency=args.limit_concurrency)  # fmt: skip
     # Without a master key, answer only to the names this address is reached by (no DNS rebinding).
     allowed_hosts = ["*"] if args.allow_unauthenticated else [*LOOPBACK_HOSTS, args.host]
-    if config.observability.access_log:
-        from .gateway.observability._access_log import log_to_stdout
-
-        log_to_stdout()
     if args.workers > 1:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metric samples here, and a scrape of any worker reads them all.
@@ -71,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["OCILM_GATEWAY_WORKERS"] = str(args.workers)
         uvicorn.run("ocilm.gateway._factory:app_from_env", factory=True, workers=args.workers, **common)
     else:
-        app = create_app(config, allowed_hosts=allowed_hosts)
+        app = create_app(config, allowed_hosts=allowed_hosts, access_stream=sys.stdout.buffer)
         freeze_startup_objects()
         uvicorn.run(app, **common)
     return 0

@@ -368,8 +368,11 @@ async def _while_connected(request: Request, work: Callable[[], Awaitable[Any]])
 
 
 def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None,
-               workers: int = 1) -> Starlette:  # fmt: skip
+               workers: int = 1, access_stream: Any = None) -> Starlette:  # fmt: skip
     """The gateway as an ASGI app (one pooled upstream client per process).
+
+    ``access_stream``: a binary stream for the JSON access lines (``ocilm serve`` gives
+    standard output); without one they go to the ``ocilm.access`` logger.
 
     ``client``: an ``AsyncClient`` of your own, which the app uses and does not close.
     ``allowed_hosts``: the ``Host`` names it answers to when there is no master key (by
@@ -387,7 +390,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True,
                 limits=limits, limits_refused=limits_refused(config, workers))  # fmt: skip
     seen = config.observability
-    observer = Observer(access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel))
+    observer = Observer(metrics=seen.metrics, access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel),
+                        access_stream=access_stream)  # fmt: skip
     gate.observer = observer
     if seen.budget_alert_webhooks:
         from .observability._alerts import BudgetAlerts
@@ -440,7 +444,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             caller = await gate.caller(request.headers) if gate.has_master_key else MASTER
             if not caller.is_master:
                 raise GatewayError(403, "GET /metrics needs the master key", kind="permission_error", code="admin_only")
-        assert observer.metrics is not None
+        if observer.metrics is None:
+            raise GatewayError(404, "metrics are off (general_settings.metrics: false)", code="not_found")
         observer.health(limits=limits.status()["reachable"])
         body, media_type = observer.metrics.render()
         return Response(body, media_type=media_type)
@@ -513,6 +518,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             pruner.cancel()
             await gate.drain()  # spend of cancelled streams is still being written
             await limits.close()
+            observer.close()
             if gate.alerts is not None:
                 await gate.alerts.close()
             if gate.store is not None:

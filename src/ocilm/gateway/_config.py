@@ -69,6 +69,7 @@ class GovernanceSettings:
 
 @dataclass
 class ObservabilitySettings:
+    metrics: bool = True  # Prometheus metrics at GET /metrics
     metrics_public: bool = False  # GET /metrics without the master key
     access_log: bool = True  # one JSON line per request on the ocilm.access logger
     log_prompts: bool = False  # include the request's messages in that line
@@ -164,6 +165,7 @@ def _pydantic_models() -> Any:
         redis_url: str | None = None
         rate_limit_failure: Literal["closed", "open"] = "closed"
         rate_limit_window_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+        metrics: bool = True
         metrics_public: bool = False
         access_log: bool = True
         log_prompts: bool = False
@@ -305,7 +307,7 @@ def _observability(general: Any, governance: GovernanceSettings | None, problems
             import opentelemetry.trace  # noqa: F401
         except ImportError:
             problems.append("general_settings.otel: OpenTelemetry is not installed; pip install 'ocilm[otel]'")
-    return ObservabilitySettings(general.metrics_public, general.access_log, general.log_prompts, general.otel,
+    return ObservabilitySettings(general.metrics, general.metrics_public, general.access_log, general.log_prompts, general.otel,
                                  list(general.budget_alert_webhooks), tuple(thresholds))  # fmt: skip
 
 

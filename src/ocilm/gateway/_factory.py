@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 from starlette.applications import Starlette
 
@@ -23,11 +24,7 @@ def app_from_env() -> Starlette:
 
     hosts = os.environ.get("OCILM_GATEWAY_ALLOWED_HOSTS")
     config = load_config(os.environ["OCILM_GATEWAY_CONFIG"])
-    if config.observability.access_log:
-        from .observability._access_log import log_to_stdout
-
-        log_to_stdout()  # each worker writes its own requests' lines
-    app = create_app(config, allowed_hosts=hosts.split(",") if hosts else None,
+    app = create_app(config, allowed_hosts=hosts.split(",") if hosts else None, access_stream=sys.stdout.buffer,
                      workers=int(os.environ.get("OCILM_GATEWAY_WORKERS", "1")))  # fmt: skip
     freeze_startup_objects()
     return app

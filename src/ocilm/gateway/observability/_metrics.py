@@ -55,33 +55,60 @@ class Metrics:
                                         "were unreachable (rate_limit_failure: open).", **common)  # fmt: skip
         self.store_up.set(1)
         self.limits_up.set(1)
+        self._series: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._in_flight: dict[str, Any] = {}
 
     def started(self, record: RequestRecord) -> None:
-        self.in_flight.labels(record.route).inc()
+        gauge = self._in_flight.get(record.route)
+        if gauge is None:
+            gauge = self._in_flight[record.route] = self.in_flight.labels(record.route)
+        gauge.inc()
+
+    def _children(self, record: RequestRecord) -> tuple[Any, ...]:
+        """The labelled series one kind of request updates, looked up once per label set
+        (prometheus-client's own lookup costs a lock and a tuple per call)."""
+        model, key, team = record.model or "", record.key or "", record.team or ""
+        labels = (record.route, model, record.deployment or "", record.status, key, team)
+        found = self._series.get(labels)
+        if found is None:
+            if len(self._series) > 50_000:
+                self._series.clear()
+            found = self._series[labels] = (
+                self.requests.labels(record.route, model, record.deployment or "", str(record.status), key, team),
+                self.latency.labels(record.route, model), self.ttft.labels(record.route, model),
+                self.tokens.labels(model, "input", key, team), self.tokens.labels(model, "output", key, team),
+                self.cost.labels(model, key, team),
+            )  # fmt: skip
+        return found
 
     def finished(self, record: RequestRecord) -> None:
-        model = record.model or ""
-        key, team = record.key or "", record.team or ""
-        self.in_flight.labels(record.route).dec()
-        self.requests.labels(record.route, model, record.deployment or "", str(record.status), key, team).inc()
+        self.started_gauge(record.route).dec()
+        requests, latency, ttft, tokens_in, tokens_out, cost = self._children(record)
+        requests.inc()
         if record.reason is not None:
             self.rejections.labels(record.route, record.reason).inc()
-        if not model:
+        if not record.model:
             return
-        self.latency.labels(record.route, model).observe(record.latency_seconds)
-        ttft = record.ttft_seconds
-        if ttft is not None:
-            self.ttft.labels(record.route, model).observe(ttft)
+        latency.observe(record.latency_seconds)
+        first = record.ttft_seconds
+        if first is not None:
+            ttft.observe(first)
         if record.input_tokens:
-            self.tokens.labels(model, "input", key, team).inc(record.input_tokens)
+            tokens_in.inc(record.input_tokens)
         if record.output_tokens:
-            self.tokens.labels(model, "output", key, team).inc(record.output_tokens)
+            tokens_out.inc(record.output_tokens)
         if record.cost:
-            self.cost.labels(model, key, team).inc(record.cost)
+            cost.inc(record.cost)
         if record.retries:
-            self.retries.labels(model).inc(record.retries)
+            self.retries.labels(record.model).inc(record.retries)
         if record.fallbacks:
-            self.fallbacks.labels(model).inc()
+            self.fallbacks.labels(record.model).inc()
+
+    def started_gauge(self, route: str) -> Any:
+        gauge = self._in_flight.get(route)
+        if gauge is None:
+            gauge = self._in_flight[route] = self.in_flight.labels(route)
+        return gauge
 
     def upstream_failed(self, model: str, deployment: str, status: int | None, code: str | None) -> None:
         self.upstream_errors.labels(model, deployment, str(status or 0), code or "").inc()

@@ -8,18 +8,19 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from ._access_log import write_access_line
+from ._access_log import AccessLog
 from ._record import RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
 
 
 class Observer:
-    def __init__(self, *, metrics: bool = True, access_log: bool = True, log_prompts: bool = False, tracing: Any = None) -> None:
+    def __init__(self, *, metrics: bool = True, access_log: bool = True, log_prompts: bool = False, tracing: Any = None,
+                 access_stream: Any = None) -> None:  # fmt: skip
         from ._metrics import Metrics
 
         self.metrics = Metrics() if metrics else None
-        self.access_log = access_log
+        self.access_log = AccessLog(access_stream, with_prompt=log_prompts) if access_log else None
         self.log_prompts = log_prompts
         self.tracing = tracing  # a Tracing, when OpenTelemetry is configured
 
@@ -40,8 +41,8 @@ class Observer:
         try:
             if self.metrics is not None:
                 self.metrics.finished(record)
-            if self.access_log:
-                write_access_line(record, self.log_prompts)
+            if self.access_log is not None:
+                self.access_log.write(record)
             if self.tracing is not None:
                 self.tracing.finish(record)
         except Exception:  # seeing must never break serving
@@ -57,6 +58,10 @@ class Observer:
             if close is not None:
                 await close()  # its own clean-up first (what a client that left used)
             self.finish(record)
+
+    def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
 
     def leave(self, record: RequestRecord) -> None:
         if self.tracing is not None:
