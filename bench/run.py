@@ -519,9 +519,14 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## Agent doors: the gateway's CPU per request, against chat completions for the same reply", "",
               "`ocilm serve` in its own process, its CPU time read from /proc around each batch (`bench/doors.py`); "
               "the chat stream asks for usage, as the doors' streams do:", "", data["doors"], ""]
-    lines += ["## Governance: keys, budgets and spend logs (`bench/governance.py`)", "",
-              "The same `ocilm serve`, pinned to one core, without governance and with a budgeted virtual key (a hold and a "
-              "settlement per request) on each store; medians of interleaved rounds:", "", data["governance"], ""]
+    lines += ["## Governance: keys, budgets, spend logs and rate limits (`bench/governance.py`)", "",
+              "The same `ocilm serve`, pinned to one core (PostgreSQL and Redis on the other), without governance and with a "
+              "budgeted virtual key (a hold and a settlement per request) on each store, and with Redis-backed rate limits; "
+              "medians of interleaved rounds. c=32 runs against an upstream that answers in 100 ms, with callers out of "
+              "lockstep:", "", data["governance"], ""]
+    lines += ["## Metrics and access logs (`bench/observability.py`)", "",
+              "The same `ocilm serve`, pinned to one core, with Prometheus metrics and a JSON access line per request "
+              "(written to a file) and with both off; medians of interleaved rounds:", "", data["observability"], ""]
     lines += ["## Response objects (openai-python's declared fields)", "",
               f"Wrapping a reply or chunks and reading fields, against the untyped objects of commit {BEFORE_TYPES}, "
               "interleaved in one process (`bench/response_objects.py`):", "", data["response_objects"], ""]
@@ -621,6 +626,10 @@ def main() -> int:
         import governance
 
         data["governance"] = governance.main(1 if args.quick else 3)
+        print("observability ...", file=sys.stderr)
+        import observability
+
+        data["observability"] = observability.main(1 if args.quick else 3)
         print("response objects ...", file=sys.stderr)
         import response_objects
 

@@ -112,8 +112,44 @@ def main() -> int:
                 print()
             else:
                 print("(the Messages step needs the anthropic package: pip install anthropic)")
+
+        step("7. a team's virtual key: budget, rate limit, spend, metrics and the usage console")
+        _governed_gateway(creds)
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")
     return 0
+
+
+def _governed_gateway(creds: dict) -> None:
+    import tempfile
+
+    import httpx
+    import openai
+
+    from ocilm.gateway import create_app, parse_config
+    from ocilm.testing import BackgroundServer
+
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    with tempfile.TemporaryDirectory() as state:
+        config = parse_config({
+            "model_list": [{"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **creds}}],
+            "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{state}/ocilm.db"},
+        })  # fmt: skip
+        with BackgroundServer(create_app(config)) as gateway:
+            team = httpx.post(f"{gateway.base_url}/team/new", headers=admin, json={"team_alias": "research", "max_budget": 100}).json()
+            made = httpx.post(f"{gateway.base_url}/key/generate", headers=admin,
+                              json={"team_id": team["team_id"], "key_alias": "ana", "max_budget": 5, "rpm_limit": 60}).json()  # fmt: skip
+            print(f"POST /key/generate -> key id {made['token']} (the secret is shown once, stored only as a hash)")
+            with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"]) as client:
+                for _ in range(3):
+                    raw = client.chat.completions.with_raw_response.create(model="grok", messages=[{"role": "user", "content": "Hi"}])
+            print(f"reply headers: cost ${raw.headers['x-litellm-response-cost']}, "
+                  f"{raw.headers['x-ratelimit-remaining-requests']} of {raw.headers['x-ratelimit-limit-requests']} requests left this minute")
+            info = httpx.get(f"{gateway.base_url}/key/info", headers=admin, params={"key": made["token"]}).json()["info"]
+            print(f"GET /key/info -> spend ${info['spend']:.6f} of a ${info['max_budget']:.2f} budget (built-in OCI price of xai.grok-4)")
+            metrics = httpx.get(f"{gateway.base_url}/metrics", headers=admin).text
+            shown = [line for line in metrics.splitlines() if line.startswith(("ocilm_requests_total", "ocilm_spend_usd_total"))]
+            print("GET /metrics ->\n  " + "\n  ".join(shown))
+            print(f"usage console: {gateway.base_url}/ui (sign in with the master key); with `ocilm serve` it stays up")
 
 
 if __name__ == "__main__":
