@@ -55,7 +55,7 @@ def pinned(cpu: str | None) -> list[str]:
 
 
 def start(args: list[str], wait_url: str | None = None, cpu: str | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen([*pinned(cpu), sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([*pinned(cpu), sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
 
     deadline = time.monotonic() + 30

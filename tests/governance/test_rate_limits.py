@@ -148,7 +148,7 @@ def test_start_up_refuses_limits_one_process_cannot_enforce(creds, postgres_url,
     path.write_text(yaml.safe_dump({"model_list": models}))
     r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port()), "--workers", "2"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert r.returncode == 2 and "need general_settings.redis_url with --workers 2" in r.stderr
+    assert r.returncode == 2 and "need general_settings.redis_url, or a sqlite:/// database_url, with --workers 2" in r.stderr
     # replicas sharing PostgreSQL: a key with a limit and no Redis
     path.write_text(yaml.safe_dump({"model_list": _models(creds), "general_settings": {"master_key": MASTER, "database_url": postgres_url}}))
     migrate(postgres_url)
@@ -164,6 +164,44 @@ def test_start_up_refuses_limits_one_process_cannot_enforce(creds, postgres_url,
     r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "some keys or teams have rate limits, but rate limits need general_settings.redis_url" in r.stderr
+
+
+def test_workers_without_redis_count_in_their_shared_sqlite_file(creds, tmp_path):
+    models = _models(creds)
+    models[0]["litellm_params"]["rpm"] = 6  # the deployment's own limit, across both workers
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"model_list": models, "general_settings": {"master_key": MASTER,
+                                                                              "database_url": f"sqlite:///{tmp_path / 'g.db'}"}}))  # fmt: skip
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--workers", "2",
+                             "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health/liveliness", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        made = _key(base, rpm_limit=4)
+        assert httpx.get(f"{base}/health/readiness").json()["rate_limits"]["counters"] == "store"
+
+        async def burst(key: str, count: int) -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as http:  # a new connection each: both workers answer
+                replies = await asyncio.gather(*(
+                    http.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}", "connection": "close"},
+                              json={"model": "llama", "messages": HI, "max_tokens": 5})
+                    for _ in range(count)
+                ))  # fmt: skip
+            return [r.status_code for r in replies]
+
+        assert sorted(asyncio.run(burst(made["key"], 20))) == [200] * 4 + [429] * 16
+        free = _key(base)
+        assert sorted(asyncio.run(burst(free["key"], 10))) == [200] * 2 + [429] * 8  # the deployment's 6, less the key's 4
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 # ---------------------------------------------------------------- Redis going away
@@ -209,9 +247,23 @@ def own_redis(tmp_path, redis_url):
     server.stop()
 
 
-def _one_gateway(creds, store_url: str, redis: str, failure: str) -> BackgroundServer:
-    return BackgroundServer(create_app(parse_config({"model_list": _models(creds), "general_settings": {
-        "master_key": MASTER, "database_url": store_url, "redis_url": redis, "rate_limit_failure": failure}})))  # fmt: skip
+@pytest.fixture
+def replicas_on_own_redis(creds, postgres_url, own_redis, tmp_path):
+    """Three gateway processes sharing PostgreSQL and the test's own Redis; ``start(policy)``."""
+    groups: list[Gateways] = []
+
+    def start(failure: str) -> list[str]:
+        path = tmp_path / f"gateway-{failure}.yaml"
+        path.write_text(yaml.safe_dump({"model_list": _models(creds), "general_settings": {
+            "master_key": MASTER, "database_url": postgres_url, "redis_url": own_redis.url, "rate_limit_failure": failure}}))  # fmt: skip
+        group = Gateways(str(path))
+        groups.append(group)
+        assert group.run("db", "upgrade").returncode == 0
+        return [group.start()[1] for _ in range(3)]
+
+    yield start
+    for group in groups:
+        group.stop()
 
 
 def _chat(base: str, key: str) -> httpx.Response:
@@ -219,30 +271,32 @@ def _chat(base: str, key: str) -> httpx.Response:
                       json={"model": "llama", "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
 
 
-def test_redis_stopped_fails_closed_and_limits_hold_again_when_it_returns(creds, own_redis, tmp_path):
-    with _one_gateway(creds, f"sqlite:///{tmp_path / 'g.db'}", own_redis.url, "closed") as gw:
-        limited, free = _key(gw.base_url, rpm_limit=3), _key(gw.base_url)
-        assert _chat(gw.base_url, limited["key"]).status_code == 200
-        own_redis.stop()
-        down = _chat(gw.base_url, limited["key"])
+def test_redis_stopped_fails_closed_and_limits_hold_again_when_it_returns(replicas_on_own_redis, own_redis):
+    bases = replicas_on_own_redis("closed")
+    limited, free = _key(bases[0], rpm_limit=3), _key(bases[0])
+    assert _chat(bases[0], limited["key"]).status_code == 200
+    own_redis.stop()
+    for base in bases:
+        down = _chat(base, limited["key"])
         assert down.status_code == 503 and down.json()["error"]["code"] == "rate_limit_unavailable" and down.headers["retry-after"] == "1"
-        assert _chat(gw.base_url, free["key"]).status_code == 200  # a key without limits needs no counters
-        assert httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]["reachable"] is False
-        own_redis.start()  # empty: it kept nothing
-        statuses = [_chat(gw.base_url, limited["key"]).status_code for _ in range(5)]
-        assert statuses == [200, 200, 200, 429, 429]  # no restart of the gateway needed
-        assert httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]["reachable"] is True
+        assert _chat(base, free["key"]).status_code == 200  # a key without limits needs no counters
+        assert httpx.get(f"{base}/health/readiness").json()["rate_limits"]["reachable"] is False
+    own_redis.start()  # empty: it kept nothing
+    statuses = [_chat(bases[i % 3], limited["key"]).status_code for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]  # global again across the three, no restart needed
+    assert all(httpx.get(f"{base}/health/readiness").json()["rate_limits"]["reachable"] for base in bases[:2])
 
 
-def test_redis_stopped_fails_open_when_configured_and_counts_what_it_served(creds, own_redis, tmp_path):
-    with _one_gateway(creds, f"sqlite:///{tmp_path / 'g.db'}", own_redis.url, "open") as gw:
-        limited = _key(gw.base_url, rpm_limit=1)
-        assert _chat(gw.base_url, limited["key"]).status_code == 200
-        assert _chat(gw.base_url, limited["key"]).status_code == 429
-        own_redis.stop()
-        assert [_chat(gw.base_url, limited["key"]).status_code for _ in range(3)] == [200, 200, 200]
-        status = httpx.get(f"{gw.base_url}/health/readiness").json()["rate_limits"]
-        assert status == {"counters": "redis", "failure_policy": "open", "reachable": False, "served_unlimited": 3}
+def test_redis_stopped_fails_open_when_configured_and_counts_what_it_served(replicas_on_own_redis, own_redis):
+    bases = replicas_on_own_redis("open")
+    limited = _key(bases[0], rpm_limit=1)
+    assert _chat(bases[0], limited["key"]).status_code == 200
+    assert _chat(bases[1], limited["key"]).status_code == 429
+    own_redis.stop()
+    assert [_chat(bases[i % 3], limited["key"]).status_code for i in range(6)] == [200] * 6
+    states = [httpx.get(f"{base}/health/readiness").json()["rate_limits"] for base in bases]
+    assert all(state["failure_policy"] == "open" and state["reachable"] is False for state in states)
+    assert sum(state["served_unlimited"] for state in states) == 6
 
 
 # ---------------------------------------------------------------- headers, the SDK, deployments

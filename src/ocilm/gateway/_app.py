@@ -393,6 +393,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     observer = Observer(metrics=seen.metrics, access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel),
                         access_stream=access_stream)  # fmt: skip
     gate.observer = observer
+    limits.on_unlimited = lambda: observer.health(limits=False, served_unlimited=1)
     if seen.budget_alert_webhooks:
         from .observability._alerts import BudgetAlerts
 
@@ -511,6 +512,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         # aiohttp closes a pooled connection as soon as its peer does; httpx needs the pruner.
         if settings is not None:
             gate.store = await open_store(settings)
+            if store_counts_limits(config, workers):
+                limits.limiter = gate.store.rate_limiter(config.rate_limit_window_seconds)
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
         try:
             yield
@@ -578,13 +581,24 @@ def _limits(config: GatewayConfig) -> Limits:
     return Limits(MemoryLimiter(config.rate_limit_window_seconds))
 
 
+def _sqlite_store(config: GatewayConfig) -> bool:
+    return config.governance is not None and config.governance.database_url.startswith("sqlite:///")
+
+
+def store_counts_limits(config: GatewayConfig, workers: int) -> bool:
+    """Several workers without Redis count in their shared SQLite file."""
+    return not config.redis_url and workers > 1 and _sqlite_store(config)
+
+
 def limits_refused(config: GatewayConfig, workers: int) -> str | None:
     """Why rate limits cannot be enforced exactly here, or None: counters in one process hold
-    only for that process, so several workers, or replicas sharing a PostgreSQL store, need Redis."""
-    if config.redis_url:
+    only for that process; several workers share them in their SQLite file, and replicas sharing a
+    PostgreSQL store share them through Redis."""
+    if config.redis_url or store_counts_limits(config, workers):
         return None
     if workers > 1:
-        return f"rate limits need general_settings.redis_url with --workers {workers} (each worker would count alone)"
+        return (f"rate limits need general_settings.redis_url, or a sqlite:/// database_url, with --workers {workers} "
+                "(each worker would count alone)")  # fmt: skip
     if config.governance is not None and config.governance.database_url.startswith(("postgresql://", "postgres://")):
         return "rate limits need general_settings.redis_url with a PostgreSQL store (its replicas would each count alone)"
     return None

@@ -16,11 +16,13 @@ SQLite: a batch runs whole, under ``BEGIN IMMEDIATE``, in one hop to the store's
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ._limits import Limit, RateLimited, Stat, Ticket, check_limit, rate_headers
 from ._policy import duration_seconds
 
 LOG_COLUMNS = ("request_id", "token", "team_id", "model", "deployment", "route", "input_tokens", "output_tokens", "cost", "status",
@@ -224,7 +226,7 @@ class SQLiteBudgets:
             for work, args in calls:
                 try:
                     outcomes.append(work(conn, *args))
-                except Refused as refused:  # it wrote nothing but a budget window's reset, which stands
+                except (Refused, RateLimited) as refused:  # it wrote nothing but expired entries' removal, which stands
                     outcomes.append(refused)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -240,6 +242,12 @@ class SQLiteBudgets:
 
     async def settle(self, log: dict[str, Any]) -> bool:
         return bool(await self._run(_sqlite_settle, log))
+
+    async def rate_admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int, now: float, window: float, lease: float) -> Ticket:
+        return await self._run(_sqlite_rate_admit, request_id, limits, tokens, now, window, lease)  # type: ignore[no-any-return]
+
+    async def rate_finish(self, ticket: Ticket, used_tokens: int | None) -> None:
+        await self._run(_sqlite_rate_finish, ticket.request_id, [limit.ident for limit in ticket.limits], used_tokens)
 
     async def close(self) -> None:
         await self._batched.drain()
@@ -285,3 +293,43 @@ def _sqlite_settle(conn: sqlite3.Connection, log: dict[str, Any]) -> bool:
         conn.execute("UPDATE ocilm_teams SET spend = spend + ? WHERE team_id = ?", (charge, log["team_id"]))
     conn.execute("DELETE FROM ocilm_holds WHERE request_id = ?", (log["request_id"],))
     return True
+
+
+def _sqlite_rate_admit(conn: sqlite3.Connection, request_id: str, limits: tuple[Limit, ...], tokens: int, now: float, window: float,
+                       lease: float) -> Ticket:  # fmt: skip
+    """The same decision as the in-process limiter, on rows every worker sees (``check_limit``)."""
+    tightest: tuple[Stat | None, Stat | None] = (None, None)
+    for limit in limits:
+        conn.execute("DELETE FROM ocilm_rate_window WHERE ident = ? AND at <= ?", (limit.ident, now - window))
+        count, used, oldest = conn.execute("SELECT count(*), coalesce(sum(tokens), 0), min(at) FROM ocilm_rate_window WHERE ident = ?",
+                                           (limit.ident,)).fetchone()  # fmt: skip
+        in_flight = 0
+        if limit.parallel:
+            conn.execute("DELETE FROM ocilm_rate_slots WHERE ident = ? AND until <= ?", (limit.ident, now))
+            (in_flight,) = conn.execute("SELECT count(*) FROM ocilm_rate_slots WHERE ident = ?", (limit.ident,)).fetchone()
+        reset = oldest + window - now if oldest is not None else window
+        wait = functools.partial(_sqlite_tokens_free_after, conn, limit, now, used + tokens, window)
+        tightest = check_limit(limit, count, used, reset, in_flight, tokens, window, wait, tightest)
+    for limit in limits:
+        conn.execute("INSERT OR REPLACE INTO ocilm_rate_window (ident, request_id, at, tokens) VALUES (?, ?, ?, ?)",
+                     (limit.ident, request_id, now, tokens))  # fmt: skip
+        if limit.parallel:
+            conn.execute("INSERT OR REPLACE INTO ocilm_rate_slots (ident, request_id, until) VALUES (?, ?, ?)", (limit.ident, request_id, now + lease))
+    return Ticket(request_id, limits, tokens, rate_headers(*tightest))
+
+
+def _sqlite_tokens_free_after(conn: sqlite3.Connection, limit: Limit, now: float, wanted: int, window: float) -> float:
+    excess = wanted - (limit.tpm or 0)
+    for at, tokens in conn.execute("SELECT at, tokens FROM ocilm_rate_window WHERE ident = ? ORDER BY at", (limit.ident,)):
+        excess -= tokens
+        if excess <= 0:
+            return float(at + window - now)
+    return window
+
+
+def _sqlite_rate_finish(conn: sqlite3.Connection, request_id: str, idents: list[str], used_tokens: int | None) -> None:
+    for ident in idents:
+        conn.execute("DELETE FROM ocilm_rate_slots WHERE ident = ? AND request_id = ?", (ident, request_id))
+        if used_tokens is not None:
+            conn.execute("UPDATE ocilm_rate_window SET tokens = ? WHERE ident = ? AND request_id = ?", (used_tokens, ident, request_id))
+

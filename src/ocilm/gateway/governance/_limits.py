@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -89,6 +90,32 @@ def rate_headers(requests: tuple[int, int, float] | None, tokens: tuple[int, int
     return headers
 
 
+Stat = tuple[int, int, float]  # limit, remaining, seconds until the window frees room
+
+
+def check_limit(limit: Limit, count: int, used: int, reset: float, in_flight: int, tokens: int, span: float, tokens_wait: Any,
+                tightest: tuple[Stat | None, Stat | None]) -> tuple[Stat | None, Stat | None]:  # fmt: skip
+    """One limit's decision, the same wherever its counters live: raise RateLimited if it has no
+    room for one more request of ``tokens``, else the tightest request and token figures so far.
+    ``count``/``used``: requests and tokens in its window; ``reset``: seconds until the oldest
+    leaves; ``span``: the window's length; ``tokens_wait()``: seconds until enough tokens leave."""
+    req_stat, tok_stat = tightest
+    if limit.rpm:
+        if count + 1 > limit.rpm:
+            raise RateLimited(limit.scope, limit.ident, "requests", limit.rpm, reset)
+        if req_stat is None or limit.rpm - count - 1 < req_stat[1]:
+            req_stat = (limit.rpm, limit.rpm - count - 1, reset)
+    if limit.tpm:
+        if used + tokens > limit.tpm:
+            wait = span if tokens > limit.tpm else tokens_wait()  # larger than the limit itself: it never fits
+            raise RateLimited(limit.scope, limit.ident, "tokens", limit.tpm, wait)
+        if tok_stat is None or limit.tpm - used - tokens < tok_stat[1]:
+            tok_stat = (limit.tpm, limit.tpm - used - tokens, reset)
+    if limit.parallel and in_flight + 1 > limit.parallel:
+        raise RateLimited(limit.scope, limit.ident, "parallel", limit.parallel, 1.0)
+    return req_stat, tok_stat
+
+
 # ---------------------------------------------------------------- one process
 
 
@@ -123,6 +150,7 @@ class MemoryLimiter:
     """The counters in this process: exact for one process (``--workers 1``)."""
 
     shared = False
+    kind = "in-process"
 
     def __init__(self, window_seconds: float = WINDOW_SECONDS, clock: Any = time.monotonic) -> None:
         self.window = window_seconds
@@ -141,31 +169,19 @@ class MemoryLimiter:
     def admit_now(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
         now = self.clock()
         windows = [self._window(limit.ident) for limit in limits]
-        req_stat: tuple[int, int, float] | None = None
-        tok_stat: tuple[int, int, float] | None = None
+        tightest: tuple[Stat | None, Stat | None] = (None, None)
         for limit, window in zip(limits, windows, strict=True):
             window.trim(now)
-            oldest = window.entries[0][0] + self.window - now if window.entries else self.window
-            if limit.rpm:
-                if len(window.entries) + 1 > limit.rpm:
-                    raise RateLimited(limit.scope, limit.ident, "requests", limit.rpm, oldest)
-                if req_stat is None or limit.rpm - len(window.entries) - 1 < req_stat[1]:
-                    req_stat = (limit.rpm, limit.rpm - len(window.entries) - 1, oldest)
-            if limit.tpm:
-                if window.token_sum + tokens > limit.tpm:
-                    wait = self.window if tokens > limit.tpm else window.tokens_free_after(now, tokens, limit.tpm)
-                    raise RateLimited(limit.scope, limit.ident, "tokens", limit.tpm, wait)
-                if tok_stat is None or limit.tpm - window.token_sum - tokens < tok_stat[1]:
-                    tok_stat = (limit.tpm, limit.tpm - window.token_sum - tokens, oldest)
-            if limit.parallel and len(window.slots) + 1 > limit.parallel:
-                raise RateLimited(limit.scope, limit.ident, "parallel", limit.parallel, 1.0)
+            reset = window.entries[0][0] + self.window - now if window.entries else self.window
+            wait = functools.partial(window.tokens_free_after, now, tokens, limit.tpm or 0)
+            tightest = check_limit(limit, len(window.entries), window.token_sum, reset, len(window.slots), tokens, self.window, wait, tightest)
         for limit, window in zip(limits, windows, strict=True):
             window.entries.append((now, request_id))
             window.tokens[request_id] = tokens
             window.token_sum += tokens
             if limit.parallel:
                 window.slots[request_id] = now + SLOT_LEASE_SECONDS
-        return Ticket(request_id, limits, tokens, rate_headers(req_stat, tok_stat))
+        return Ticket(request_id, limits, tokens, rate_headers(*tightest))
 
     async def finish(self, ticket: Ticket, used_tokens: int | None) -> None:
         if ticket.done:
@@ -281,6 +297,7 @@ class RedisLimiter:
     """The counters in Redis, shared by every replica; one script call per decision."""
 
     shared = True
+    kind = "redis"
 
     def __init__(self, url: str, window_seconds: float = WINDOW_SECONDS) -> None:
         import redis.asyncio as redis_asyncio
@@ -322,13 +339,47 @@ class RedisLimiter:
         await self._redis.aclose()
 
 
+class StoreLimiter:
+    """The counters in the governance store's SQLite file, decided in its one writer's
+    transactions: exact for ``ocilm serve --workers N`` on one host without Redis."""
+
+    shared = True
+    kind = "store"
+
+    def __init__(self, budgets: Any, window_seconds: float = WINDOW_SECONDS) -> None:
+        self.budgets, self.window = budgets, window_seconds
+
+    async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
+        from ._hot import Lost
+
+        try:
+            return await self.budgets.rate_admit(request_id, limits, tokens, time.time(), self.window, SLOT_LEASE_SECONDS)  # type: ignore[no-any-return]
+        except Lost as exc:
+            raise LimiterUnavailable(str(exc)) from None
+
+    async def finish(self, ticket: Ticket, used_tokens: int | None) -> None:
+        from ._hot import Lost
+
+        if ticket.done:
+            return
+        ticket.done = True
+        try:
+            await self.budgets.rate_finish(ticket, used_tokens)
+        except Lost as exc:
+            raise LimiterUnavailable(str(exc)) from None
+
+    async def close(self) -> None:
+        pass
+
+
 class Limits:
     """The gateway's limiter with its failure policy: when the shared counters are unreachable,
     ``closed`` refuses (503) and ``open`` admits without limits and counts what it let through."""
 
-    def __init__(self, limiter: MemoryLimiter | RedisLimiter, failure: str = "closed") -> None:
+    def __init__(self, limiter: MemoryLimiter | RedisLimiter | StoreLimiter, failure: str = "closed") -> None:
         self.limiter, self.failure = limiter, failure
         self.unlimited = 0  # requests served without limits while the counters were unreachable
+        self.on_unlimited: Any = None  # told of each (the gateway's metrics count them)
         self._down_since: float | None = None
 
     async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket | None:
@@ -343,6 +394,8 @@ class Limits:
                 log.error("rate limits: the shared counters are unreachable (%s); failing %s", exc, self.failure)
             if self.failure == "open":
                 self.unlimited += 1
+                if self.on_unlimited is not None:
+                    self.on_unlimited()
                 return None
             raise
         if self._down_since is not None:
@@ -352,7 +405,7 @@ class Limits:
 
     def status(self) -> dict[str, Any]:
         """What ``/health/readiness`` shows: where the counters are and whether they answer."""
-        return {"counters": "redis" if self.limiter.shared else "in-process", "failure_policy": self.failure,
+        return {"counters": self.limiter.kind, "failure_policy": self.failure,
                 "reachable": self._down_since is None, "served_unlimited": self.unlimited}  # fmt: skip
 
     async def finish(self, ticket: Ticket | None, used_tokens: int | None) -> None:

@@ -90,3 +90,24 @@ class SpendLog(Base):
     status: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class RateWindowEntry(Base):
+    """A request admitted under a rate limit, while it is in the limit's sliding window (the
+    store's own counters, for several workers on one SQLite file without Redis)."""
+
+    __tablename__ = "ocilm_rate_window"
+
+    ident: Mapped[str] = mapped_column(String(300), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)  # indexed with ident (migration 0006)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+class RateSlot(Base):
+    __tablename__ = "ocilm_rate_slots"
+
+    ident: Mapped[str] = mapped_column(String(300), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[float] = mapped_column(Float)
+

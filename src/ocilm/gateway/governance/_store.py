@@ -82,6 +82,13 @@ class Store:
         async with self._tx() as conn:
             return await conn.run_sync(is_current)
 
+    def rate_limiter(self, window_seconds: float) -> Any:
+        """Rate-limit counters kept in this store, for several workers on one SQLite file; None
+        on PostgreSQL (its replicas share limits through Redis)."""
+        from ._limits import StoreLimiter
+
+        return StoreLimiter(self._budgets, window_seconds) if isinstance(self._budgets, SQLiteBudgets) else None
+
     async def close(self) -> None:
         await self._budgets.close()
         await self.engine.dispose()
