@@ -20,6 +20,7 @@ import yaml
 from ocilm.gateway import create_app, parse_config
 from ocilm.testing import BackgroundServer, Fault
 
+from ..servers import free_port, serve_workers
 from .conftest import migrate
 from .test_replicas import Gateways
 
@@ -28,12 +29,6 @@ MASTER = "sk-master-limits-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 HI = [{"role": "user", "content": "Hello there"}]
 LLAMA = "oci/meta.llama-3.3-70b-instruct"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _models(creds: dict) -> list[dict]:
@@ -146,7 +141,7 @@ def test_start_up_refuses_limits_one_process_cannot_enforce(creds, postgres_url,
     models = _models(creds)
     models[0]["litellm_params"]["rpm"] = 100
     path.write_text(yaml.safe_dump({"model_list": models}))
-    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port()), "--workers", "2"],
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(free_port()), "--workers", "2"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "need general_settings.redis_url, or a sqlite:/// database_url, with --workers 2" in r.stderr
     # replicas sharing PostgreSQL: a key with a limit and no Redis
@@ -161,7 +156,7 @@ def test_start_up_refuses_limits_one_process_cannot_enforce(creds, postgres_url,
         await store.close()
 
     asyncio.run(limited_key())
-    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(free_port())],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "some keys or teams have rate limits, but rate limits need general_settings.redis_url" in r.stderr
 
@@ -172,18 +167,8 @@ def test_workers_without_redis_count_in_their_shared_sqlite_file(creds, tmp_path
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({"model_list": models, "general_settings": {"master_key": MASTER,
                                                                               "database_url": f"sqlite:///{tmp_path / 'g.db'}"}}))  # fmt: skip
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--workers", "2",
-                             "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_workers(str(path), 2)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health/liveliness", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         made = _key(base, rpm_limit=4)
         assert httpx.get(f"{base}/health/readiness").json()["rate_limits"]["counters"] == "store"
 
@@ -211,7 +196,7 @@ class OwnRedis:
     """A redis-server of the test's own on a free port, to stop and start."""
 
     def __init__(self, tmp_path) -> None:
-        self.port, self.dir = _free_port(), tmp_path
+        self.port, self.dir = free_port(), tmp_path
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -18,16 +18,12 @@ import yaml
 
 from ocilm.testing import Fault
 
+from ..servers import free_port
+
 MASTER = "sk-master-replicas-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
 HI = [{"role": "user", "content": "Hello there"}]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Gateways:
@@ -41,7 +37,7 @@ class Gateways:
         return subprocess.run([sys.executable, "-m", "ocilm", *args, "--config", self.path], capture_output=True, text=True, timeout=60)
 
     def start(self) -> tuple[subprocess.Popen, str]:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", self.path, "--port", str(port), "--log-level", "error"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         self.procs.append(proc)
@@ -104,7 +100,7 @@ def test_a_new_replica_refuses_an_unmigrated_database(creds, postgres_url, tmp_p
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
                                     "general_settings": {"master_key": MASTER, "database_url": postgres_url}}))  # fmt: skip
-    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(free_port())],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "run 'ocilm db upgrade --config FILE' once" in r.stderr
 
@@ -113,8 +109,8 @@ def test_an_unreachable_database_is_a_clear_error_at_start(creds, tmp_path):
     path = tmp_path / "gateway.yaml"
     secret = "pw-never-printed"
     path.write_text(yaml.safe_dump({"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
-                                    "general_settings": {"master_key": MASTER, "database_url": f"postgresql://ocilm:{secret}@127.0.0.1:{_free_port()}/x"}}))  # fmt: skip
-    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(_free_port())],
+                                    "general_settings": {"master_key": MASTER, "database_url": f"postgresql://ocilm:{secret}@127.0.0.1:{free_port()}/x"}}))  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(free_port())],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "cannot reach the database" in r.stderr and "postgresql://ocilm@127.0.0.1" in r.stderr
     assert secret not in r.stderr
@@ -219,7 +215,7 @@ class _Relay:
         import threading
 
         self.target_port = target_port
-        self.port = _free_port()
+        self.port = free_port()
         self.open = threading.Event()
         self.open.set()
         self._conns: list[socket.socket] = []

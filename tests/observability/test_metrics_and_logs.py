@@ -4,9 +4,6 @@ JSON access lines, checked against what the mix must produce."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -16,16 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ocilm.testing import Fault
 
+from ..servers import serve_workers
+
 MASTER = "sk-master-observe-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 HI = [{"role": "user", "content": "Hello there, secret-prompt-words"}]
 LLAMA = "oci/meta.llama-3.3-70b-instruct"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,18 +33,8 @@ def two_workers(creds, tmp_path, redis_url):
     }  # fmt: skip
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = _free_port()
     out = open(tmp_path / "access.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--workers", "2",
-                             "--log-level", "error"], stdout=out, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health/liveliness", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    proc, base = serve_workers(str(path), 2, stdout=out)
     yield base, tmp_path / "access.log", creds
     proc.terminate()
     proc.wait(30)

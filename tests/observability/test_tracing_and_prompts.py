@@ -73,3 +73,17 @@ def test_the_prompt_is_in_the_access_line_only_with_log_prompts(creds, caplog):
         assert ("prompt" in line) is log_prompts
         if log_prompts:
             assert line["prompt"] == HI
+
+
+def test_door_streams_close_their_record_once_with_time_to_first_token(creds, caplog):
+    caplog.set_level(logging.INFO, logger="ocilm.access")
+    with _gateway(creds) as gw:
+        with httpx.stream("POST", f"{gw.base_url}/v1/messages", json={"model": "llama", "max_tokens": 50, "stream": True, "messages": HI},
+                          headers={"anthropic-version": "2023-06-01"}, timeout=30) as streamed:  # fmt: skip
+            assert streamed.status_code == 200 and any("message_stop" in line for line in streamed.iter_lines())
+        with httpx.stream("POST", f"{gw.base_url}/v1/responses", json={"model": "llama", "input": "Hello", "stream": True},
+                          timeout=30) as streamed:  # fmt: skip
+            assert any("response.completed" in line for line in streamed.iter_lines())
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ocilm.access"]
+    assert [line["route"] for line in lines] == ["messages", "responses"]
+    assert all(line["status"] == 200 and line["stream"] and line["ttft_ms"] is not None and line["output_tokens"] for line in lines)

@@ -276,7 +276,9 @@ class Metered:
             record.usage(usage)
             record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
             return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None)
-        watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage, record=record)
+        watch = StreamWatch(self.gate, meter, tried[-1], first, keep_usage=door or asked_usage, record=record,
+                            on_end=lambda: self.observer.finish(record))  # fmt: skip
+        record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
         return Upstream(result, meter.rate_headers, watch)  # a stream's headers go before its first byte
 
 
@@ -414,10 +416,10 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             finally:
                 observer.leave(record)
             record.status = record.status or response.status_code
-            if isinstance(response, StreamingResponse):
-                response.body_iterator = observer.follow(record, response.body_iterator)
-            else:
+            if not isinstance(response, StreamingResponse):
                 observer.finish(record)
+            elif not record.closes_itself:
+                response.body_iterator = observer.follow(record, response.body_iterator)
             return response
 
         async def answer(request: Request, record: RequestRecord) -> Response:
@@ -675,6 +677,8 @@ async def _event_stream(stream: Any, name: str, watch: StreamWatch | None = None
         if watch is not None:
             watch.abandon()  # a client that left: what it used is billed
         await stream.aclose()
+        if watch is not None:
+            watch.ended()
 
 
 async def _settle_quietly(watch: StreamWatch, status: int) -> None:

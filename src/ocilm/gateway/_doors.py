@@ -83,6 +83,8 @@ async def _relay(upstream: Upstream, model: str, start: list[bytes], feed: Calla
         if watch is not None:
             watch.abandon()
         await stream.aclose()
+        if watch is not None:
+            watch.ended()
 
 
 def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:

@@ -346,30 +346,39 @@ class StreamWatch:
     delivered so far (to bill a stream cut short), and, when only the gateway asked for usage,
     keeps the usage chunk from the client."""
 
-    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool, record: Any = None) -> None:
+    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool, record: Any = None,
+                 on_end: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.gate, self.meter, self.deployment, self.messages, self.keep_usage = gate, meter, deployment, messages, keep_usage
         self.record = record  # the request's RequestRecord: first token, tokens and cost
+        self.on_end = on_end
         self.usage: dict[str, Any] | None = None
         self.chars = 0
         self.finished = False
 
     def see(self, batch: list[Any]) -> list[Any]:
+        usage_seen = False
         for chunk in batch:
             usage = dict.get(chunk, "usage")
             if usage:
                 self.usage = dict(usage)
+                usage_seen = True
             for choice in dict.get(chunk, "choices") or ():
                 text = dict.get(dict.get(choice, "delta") or {}, "content")
                 if text:
-                    if not self.chars and self.record is not None and self.record.first_token_at is None:
+                    if not self.chars and self.record is not None:
                         self.record.first_token_at = time.perf_counter()
                     self.chars += len(text)
-        if self.keep_usage:
+        if self.keep_usage or not usage_seen:
             return batch
         kept = [chunk for chunk in batch if dict.get(chunk, "choices")]
         for chunk in kept:
             chunk.pop("usage", None)
         return kept
+
+    def ended(self) -> None:
+        """The relay is over, however it ended: the request's record can close."""
+        if self.on_end is not None:
+            self.on_end()
 
     def _result(self, status: int) -> dict[str, Any]:
         estimated = None if self.usage else stream_estimate(self.messages, self.chars)

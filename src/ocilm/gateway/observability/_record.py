@@ -39,6 +39,7 @@ class RequestRecord:
     stream: bool = False
     prompt: Any = None  # kept only with log_prompts: true
     done: bool = False
+    closes_itself: bool = False  # a relayed stream closes its record at its end
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
     span_token: Any = None
 
