@@ -87,3 +87,14 @@ def test_door_streams_close_their_record_once_with_time_to_first_token(creds, ca
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ocilm.access"]
     assert [line["route"] for line in lines] == ["messages", "responses"]
     assert all(line["status"] == 200 and line["stream"] and line["ttft_ms"] is not None and line["output_tokens"] for line in lines)
+
+
+def test_access_lines_are_written_whole_in_writes_no_worker_can_split():
+    from ocilm.gateway.observability._access_log import ATOMIC_WRITE, whole_lines
+
+    lines = [b"x" * n + b"\n" for n in (100, 3000, 900, 50, 5000, 10)]
+    chunks = whole_lines(lines, ATOMIC_WRITE)
+    assert b"".join(chunks) == b"".join(lines)
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+    assert all(len(chunk) <= ATOMIC_WRITE for chunk in chunks if chunk.count(b"\n") > 1)  # only a long line alone goes over
+    assert [len(c) for c in chunks] == [101 + 3001 + 901 + 51, 5001, 11]

@@ -72,10 +72,34 @@ class AccessLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._pending:
-            data, self._pending = b"".join(self._pending), []
-            try:
-                self.stream.write(data)
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
+        try:
+            for chunk in whole_lines(lines, ATOMIC_WRITE):
+                self.stream.write(chunk)
                 self.stream.flush()
-            except (OSError, ValueError):  # a closed or broken output: the lines are lost, serving goes on
-                pass
+        except (OSError, ValueError):  # a closed or broken output: the lines are lost, serving goes on
+            pass
+
+
+# A write of at most PIPE_BUF bytes to a pipe is never interleaved with another process's: with
+# --workers N every worker writes to the same standard output.
+ATOMIC_WRITE = 4096
+
+
+def whole_lines(lines: list[bytes], limit: int) -> list[bytes]:
+    """``lines`` joined into as few writes as possible, each of whole lines and at most ``limit``
+    bytes (a longer line alone)."""
+    chunks: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > limit:
+            chunks.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        chunks.append(b"".join(current))
+    return chunks
