@@ -333,7 +333,7 @@ def _chat_model(base: str, key: str, model: str) -> None:
 
 
 def test_a_deployment_at_its_own_limit_is_skipped_for_the_next(gateway, oci_simulator):
-    made = _key(gateway.base_url)
+    made = _key(gateway.base_url, max_budget=10)  # a budgeted key: a refused request must not keep its hold
     oci_simulator.reset()
     assert [_chat_pair(gateway.base_url, made["key"], "pair") for _ in range(8)] == [200] * 8
     served = [json.loads(r.body)["servingMode"]["modelId"] for r in oci_simulator.requests]
@@ -343,6 +343,9 @@ def test_a_deployment_at_its_own_limit_is_skipped_for_the_next(gateway, oci_simu
                       json={"model": "tight", "messages": HI, "max_tokens": 5}, timeout=30)  # fmt: skip
     assert (first, second, full.status_code) == (200, 200, 429)
     assert "every deployment's" in full.json()["error"]["message"] and int(full.headers["retry-after"]) >= 1
+    logs = httpx.get(f"{gateway.base_url}/spend/logs", headers=ADMIN, params={"api_key": made["token"]}, timeout=30).json()
+    assert [row["status"] for row in logs].count(429) == 1  # settled at once (its hold released), at no cost
+    assert next(row for row in logs if row["status"] == 429)["spend"] == 0
 
 
 def _chat_pair(base: str, key: str, model: str) -> int:

@@ -266,6 +266,9 @@ class Metered:
         except OCIError as exc:
             await meter.settle(deployment=tried[-1] if tried else None, status=gateway_error_for(exc).status)
             raise
+        except GatewayError as err:  # every deployment at its own limit: release the hold now, not at its expiry
+            await meter.settle(deployment=tried[-1] if tried else None, status=err.status)
+            raise
         finally:
             retry_listener.reset(counting)
             if tried:
