@@ -162,10 +162,7 @@ def _main(rounds: int) -> str:
                          f"| {p50_32:.2f} | {p99:.2f} | {p99 - ref_p99:+.2f} |")
         return "\n".join(lines)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-        sim.terminate()
+        run.stop(procs, sim)
         _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 

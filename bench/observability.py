@@ -11,10 +11,8 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -27,21 +25,6 @@ VARIANTS = {"metrics and access log off": {"metrics": False, "access_log": False
             "metrics and access log on (default)": {"metrics": True, "access_log": True}}  # fmt: skip
 
 
-def _start(config: Path, port: int, log: Path) -> subprocess.Popen:
-    out = open(log, "w")  # noqa: SIM115  # the access lines, as a log shipper would read them
-    proc = subprocess.Popen([*run.pinned(run.GATEWAY_CPU), sys.executable, "-m", "ocilm", "serve", "--config", str(config), "--port",
-                             str(port), "--log-level", "error"], stdout=out, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=0.5)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("ocilm serve did not start")
-
-
 def main(rounds: int) -> str:
     sim, ctx = run.start_simulator()
     procs: list[subprocess.Popen] = []
@@ -52,7 +35,9 @@ def main(rounds: int) -> str:
             path = Path(ctx["tmp"]) / f"observe-{i}.yaml"
             path.write_text(yaml.safe_dump({"model_list": [deployment], "general_settings": {"master_key": MASTER, **general}}))
             port = run.free_port()
-            procs.append(_start(path, port, Path(ctx["tmp"]) / f"access-{i}.log"))
+            access = open(Path(ctx["tmp"]) / f"access-{i}.log", "w")  # noqa: SIM115  # the access lines, as a log shipper would read them
+            procs.append(run.start(["-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "error"],
+                                   f"http://127.0.0.1:{port}/health/liveliness", cpu=run.GATEWAY_CPU, stdout=access))  # fmt: skip
             urls[name] = f"http://127.0.0.1:{port}/v1/chat/completions"
         bodies = {"non-stream": json.dumps({"model": "llama", "messages": [{"role": "user", "content": run.PROMPT}], "max_tokens": 100}).encode(),
                   "stream": json.dumps({"model": "llama", "messages": [{"role": "user", "content": run.STREAM_PROMPT}], "stream": True}).encode()}  # fmt: skip
@@ -74,10 +59,7 @@ def main(rounds: int) -> str:
             lines.append(f"| {name} | {cells[0]:.0f} | {cells[1]:.0f} | {change} |")
         return "\n".join(lines)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-        sim.terminate()
+        run.stop(procs, sim)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -54,8 +55,8 @@ def pinned(cpu: str | None) -> list[str]:
     return ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
 
-def start(args: list[str], wait_url: str | None = None, cpu: str | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen([*pinned(cpu), sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(args: list[str], wait_url: str | None = None, cpu: str | None = None, stdout: int | IO[bytes] = subprocess.DEVNULL) -> subprocess.Popen:
+    proc = subprocess.Popen([*pinned(cpu), sys.executable, *args], stdout=stdout, stderr=subprocess.DEVNULL)
     import httpx
 
     deadline = time.monotonic() + 30
@@ -67,6 +68,14 @@ def start(args: list[str], wait_url: str | None = None, cpu: str | None = None) 
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"{args} did not start")
+
+
+def stop(procs: list[subprocess.Popen], sim: subprocess.Popen) -> None:
+    """Stop the servers a bench started, then its simulator."""
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+    sim.terminate()
 
 
 def rss_mb(pid: int) -> float:

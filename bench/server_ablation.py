@@ -82,10 +82,7 @@ def main(rounds: int) -> str:
                 lines.append(f"| {cell} | " + " | ".join(f"{statistics.median(v):.0f}" for v in got.values()) + " |")
         return "\n".join(lines)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-        sim.terminate()
+        run.stop(procs, sim)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_workers(config: str, workers: int, stdout: Any = subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
-    """``ocilm serve --workers N`` on a free port; returns the process and its base URL once it answers."""
+def serve(config: str, *args: str, stdout: Any = subprocess.DEVNULL, seconds: float = 60) -> tuple[subprocess.Popen, str]:
+    """``ocilm serve`` (with any more ``args``, such as ``--workers 2``) on a free port; returns
+    the process and its base URL once it answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", config, "--port", str(port), "--workers", str(workers),
-                             "--log-level", "error"], stdout=stdout, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", config, "--port", str(port), *args, "--log-level", "error"],
+                            stdout=stdout, stderr=subprocess.PIPE, text=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ocilm serve exited: {proc.stderr.read() if proc.stderr else ''}")

@@ -20,7 +20,7 @@ import yaml
 from ocilm.gateway import create_app, parse_config
 from ocilm.testing import BackgroundServer, Fault
 
-from ..servers import free_port, serve_workers
+from ..servers import free_port, serve
 from .conftest import migrate
 from .test_replicas import Gateways
 
@@ -167,7 +167,7 @@ def test_workers_without_redis_count_in_their_shared_sqlite_file(creds, tmp_path
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({"model_list": models, "general_settings": {"master_key": MASTER,
                                                                               "database_url": f"sqlite:///{tmp_path / 'g.db'}"}}))  # fmt: skip
-    proc, base = serve_workers(str(path), 2)
+    proc, base = serve(str(path), "--workers", "2")
     try:
         made = _key(base, rpm_limit=4)
         assert httpx.get(f"{base}/health/readiness").json()["rate_limits"]["counters"] == "store"

@@ -18,7 +18,7 @@ import yaml
 
 from ocilm.testing import Fault
 
-from ..servers import free_port
+from ..servers import free_port, serve
 
 MASTER = "sk-master-replicas-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -37,21 +37,9 @@ class Gateways:
         return subprocess.run([sys.executable, "-m", "ocilm", *args, "--config", self.path], capture_output=True, text=True, timeout=60)
 
     def start(self) -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", self.path, "--port", str(port), "--log-level", "error"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc, base = serve(self.path, seconds=30)
         self.procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ocilm serve exited: {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                httpx.get(f"{base}/health/liveliness", timeout=0.5)
-                return proc, base
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("ocilm serve did not start")
+        return proc, base
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ocilm.testing import Fault
 
-from ..servers import serve_workers
+from ..servers import serve
 
 MASTER = "sk-master-observe-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -34,7 +34,7 @@ def two_workers(creds, tmp_path, redis_url):
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
     out = open(tmp_path / "access.log", "w")  # noqa: SIM115
-    proc, base = serve_workers(str(path), 2, stdout=out)
+    proc, base = serve(str(path), "--workers", "2", stdout=out)
     yield base, tmp_path / "access.log", creds
     proc.terminate()
     proc.wait(30)
@@ -119,6 +119,8 @@ def test_every_counter_matches_the_traffic_across_two_workers(two_workers):
     assert sum(1 for line in ok if line["ttft_ms"] is not None) == 2
     assert {line["reason"] for line in chat_lines if line["status"] in (401, 429)} == {"auth", "budget", "rate_limit"}
     assert all(line["upstream_status"] == 500 and line["retries"] == 1 for line in chat_lines if line["status"] == 502)
+    spent = httpx.get(f"{base}/spend/logs", headers=ADMIN, params={"api_key": key["token"]}, timeout=30).json()
+    assert spent and {row["request_id"] for row in spent} <= {line["request_id"] for line in chat_lines}  # one id per request, in both
     text = log_path.read_text()
     for secret in (MASTER, key["key"], poor["key"], "sk-wrong-key-000", "secret-prompt-words", creds["oci_key"].splitlines()[1]):
         assert secret not in text

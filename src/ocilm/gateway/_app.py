@@ -50,7 +50,6 @@ from . import _pool
 from ._config import Deployment, GatewayConfig, GovernanceSettings, is_pattern
 from ._errors import GatewayError
 from .governance._gate import (
-    MASTER,
     Caller,
     Gate,
     StreamWatch,
@@ -232,17 +231,21 @@ class Metered:
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         self.gate.allow(caller, name, self.router.config.resolve(name))
-        def worst_case(deployment: Deployment) -> tuple[int, int]:  # input and output tokens at most; counted only for a hold
+        counted: list[int] = []  # the prompt's ceiling, counted once (a long agent context is walked once, not per deployment)
+
+        def worst_case(deployment: Deployment) -> tuple[int, int]:  # input and output tokens at most; counted only when needed
+            if not counted:
+                counted.append(input_token_ceiling(first) if method == "completion" else text_chars(first) + 8)
             if method == "completion":
                 asked = params.get("max_completion_tokens", params.get("max_tokens"))
-                return input_token_ceiling(first), output_token_ceiling(asked, deployment, DEFAULT_MAX_TOKENS)
-            return text_chars(first) + 8, 0
+                return counted[0], output_token_ceiling(asked, deployment, DEFAULT_MAX_TOKENS)
+            return counted[0], 0
 
         record: RequestRecord = request.state.record
         record.model, record.key, record.team, record.stream = name, caller.token, caller.team_id, stream
         if self.observer.log_prompts:
             record.prompt = first
-        meter = await self.gate.meter(caller, route, name, deployments, worst_case)
+        meter = await self.gate.meter(caller, route, name, deployments, worst_case, record.request_id)
         asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
         if stream:
             params = {**params, "stream_options": {"include_usage": True}}  # tokens and cost come from OCI's usage
@@ -398,7 +401,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     observer = Observer(metrics=seen.metrics, access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=_tracing(seen.otel),
                         access_stream=access_stream)  # fmt: skip
     gate.observer = observer
-    limits.on_unlimited = lambda: observer.health(limits=False, served_unlimited=1)
+    limits.on_unlimited = lambda: observer.health(served_unlimited=1)
     if seen.budget_alert_webhooks:
         from .observability._alerts import BudgetAlerts
 
@@ -446,10 +449,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         return endpoint
 
     async def metrics(request: Request) -> Response:
-        if not seen.metrics_public:
-            caller = await gate.caller(request.headers) if gate.has_master_key else MASTER
-            if not caller.is_master:
-                raise GatewayError(403, "GET /metrics needs the master key", kind="permission_error", code="admin_only")
+        if not seen.metrics_public and not (await gate.caller(request.headers)).is_master:
+            raise GatewayError(403, "GET /metrics needs the master key", kind="permission_error", code="admin_only")
         if observer.metrics is None:
             raise GatewayError(404, "metrics are off (general_settings.metrics: false)", code="not_found")
         observer.health(limits=limits.status()["reachable"])

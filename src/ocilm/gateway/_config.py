@@ -7,6 +7,7 @@ and never with the value that was there, since values may be secrets.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -92,8 +93,9 @@ class GatewayConfig:
     rate_limit_window_seconds: float = 60.0  # rpm_limit and tpm_limit count over this sliding window
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
-    @property
+    @functools.cached_property
     def deployment_limits(self) -> bool:
+        """Whether any deployment has its own rpm or tpm (asked on every request: worked out once)."""
         return any(d.rpm or d.tpm for group in self.deployments.values() for d in group)
 
 
@@ -240,14 +242,12 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
     governance = _governance(parsed.general_settings, source, master_key, problems)
-    if problems:
-        raise GatewayConfigError(problems, source)
     general = parsed.general_settings
     redis_url = general.redis_url if general else None
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         problems.append("general_settings.redis_url: expected redis://host:port/db, rediss://... or unix://...")
     observability = _observability(general, governance, problems)
-    if problems:
+    if problems:  # every problem of the file at once
         raise GatewayConfigError(problems, source)
     return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance,
                          redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",

@@ -14,7 +14,6 @@ import hmac
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,10 +115,6 @@ class Gate:
         self._store_up = True
         self._settling: set[asyncio.Task[Any]] = set()
 
-    @property
-    def has_master_key(self) -> bool:
-        return self._master_digest is not None
-
     def store_answered(self, up: bool) -> None:
         if up != self._store_up:
             self._store_up = up
@@ -200,13 +195,14 @@ class Gate:
     # ------------------------------------------------------------------ what it costs
 
     async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any],
-                    worst_case: Callable[[Any], tuple[int, int]]) -> Meter:  # fmt: skip
+                    worst_case: Callable[[Any], tuple[int, int]], request_id: str) -> Meter:  # fmt: skip
         """Reserve a request's worst case (``worst_case(deployment)``: its input and output
         tokens there, at that deployment's price; the dearest deployment counts) against every
-        budget it touches; 429 if one has no room."""
+        budget it touches; 429 if one has no room. ``request_id`` names it in the spend log (the
+        same id as in its access line)."""
         if self.store is None:
             return _UNMETERED
-        meter = Meter(self, caller, f"req-{uuid.uuid4().hex}", route, model)
+        meter = Meter(self, caller, request_id, route, model)
         rate_limits = caller.rate_limits(model) if self.limits is not None else ()
         if rate_limits:
             assert self.limits is not None
@@ -216,8 +212,6 @@ class Gate:
             except RateLimited as exc:
                 raise rate_limited(exc) from None
             except LimiterUnavailable:
-                if self.observer is not None:
-                    self.observer.health(limits=False)
                 raise limits_unavailable() from None
         try:
             await self._hold(meter, caller, model, deployments, worst_case)
@@ -395,9 +389,7 @@ class StreamWatch:
 
     def abandon(self) -> None:
         """The client left (or the relay broke) before the end: bill what was used, later."""
-        if self.finished:
-            return
-        if self.record is not None and not self.record.done:
+        if self.record is not None and not self.finished and not self.record.done:
             self._note(self._result(499))
             self.record.status = 499
         if not self.meter.settled and self.gate.store is not None:

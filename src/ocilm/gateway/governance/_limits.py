@@ -3,14 +3,16 @@ use of one model, and deployments.
 
 One decision per request covers every limit it touches, all or nothing: either each limit has
 room and the request is counted against all of them, or none is touched and the caller hears
-which limit was full and when it frees. Windows slide: a request counts for exactly 60 s from
-when it was admitted, so there is no boundary at which a double burst gets through. Tokens are
+which limit was full and when it frees. Windows slide: a request counts for exactly the window
+(60 s unless configured) from when it was admitted, so there is no boundary at which a double burst gets through. Tokens are
 reserved from the worst case (the prompt's characters, plus ``max_tokens``) and set to what the
 reply used afterwards; a slot in flight is a lease that expires, so a killed replica cannot pin
 one.
 
 ``RedisLimiter`` keeps the counters in Redis (one Lua script per decision, on Redis's clock),
-shared by every replica; ``MemoryLimiter`` keeps the same counters in one process.
+shared by every replica; ``MemoryLimiter`` keeps the same counters in one process;
+``StoreLimiter`` keeps them in the SQLite store, for several workers on one host. All three
+decide with ``check_limit``.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def go_duration(seconds: float) -> str:
     return f"{int(minutes)}m{text}" if minutes else text
 
 
-def rate_headers(requests: tuple[int, int, float] | None, tokens: tuple[int, int, float] | None) -> dict[str, str]:
+Stat = tuple[int, int, float]  # limit, remaining, seconds until the window frees room
+
+
+def rate_headers(requests: Stat | None, tokens: Stat | None) -> dict[str, str]:
     """OpenAI's ``x-ratelimit-*`` for the tightest request and token limits: (limit, remaining,
     seconds until the window frees room)."""
     headers: dict[str, str] = {}
@@ -88,9 +93,6 @@ def rate_headers(requests: tuple[int, int, float] | None, tokens: tuple[int, int
             headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining))
             headers[f"x-ratelimit-reset-{kind}"] = go_duration(reset)
     return headers
-
-
-Stat = tuple[int, int, float]  # limit, remaining, seconds until the window frees room
 
 
 def check_limit(limit: Limit, count: int, used: int, reset: float, in_flight: int, tokens: int, span: float, tokens_wait: Any,
@@ -149,7 +151,6 @@ class _Window:
 class MemoryLimiter:
     """The counters in this process: exact for one process (``--workers 1``)."""
 
-    shared = False
     kind = "in-process"
 
     def __init__(self, window_seconds: float = WINDOW_SECONDS, clock: Any = time.monotonic) -> None:
@@ -296,7 +297,6 @@ def _keys(limits: tuple[Limit, ...]) -> list[str]:
 class RedisLimiter:
     """The counters in Redis, shared by every replica; one script call per decision."""
 
-    shared = True
     kind = "redis"
 
     def __init__(self, url: str, window_seconds: float = WINDOW_SECONDS) -> None:
@@ -343,7 +343,6 @@ class StoreLimiter:
     """The counters in the governance store's SQLite file, decided in its one writer's
     transactions: exact for ``ocilm serve --workers N`` on one host without Redis."""
 
-    shared = True
     kind = "store"
 
     def __init__(self, budgets: Any, window_seconds: float = WINDOW_SECONDS) -> None:

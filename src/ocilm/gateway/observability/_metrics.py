@@ -59,10 +59,7 @@ class Metrics:
         self._in_flight: dict[str, Any] = {}
 
     def started(self, record: RequestRecord) -> None:
-        gauge = self._in_flight.get(record.route)
-        if gauge is None:
-            gauge = self._in_flight[record.route] = self.in_flight.labels(record.route)
-        gauge.inc()
+        self._in_flight_of(record.route).inc()
 
     def _children(self, record: RequestRecord) -> tuple[Any, ...]:
         """The labelled series one kind of request updates, looked up once per label set
@@ -82,7 +79,7 @@ class Metrics:
         return found
 
     def finished(self, record: RequestRecord) -> None:
-        self.started_gauge(record.route).dec()
+        self._in_flight_of(record.route).dec()
         requests, latency, ttft, tokens_in, tokens_out, cost = self._children(record)
         requests.inc()
         if record.reason is not None:
@@ -104,7 +101,7 @@ class Metrics:
         if record.fallbacks:
             self.fallbacks.labels(record.model).inc()
 
-    def started_gauge(self, route: str) -> Any:
+    def _in_flight_of(self, route: str) -> Any:
         gauge = self._in_flight.get(route)
         if gauge is None:
             gauge = self._in_flight[route] = self.in_flight.labels(route)

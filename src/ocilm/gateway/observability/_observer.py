@@ -32,12 +32,10 @@ class Observer:
             self.tracing.start(record)
         return record
 
-    def finish(self, record: RequestRecord, status: int | None = None) -> None:
+    def finish(self, record: RequestRecord) -> None:
         if record.done:
             return
         record.done = True
-        if status is not None:
-            record.status = status
         try:
             if self.metrics is not None:
                 self.metrics.finished(record)
