@@ -280,7 +280,7 @@ def stream_event_costs(ctx: dict, repeat: int = 300) -> dict:
     from ocilm import _sse
     from ocilm._core import prepare_chat
     from ocilm._settings import SettingsCache
-    from ocilm.gateway._app import _ChunkEncoder
+    from ocilm.gateway._chat_stream import ChunkEncoder as _ChunkEncoder
 
     call = prepare_chat(SettingsCache(), f"oci/{MODEL}", [{"role": "user", "content": PROMPT}], True, dict(ctx["creds"]))
     sbody = oci_body(True)

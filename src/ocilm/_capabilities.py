@@ -39,6 +39,16 @@ _COHERE_VISION = ("cohere.command-a-vision",)
 _COHERE_REASONING = ("cohere.command-a-reasoning",)
 
 
+# Models that think before they answer, and bill for it as output.
+_REASONING = ("xai.grok-4", "xai.grok-3-mini", "openai.gpt-oss", "openai.gpt-5", "openai.o", "google.gemini-2.5",
+              "cohere.command-a-reasoning")  # fmt: skip
+
+
+def is_reasoning(model: str) -> bool:
+    """Whether ``model`` (an OCI model id, with or without ``oci/``) is a reasoning model."""
+    return model.removeprefix("oci/").startswith(_REASONING)
+
+
 def api_format_for(model: str) -> str:
     if model.startswith(_COHERE_V2):
         return "COHEREV2"

@@ -26,8 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .gateway import GatewayConfigError, create_app, load_config
-    from .gateway._app import LOOPBACK_HOSTS
     from .gateway._factory import freeze_startup_objects
+    from .gateway._startup import LOOPBACK_HOSTS
 
     try:
         config = load_config(args.config)
@@ -141,7 +141,7 @@ def _check_start(config: Any, workers: int) -> str | None:
     """Why the gateway cannot start as configured (its store, its rate limits), or None."""
     import asyncio
 
-    from .gateway._app import GatewayStartError, limits_refused, open_store
+    from .gateway._startup import GatewayStartError, limits_refused, open_store
 
     refused = limits_refused(config, workers)
     if refused and config.deployment_limits:
@@ -169,7 +169,8 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[i
     import asyncio
 
     from .gateway import GatewayConfigError, load_config
-    from .gateway._app import GatewayStartError
+    from .gateway._startup import GatewayStartError
+    from .gateway.governance._outcomes import SchemaAhead
     from .gateway.governance._store import Store, StoreUnavailable
 
     try:
@@ -195,7 +196,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[i
 
     try:
         return asyncio.run(run())
-    except (StoreUnavailable, GatewayStartError) as exc:
+    except (StoreUnavailable, GatewayStartError, SchemaAhead) as exc:
         print(f"ocilm {args.command}: {exc}", file=sys.stderr)
         return 1
 
@@ -211,7 +212,7 @@ def _db(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     import json
 
-    from .gateway._admin import _KEY_FIELDS, _fields, _token
+    from .gateway._admin import KEY_FIELDS, admin_fields, key_token
     from .gateway._errors import GatewayError
 
     async def work(store: Any, config: Any) -> int:
@@ -219,7 +220,7 @@ def _keys(args: argparse.Namespace) -> int:
             body = {k: v for k, v in {"key_alias": args.alias, "team_id": args.team, "max_budget": args.max_budget,
                                       "budget_duration": args.budget_duration, "duration": args.duration,
                                       "models": args.models.split(",") if args.models else None}.items() if v is not None}  # fmt: skip
-            key, info = await store.create_key(_fields(body, _KEY_FIELDS, config))
+            key, info = await store.create_key(admin_fields(body, KEY_FIELDS, config))
             print(f"key (shown once, store it now): {key}")
             print(json.dumps(info, indent=2))
             return 0
@@ -229,7 +230,7 @@ def _keys(args: argparse.Namespace) -> int:
                 print(f"{info['token']}  {info['key_name']}  alias={info['key_alias'] or '-'}  team={info['team_id'] or '-'}  "
                       f"spend=${info['spend']:.6f}  budget={budget}  {'BLOCKED' if info['blocked'] else 'active'}")  # fmt: skip
             return 0
-        token = _token(args.key)
+        token = key_token(args.key)
         if args.action == "info":
             info = await store.key_info(token)
         elif args.action in ("block", "unblock"):

@@ -166,7 +166,7 @@ def test_gateway_chunk_encoder_matches_plain_json():
     import json
 
     from ocilm._types import ChatCompletionChunk
-    from ocilm.gateway._app import _ChunkEncoder
+    from ocilm.gateway._chat_stream import ChunkEncoder as _ChunkEncoder
 
     encode = _ChunkEncoder("public-name")
     state = GenericStream(ctx(usage=True), "REQ", 123)

@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+MAX_TOOLS = 1024  # tools one request may define (a coding agent with many MCP servers sends a few hundred)
 
 
 class DoorError(Exception):
@@ -16,6 +17,11 @@ class DoorError(Exception):
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.message, self.param, self.code, self.status = message, param, code, status
+
+
+def json_size(value: Any) -> int:
+    """Characters of ``value`` as compact JSON (what a stored conversation costs in memory, about)."""
+    return len(_dumps(value))
 
 
 def new_id(prefix: str) -> str:

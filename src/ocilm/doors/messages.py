@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._common import (
+    MAX_TOOLS,
     DoorError,
     chat_usage,
     encode_text,
@@ -26,6 +27,7 @@ from ._common import (
 )
 
 log = logging.getLogger("ocilm.gateway")
+MAX_OUTPUT_TOKENS = 2**31 - 1  # OCI's maxTokens is a 32-bit integer
 
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _BILLING_PREFIX = "x-anthropic-billing-header:"
@@ -52,6 +54,16 @@ class MessagesCall:
     chat: dict[str, Any]
     input_estimate: int  # a local estimate of the prompt's tokens (message_start needs one at once)
     message_id: str = field(default_factory=lambda: new_id("msg"))
+
+    def stop(self, finish: str | None, has_calls: bool) -> tuple[str, str | None]:
+        """Anthropic's ``stop_reason`` and ``stop_sequence``. OCI says only "stop" whether the
+        model ended or met a stop sequence; when the client sent stop sequences, the stop is
+        reported as one of them (the only one, or the first: OCI does not say which)."""
+        reason = stop_reason(finish, has_calls)
+        stops = self.chat.get("stop")
+        if reason == "end_turn" and finish == "stop" and isinstance(stops, list) and stops:
+            return "stop_sequence", str(stops[0])
+        return reason, None
 
 
 # ------------------------------------------------------------------ request
@@ -187,6 +199,8 @@ def map_tools(raw: Any) -> list[dict]:
         return []
     if not isinstance(raw, list):
         raise DoorError("tools: expected a list of tools", param="tools")
+    if len(raw) > MAX_TOOLS:
+        raise DoorError(f"tools: at most {MAX_TOOLS} tools", param="tools")
     out, skipped = [], []
     for i, tool in enumerate(raw):
         if not isinstance(tool, dict):
@@ -230,8 +244,8 @@ def parse_request(body: dict, *, counting: bool = False) -> MessagesCall:
     if unknown:
         raise DoorError(f"unknown parameter(s): {', '.join(unknown)}", param=unknown[0])
     limit = body.get("max_tokens")
-    if not counting and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise DoorError("max_tokens: required, a whole number >= 1", param="max_tokens")
+    if not counting and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTPUT_TOKENS):
+        raise DoorError(f"max_tokens: required, a whole number from 1 to {MAX_OUTPUT_TOKENS}", param="max_tokens")
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
         raise DoorError("stream: expected true or false", param="stream")
@@ -309,7 +323,7 @@ def from_completion(call: MessagesCall, completion: dict) -> dict:
         content.append({"type": "tool_use", "id": safe_tool_id(tc.get("id"), "toolu", f"{call.message_id[4:]}{k}"),
                         "name": fn.get("name", ""), "input": json_arguments(fn.get("arguments") or "")})  # fmt: skip
     return {"id": call.message_id, "type": "message", "role": "assistant", "model": call.model, "content": content,
-            "stop_reason": stop_reason(choice.get("finish_reason"), bool(calls)), "stop_sequence": None,
+            **dict(zip(("stop_reason", "stop_sequence"), call.stop(choice.get("finish_reason"), bool(calls)), strict=True)),
             "usage": usage_object(completion.get("usage"), call.input_estimate)}  # fmt: skip
 
 
@@ -413,8 +427,9 @@ class MessagesStream:
         out: list[bytes] = []
         self._close(out)
         usage = usage_object(self.usage, self.call.input_estimate)
-        out.append(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason(self.finish, self.had_calls),
-                                                                            "stop_sequence": None}, "usage": usage}))  # fmt: skip
+        reason, sequence = self.call.stop(self.finish, self.had_calls)
+        out.append(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                                         "usage": usage}))  # fmt: skip
         out.append(sse("message_stop", {"type": "message_stop"}))
         return out
 

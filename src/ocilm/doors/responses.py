@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._common import (
+    MAX_TOOLS,
     DoorError,
     chat_usage,
     encode_text,
     json_arguments,
+    json_size,
     new_id,
     read_chunk,
     safe_tool_id,
@@ -33,6 +35,7 @@ from ._common import (
 )
 
 log = logging.getLogger("ocilm.gateway")
+MAX_OUTPUT_TOKENS = 2**31 - 1  # OCI's maxTokens is a 32-bit integer
 
 REASONING_EFFORTS = {"none": "none", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -72,12 +75,18 @@ class ResponsesCall:
 # ------------------------------------------------------------------ request
 
 
-def _chat_name(name: str, namespace: str | None, taken: dict[str, ToolSpec]) -> str:
+def _chat_name(name: str, namespace: str | None, taken: dict[str, ToolSpec], next_suffix: dict[str, int] | None = None) -> str:
+    """A chat-safe function name for a client tool, unique in ``taken``: names that flatten
+    alike get ``_2``, ``_3``, ... ``next_suffix`` remembers where each flat name's count is, so
+    that each name costs O(1) however many collide."""
     flat = _NAME_UNSAFE.sub("_", f"{namespace or ''}{name}")[:64] or "tool"
-    candidate, n = flat, 2
+    counters = next_suffix if next_suffix is not None else {}
+    candidate, n = flat, counters.get(flat, 2)
     while candidate in taken and (taken[candidate].name, taken[candidate].namespace) != (name, namespace):
         suffix = f"_{n}"
         candidate, n = flat[: 64 - len(suffix)] + suffix, n + 1
+    if candidate != flat:
+        counters[flat] = n
     return candidate
 
 
@@ -107,14 +116,17 @@ def map_tools(raw: Any) -> tuple[list[dict], dict[str, ToolSpec], list[str]]:
     chat: list[dict] = []
     table: dict[str, ToolSpec] = {}
     skipped: list[str] = []
+    suffixes: dict[str, int] = {}
 
     def add(tool: Any, where: str, namespace: str | None = None) -> None:
+        if len(chat) >= MAX_TOOLS:
+            raise DoorError(f"tools: at most {MAX_TOOLS} tools (namespaces' tools included)", param="tools")
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind in ("function", "custom"):
             name = tool.get("name")
             if not isinstance(name, str) or not name:
                 raise DoorError(f"{where}.name: a tool needs a name", param=f"{where}.name")
-            chat_name = _chat_name(name, namespace, table)
+            chat_name = _chat_name(name, namespace, table, suffixes)
             table[chat_name] = ToolSpec(kind, name, namespace)
             chat.append(_function(chat_name, tool.get("description"), tool.get("parameters")) if kind == "function" else _custom_function(chat_name, tool))
         elif kind == "namespace" and namespace is None:
@@ -345,8 +357,8 @@ def parse_request(body: dict, history: Callable[[str], list[dict] | None]) -> Re
             chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     limit = body.get("max_output_tokens")
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise DoorError("max_output_tokens: expected a whole number >= 1", param="max_output_tokens")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTPUT_TOKENS:
+            raise DoorError(f"max_output_tokens: expected a whole number from 1 to {MAX_OUTPUT_TOKENS}", param="max_output_tokens")
         chat["max_tokens"] = limit
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
@@ -466,22 +478,37 @@ def _is_json(text: str) -> bool:
 
 
 class ResponseStore:
-    """Recent responses' conversations, for ``previous_response_id`` (bounded, in memory)."""
+    """Recent responses' conversations, for ``previous_response_id``: in memory, bounded by their
+    total size (the oldest go first), each readable only by the owner that stored it (a team, or
+    a key without one): an id that leaks is no way into another tenant's conversation."""
 
-    def __init__(self, size: int = 1000) -> None:
-        self.size = size
-        self._items: OrderedDict[str, list[dict]] = OrderedDict()
+    def __init__(self, max_chars: int = 64 * 1024 * 1024, max_entry_chars: int = 8 * 1024 * 1024) -> None:
+        self.max_chars, self.max_entry_chars = max_chars, max_entry_chars
+        self._items: OrderedDict[str, tuple[str, list[dict], int]] = OrderedDict()
+        self.chars = 0
 
-    def get(self, response_id: str) -> list[dict] | None:
+    def get(self, response_id: str, owner: str) -> list[dict] | None:
         found = self._items.get(response_id)
-        if found is not None:
-            self._items.move_to_end(response_id)
-        return found
+        if found is None or found[0] != owner:
+            return None  # another owner's id reads as unknown: its existence is not confirmed
+        self._items.move_to_end(response_id)
+        return found[1]
 
-    def put(self, response_id: str, conversation: list[dict]) -> None:
-        self._items[response_id] = conversation
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+    def put(self, response_id: str, owner: str, conversation: list[dict]) -> None:
+        size = json_size(conversation)
+        if size > self.max_entry_chars:
+            return  # too large to keep: a later previous_response_id finds nothing, and says so
+        old = self._items.pop(response_id, None)
+        if old is not None:
+            self.chars -= old[2]
+        self._items[response_id] = (owner, conversation, size)
+        self.chars += size
+        while self.chars > self.max_chars and self._items:
+            _, (_, _, dropped) = self._items.popitem(last=False)
+            self.chars -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 # ------------------------------------------------------------------ stream

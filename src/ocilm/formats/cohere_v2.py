@@ -78,10 +78,9 @@ def cohere_v2_messages(messages: Any, ctx: ChatContext) -> list[dict]:
                 raise bad(f"{where}.content", "this message needs content")
             out.append({"role": "USER", "content": _user_content(content, where, ctx)})
         elif role == "assistant":
-            msg: dict[str, Any] = {"role": "ASSISTANT"}
+            # content is required by OCI's CohereMessageV2 even on a turn that only calls tools.
             text = text_content(content, where)
-            if text:
-                msg["content"] = [{"type": "TEXT", "text": text}]
+            msg: dict[str, Any] = {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": text}] if text else []}
             if m.get("tool_calls"):
                 msg["toolCalls"] = _tool_calls(m["tool_calls"], where)
             out.append(msg)

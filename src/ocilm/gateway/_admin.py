@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._app import Router, _json_body
 from ._config import GatewayConfig
 from ._errors import GatewayError
+from ._http import json_body
+from ._routing import MAX_MODEL_NAME, Router
 from .governance._gate import Gate, unavailable
 from .governance._outcomes import StoreUnavailable
 from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 
 _COUNTS = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests"})
 _PER_MODEL = frozenset({"model_rpm_limit", "model_tpm_limit"})
-_KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
+KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
                          *_COUNTS, *_PER_MODEL})  # fmt: skip
-_TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", *_COUNTS})
+TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", *_COUNTS})
 
 
 def _bad(field: str, problem: str) -> GatewayError:
@@ -37,13 +38,18 @@ def _bad(field: str, problem: str) -> GatewayError:
 
 
 MAX_COUNT = 2**31 - 1  # the columns are 32-bit integers on every store
+_STRING_COLUMNS = {"team_id": 64}  # the other string fields' columns hold 256 characters
+
+
+def _model_name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_MODEL_NAME and value.isprintable()
 
 
 def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COUNT
 
 
-def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig, limits_refused: str | None = None) -> dict[str, Any]:
+def admin_fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig, limits_refused: str | None = None) -> dict[str, Any]:
     """Validated columns from an admin body (money in nano-dollars, durations checked)."""
     out: dict[str, Any] = {}
     for name, value in body.items():
@@ -53,8 +59,8 @@ def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig
             raise _bad(name, f"unknown field; expected one of {', '.join(sorted(allowed))}")
         try:
             if name == "models":
-                if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
-                    raise PolicyError(name, "expected a list of model names")
+                if not isinstance(value, list) or not all(_model_name(m) for m in value):
+                    raise PolicyError(name, f"expected a list of model names (each at most {MAX_MODEL_NAME} printable characters)")
                 unknown = [m for m in value if config.resolve(m) not in config.deployments]
                 if unknown:
                     raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
@@ -76,26 +82,28 @@ def _fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayConfig
                     raise PolicyError(name, f"expected a whole number from 1 to {MAX_COUNT}, or null for no limit")
                 out[name] = value
             elif name in _PER_MODEL:
-                if value is not None and not (isinstance(value, dict) and all(isinstance(m, str) and _count(n) for m, n in value.items())):
+                if value is not None and not (isinstance(value, dict) and all(_model_name(m) and _count(n) for m, n in value.items())):
                     raise PolicyError(name, f'expected an object of model name to a whole number from 1 to {MAX_COUNT}, such as {{"llama": 60}}')
                 unknown = [m for m in value or {} if config.resolve(m) not in config.deployments]
                 if unknown:
                     raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
-                out[name] = value or None
+                # Keyed by the name an alias resolves to: a request through any alias counts against it.
+                out[name] = {config.resolve(m): n for m, n in value.items()} if value else None
             elif name == "blocked":
                 if not isinstance(value, bool):
                     raise PolicyError(name, "expected true or false")
                 out[name] = value
             else:
-                if value is not None and (not isinstance(value, str) or not value or len(value) > 256):
-                    raise PolicyError(name, "expected a non-empty string of at most 256 characters")
+                longest = _STRING_COLUMNS.get(name, 256)
+                if value is not None and (not isinstance(value, str) or not value or len(value) > longest or not value.isprintable()):
+                    raise PolicyError(name, f"expected a non-empty string of at most {longest} printable characters")
                 out[name] = value
         except PolicyError as exc:
             raise _bad(exc.field, str(exc).split(": ", 1)[1]) from None
     return out
 
 
-def _token(value: Any, field: str = "key") -> str:
+def key_token(value: Any, field: str = "key") -> str:
     """A key's public id from the key itself or from its id."""
     if not isinstance(value, str) or not value:
         raise _bad(field, "expected a virtual key (sk-...) or its token")
@@ -160,10 +168,10 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return endpoint
 
     async def body_of(request: Request) -> dict[str, Any]:
-        return await _json_body(request)
+        return await json_body(request)
 
     async def key_generate(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _KEY_FIELDS, router.config, gate.limits_refused)
+        fields = admin_fields(await body_of(request), KEY_FIELDS, router.config, gate.limits_refused)
         try:
             key, info = await store.create_key(fields)
         except LookupError as exc:
@@ -177,7 +185,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return info
 
     async def key_info(request: Request, store: Store) -> Any:
-        token = _token(request.query_params.get("key"))
+        token = key_token(request.query_params.get("key"))
         return {"key": token, "info": await found_key(store, token)}
 
     async def key_list(request: Request, store: Store) -> Any:
@@ -185,9 +193,9 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
 
     async def key_update(request: Request, store: Store) -> Any:
         body = await body_of(request)
-        token = _token(body.pop("key", None))
+        token = key_token(body.pop("key", None))
         try:
-            info = await store.update_key(token, _fields(body, _KEY_FIELDS, router.config, gate.limits_refused))
+            info = await store.update_key(token, admin_fields(body, KEY_FIELDS, router.config, gate.limits_refused))
         except LookupError as exc:
             raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
         if info is None:
@@ -199,14 +207,14 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         keys = body.get("keys")
         if not isinstance(keys, list) or not keys:
             raise _bad("keys", "expected a list of virtual keys or their tokens")
-        tokens = [_token(k, "keys") for k in keys]
+        tokens = [key_token(k, "keys") for k in keys]
         for token in tokens:  # all or nothing: a wrong id deletes none
             await found_key(store, token)
         return {"deleted_keys": await store.delete_keys(tokens)}
 
     def set_blocked(blocked: bool) -> Callable[[Request, Store], Awaitable[Any]]:
         async def handler(request: Request, store: Store) -> Any:
-            token = _token((await body_of(request)).get("key"))
+            token = key_token((await body_of(request)).get("key"))
             info = await store.update_key(token, {"blocked": blocked})
             if info is None:
                 raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
@@ -216,7 +224,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
 
     async def key_regenerate(request: Request, store: Store) -> Any:
         body = await body_of(request)
-        token = _token(body.get("key"))
+        token = key_token(body.get("key"))
         grace = body.get("grace_period")
         try:
             seconds = 0.0 if grace is None else duration_seconds(grace, "grace_period")
@@ -229,7 +237,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return {"key": key, **info}
 
     async def team_new(request: Request, store: Store) -> Any:
-        fields = _fields(await body_of(request), _TEAM_FIELDS, router.config, gate.limits_refused)
+        fields = admin_fields(await body_of(request), TEAM_FIELDS, router.config, gate.limits_refused)
         fields.setdefault("team_id", f"team-{secrets.token_hex(6)}")
         if fields["team_id"] is None:
             raise _bad("team_id", "expected a non-empty string, or leave it out for a new id")
@@ -251,7 +259,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         team_id = body.pop("team_id", None)
         if not isinstance(team_id, str) or not team_id:
             raise _bad("team_id", "required, the team to update")
-        info = await store.update_team(team_id, _fields(body, _TEAM_FIELDS - {"team_id"}, router.config, gate.limits_refused))
+        info = await store.update_team(team_id, admin_fields(body, TEAM_FIELDS - {"team_id"}, router.config, gate.limits_refused))
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
         return info
@@ -259,7 +267,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
     async def spend_logs(request: Request, store: Store) -> Any:
         q = request.query_params
         api_key = q.get("api_key")
-        rows = await store.spend_logs(token=_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
+        rows = await store.spend_logs(token=key_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
                                       start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"),
                                       limit=_limit(q.get("limit"), 1000))  # fmt: skip
         return [_spend_row(r) for r in rows]

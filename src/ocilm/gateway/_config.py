@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._capabilities import DEFAULT_MAX_TOKENS, is_reasoning
 from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
@@ -46,6 +47,17 @@ class Deployment:
     price: Price | None = None  # input_cost_per_token / output_cost_per_token, as LiteLLM writes them
     rpm: int | None = None  # the deployment's own limits: when full, the router tries the next one
     tpm: int | None = None
+    # model_info.max_reasoning_tokens: the most a reasoning model thinks beyond its answer (the
+    # hold's allowance; OCI does not document whether max_tokens bounds reasoning)
+    max_reasoning_tokens: int | None = None
+
+    @functools.cached_property
+    def reasoning_allowance(self) -> int:
+        """Output tokens a reasoning model may spend beyond its answer's limit, per choice (0 for
+        other models): ``model_info.max_reasoning_tokens``, or the default output limit."""
+        if not is_reasoning(self.model):
+            return 0
+        return self.max_reasoning_tokens or DEFAULT_MAX_TOKENS
 
     def deadline_seconds(self, stream: bool) -> float | None:
         """How long a caller may wait for this deployment's answer, retries and fallbacks
@@ -231,12 +243,16 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                 problems.append(f"{where}: {exc.message}")
         if price is None and str(params.get("oci_serving_mode", "ON_DEMAND")).upper() != "DEDICATED":
             price = builtin_price(model)
-        max_output = (entry.model_info or {}).get("max_output_tokens")
-        if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
-            problems.append(f"model_list[{i}].model_info.max_output_tokens: expected a whole number >= 1")
-            max_output = None
+        counts = {}
+        for field in ("max_output_tokens", "max_reasoning_tokens"):
+            value = (entry.model_info or {}).get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1):
+                problems.append(f"model_list[{i}].model_info.{field}: expected a whole number from 1 to {2**31 - 1}")
+                value = None
+            counts[field] = value
         deployments.setdefault(entry.model_name, []).append(
-            Deployment(entry.model_name, model, params, place, stream_timeout, max_output, price, rpm, tpm))
+            Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
+                       counts["max_reasoning_tokens"]))  # fmt: skip
     aliases = _aliases(raw, deployments, problems)
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:

@@ -1,14 +1,13 @@
 """The agent front doors' routes: ``/v1/responses`` (Codex, the Agents SDK) and ``/v1/messages``
 (Claude Code, the Anthropic SDK). Thin: read the body, map it with ``ocilm.doors``, call the chat
-path through the router (so every OCI family, retries, fallbacks and deadlines apply), map the
-reply back. Upstream failures before the first byte are HTTP errors in each door's envelope;
-after it, the door's own failure event.
+path through the one metered path (so every OCI family, retries, fallbacks, deadlines, limits and
+budgets apply), map the reply back. Upstream failures before the first byte are HTTP errors in
+each door's envelope; after it, the door's own failure event.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -18,17 +17,11 @@ from starlette.routing import Route
 from .._errors import OCIError, ServiceUnavailableError
 from ..doors import messages as anthropic
 from ..doors import responses as openai_responses
-from ._app import (
-    GatewayError,
-    Metered,
-    Router,
-    Upstream,
-    _json_body,
-    _settle_quietly,
-    gateway_error_for,
-)
+from ._errors import GatewayError
+from ._http import json_body
+from ._metering import Metered, Upstream, relay
+from ._routing import Router, gateway_error_for
 
-log = logging.getLogger("ocilm.gateway")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -54,87 +47,89 @@ async def _door_call(metered: Metered, request: Request, model: str, chat: dict[
     return await metered.call(request, route, model, "completion", messages, params, stream=stream, door=True)
 
 
-async def _relay(upstream: Upstream, model: str, start: list[bytes], feed: Callable[[Any], list[bytes]], finish: Callable[[], list[bytes]],
-                 fail: Callable[[OCIError], list[bytes]], done: Callable[[], None]) -> AsyncIterator[bytes]:  # fmt: skip
-    """A door's stream: its opening frames, one write per upstream read, its closing frames; an
-    upstream failure after the start becomes the door's failure frames. Closes the upstream and
-    settles what the stream cost (also when the client leaves early)."""
-    stream, watch = upstream.result, upstream.watch
-    try:
-        yield b"".join(start)
-        async for batch in stream._batches(plain=True):
-            if watch is not None:
-                watch.see(batch)
-            frames = [frame for chunk in batch for frame in feed(chunk)]
-            if frames:
-                yield b"".join(frames)
-        if watch is not None:
-            await watch.finish()
-        yield b"".join(finish())
-        done()
-    except OCIError as exc:
-        log.warning("door stream for %s failed after it started: %s", model, exc)
-        if watch is not None:
-            await _settle_quietly(watch, gateway_error_for(exc).status)
-        yield b"".join(fail(exc))
-    except GatewayError as err:  # the spend could not be recorded: the store is down
-        yield b"".join(fail(ServiceUnavailableError(err.message)))
-    finally:
-        if watch is not None:
-            watch.abandon()
-        await stream.aclose()
-        if watch is not None:
-            watch.ended()
+def _owner(request: Request) -> str:
+    """Who a stored response belongs to: the caller's team, or its key (the master key its own)."""
+    caller = request.state.caller
+    return f"team:{caller.team_id}" if caller.team_id else f"key:{caller.token or '(master)'}"
+
+
+class _DoorFraming:
+    """How ``relay`` writes a door's stream: the door's stream machine frames each chunk; the
+    door says how it finishes and how it reports a failure after the start."""
+
+    def __init__(self, machine: Any, finish: Callable[[], list[bytes]], fail: Callable[[GatewayError, OCIError | None], list[bytes]]) -> None:
+        self.machine, self._finish, self._fail = machine, finish, fail
+
+    def start(self) -> bytes:
+        return b"".join(self.machine.start())
+
+    def batch(self, chunks: list[Any]) -> bytes:
+        feed = self.machine.feed
+        return b"".join([frame for chunk in chunks for frame in feed(chunk)])
+
+    def finish(self) -> bytes:
+        return b"".join(self._finish())
+
+    def fail(self, err: GatewayError, exc: OCIError | None) -> bytes:
+        return b"".join(self._fail(err, exc))
+
+
+def _responses_framing(machine: openai_responses.ResponsesStream) -> _DoorFraming:
+    def fail(err: GatewayError, exc: OCIError | None) -> list[bytes]:
+        return machine.fail("rate_limit_exceeded" if err.status == 429 else "server_error", err.message)
+
+    return _DoorFraming(machine, machine.finish, fail)
+
+
+def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
+    def fail(err: GatewayError, exc: OCIError | None) -> list[bytes]:
+        mapped = _anthropic_status(exc) if exc is not None else err
+        return machine.fail(mapped.status, mapped.message)
+
+    return _DoorFraming(machine, machine.finish_events, fail)
 
 
 def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:
     store = openai_responses.ResponseStore()
 
     async def responses(request: Request) -> Response:
-        body = await _json_body(request)
-        call = openai_responses.parse_request(body, store.get)
+        body = await json_body(request)
+        owner = _owner(request)
+        call = openai_responses.parse_request(body, lambda response_id: store.get(response_id, owner))
         router.deployments(call.model)  # 404 before anything else
         keep = body.get("store") is not False  # store: false means the response is not kept
         upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
         reply = upstream.result
         if not call.stream:
             if keep:
-                store.put(call.response_id, openai_responses.history_after(call, reply))
+                store.put(call.response_id, owner, openai_responses.history_after(call, reply))
             return JSONResponse(openai_responses.from_completion(call, reply), headers=upstream.headers)
         machine = openai_responses.ResponsesStream(call)
 
         def stored() -> None:
             if keep:
-                store.put(call.response_id, openai_responses.history_after(call, machine.completion()))
+                store.put(call.response_id, owner, openai_responses.history_after(call, machine.completion()))
 
-        def failed(exc: OCIError) -> list[bytes]:
-            err = gateway_error_for(exc)
-            return machine.fail("rate_limit_exceeded" if err.status == 429 else "server_error", err.message)
-
-        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish, failed, stored)
+        events = relay(upstream, _responses_framing(machine), call.model, stored)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})
 
     async def messages(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         call = anthropic.parse_request(body)
         router.deployments(call.model)
         headers = {"request-id": call.message_id.replace("msg_", "req_", 1)}
         upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
         if not call.stream:
             return JSONResponse(anthropic.from_completion(call, upstream.result), headers={**headers, **upstream.headers})
-        machine = anthropic.MessagesStream(call)
-
-        def failed(exc: OCIError) -> list[bytes]:
-            err = _anthropic_status(exc)
-            return machine.fail(err.status, err.message)
-
-        events = _relay(upstream, call.model, machine.start(), machine.feed, machine.finish_events, failed, lambda: None)
+        events = relay(upstream, _messages_framing(anthropic.MessagesStream(call)), call.model)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **headers, **upstream.headers})
 
     async def count_tokens(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         counted = anthropic.count_tokens(body)
-        router.deployments(body.get("model"))
+        name = body.get("model")
+        deployments = router.deployments(name)
+        request.app.state.gate.allow(request.state.caller, name, deployments[0].model_name)
         return JSONResponse(counted)
 
     async def hello(request: Request) -> Response:

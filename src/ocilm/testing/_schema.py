@@ -1,12 +1,20 @@
-"""The documented request shapes of OCI Generative AI (API 20231130), as data, and a checker.
+"""OCI Generative AI's request models (API 20231130), as the official SDK declares them, and a
+checker the simulator runs on every request body.
 
-The simulator rejects what the service rejects: unknown fields, wrong types, bad enum
-values and missing required fields, each with a message naming the JSON path.
+``oci_schema.json`` beside this file is generated from the installed ``oci`` package by
+``scripts/oci_schema.py`` (a test regenerates it and fails on any difference): each model's JSON
+fields and types, its ``[Required]`` fields, its enums, and for a polymorphic model the field that
+names its subclass. The simulator refuses what those models refuse: unknown fields, wrong types,
+values outside an enum, unknown subclasses and missing required fields, each with a message that
+names the JSON path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 
@@ -16,41 +24,17 @@ class SchemaError(ValueError):
         self.path = path
 
 
-@dataclass
-class Obj:
-    fields: dict[str, Any]
-    required: frozenset[str] = frozenset()
-    open: bool = False  # free-form object (JSON Schema, documents, metadata)
+# Limits OCI enforces that the SDK's models do not declare.
+MAX_ITEMS = {("GenericChatRequest", "tools"): 128}
+_LIST = re.compile(r"^list\[(.+)\]$")
+_DICT = re.compile(r"^dict\(str, (.+)\)$")
+_SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "datetime": "string"}
 
 
-@dataclass
-class Union:
-    discriminator: str
-    variants: dict[str, Obj]
-
-
-@dataclass
-class ListOf:
-    item: Any
-    max_items: int | None = None
-
-
-@dataclass
-class Enum:
-    values: tuple[str, ...]
-
-
-@dataclass
-class MapOf:
-    value: Any
-    extra: dict = field(default_factory=dict)
-
-
-STR, INT, NUM, BOOL, ANY_OBJ, ANY = "string", "integer", "number", "boolean", "object", "any"
-
-
-def obj(required: str = "", **fields: Any) -> Obj:
-    return Obj(fields, frozenset(required.split()))
+@functools.lru_cache(maxsize=1)
+def models() -> dict[str, Any]:
+    """The SDK's request models, by class name (loaded once)."""
+    return json.loads((Path(__file__).with_name("oci_schema.json")).read_text())["models"]  # type: ignore[no-any-return]
 
 
 def _type_name(value: Any) -> str:
@@ -69,244 +53,70 @@ def _type_name(value: Any) -> str:
     return "object"
 
 
-def check(value: Any, spec: Any, path: str) -> None:
-    if spec == ANY:
-        return
-    if isinstance(spec, str):
+def check(value: Any, kind: str, path: str, owner: tuple[str, str] | None = None) -> None:
+    """Raise SchemaError unless ``value`` is valid as the SDK type ``kind`` (``str``,
+    ``list[Message]``, ``dict(str, str)``, ``object``, a model's class name)."""
+    if kind == "object":
+        return  # free-form JSON (a schema, a document, metadata)
+    scalar = _SCALARS.get(kind)
+    if scalar is not None:
         actual = _type_name(value)
-        ok = actual == spec or (spec == NUM and actual == "integer")
-        if not ok:
-            raise SchemaError(path, f"expected {spec}, got {actual}")
+        if not (actual == scalar or (scalar == "number" and actual == "integer")):
+            raise SchemaError(path, f"expected {scalar}, got {actual}")
         return
-    if isinstance(spec, Enum):
-        if not isinstance(value, str) or value not in spec.values:
-            raise SchemaError(path, f"{value!r} is not one of {', '.join(spec.values)}")
-        return
-    if isinstance(spec, ListOf):
+    if (item := _LIST.match(kind)) is not None:
         if not isinstance(value, list):
             raise SchemaError(path, f"expected array, got {_type_name(value)}")
-        if spec.max_items is not None and len(value) > spec.max_items:
-            raise SchemaError(path, f"at most {spec.max_items} items allowed, got {len(value)}")
-        for i, item in enumerate(value):
-            check(item, spec.item, f"{path}[{i}]")
+        most = MAX_ITEMS.get(owner) if owner is not None else None
+        if most is not None and len(value) > most:
+            raise SchemaError(path, f"at most {most} items allowed, got {len(value)}")
+        for i, element in enumerate(value):
+            check(element, item.group(1), f"{path}[{i}]")
         return
-    if isinstance(spec, MapOf):
+    if (entry := _DICT.match(kind)) is not None:
         if not isinstance(value, dict):
             raise SchemaError(path, f"expected object, got {_type_name(value)}")
-        for key, item in value.items():
-            check(item, spec.value, f"{path}.{key}")
+        for key, element in value.items():
+            check(element, entry.group(1), f"{path}.{key}")
         return
+    _check_model(value, kind, path)
+
+
+def _check_model(value: Any, name: str, path: str) -> None:
     if not isinstance(value, dict):
         raise SchemaError(path, f"expected object, got {_type_name(value)}")
-    if isinstance(spec, Union):
-        tag = value.get(spec.discriminator)
+    model = models()[name]
+    discriminator = model.get("discriminator")
+    if discriminator is not None:
+        field, variants = discriminator["field"], discriminator["variants"]
+        tag = value.get(field)
         if tag is None:
-            raise SchemaError(f"{path}.{spec.discriminator}", "missing required discriminator")
-        if tag not in spec.variants:
-            raise SchemaError(f"{path}.{spec.discriminator}", f"{tag!r} is not one of {', '.join(spec.variants)}")
-        variant = spec.variants[tag]
-        fields = {spec.discriminator: ANY, **variant.fields}
-        check(value, Obj(fields, variant.required | {spec.discriminator}, variant.open), path)
-        return
-    assert isinstance(spec, Obj)
-    if spec.open:
-        return
-    for name in spec.required:
-        if name not in value:
-            raise SchemaError(f"{path}.{name}", "missing required field")
-    for name, item in value.items():
-        if name not in spec.fields:
-            raise SchemaError(f"{path}.{name}", "unknown field")
+            raise SchemaError(f"{path}.{field}", "missing required discriminator")
+        if tag not in variants:
+            raise SchemaError(f"{path}.{field}", f"{tag!r} is not one of {', '.join(sorted(variants))}")
+        model = models()[variants[tag]]
+        name = variants[tag]
+    fields, enums = model["fields"], model["enums"]
+    for required in model["required"]:
+        if required not in value:
+            raise SchemaError(f"{path}.{required}", "missing required field")
+    for key, item in value.items():
+        kind = fields.get(key)
+        if kind is None:
+            raise SchemaError(f"{path}.{key}", "unknown field")
         if item is None:
-            raise SchemaError(f"{path}.{name}", "null is not allowed (omit the field instead)")
-        check(item, spec.fields[name], f"{path}.{name}")
+            raise SchemaError(f"{path}.{key}", "null is not allowed (omit the field instead)")
+        if discriminator is not None and key == discriminator["field"]:
+            continue  # checked against the subclasses above (the SDK's enum lists may lag them)
+        allowed = enums.get(key)
+        if allowed is not None:
+            items = item if kind.startswith("list[") and isinstance(item, list) else [item]
+            for k, one in enumerate(items):
+                if not isinstance(one, str) or one not in allowed:
+                    where = f"{path}.{key}[{k}]" if items is item else f"{path}.{key}"
+                    raise SchemaError(where, f"{one!r} is not one of {', '.join(allowed)}")
+            continue
+        check(item, kind, f"{path}.{key}", (name, key))
 
 
-FREE = Obj({}, open=True)
-DETAIL = Enum(("AUTO", "HIGH", "LOW"))
-
-
-def _media(name: str) -> Obj:
-    return obj(name, **{name: obj("url", url=STR, detail=DETAIL)})
-
-
-CONTENT = Union("type", {
-    "TEXT": obj("text", text=STR),
-    "IMAGE": _media("imageUrl"),
-    "AUDIO": _media("audioUrl"),
-    "VIDEO": _media("videoUrl"),
-    "DOCUMENT": _media("documentUrl"),
-})  # fmt: skip
-TOOL_CALL = Union("type", {"FUNCTION": obj("id", id=STR, name=STR, arguments=STR)})
-MESSAGE = Union("role", {
-    "SYSTEM": obj("content", content=ListOf(CONTENT), name=STR),
-    "USER": obj("content", content=ListOf(CONTENT), name=STR),
-    "DEVELOPER": obj("content", content=ListOf(CONTENT), name=STR),
-    "ASSISTANT": obj(
-        "", content=ListOf(CONTENT), name=STR, refusal=STR, toolCalls=ListOf(TOOL_CALL),
-        annotations=ListOf(FREE), reasoningContent=STR,
-    ),
-    "TOOL": obj("content toolCallId", content=ListOf(CONTENT), toolCallId=STR),
-})  # fmt: skip
-TOOL_DEF = Union("type", {"FUNCTION": obj("name", name=STR, description=STR, parameters=FREE)})
-TOOL_CHOICE = Union("type", {
-    "NONE": obj(), "AUTO": obj(), "REQUIRED": obj(), "FUNCTION": obj("name", name=STR),
-})  # fmt: skip
-RESPONSE_FORMAT = Union("type", {
-    "TEXT": obj(),
-    "JSON_OBJECT": obj(),
-    "JSON_SCHEMA": obj("jsonSchema", jsonSchema=obj("name", name=STR, description=STR, schema=FREE, isStrict=BOOL)),
-})  # fmt: skip
-STREAM_OPTIONS = obj(isIncludeUsage=BOOL)
-
-GENERIC_CHAT = obj(
-    "",
-    messages=ListOf(MESSAGE),
-    reasoningEffort=Enum(("NONE", "MINIMAL", "LOW", "MEDIUM", "HIGH")),
-    verbosity=Enum(("LOW", "MEDIUM", "HIGH")),
-    metadata=MapOf(STR),
-    isStream=BOOL,
-    streamOptions=STREAM_OPTIONS,
-    numGenerations=INT,
-    seed=INT,
-    isEcho=BOOL,
-    topK=INT,
-    topP=NUM,
-    temperature=NUM,
-    frequencyPenalty=NUM,
-    presencePenalty=NUM,
-    stop=ListOf(STR),
-    logProbs=INT,
-    maxTokens=INT,
-    maxCompletionTokens=INT,
-    logitBias=MapOf(NUM),
-    prediction=Union("type", {"CONTENT": obj("content", content=ListOf(CONTENT))}),
-    responseFormat=RESPONSE_FORMAT,
-    toolChoice=TOOL_CHOICE,
-    isParallelToolCalls=BOOL,
-    tools=ListOf(TOOL_DEF, max_items=128),
-    webSearchOptions=obj(
-        "", searchContextSize=Enum(("HIGH", "MEDIUM", "LOW")),
-        userLocation=obj("", city=STR, region=STR, country=STR, timezone=STR),
-    ),
-    serviceTier=Enum(("AUTO", "DEFAULT", "PRIORITY")),
-)
-
-COHERE_TOOL_CALL = obj("name parameters", name=STR, parameters=FREE)
-COHERE_TOOL_RESULT = obj("call outputs", call=COHERE_TOOL_CALL, outputs=ListOf(FREE))
-COHERE_MESSAGE = Union("role", {
-    "USER": obj("message", message=STR),
-    "CHATBOT": obj("", message=STR, toolCalls=ListOf(COHERE_TOOL_CALL)),
-    "SYSTEM": obj("message", message=STR),
-    "TOOL": obj("toolResults", toolResults=ListOf(COHERE_TOOL_RESULT)),
-})  # fmt: skip
-COHERE_TOOL = obj(
-    "name description", name=STR, description=STR,
-    parameterDefinitions=MapOf(obj("type", type=STR, description=STR, isRequired=BOOL)),
-)
-COHERE_RESPONSE_FORMAT = Union("type", {"TEXT": obj(), "JSON_OBJECT": obj("", schema=FREE)})
-COHERE_CHAT = obj(
-    "message",
-    message=STR,
-    chatHistory=ListOf(COHERE_MESSAGE),
-    documents=ListOf(FREE),
-    responseFormat=COHERE_RESPONSE_FORMAT,
-    isSearchQueriesOnly=BOOL,
-    preambleOverride=STR,
-    isStream=BOOL,
-    streamOptions=STREAM_OPTIONS,
-    maxTokens=INT,
-    maxInputTokens=INT,
-    temperature=NUM,
-    topK=INT,
-    topP=NUM,
-    promptTruncation=Enum(("OFF", "AUTO_PRESERVE_ORDER")),
-    frequencyPenalty=NUM,
-    presencePenalty=NUM,
-    seed=INT,
-    isEcho=BOOL,
-    tools=ListOf(COHERE_TOOL),
-    toolResults=ListOf(COHERE_TOOL_RESULT),
-    isForceSingleStep=BOOL,
-    stopSequences=ListOf(STR),
-    isRawPrompting=BOOL,
-    citationQuality=Enum(("ACCURATE", "FAST")),
-    safetyMode=Enum(("CONTEXTUAL", "STRICT", "OFF")),
-)
-
-V2_CONTENT = Union("type", {
-    "TEXT": obj("text", text=STR),
-    "IMAGE_URL": obj("imageUrl", imageUrl=obj("url", url=STR, detail=DETAIL)),
-    "DOCUMENT": obj("document", document=FREE),
-    "THINKING": obj("", thinking=STR),
-})  # fmt: skip
-V2_MESSAGE = Union("role", {
-    "SYSTEM": obj("content", content=ListOf(V2_CONTENT)),
-    "USER": obj("content", content=ListOf(V2_CONTENT)),
-    "ASSISTANT": obj("", content=ListOf(V2_CONTENT), toolPlan=STR, toolCalls=ListOf(FREE), citations=ListOf(FREE)),
-    "TOOL": obj("content toolCallId", content=ListOf(V2_CONTENT), toolCallId=STR),
-})  # fmt: skip
-COHERE_V2_CHAT = obj(
-    "messages",
-    messages=ListOf(V2_MESSAGE),
-    documents=ListOf(ANY),
-    citationOptions=obj("", mode=Enum(("FAST", "ACCURATE", "OFF"))),
-    toolsChoice=Enum(("REQUIRED", "NONE")),
-    tools=ListOf(obj("type function", type=Enum(("FUNCTION",)),
-                     function=obj("name parameters", name=STR, description=STR, parameters=FREE))),
-    isStrictToolsEnabled=BOOL,
-    isLogProbsEnabled=BOOL,
-    thinking=obj("type", type=Enum(("ENABLED", "DISABLED")), tokenBudget=INT),
-    responseFormat=COHERE_RESPONSE_FORMAT,
-    isSearchQueriesOnly=BOOL,
-    streamOptions=STREAM_OPTIONS,
-    isStream=BOOL,
-    maxTokens=INT,
-    temperature=NUM,
-    topK=INT,
-    topP=NUM,
-    frequencyPenalty=NUM,
-    presencePenalty=NUM,
-    seed=INT,
-    stopSequences=ListOf(STR),
-    priority=INT,
-    isRawPrompting=BOOL,
-    safetyMode=Enum(("CONTEXTUAL", "STRICT", "OFF")),
-)
-
-SERVING_MODE = Union("servingType", {
-    "ON_DEMAND": obj("modelId", modelId=STR),
-    "DEDICATED": obj("endpointId", endpointId=STR),
-})  # fmt: skip
-CHAT_DETAILS = obj(
-    "compartmentId servingMode chatRequest",
-    compartmentId=STR,
-    servingMode=SERVING_MODE,
-    chatRequest=Union("apiFormat", {"GENERIC": GENERIC_CHAT, "COHERE": COHERE_CHAT, "COHEREV2": COHERE_V2_CHAT}),
-)
-EMBED_DETAILS = obj(
-    "servingMode compartmentId",
-    inputs=ListOf(STR),
-    embedContents=ListOf(Union("type", {
-        "TEXT": obj("text", text=STR),
-        "IMAGE": obj("imageUrl", imageUrl=obj("url", url=STR, detail=DETAIL)),
-    })),
-    servingMode=SERVING_MODE,
-    compartmentId=STR,
-    isEcho=BOOL,
-    embeddingTypes=ListOf(Enum(("float", "int8", "uint8", "binary", "ubinary", "base64"))),
-    outputDimensions=INT,
-    truncate=Enum(("NONE", "START", "END")),
-    inputType=Enum(("SEARCH_DOCUMENT", "SEARCH_QUERY", "CLASSIFICATION", "CLUSTERING", "IMAGE")),
-)  # fmt: skip
-RERANK_DETAILS = obj(
-    "input compartmentId servingMode documents",
-    input=STR,
-    compartmentId=STR,
-    servingMode=SERVING_MODE,
-    documents=ListOf(STR),
-    topN=INT,
-    isEcho=BOOL,
-    maxChunksPerDocument=INT,
-    maxTokensPerDocument=INT,
-)
+CHAT_DETAILS, EMBED_DETAILS, RERANK_DETAILS = "ChatDetails", "EmbedTextDetails", "RerankTextDetails"

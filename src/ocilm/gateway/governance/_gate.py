@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 from .._errors import GatewayError
 from ._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket, rate_headers
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
-from ._policy import Price, text_chars, to_usd
+from ._policy import Price, to_usd
 
 if TYPE_CHECKING:
     from ._store import Store
 
 log = logging.getLogger("ocilm.gateway")
 AUTH_CACHE_SECONDS = 0.5  # a revoked key stops working on every replica within this (plus a query)
+LOOKUP_SECONDS = 5.0  # a key lookup the store has not answered by then is a store outage (503), not a hang
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,18 @@ class Caller:
 MASTER = Caller()
 
 
+NO_MODEL = "\x00none"  # a key whose models and its team's do not overlap may use no model
+
+
+def allowed_models(key_models: tuple[str, ...], team_models: tuple[str, ...]) -> tuple[str, ...]:
+    """A key's models narrow its team's, never widen them: the names both allow (either list
+    empty: the other's)."""
+    if not key_models or not team_models:
+        return key_models or team_models
+    both = tuple(m for m in key_models if m in team_models)
+    return both or (NO_MODEL,)
+
+
 def presented_key(headers: Any) -> str:
     """``Authorization: Bearer <key>`` (OpenAI clients) or ``x-api-key: <key>`` (Anthropic's)."""
     scheme, _, given = headers.get("authorization", "").partition(" ")
@@ -93,6 +106,17 @@ def rate_limited(exc: RateLimited) -> GatewayError:
                         kind="rate_limit_error", code="rate_limit_exceeded", headers=headers)  # fmt: skip
 
 
+def never_fits(limits: tuple[Limit, ...], tokens: int) -> None:
+    """A 400, not a 429 to retry forever, when a request's worst case is more than a token limit
+    allows in a whole window: no wait would let it through, a smaller ``max_tokens`` may."""
+    for limit in limits:
+        if limit.tpm and tokens > limit.tpm:
+            raise GatewayError(400, f"this request may use up to {tokens} tokens (its prompt counted a token a character, plus its "
+                               f"max_tokens), more than the {limit.scope}'s limit of {limit.tpm} tokens per minute: no wait lets "
+                               "it through; send a smaller max_tokens or a shorter prompt", param="max_tokens",
+                               code="request_exceeds_token_limit")  # fmt: skip
+
+
 def limits_unavailable() -> GatewayError:
     return GatewayError(503, "the gateway's rate-limit counters are unreachable; try again shortly", kind="api_error",
                         code="rate_limit_unavailable", headers={"retry-after": "1"})  # fmt: skip
@@ -113,7 +137,9 @@ class Gate:
         self.observer: Any = None  # told when the store stops or starts answering
         self.alerts: Any = None  # BudgetAlerts, when webhooks are configured
         self._store_up = True
-        self._settling: set[asyncio.Task[Any]] = set()
+        self._settling: set[asyncio.Task[Any]] = set()  # settlements and counter releases
+        self._announcing: set[asyncio.Task[Any]] = set()  # budget alerts
+        self.lost_settlements = 0  # settlements given up on (the store was down past their hold)
 
     def store_answered(self, up: bool) -> None:
         if up != self._store_up:
@@ -147,7 +173,8 @@ class Gate:
             raise _unauthorized(f"key {view.token} is blocked")
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
-        return Caller(view.token, view.team_id, view.models or view.team_models, view.has_budget, view.limits, view.team_limits)
+        return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
+                      view.team_limits)  # fmt: skip
 
     async def _view(self, key: str) -> KeyView | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret
@@ -162,8 +189,8 @@ class Gate:
             pending = self._looking_up[digest] = asyncio.ensure_future(self._look_up(key, digest, now))
             pending.add_done_callback(lambda done: self._looking_up.pop(digest) if self._looking_up.get(digest) is done else None)
         try:
-            view = await asyncio.shield(pending)
-        except StoreUnavailable:
+            view = await asyncio.wait_for(asyncio.shield(pending), LOOKUP_SECONDS)
+        except (StoreUnavailable, asyncio.TimeoutError):
             self.store_answered(False)
             raise unavailable() from None
         self.store_answered(True)
@@ -207,6 +234,7 @@ class Gate:
         if rate_limits:
             assert self.limits is not None
             tokens = max(sum(worst_case(d)) for d in deployments)
+            never_fits(rate_limits, tokens)
             try:
                 meter.ticket = await self.limits.admit(meter.request_id, rate_limits, tokens)
             except RateLimited as exc:
@@ -248,23 +276,62 @@ class Gate:
         self.later(meter.settle(**result))
 
     def later(self, work: Any) -> None:
-        """Run ``work`` off the request's path, in a task the shutdown drains."""
-        task = asyncio.ensure_future(work)
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        """Run ``work`` off the request's path, in a task the shutdown drains (its failure is
+        logged once, never left unread)."""
+        self._track(asyncio.ensure_future(work), self._settling)
 
-    async def drain(self) -> None:
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+    def announce(self, work: Any) -> None:
+        """Send a budget alert off the request's path; the shutdown gives alerts a short grace."""
+        self._track(asyncio.ensure_future(work), self._announcing)
+
+    @staticmethod
+    def _track(task: asyncio.Task[Any], tasks: set[asyncio.Task[Any]]) -> None:
+        tasks.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("background work failed: %s: %s", type(finished.exception()).__name__, finished.exception())
+
+        task.add_done_callback(done)
+
+    async def drain(self, settle_seconds: float = 15.0, alert_seconds: float = 5.0) -> None:
+        """At shutdown: settlements first (each gets a last try), then alerts, each within a
+        deadline, so that a stalled store or webhook cannot hold the process past its grace."""
+        for tasks, seconds in ((self._settling, settle_seconds), (self._announcing, alert_seconds)):
+            if not tasks:
+                continue
+            _, pending = await asyncio.wait(set(tasks), timeout=seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+
+
+MAX_TOKEN_COUNT = 2**31 - 1  # what the spend log's token columns hold
+SETTLE_RETRY_FIRST, SETTLE_RETRY_MOST = 0.25, 5.0  # seconds between tries of a settlement that could not be written
+
+
+def _tokens(value: Any) -> int:
+    """A token count from OCI's usage, bounded to what a column holds (a broken upstream cannot
+    fail the write)."""
+    try:
+        count = int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return min(max(count, 0), MAX_TOKEN_COUNT)
 
 
 class Meter:
-    """One request's spend: settled once, with its log row."""
+    """One request's spend: settled once, with its log row. A settlement that cannot be written
+    (the store is down or failed) is kept and retried until it is written or its hold would have
+    expired: it is never marked done before it is."""
 
     def __init__(self, gate: Gate, caller: Caller, request_id: str, route: str, model: str) -> None:
         self.gate, self.caller, self.request_id, self.route, self.model = gate, caller, request_id, route, model
         self.started = time.time()
-        self.settled = False
+        self.settled = False  # its row is in the store
+        self.claimed = False  # a settlement was made (written, or being retried)
         self.cost_usd: float | None = None
         self.ticket: Ticket | None = None
 
@@ -272,43 +339,82 @@ class Meter:
     def rate_headers(self) -> dict[str, str]:
         return self.ticket.headers if self.ticket is not None else {}
 
-    async def settle(self, *, deployment: Any = None, usage: dict[str, Any] | None = None, status: int = 200,
-                     estimated: tuple[int, int] | None = None) -> float | None:  # fmt: skip
-        """Record the request (tokens from ``usage``, or ``estimated`` for a cut stream) and
-        release its hold; returns the cost in USD (None when its price is unknown)."""
-        store = self.gate.store
-        if store is None or self.settled:
-            return self.cost_usd
-        self.settled = True
+    def log_row(self, deployment: Any, usage: dict[str, Any] | None, status: int,
+                estimated: tuple[int, int] | None) -> tuple[dict[str, Any], int | None]:  # fmt: skip
+        """The spend-log row and the cost (nano-USD, None when the price is unknown)."""
         if usage:
-            input_tokens, output_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            input_tokens, output_tokens = _tokens(usage.get("prompt_tokens")), _tokens(usage.get("completion_tokens"))
         else:
-            input_tokens, output_tokens = estimated or (0, 0)
-        if self.ticket is not None and self.gate.limits is not None:
-            used = input_tokens + output_tokens if (usage or estimated) else (0 if status >= 400 else None)
-            self.gate.later(self.gate.limits.finish(self.ticket, used))  # nothing the reply waits for
+            input_tokens, output_tokens = (_tokens(t) for t in (estimated or (0, 0)))
         price: Price | None = deployment.price if deployment is not None else None
         if status >= 400 and not estimated:
             cost: int | None = 0  # refused or failed before any output: nothing to bill
         else:
             cost = price.nano(input_tokens, output_tokens) if price is not None else None
-        log_row = {
+        row = {
             "request_id": self.request_id, "token": self.caller.token, "team_id": self.caller.team_id, "model": self.model,
             "deployment": deployment.model if deployment is not None else "", "route": self.route, "input_tokens": input_tokens,
             "output_tokens": output_tokens, "cost": cost, "status": status, "latency_ms": (time.time() - self.started) * 1000,
             "started_at": self.started,
         }  # fmt: skip
-        try:
-            await store.settle(log_row)
-        except StoreUnavailable:
-            self.settled = False
-            self.gate.store_answered(False)
-            raise unavailable() from None
-        self.gate.store_answered(True)
-        if cost and self.caller.has_budget and self.gate.alerts is not None:
-            self.gate.later(self.gate.alerts.check(store, self.caller.token, self.caller.team_id))
+        return row, cost
+
+    async def settle(self, *, deployment: Any = None, usage: dict[str, Any] | None = None, status: int = 200,
+                     estimated: tuple[int, int] | None = None) -> float | None:  # fmt: skip
+        """Record the request (tokens from ``usage``, or ``estimated`` for a cut stream) and
+        release its hold; returns the cost in USD (None when its price is unknown). Never
+        raises for the store: a row that cannot be written now is retried off the request's
+        path (the hold keeps the budget safe meanwhile)."""
+        store = self.gate.store
+        if store is None or self.claimed:
+            return self.cost_usd
+        self.claimed = True
+        row, cost = self.log_row(deployment, usage, status, estimated)
+        if self.ticket is not None and self.gate.limits is not None:
+            used = row["input_tokens"] + row["output_tokens"] if (usage or estimated) else (0 if status >= 400 else None)
+            self.gate.later(self.gate.limits.finish(self.ticket, used))  # nothing the reply waits for
         self.cost_usd = to_usd(cost)
+        if not await self.write(row):
+            self.gate.later(self.retry(row))
         return self.cost_usd
+
+    async def write(self, row: dict[str, Any]) -> bool:
+        """One try at writing the settlement: True once it is in the store."""
+        store = self.gate.store
+        assert store is not None
+        try:
+            await store.settle(row)
+        except StoreUnavailable:
+            self.gate.store_answered(False)
+            return False
+        except Exception as exc:  # a failure of this row alone (its batch-mates were retried without it)
+            log.error("settlement of request %s failed (%s); retrying", self.request_id, type(exc).__name__)
+            return False
+        self.settled = True
+        self.gate.store_answered(True)
+        if row["cost"] and self.caller.has_budget and self.gate.alerts is not None:
+            self.gate.announce(self.gate.alerts.check(store, self.caller.token, self.caller.team_id))
+        return True
+
+    async def retry(self, row: dict[str, Any]) -> None:
+        """Retry a settlement with backoff until it is written, or until its hold would have
+        expired (then the loss is logged: the request's spend could not be recorded)."""
+        give_up = self.started + self.gate.hold_seconds
+        wait = SETTLE_RETRY_FIRST
+        while True:
+            try:
+                await asyncio.sleep(min(wait, max(0.0, give_up - time.time())))
+            except asyncio.CancelledError:  # shutting down: one last try
+                if await self.write(row):
+                    return
+                raise
+            if await self.write(row):
+                return
+            if time.time() >= give_up:
+                log.error("spend of request %s could not be recorded before its hold expired (store unavailable)", self.request_id)
+                self.gate.lost_settlements += 1
+                return
+            wait = min(wait * 2, SETTLE_RETRY_MOST)
 
 
 _UNMETERED = Meter(Gate(None), MASTER, "", "", "")  # without a store: settles nothing
@@ -319,49 +425,53 @@ def cost_header(cost: float | None) -> dict[str, str]:
     return {} if cost is None else {"x-litellm-response-cost": f"{cost:.9f}".rstrip("0").rstrip(".") or "0"}
 
 
-def output_token_ceiling(asked: Any, deployment: Any, default: int) -> int:
-    """The most output one deployment may produce: the request's ``max_tokens`` clamped to the
-    deployment's ``max_output_tokens``; without one, that limit or ``default`` (what the SDK sends
-    when a caller sets no limit)."""
-    limit = deployment.max_output_tokens
-    if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
-        return min(asked, limit) if limit else asked
-    return limit or default
-
-
-def stream_estimate(messages: Any, text_chars_delivered: int) -> tuple[int, int]:
+def stream_estimate(input_tokens: int, chars_delivered: int) -> tuple[int, int]:
     """Tokens a stream cut short used, when OCI's usage never came: about four characters a token
-    for the prompt and for the text delivered (at least one token once a reply started)."""
-    return math.ceil(text_chars(messages) / 4), max(1, math.ceil(text_chars_delivered / 4))
+    for the prompt (its counted ceiling) and for everything delivered (text, reasoning and tool
+    call arguments; at least one token once a reply started)."""
+    return max(1, math.ceil(input_tokens / 4)), max(1, math.ceil(chars_delivered / 4))
 
 
 class StreamWatch:
-    """Follows a relayed stream for its meter: the usage OCI reports at the end, the text
+    """Follows a relayed stream for its meter: the usage OCI reports at the end, what was
     delivered so far (to bill a stream cut short), and, when only the gateway asked for usage,
-    keeps the usage chunk from the client."""
+    keeps the usage chunk from the client. A deployment's own token ticket is reconciled with
+    the stream's usage at its end."""
 
-    def __init__(self, gate: Gate, meter: Meter, deployment: Any, messages: Any, keep_usage: bool, record: Any = None,
-                 on_end: Callable[[], None] | None = None) -> None:  # fmt: skip
-        self.gate, self.meter, self.deployment, self.messages, self.keep_usage = gate, meter, deployment, messages, keep_usage
+    def __init__(self, gate: Gate, meter: Meter, deployment: Any, input_tokens: int, keep_usage: bool, record: Any = None,
+                 on_end: Callable[[], None] | None = None, deployment_ticket: Ticket | None = None,
+                 limits: Limits | None = None) -> None:  # fmt: skip
+        self.gate, self.meter, self.deployment, self.input_tokens, self.keep_usage = gate, meter, deployment, input_tokens, keep_usage
         self.record = record  # the request's RequestRecord: first token, tokens and cost
         self.on_end = on_end
+        self.deployment_ticket, self.limits = deployment_ticket, limits
         self.usage: dict[str, Any] | None = None
         self.chars = 0
         self.finished = False
 
     def see(self, batch: list[Any]) -> list[Any]:
         usage_seen = False
+        delivered = self.chars
         for chunk in batch:
             usage = dict.get(chunk, "usage")
             if usage:
                 self.usage = dict(usage)
                 usage_seen = True
             for choice in dict.get(chunk, "choices") or ():
-                text = dict.get(dict.get(choice, "delta") or {}, "content")
+                delta = dict.get(choice, "delta") or {}
+                text = dict.get(delta, "content")
                 if text:
-                    if not self.chars and self.record is not None:
-                        self.record.first_token_at = time.perf_counter()
-                    self.chars += len(text)
+                    delivered += len(text)
+                reasoning = dict.get(delta, "reasoning_content")
+                if reasoning:
+                    delivered += len(reasoning)
+                for call in dict.get(delta, "tool_calls") or ():
+                    function = dict.get(call, "function") or {}
+                    delivered += len(dict.get(function, "arguments") or "") + len(dict.get(function, "name") or "")
+        if delivered != self.chars:
+            if not self.chars and self.record is not None:
+                self.record.first_token_at = time.perf_counter()
+            self.chars = delivered
         if self.keep_usage or not usage_seen:
             return batch
         kept = [chunk for chunk in batch if dict.get(chunk, "choices")]
@@ -375,13 +485,22 @@ class StreamWatch:
             self.on_end()
 
     def _result(self, status: int) -> dict[str, Any]:
-        estimated = None if self.usage else stream_estimate(self.messages, self.chars)
+        estimated = None if self.usage else stream_estimate(self.input_tokens, self.chars)
         return {"deployment": self.deployment, "usage": self.usage, "estimated": estimated, "status": status}
+
+    def _release_deployment(self, result: dict[str, Any]) -> None:
+        ticket, self.deployment_ticket = self.deployment_ticket, None
+        if ticket is None or self.limits is None:
+            return
+        usage, estimated = result["usage"], result["estimated"]
+        used = _tokens(usage.get("prompt_tokens")) + _tokens(usage.get("completion_tokens")) if usage else sum(estimated or (0, 0))
+        self.gate.later(self.limits.finish(ticket, used))
 
     async def finish(self, status: int = 200) -> float | None:
         self.finished = True
         result = self._result(status)
         self._note(result)
+        self._release_deployment(result)
         cost = await self.meter.settle(**result)
         if self.record is not None:
             self.record.cost = cost
@@ -389,11 +508,15 @@ class StreamWatch:
 
     def abandon(self) -> None:
         """The client left (or the relay broke) before the end: bill what was used, later."""
-        if self.record is not None and not self.finished and not self.record.done:
-            self._note(self._result(499))
+        if self.finished:
+            return
+        result = self._result(499)
+        if self.record is not None and not self.record.done:
+            self._note(result)
             self.record.status = 499
-        if not self.meter.settled and self.gate.store is not None:
-            self.gate.settle_later(self.meter, **self._result(499))
+        self._release_deployment(result)
+        if not self.meter.claimed and self.gate.store is not None:
+            self.gate.settle_later(self.meter, **result)
 
     def _note(self, result: dict[str, Any]) -> None:
         if self.record is None:

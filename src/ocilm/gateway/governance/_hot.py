@@ -23,26 +23,26 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ._limits import Limit, RateLimited, Stat, Ticket, check_limit, rate_headers
-from ._policy import duration_seconds
+from ._outcomes import Lost
+from ._policy import stored_duration_seconds
 
 LOG_COLUMNS = ("request_id", "token", "team_id", "model", "deployment", "route", "input_tokens", "output_tokens", "cost", "status",
                "latency_ms", "started_at")  # fmt: skip
 MAX_BATCH = 128
+STATEMENT_SECONDS = 5.0  # a database that has not answered by then is down (503), however it failed
 
 
 class Refused(Exception):
     """A hold that does not fit: (scope, max_budget, spend, held)."""
 
 
-class Lost(Exception):
-    """The database could not be reached (the store turns this into StoreUnavailable)."""
-
-
 class Batched:
     """Calls that arrive while a write is in flight wait and go together in the next one.
 
     ``write_many(items)`` returns one outcome per item: a value, or an exception that only that
-    item's caller gets. A failure of the whole write reaches every caller in it. A write runs in
+    item's caller gets. An outage (``Lost``) reaches every caller in the write; any other failure
+    of the whole write is one item's doing, so its items are written again one at a time and only
+    the bad item's caller hears it. A write runs in
     a task of its own, so a caller that gives up (a client gone) does not cancel its batch-mates'
     writes, nor its own once it is sent: a settlement started is finished. With
     ``skip_abandoned``, an item whose caller gave up before its write began is not written (a
@@ -78,22 +78,47 @@ class Batched:
                         continue
                 try:
                     outcomes = await self.write_many([item for item, _ in batch])
-                except BaseException as exc:  # the whole write failed: every caller in it hears
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc if isinstance(exc, Exception) else Lost(type(exc).__name__))
-                    if not isinstance(exc, Exception):
-                        raise
+                except Exception as exc:
+                    if isinstance(exc, Lost) or len(batch) == 1:  # an outage: every caller in it hears
+                        _fail(batch, exc)
+                    else:  # one bad item failed its batch: each is written alone, so it fails alone
+                        await self._one_by_one(batch)
                     continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
+                except BaseException as exc:
+                    _fail(batch, Lost(type(exc).__name__))
+                    raise
+                _deliver(batch, outcomes)
         finally:
             self._writing = False
+
+    async def _one_by_one(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        for index, (item, future) in enumerate(batch):
+            try:
+                outcomes = await self.write_many([item])
+            except Lost as exc:  # the database went away meanwhile: the rest hear it too
+                _fail(batch[index:], exc)
+                return
+            except Exception as exc:
+                _fail([(item, future)], exc)
+                continue
+            _deliver([(item, future)], outcomes)
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _deliver(batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[Any]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
 
 
 def lock_order(item: tuple[int, dict[str, Any]]) -> tuple[str, str, str]:
@@ -135,7 +160,7 @@ class PostgresBudgets:
         conn = self._connections.get(purpose)
         if conn is None or conn.is_closed():
             try:
-                conn = self._connections[purpose] = await asyncpg.connect(self.url, timeout=10)
+                conn = self._connections[purpose] = await asyncpg.connect(self.url, timeout=STATEMENT_SECONDS)
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise Lost(type(exc).__name__) from None
         return conn
@@ -146,7 +171,7 @@ class PostgresBudgets:
         for attempt in range(_DEADLOCK_RETRIES + 1):
             conn = await self._connection(purpose)
             try:
-                return await conn.fetch(sql, *args, timeout=10)
+                return await conn.fetch(sql, *args, timeout=STATEMENT_SECONDS)
             except asyncpg.DeadlockDetectedError:  # an admin write crossed the batch's locks: it rolled back whole
                 if attempt == _DEADLOCK_RETRIES:
                     raise Lost("DeadlockDetectedError") from None
@@ -229,7 +254,7 @@ class SQLiteBudgets:
                 except (Refused, RateLimited) as refused:  # it wrote nothing but expired entries' removal, which stands
                     outcomes.append(refused)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # locked, I/O, disk full: the database, not one item
             conn.execute("ROLLBACK")
             raise Lost(str(exc)) from None
         except BaseException:
@@ -273,10 +298,10 @@ def _sqlite_reserve(conn: sqlite3.Connection, request_id: str, token: str, team_
         if row is None or row[0] is None:
             continue
         max_budget, spend, duration, reset_at = row
-        if duration and (reset_at is None or now >= reset_at):  # a new budget window starts
+        seconds = stored_duration_seconds(duration)
+        if seconds is not None and (reset_at is None or now >= reset_at):  # a new budget window starts
             spend = 0 if reset_at is not None else spend
-            conn.execute(f"UPDATE {table} SET spend = ?, budget_reset_at = ? WHERE {column} = ?",
-                         (spend, now + duration_seconds(duration, "budget_duration"), ident))  # fmt: skip
+            conn.execute(f"UPDATE {table} SET spend = ?, budget_reset_at = ? WHERE {column} = ?", (spend, now + seconds, ident))
         if spend + held + estimate > max_budget:
             raise Refused(scope, max_budget, spend, int(held))
     conn.execute("INSERT INTO ocilm_holds (request_id, token, team_id, amount, expires_at) VALUES (?, ?, ?, ?, ?)",

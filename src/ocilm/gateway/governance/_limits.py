@@ -25,9 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._outcomes import Lost
+
 log = logging.getLogger("ocilm.gateway")
 
 WINDOW_SECONDS = 60.0
+RELEASE_RETRIES = 8  # a release the counters missed is tried again for about a minute
 SLOT_LEASE_SECONDS = 900.0  # longer than any request may run (the longest deployment deadline)
 
 
@@ -254,9 +257,9 @@ for i = 0, n - 1 do
 end
 for i = 0, n - 1 do
   local log, per, sum, slots = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('INCRBY', sum, ARGV[2])  -- first, and the count as sent (an integer string): nothing is written if it fails
   redis.call('ZADD', log, now, id)
-  redis.call('HSET', per, id, tokens)
-  redis.call('INCRBY', sum, tokens)
+  redis.call('HSET', per, id, ARGV[2])
   if tonumber(ARGV[7+i*3]) > 0 then
     redis.call('ZADD', slots, now + lease, id)
     redis.call('PEXPIRE', slots, lease)
@@ -314,6 +317,10 @@ class RedisLimiter:
             return await script(keys=keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, asyncio.TimeoutError) as exc:
             raise LimiterUnavailable(type(exc).__name__) from None
+        except redis.exceptions.RedisError as exc:
+            # READONLY after a failover, OOM under maxmemory, CLUSTERDOWN, MASTERDOWN, a busy
+            # script: the counters cannot decide, so the failure policy applies (never a bare 500).
+            raise LimiterUnavailable(f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
     async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
         args: list[Any] = [request_id, tokens, int(self.window * 1000), int(SLOT_LEASE_SECONDS * 1000)]
@@ -349,16 +356,12 @@ class StoreLimiter:
         self.budgets, self.window = budgets, window_seconds
 
     async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket:
-        from ._hot import Lost
-
         try:
             return await self.budgets.rate_admit(request_id, limits, tokens, time.time(), self.window, SLOT_LEASE_SECONDS)  # type: ignore[no-any-return]
         except Lost as exc:
             raise LimiterUnavailable(str(exc)) from None
 
     async def finish(self, ticket: Ticket, used_tokens: int | None) -> None:
-        from ._hot import Lost
-
         if ticket.done:
             return
         ticket.done = True
@@ -380,6 +383,7 @@ class Limits:
         self.unlimited = 0  # requests served without limits while the counters were unreachable
         self.on_unlimited: Any = None  # told of each (the gateway's metrics count them)
         self._down_since: float | None = None
+        self._retrying: set[asyncio.Task[None]] = set()
 
     async def admit(self, request_id: str, limits: tuple[Limit, ...], tokens: int) -> Ticket | None:
         limits = tuple(limit for limit in limits if limit.counted)
@@ -413,7 +417,25 @@ class Limits:
         try:
             await self.limiter.finish(ticket, used_tokens)
         except LimiterUnavailable:
-            pass  # the slot's lease runs out and the tokens stay at the reserved worst case
+            # Retried off the request's path, so that a slot in flight is not pinned for its
+            # whole lease by a short outage; past the retries the lease runs out by itself.
+            ticket.done = False
+            task = asyncio.ensure_future(self._finish_later(ticket, used_tokens))
+            self._retrying.add(task)
+            task.add_done_callback(self._retrying.discard)
+
+    async def _finish_later(self, ticket: Ticket, used_tokens: int | None) -> None:
+        wait = 0.5
+        for _ in range(RELEASE_RETRIES):
+            await asyncio.sleep(wait)
+            try:
+                await self.limiter.finish(ticket, used_tokens)
+                return
+            except LimiterUnavailable:
+                ticket.done = False
+                wait = min(wait * 2, 8.0)
 
     async def close(self) -> None:
+        for task in list(self._retrying):
+            task.cancel()
         await self.limiter.close()

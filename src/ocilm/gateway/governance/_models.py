@@ -31,6 +31,7 @@ class Team(Base):
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
     alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
     alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
+    alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
 
 
 class Key(Base):
@@ -59,6 +60,7 @@ class Key(Base):
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
     alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
     alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
+    alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
     model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))  # model name -> requests per minute
     model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
 

@@ -6,6 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class Lost(Exception):
+    """The database could not be reached, or did not answer in time (the store turns this into
+    StoreUnavailable)."""
+
+
+class SchemaAhead(Exception):
+    """The database was migrated by a newer ocilm than this one."""
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached (governed requests fail closed with 503)."""
 

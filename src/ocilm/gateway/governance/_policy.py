@@ -9,9 +9,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ._worst_case import nano_cost
+
 NANO = 1_000_000_000  # nano-dollars per dollar: money is stored in whole nano-dollars
 MAX_USD = 1_000_000_000  # well inside a 64-bit count of nano-dollars, with room for spend to add up
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)$")  # the same pattern as ocilm_duration_seconds (migration 0007)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _KEY = re.compile(r"^sk-(k[0-9a-f]{16})-[A-Za-z0-9_-]{20,}$")
 
@@ -26,10 +28,19 @@ class PolicyError(ValueError):
 
 def duration_seconds(value: Any, field: str) -> float:
     """``30s``, ``15m``, ``1h``, ``30d`` -> seconds."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None or int(match.group(1)) == 0:
-        raise PolicyError(field, "expected a duration such as '30s', '15m', '1h' or '30d'")
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise PolicyError(field, "expected a duration such as '30s', '15m', '1h' or '30d' (a whole number from 1 to 999999999, then s, m, h or d)")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def stored_duration_seconds(value: Any) -> float | None:
+    """A budget window's length as stored, or None for none (or for a value an older version let
+    in: the budget then holds with no window rather than failing every request of its key)."""
+    try:
+        return duration_seconds(value, "budget_duration") if value else None
+    except PolicyError:
+        return None
 
 
 def to_nano(value: Any, field: str) -> int | None:
@@ -62,6 +73,7 @@ def key_hash(key: str) -> str:
 
 
 def masked(key: str) -> str:
+    """How a key is shown once made: its last four characters."""
     return f"sk-...{key[-4:]}"
 
 
@@ -75,22 +87,4 @@ class Price:
     source: str = "config"
 
     def nano(self, input_tokens: int, output_tokens: int) -> int:
-        return math.ceil((input_tokens * self.input_per_token + output_tokens * self.output_per_token) * NANO)
-
-
-def text_chars(value: Any) -> int:
-    """Characters of every string in a request body part (messages, input): an upper bound on
-    its tokens, since no tokenizer makes a token of less than one character."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(text_chars(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(text_chars(v) for v in value)
-    return 0
-
-
-def input_token_ceiling(messages: Any) -> int:
-    """At most this many input tokens: every character a token, plus each message's framing."""
-    count = len(messages) if isinstance(messages, list) else 1
-    return text_chars(messages) + 8 * count + 8
+        return nano_cost(self.input_per_token, self.output_per_token, input_tokens, output_tokens)

@@ -20,10 +20,10 @@ from sqlalchemy import delete, event, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ._hot import Lost, PostgresBudgets, Refused, SQLiteBudgets
+from ._hot import STATEMENT_SECONDS, PostgresBudgets, Refused, SQLiteBudgets
 from ._models import Key, SpendLog, Team
-from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
-from ._policy import key_hash, new_key, token_of
+from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, Lost, RateLimits, StoreUnavailable
+from ._policy import key_hash, masked, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
 
@@ -62,7 +62,11 @@ class Store:
         # No pre-ping (a round trip per checkout): a connection found dead fails its statement,
         # is invalidated, and the gateway answers 503 until the database is back.
         is_sqlite = url.startswith("sqlite:///")
-        pool = {} if is_sqlite else {"pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
+        # Every statement and connection is bounded: a database that stalls (a partition drops
+        # packets, sends no reset) answers 503 within seconds instead of hanging requests.
+        pool: dict[str, Any] = {"connect_args": {"timeout": STATEMENT_SECONDS}} if is_sqlite else {
+            "pool_size": 5, "max_overflow": 10, "pool_recycle": 1800, "pool_timeout": STATEMENT_SECONDS,
+            "connect_args": {"timeout": STATEMENT_SECONDS, "command_timeout": STATEMENT_SECONDS}}  # fmt: skip
         engine = create_async_engine(async_url(url), **pool)
         if is_sqlite:
             _sqlite_one_writer(engine.sync_engine)
@@ -76,11 +80,21 @@ class Store:
         return cls(engine, budgets)
 
     async def schema_is_current(self) -> bool:
-        """Whether the migrations have all been applied (``ocilm db upgrade``)."""
+        """Whether the migrations have all been applied (``ocilm db upgrade``); SchemaAhead if a
+        newer ocilm migrated it past what this one knows."""
         from .migrations import is_current
 
         async with self._tx() as conn:
             return await conn.run_sync(is_current)
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query now (readiness), within the deadline."""
+        try:
+            async with self._tx() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except StoreUnavailable:
+            return False
+        return True
 
     def rate_limiter(self, window_seconds: float) -> Any:
         """Rate-limit counters kept in this store, for several workers on one SQLite file; None
@@ -101,11 +115,12 @@ class Store:
 
     async def upgrade(self) -> None:
         """Apply the migrations; on PostgreSQL under an advisory lock, so replicas never race."""
-        from .migrations import upgrade
+        from .migrations import is_current, upgrade
 
         async with self._tx() as conn:
             if not self.is_sqlite:
                 await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
+            await conn.run_sync(is_current)  # SchemaAhead before alembic fails on a revision it does not know
             await conn.run_sync(upgrade)
 
     # ------------------------------------------------------------------ keys
@@ -151,7 +166,7 @@ class Store:
     async def create_key(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         key, token = new_key()
         now = time.time()
-        values = {"token": token, "key_hash": key_hash(key), "key_name": f"sk-...{key[-4:]}", "created_at": now, "spend": 0,
+        values = {"token": token, "key_hash": key_hash(key), "key_name": masked(key), "created_at": now, "spend": 0,
                   "models": [], "metadata_": {}, "blocked": False, **fields}  # fmt: skip
         async with self._tx() as conn:
             if values.get("team_id") and (await conn.execute(select(Team.team_id).where(Team.team_id == values["team_id"]))).first() is None:
@@ -194,7 +209,7 @@ class Store:
             if row is None:
                 return None
             await conn.execute(update(Key).where(Key.token == token).values(
-                key_hash=key_hash(key), key_name=f"sk-...{key[-4:]}", previous_hash=row.key_hash if grace_seconds > 0 else None,
+                key_hash=key_hash(key), key_name=masked(key), previous_hash=row.key_hash if grace_seconds > 0 else None,
                 previous_valid_until=time.time() + grace_seconds if grace_seconds > 0 else None,
             ))  # fmt: skip
         return key, await self.key_info(token)  # type: ignore[return-value]
@@ -267,8 +282,9 @@ class Store:
                         update(table).where(column == ident, table.max_budget.is_not(None), table.max_budget > 0,
                                             table.spend * 100 >= table.max_budget * percent,
                                             or_(table.alert_level.is_(None), table.alert_level < percent,
-                                                table.alert_window.is_distinct_from(table.budget_reset_at)))
-                        .values(alert_level=percent, alert_window=table.budget_reset_at)
+                                                table.alert_window.is_distinct_from(table.budget_reset_at),
+                                                table.alert_budget.is_distinct_from(table.max_budget)))
+                        .values(alert_level=percent, alert_window=table.budget_reset_at, alert_budget=table.max_budget)
                         .returning(table.spend, table.max_budget, table.budget_duration))  # fmt: skip
                     row = claimed.first()
                     if row is not None:

@@ -29,6 +29,12 @@ def is_current(sync_connection: Any) -> bool:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(_config(sync_connection)).get_current_head()
+    from .._outcomes import SchemaAhead
+
+    script = ScriptDirectory.from_config(_config(sync_connection))
+    head = script.get_current_head()
     current = MigrationContext.configure(sync_connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+        raise SchemaAhead(f"the database's schema is at revision {current}, newer than this ocilm knows (it knows up to {head}): "
+                          "run the ocilm version that migrated it, or a newer one")  # fmt: skip
     return current == head

@@ -1,0 +1,190 @@
+"""The one metered path every model route takes (chat, embeddings, and the agent doors).
+
+``Metered.call`` admits a request (the key may use the model; its worst case, a function of the
+whole request, fits its rate limits and budgets), runs the upstream call while the caller is
+connected, and settles what it cost: at once for a reply, at its end for a stream. ``relay``
+is the one stream relay: each route only says how its events are framed, and every stream is
+settled before its last event, billed from what was delivered when the client leaves, and
+closed however it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from starlette.requests import Request
+
+from .._capabilities import DEFAULT_MAX_TOKENS
+from .._errors import OCIError
+from .._retry import retry_listener
+from ._config import Deployment
+from ._errors import GatewayError
+from ._http import ClientGone, while_connected
+from ._routing import Router, gateway_error_for
+from .governance._gate import Caller, Gate, StreamWatch, cost_header
+from .governance._worst_case import BadNumber, check_numbers, input_ceiling, output_ceiling
+from .observability import Observer, RequestRecord
+
+log = logging.getLogger("ocilm.gateway")
+
+
+@dataclass
+class Upstream:
+    """An upstream call's result, with what governance adds: the cost header of a settled
+    reply, or the watch that settles a stream when it ends."""
+
+    result: Any
+    headers: dict[str, str]
+    watch: StreamWatch | None
+
+
+class WorstCase:
+    """A request's most input and output tokens on each deployment. The input is counted once
+    (a long agent context is walked once, not per deployment, and only when something needs it)."""
+
+    def __init__(self, method: str, first: Any, params: dict[str, Any], door: bool) -> None:
+        self.method, self.first, self.params, self.door = method, first, params, door
+        self._input: int | None = None
+
+    @property
+    def input_tokens(self) -> int:
+        if self._input is None:
+            self._input = input_ceiling(self.first, self.params)
+        return self._input
+
+    def __call__(self, deployment: Deployment) -> tuple[int, int]:
+        if self.method != "completion":
+            return self.input_tokens, 0
+        output = output_ceiling(self.params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, self.door, deployment.reasoning_allowance)
+        return self.input_tokens, output
+
+
+class Metered:
+    """The upstream call every model route makes: the key may use the model, its worst case is
+    reserved against its limits and budgets, the call runs while the client is connected, and
+    the actual cost is settled (at once, or by the stream's watch)."""
+
+    def __init__(self, gate: Gate, router: Router, observer: Observer) -> None:
+        self.gate, self.router, self.observer = gate, router, observer
+
+    async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
+                   *, stream: bool = False, door: bool = False) -> Upstream:  # fmt: skip
+        caller: Caller = request.state.caller
+        deployments = self.router.deployments(name)
+        resolved = deployments[0].model_name  # the one name metrics, spend logs, traces and limits use
+        self.gate.allow(caller, name, resolved)
+        try:
+            check_numbers(params)
+        except BadNumber as exc:
+            raise GatewayError(400, str(exc), param=exc.field, code="invalid_value") from None
+        worst_case = WorstCase(method, first, params, door)
+        record: RequestRecord = request.state.record
+        record.model, record.key, record.team, record.stream = resolved, caller.token, caller.team_id, stream
+        if self.observer.log_prompts:
+            record.prompt = first
+        meter = await self.gate.meter(caller, route, resolved, deployments, worst_case, record.request_id)
+        asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
+        if stream:
+            params = {**params, "stream_options": {"include_usage": True}}  # tokens and cost come from OCI's usage
+        tried: list[Deployment] = []
+        held: list[Any] = []  # a stream's deployment ticket, reconciled with its usage at its end
+        extra = {"stream": stream} if method == "completion" else {}
+
+        def failed(deployment: Deployment, exc: OCIError) -> None:
+            self.observer.upstream_failed(record, resolved, deployment.model, exc)
+
+        def traced(deployment: Deployment) -> Any:
+            return self.observer.upstream_span(record, deployment.model, "chat" if method == "completion" else method)
+
+        counting = retry_listener.set(lambda _: _count_retry(record))
+        try:
+            result = await while_connected(request, lambda: self.router.call(
+                name, method, first, door=door, tried=tried, worst_case=worst_case, held=held, failed=failed, traced=traced,
+                **extra, **params))  # fmt: skip
+        except ClientGone:
+            # What OCI bills for a call cancelled before its answer is not documented: the prompt
+            # was sent, so it is charged as processed (never 0, which a caller could exploit).
+            await meter.settle(deployment=tried[-1] if tried else None, status=499,
+                               estimated=(_estimated_prompt(worst_case), 0) if tried else None)  # fmt: skip
+            raise
+        except OCIError as exc:
+            await meter.settle(deployment=tried[-1] if tried else None, status=gateway_error_for(exc).status)
+            raise
+        except GatewayError as err:  # every deployment at its own limit: release the hold now, not at its expiry
+            await meter.settle(deployment=tried[-1] if tried else None, status=err.status)
+            raise
+        finally:
+            retry_listener.reset(counting)
+            if tried:
+                record.deployment, record.fallbacks = tried[-1].model, len(tried) - 1
+        record.opc_request_id = getattr(result, "opc_request_id", None)
+        if not stream:
+            usage = dict.get(result, "usage")
+            record.usage(usage)
+            record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
+            return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None)
+        watch = StreamWatch(self.gate, meter, tried[-1], worst_case.input_tokens, keep_usage=door or asked_usage, record=record,
+                            on_end=lambda: self.observer.finish(record), deployment_ticket=held[0] if held else None,
+                            limits=self.router.limits)  # fmt: skip
+        record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
+        return Upstream(result, meter.rate_headers, watch)  # a stream's headers go before its first byte
+
+
+def _estimated_prompt(worst_case: WorstCase) -> int:
+    return max(1, -(-worst_case.input_tokens // 4))  # about four characters a token
+
+
+def _count_retry(record: RequestRecord) -> None:
+    record.retries += 1
+
+
+class Framing(Protocol):
+    """How one route writes a stream: its opening bytes, the bytes for a batch of chunks, its
+    closing bytes, and the bytes that tell the client the stream failed after it started."""
+
+    def start(self) -> bytes: ...
+
+    def batch(self, chunks: list[Any]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def fail(self, err: GatewayError, exc: OCIError | None) -> bytes: ...
+
+
+async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+    """A metered stream: one write per upstream read; settled before its closing bytes; an
+    upstream failure after the start becomes the route's failure bytes (and is settled as
+    such); a client that leaves is billed for what it was sent; the upstream is always closed."""
+    stream, watch = upstream.result, upstream.watch
+    try:
+        opening = framing.start()
+        if opening:
+            yield opening
+        async for batch in stream._batches(plain=True):
+            if watch is not None:
+                batch = watch.see(batch)
+            body = framing.batch(batch)
+            if body:
+                yield body
+        if watch is not None:
+            await watch.finish()  # billed (or queued to be) before the client hears the end
+        yield framing.finish()
+        if done is not None:
+            done()
+    except OCIError as exc:
+        err = gateway_error_for(exc)
+        log.warning("stream for %r failed after it started: %s", model, exc)
+        if watch is not None:
+            await watch.finish(err.status)
+        yield framing.fail(err, exc)
+    except GatewayError as err:
+        yield framing.fail(err, None)
+    finally:
+        if watch is not None:
+            watch.abandon()  # a client that left: what it was sent is billed
+        await stream.aclose()
+        if watch is not None:
+            watch.ended()

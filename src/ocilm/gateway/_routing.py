@@ -1,0 +1,192 @@
+"""Which deployment answers: the router over a model name's deployments (shuffled, falling back
+on failure, each deployment's own rpm/tpm respected), and how an upstream failure is answered."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .._capabilities import DEFAULT_MAX_TOKENS
+from .._client import AsyncClient
+from .._core import DEFAULT_TIMEOUT, call_deadline
+from .._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    InternalServerError,
+    NotFoundError,
+    OCIError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from ._config import Deployment, GatewayConfig
+from ._errors import GatewayError
+from ._http import time_limit
+from .governance._gate import limits_unavailable, rate_limited
+from .governance._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket
+from .governance._worst_case import output_limit_sent
+
+log = logging.getLogger("ocilm.gateway")
+_FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
+
+def _support_note(exc: OCIError) -> str:
+    return f" (opc-request-id {exc.opc_request_id})" if exc.opc_request_id else ""
+
+
+def gateway_error_for(exc: OCIError) -> GatewayError:
+    """Map an ocilm error to the status an OpenAI client should see.
+
+    Failures of the gateway's own upstream (5xx, its credentials, its config) get a generic
+    message with OCI's request id: the detail, which can name private hosts, paths and
+    profiles, goes to the gateway's log, not to the caller.
+    """
+    upstream = exc.code is not None or exc.opc_request_id is not None
+    note = _support_note(exc)
+    if isinstance(exc, APITimeoutError):
+        return GatewayError(504, f"upstream OCI did not answer in time{note}", kind="timeout_error", code="upstream_timeout")
+    if isinstance(exc, (APIConnectionError, APIResponseValidationError)):
+        return GatewayError(502, f"upstream OCI failed{note}; see the gateway log", kind="api_error", code="upstream_error")
+    if isinstance(exc, RateLimitError):
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after is not None else {}
+        return GatewayError(429, f"OCI is rate limiting this model; try again later{note}", kind="rate_limit_error", code="rate_limited", headers=headers)
+    if isinstance(exc, ConfigurationError):
+        return GatewayError(500, "the gateway's OCI configuration is not usable; see the gateway log", kind="server_error", code="gateway_configuration")
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError)) and upstream:
+        return GatewayError(502, f"OCI refused the gateway's credentials{note}; see the gateway log", kind="api_error", code="upstream_auth")
+    if isinstance(exc, NotFoundError) and upstream:
+        return GatewayError(502, f"OCI could not find the model behind this name{note}", kind="api_error", code="upstream_not_found")
+    if exc.status_code is not None and exc.status_code >= 500:
+        return GatewayError(502, f"upstream OCI error{note}; see the gateway log", kind="api_error", code="upstream_error")
+    status = exc.status_code if exc.status_code and 400 <= exc.status_code < 500 else 400
+    return GatewayError(status, exc.message, param=exc.param, code=exc.code)
+
+
+MAX_MODEL_NAME = 256  # what the spend log's column holds
+
+
+def checked_model_name(name: Any) -> str:
+    """A model name as asked, or a 400: a string of 1 to 256 characters with no control
+    characters (an alias pattern such as ``claude-*`` matches anything, newlines included)."""
+    if not isinstance(name, str) or not name:
+        raise GatewayError(400, "model: required, the name of a model this gateway serves", param="model")
+    if len(name) > MAX_MODEL_NAME or not name.isprintable():
+        raise GatewayError(400, f"model: expected a name of at most {MAX_MODEL_NAME} printable characters", param="model",
+                           code="invalid_value")  # fmt: skip
+    return name
+
+
+class Router:
+    """Picks deployments for a model name: shuffled, falling back to the next on failure.
+
+    The first deployment's ``timeout`` (``stream_timeout`` for a stream's first chunk) is the
+    caller's deadline for the whole call. A throttled or failing deployment is left at once
+    for the next; only the last one retries, and only while the deadline allows.
+    """
+
+    def __init__(self, config: GatewayConfig, client: AsyncClient, limits: Limits | None = None) -> None:
+        self.config = config
+        self.client = client
+        self.limits = limits  # for the deployments' own rpm/tpm
+
+    def deployments(self, name: Any) -> list[Deployment]:
+        """The deployments behind a model name, shuffled; a name is checked where it enters (it
+        is stored, logged and labelled only once resolved, but never trusted before)."""
+        found = self.config.deployments.get(self.config.resolve(checked_model_name(name)))
+        if not found:
+            raise GatewayError(404, f"model {name!r} not found; GET /v1/models lists the models this key may use",
+                               param="model", code="model_not_found")  # fmt: skip
+        return random.sample(found, len(found))
+
+    async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
+                   tried: list[Deployment] | None = None, worst_case: Callable[[Deployment], tuple[int, int]] | None = None,
+                   held: list[Ticket] | None = None, failed: Callable[[Deployment, OCIError], None] | None = None,
+                   traced: Callable[[Deployment], Any] | None = None, **params: Any) -> Any:  # fmt: skip
+        """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
+        door, whose clients send what their own vendor's models take: parameters a deployment's
+        model cannot take are dropped for it, and the output limit is clamped to its maximum.
+        ``tried``: each deployment is appended as it is called (the last one answered).
+        ``worst_case``: the request's most tokens on a deployment, reserved against its own tpm.
+        ``held``: where a stream's deployment ticket goes, to be reconciled with the stream's
+        usage at its end (without it, a stream's ticket is released at its worst case)."""
+        deployments = self.deployments(name)
+        budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
+        stream_args = {"stream": stream} if method == "completion" else {}
+        token = call_deadline.set(time.monotonic() + budget)
+        try:
+            async with time_limit(budget):
+                last: OCIError | None = None
+                full: list[RateLimited] = []
+                for position, deployment in enumerate(deployments):
+                    failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
+                    own = door_params(deployment, params) if door else params
+                    try:
+                        ticket = await self._admit(deployment, worst_case)
+                    except RateLimited as exc:
+                        log.info("%s: %s is at its %s limit, trying the next deployment", name, deployment.place, exc.kind)
+                        full.append(exc)
+                        continue
+                    if tried is not None:
+                        tried.append(deployment)
+                    result = None
+                    try:
+                        with traced(deployment) if traced is not None else contextlib.nullcontext():
+                            result = await getattr(self.client, method)(
+                                deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
+                            )
+                        return result
+                    except OCIError as exc:
+                        if failed is not None:
+                            failed(deployment, exc)
+                        if not isinstance(exc, _FALLBACK_ERRORS):
+                            raise
+                        log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
+                        last = exc
+                    finally:
+                        if ticket is not None:
+                            if stream and result is not None and held is not None:
+                                held.append(ticket)  # reconciled by the stream's watch with its usage
+                            else:
+                                await self._release(ticket, result, stream)
+                if last is None:  # every deployment was at its own limit
+                    raise rate_limited(min(full, key=lambda exc: exc.retry_after))
+                raise last
+        except TimeoutError:
+            raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)") from None
+        finally:
+            call_deadline.reset(token)
+
+
+    async def _admit(self, deployment: Deployment, worst_case: Callable[[Deployment], tuple[int, int]] | None) -> Ticket | None:
+        if self.limits is None or not (deployment.rpm or deployment.tpm):
+            return None
+        tokens = sum(worst_case(deployment)) if worst_case is not None else 0
+        limit = Limit("deployment", f"deployment:{deployment.model_name}:{deployment.place}", deployment.rpm, deployment.tpm)
+        try:
+            return await self.limits.admit(f"dep-{uuid.uuid4().hex}", (limit,), tokens)
+        except LimiterUnavailable:
+            raise limits_unavailable() from None
+
+    async def _release(self, ticket: Ticket, result: Any, stream: bool) -> None:
+        usage = dict.get(result, "usage") if isinstance(result, dict) and not stream else None
+        used = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0) if usage else (0 if result is None else None)
+        assert self.limits is not None
+        await self.limits.finish(ticket, used)
+
+
+def door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any]:
+    """A door request's parameters for one deployment: what its model cannot take is dropped
+    (``drop_params``, the capability table decides), and the output limit is clamped (Claude
+    Code asks for 32,000 and more; OCI's on-demand cap is far lower) by the same function the
+    request's worst case is computed with."""
+    if isinstance(params.get("max_tokens"), int):
+        params = {**params, "max_tokens": output_limit_sent(params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, door=True)}
+    return {**params, "drop_params": True}
+
