@@ -197,7 +197,9 @@ def test_a_killed_replicas_hold_expires(gateways):
 
 
 class _Relay:
-    """A TCP relay to PostgreSQL that a test can cut and restore: the database "goes away"."""
+    """A TCP relay to PostgreSQL that a test can cut and restore (the database "goes away": every
+    connection is reset), or freeze and thaw (a partition: connections stay open, nothing is
+    forwarded and nothing is refused, as when a host dies or packets are dropped)."""
 
     def __init__(self, target_port: int) -> None:
         import threading
@@ -206,6 +208,8 @@ class _Relay:
         self.port = free_port()
         self.open = threading.Event()
         self.open.set()
+        self.flowing = threading.Event()
+        self.flowing.set()
         self._conns: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
@@ -226,10 +230,10 @@ class _Relay:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while data := a.recv(65536):
+                self.flowing.wait()  # frozen: held, neither sent nor refused
                 b.sendall(data)
         except OSError:
             pass
@@ -253,7 +257,14 @@ class _Relay:
     def restore(self) -> None:
         self.open.set()
 
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
     def close(self) -> None:
+        self.thaw()
         self.cut()
         self._server.close()
 
@@ -286,6 +297,90 @@ def test_the_database_going_away_fails_closed_and_service_resumes(creds, postgre
             assert time.monotonic() < deadline, f"service did not resume: {r.status_code} {r.text}"
             time.sleep(0.2)
         assert len(_logs(base, made["token"])) == 2  # the first call and the one after the outage; none of the 503s
+    finally:
+        group.stop()
+        relay.close()
+
+
+def _relayed_gateway(creds: dict, postgres_url: str, tmp_path, **general) -> tuple[_Relay, Gateways]:
+    from urllib.parse import urlsplit
+
+    target = urlsplit(postgres_url)
+    relay = _Relay(target.port or 5432)
+    relayed = postgres_url.replace(f"{target.hostname}:{target.port or 5432}", f"127.0.0.1:{relay.port}", 1)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_list": [
+            {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}},
+            {"model_name": "long", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE,
+             "extra_headers": {"x-ocilm-sim-fault": Fault(events=30, event_delay=0.1, times=None).header()}}},
+        ],
+        "general_settings": {"master_key": MASTER, "database_url": relayed, **general},
+    }))  # fmt: skip
+    group = Gateways(str(path))
+    assert group.run("db", "upgrade").returncode == 0
+    return relay, group
+
+
+def test_a_database_that_stalls_fails_closed_within_seconds_and_readiness_says_so(creds, postgres_url, tmp_path):
+    """The review's G3: a partition (no reset, no answer) used to hang governed requests for
+    minutes while readiness said ready."""
+    relay, group = _relayed_gateway(creds, postgres_url, tmp_path)
+    try:
+        _, base = group.start()
+        made = _key(base, max_budget=50)
+        assert _chat(base, made["key"]).status_code == 200
+        relay.freeze()
+        time.sleep(0.6)  # past the key cache
+
+        async def during_the_stall() -> tuple[list[httpx.Response], httpx.Response, float]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                started = time.monotonic()
+                chats = [client.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                                     json={"model": "llama", "messages": HI, "max_tokens": 5}) for _ in range(3)]  # fmt: skip
+                *replies, ready = await asyncio.gather(*chats, client.get(f"{base}/health/readiness"))
+                return replies, ready, time.monotonic() - started
+
+        replies, ready, took = asyncio.run(during_the_stall())
+        assert [r.status_code for r in replies] == [503] * 3 and took < 30  # the deadline is 5 s a statement, not the client's patience
+        assert replies[0].json()["error"]["code"] == "governance_unavailable"
+        assert ready.status_code == 503 and ready.json()["store"] == {"reachable": False}
+        relay.thaw()
+        deadline = time.monotonic() + 30
+        while (r := _chat(base, made["key"])).status_code != 200:
+            assert time.monotonic() < deadline, f"service did not resume: {r.status_code} {r.text}"
+            time.sleep(0.3)
+        assert httpx.get(f"{base}/health/readiness", timeout=30).status_code == 200
+    finally:
+        group.stop()
+        relay.close()
+
+
+def test_a_stream_whose_settlement_meets_an_outage_is_billed_once_the_database_is_back(creds, postgres_url, tmp_path):
+    """The review's G2: the database went away during a stream; the stream was delivered and
+    never billed. Now its settlement is kept and retried until it is written."""
+    relay, group = _relayed_gateway(creds, postgres_url, tmp_path)
+    try:
+        _, base = group.start()
+        made = _key(base, max_budget=50)
+        with httpx.stream("POST", f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"}, timeout=60,
+                          json={"model": "long", "messages": HI, "max_tokens": 50, "stream": True}) as reply:  # fmt: skip
+            assert reply.status_code == 200
+            lines = reply.iter_lines()
+            for _ in range(4):
+                next(lines)
+            relay.cut()  # the database goes away before the stream's end
+            rest = [line for line in lines if line]
+        assert rest[-1] == "data: [DONE]"  # delivered in full
+        time.sleep(1.0)
+        relay.restore()
+        deadline = time.monotonic() + 30
+        while not isinstance(logs := _logs(base, made["token"]), list) or not logs:  # an error body until the admin API reconnects
+            assert time.monotonic() < deadline, "the delivered stream was never billed"
+            time.sleep(0.3)
+        assert len(logs) == 1 and logs[0]["status"] == 200 and logs[0]["completion_tokens"] > 0
+        info = httpx.get(f"{base}/key/info", headers=ADMIN, params={"key": made["token"]}, timeout=30).json()["info"]
+        assert info["spend"] == pytest.approx(logs[0]["spend"])
     finally:
         group.stop()
         relay.close()

@@ -1,0 +1,192 @@
+"""One request's failure stays its own, nothing is lost, and a rule means the same on every store:
+batch writes poisoned by one item, settlements retried until written, durations parsed alike
+by Python and PostgreSQL, values an older version stored, a schema newer than the code."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ocilm.gateway.governance._gate import MASTER, Caller, Gate, Meter
+from ocilm.gateway.governance._hot import Batched, Lost
+from ocilm.gateway.governance._outcomes import StoreUnavailable
+from ocilm.gateway.governance._policy import NANO, PolicyError, duration_seconds
+from ocilm.gateway.governance._store import Store
+
+from .test_batched import Recorder
+
+
+async def _store(url: str) -> Store:
+    store = await Store.open(url)
+    await store.upgrade()
+    return store
+
+
+def _row(request_id: str, token: str, cost: int, **changes) -> dict:
+    return {"request_id": request_id, "token": token, "team_id": None, "model": "llama", "deployment": "oci/x", "route": "chat",
+            "input_tokens": 10, "output_tokens": 5, "cost": cost, "status": 200, "latency_ms": 1.0, "started_at": time.time(), **changes}  # fmt: skip
+
+
+# ---------------------------------------------------------------- a bad item fails alone
+
+
+class Poisoned(Recorder):
+    """A write that fails whole when item 13 is in it (as a database fails a whole batch call)."""
+
+    async def __call__(self, items: list[int]) -> list[object]:
+        self.batches.append(list(items))
+        await asyncio.sleep(self.delay)
+        if 13 in items:
+            raise ValueError("value out of range")
+        return [item * 10 for item in items]
+
+
+async def test_a_batch_poisoned_by_one_item_is_written_item_by_item():
+    writes = Poisoned()
+    batched = Batched(writes)
+    first = asyncio.ensure_future(batched(1))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(batched(n)) for n in (2, 13, 4)]
+    results = await asyncio.gather(first, *rest, return_exceptions=True)
+    assert results[0] == 10 and results[1] == 20 and results[3] == 40
+    assert isinstance(results[2], ValueError)
+    assert [2] in writes.batches and [13] in writes.batches and [4] in writes.batches  # retried one at a time
+
+
+async def test_an_outage_still_reaches_every_caller_at_once():
+    writes = Recorder(fail=Lost("ConnectionResetError"))
+    batched = Batched(writes)
+    results = await asyncio.gather(*(batched(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, Lost) for r in results) and len(writes.batches) <= 2  # not retried item by item
+
+
+async def test_a_settlement_the_database_refuses_fails_alone_among_concurrent_ones(store_url):
+    """A row past its columns (a token count no integer column holds) among good rows, at once:
+    the good rows are written, and the key's spend is theirs exactly."""
+    store = await _store(store_url)
+    try:
+        _, info = await store.create_key({"max_budget": 100 * NANO})
+        token = info["token"]
+        rows = [_row(f"good-{i}", token, NANO) for i in range(6)]
+        rows.insert(3, _row("bad", token, NANO, input_tokens=2**70))
+        results = await asyncio.gather(*(store.settle(row) for row in rows), return_exceptions=True)
+        assert [r for r in results if r is not True] and sum(r is True for r in results) == 6
+        assert not isinstance(results[3], bool)
+        assert (await store.key_info(token))["spend"] == 6.0
+        assert len(await store.spend_logs(token=token)) == 6
+    finally:
+        await store.close()
+
+
+# ---------------------------------------------------------------- nothing is lost
+
+
+class FlakyStore:
+    """A store whose settlement fails ``failures`` times (an outage, then a bad row), then works."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures, self.rows = list(failures), []
+
+    async def settle(self, row: dict) -> bool:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.rows.append(row)
+        return True
+
+
+async def test_a_settlement_that_cannot_be_written_is_retried_until_it_is():
+    store = FlakyStore([StoreUnavailable("down"), StoreUnavailable("down"), ValueError("bad row")])
+    gate = Gate("sk-master-key-1", store=store, hold_seconds=30)  # type: ignore[arg-type]
+    meter = Meter(gate, Caller("k1", has_budget=True), "req-1", "chat", "llama")
+    cost = await meter.settle(usage={"prompt_tokens": 3, "completion_tokens": 4})
+    assert cost is None and not meter.settled  # not marked done before it is written
+    deadline = time.monotonic() + 10
+    while not meter.settled:
+        assert time.monotonic() < deadline, "the settlement was never written"
+        await asyncio.sleep(0.05)
+    assert [row["request_id"] for row in store.rows] == ["req-1"]  # written once
+    assert await meter.settle(usage={"prompt_tokens": 3, "completion_tokens": 4}) is None and len(store.rows) == 1
+    await gate.drain()
+
+
+async def test_a_settlement_is_given_up_only_when_its_hold_would_have_expired():
+    store = FlakyStore([StoreUnavailable("down")] * 1000)
+    gate = Gate("sk-master-key-1", store=store, hold_seconds=0.6)  # type: ignore[arg-type]
+    meter = Meter(gate, MASTER, "req-2", "chat", "llama")
+    await meter.settle(usage={"prompt_tokens": 1, "completion_tokens": 1})
+    await asyncio.sleep(0.3)
+    assert gate.lost_settlements == 0  # still trying
+    await asyncio.sleep(1.0)
+    assert gate.lost_settlements == 1 and not meter.settled
+    await gate.drain()
+
+
+# ---------------------------------------------------------------- one rule, every implementation
+
+DURATIONS = [("30s", 30), ("15m", 900), ("1h", 3600), ("30d", 2_592_000), ("999999999d", 999_999_999 * 86400),
+             ("30d ", None), (" 30d", None), ("30d\n", None), ("0d", None), ("30", None), ("d", None), ("1.5h", None),
+             ("30x", None), ("-1d", None), ("1000000000d", None), ("", None)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "seconds"), DURATIONS)
+def test_durations_in_python(text, seconds):
+    if seconds is None:
+        with pytest.raises(PolicyError):
+            duration_seconds(text, "budget_duration")
+    else:
+        assert duration_seconds(text, "budget_duration") == seconds
+
+
+async def test_durations_in_postgresql_read_as_in_python(postgres_url):
+    store = await _store(postgres_url)
+    try:
+        async with store.engine.connect() as conn:
+            for text, seconds in DURATIONS:
+                got = (await conn.exec_driver_sql("SELECT ocilm_duration_seconds($1)", (text,))).scalar_one()
+                assert got == seconds, text
+    finally:
+        await store.close()
+
+
+async def test_a_duration_an_older_version_stored_never_fails_holds(store_url):
+    """"30d " was accepted before this version: a key holding it still reserves (and its batch-mates
+    too), on both stores, and the migration trims it."""
+    store = await _store(store_url)
+    try:
+        _, bad = await store.create_key({"max_budget": 10 * NANO})
+        _, good = await store.create_key({"max_budget": 10 * NANO})
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql(f"UPDATE ocilm_keys SET budget_duration = '30x' WHERE token = '{bad['token']}'")
+        results = await asyncio.gather(*(store.reserve(f"r{i}", token, None, NANO, 60) for i, token in enumerate([bad["token"], good["token"]] * 4)),
+                                       return_exceptions=True)  # fmt: skip
+        assert results == [None] * 8
+    finally:
+        await store.close()
+
+
+# ---------------------------------------------------------------- a schema from a newer ocilm
+
+
+def test_a_database_migrated_by_a_newer_ocilm_is_one_clear_line(tmp_path, creds):
+    import yaml
+
+    db = tmp_path / "gov.db"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+                                      "general_settings": {"master_key": "sk-master-newer-1", "database_url": f"sqlite:///{db}"}}))  # fmt: skip
+
+    async def migrate_then_jump() -> None:
+        store = await _store(f"sqlite:///{db}")
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE ocilm_alembic_version SET version_num = '0099'")
+        await store.close()
+
+    asyncio.run(migrate_then_jump())
+    for args in (["keys", "list"], ["db", "upgrade"]):
+        done = subprocess.run([sys.executable, "-m", "ocilm", *args, "--config", str(config)], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "0099" in done.stderr and "newer than this ocilm knows" in done.stderr
