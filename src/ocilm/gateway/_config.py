@@ -244,12 +244,12 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         if price is None and str(params.get("oci_serving_mode", "ON_DEMAND")).upper() != "DEDICATED":
             price = builtin_price(model)
         counts = {}
-        for field in ("max_output_tokens", "max_reasoning_tokens"):
-            value = (entry.model_info or {}).get(field)
+        for info_field in ("max_output_tokens", "max_reasoning_tokens"):
+            value = (entry.model_info or {}).get(info_field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1):
-                problems.append(f"model_list[{i}].model_info.{field}: expected a whole number from 1 to {2**31 - 1}")
+                problems.append(f"model_list[{i}].model_info.{info_field}: expected a whole number from 1 to {2**31 - 1}")
                 value = None
-            counts[field] = value
+            counts[info_field] = value
         deployments.setdefault(entry.model_name, []).append(
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
                        counts["max_reasoning_tokens"]))  # fmt: skip

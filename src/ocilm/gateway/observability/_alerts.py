@@ -14,6 +14,7 @@ log = logging.getLogger("ocilm.gateway")
 
 ATTEMPTS = 4
 FIRST_BACKOFF = 0.5
+WEBHOOK_SECONDS = 3.0  # a webhook that accepts and never answers cannot hold an alert (or a shutdown) for long
 
 
 class BudgetAlerts:
@@ -27,16 +28,15 @@ class BudgetAlerts:
         except Exception as exc:  # the store is down: the next settled request checks again
             log.warning("budget alerts: could not check %s (%s)", token, type(exc).__name__)
             return
-        for event in events:
-            body = {"event": "budget_threshold_crossed", **event,
-                    "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
-            await asyncio.gather(*(self._send(url, body) for url in self.webhooks))
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        bodies = [{"event": "budget_threshold_crossed", **event, "time": now} for event in events]
+        await asyncio.gather(*(self._send(url, body) for body in bodies for url in self.webhooks))  # every crossing at once
 
     async def _send(self, url: str, body: dict[str, Any]) -> None:
         import httpx
 
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10)
+            self._http = httpx.AsyncClient(timeout=WEBHOOK_SECONDS)
         for attempt in range(ATTEMPTS):
             try:
                 response = await self._http.post(url, json=body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .._errors import GatewayError
 from ._record import RequestRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -121,8 +120,3 @@ class Metrics:
             return generate_latest(registry), CONTENT_TYPE_LATEST
         assert self.registry is not None
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-def metrics_forbidden() -> GatewayError:
-    return GatewayError(401, "GET /metrics needs the master key (or general_settings.metrics_public: true)",
-                        kind="authentication_error", code="invalid_api_key")  # fmt: skip
