@@ -8,23 +8,46 @@ import uuid
 
 import pytest
 
+from ocilm.gateway.governance._hot import SQLiteBudgets
 from ocilm.gateway.governance._limits import (
     Limit,
     Limits,
     MemoryLimiter,
     RateLimited,
     RedisLimiter,
+    StoreLimiter,
     go_duration,
     rate_headers,
 )
+from ocilm.gateway.governance._store import Store
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_limiter(request):
-    """A limiter of either kind (each test closes its own, on its own event loop)."""
+class _SQLiteLimiter(StoreLimiter):
+    """The store's counters on a SQLite file of the test's own (what several workers share)."""
+
+    async def close(self) -> None:
+        await self.budgets.close()
+
+
+@pytest.fixture(params=["memory", "redis", "sqlite"])
+def make_limiter(request, tmp_path):
+    """A limiter of each kind, one table of cases through every implementation of the rule:
+    Python in one process, Lua in Redis, and SQL rows in the SQLite store (each test closes its
+    own, on its own event loop)."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    if request.param == "sqlite":
+        path = tmp_path / "limits.db"
+
+        async def migrate() -> None:
+            store = await Store.open(f"sqlite:///{path}")
+            await store.upgrade()
+            await store.close()
+
+        asyncio.run(migrate())
 
     def make(window: float = 60.0):
+        if request.param == "sqlite":
+            return _SQLiteLimiter(SQLiteBudgets(str(path)), window)
         return MemoryLimiter(window) if url is None else RedisLimiter(url, window)
 
     return make

@@ -364,3 +364,44 @@ def test_a_team_limit_binds_all_its_keys_and_a_model_limit_binds_one_model(gatew
     assert [_chat_pair(gateway.base_url, per_model["key"], m) for m in ("llama", "llama", "pair")] == [200, 429, 200]
     info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": per_model["token"]}, timeout=30).json()["info"]
     assert info["model_rpm_limit"] == {"llama": 1} and info["rpm_limit"] is None
+
+
+def test_a_deployments_token_limit_counts_what_streams_used_not_their_worst_case(creds, tmp_path):
+    """The review's R3: a stream's deployment ticket stayed at its worst case for the whole
+    window, so a deployment filled at about four times its real use."""
+    models = [{"model_name": "metered", "litellm_params": {"model": LLAMA, **creds, "tpm": 10000}}]
+    config = {"model_list": models, "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path / 'g.db'}"}}
+    prompt = [{"role": "user", "content": " ".join(["word"] * 600)}]
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        statuses = []
+        for _ in range(6):
+            with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", headers=ADMIN, timeout=30,
+                              json={"model": "metered", "messages": prompt, "max_tokens": 1000, "stream": True}) as reply:  # fmt: skip
+                statuses.append(reply.status_code)
+                reply.read()
+            time.sleep(0.1)  # the reconciliation runs off the stream's path
+    # Each used about 1,200 tokens and reserves about 4,000 until it is reconciled: five fit in
+    # 10,000, as five non-streamed requests do (before, the third stream was refused).
+    assert statuses == [200] * 5 + [429]
+
+
+def test_redis_answering_errors_applies_the_failure_policy_not_a_500(creds, tmp_path, own_redis):
+    """The review's R4: READONLY after a failover (and OOM, CLUSTERDOWN, ...) are answers, not
+    connection errors; they fail closed (503) and readiness says the counters are unreachable."""
+    import redis
+
+    config = {"model_list": _models(creds), "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path / 'g.db'}",
+                                                                 "redis_url": own_redis.url}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        made = _key(server.base_url, rpm_limit=100)
+        assert _chat(server.base_url, made["key"]).status_code == 200
+        redis.Redis.from_url(own_redis.url).execute_command("REPLICAOF", "127.0.0.1", "1")  # now a read-only replica
+        try:
+            replies = [_chat(server.base_url, made["key"]) for _ in range(2)]
+            ready = httpx.get(f"{server.base_url}/health/readiness", timeout=30).json()
+        finally:
+            redis.Redis.from_url(own_redis.url).execute_command("REPLICAOF", "NO", "ONE")
+        assert [r.status_code for r in replies] == [503, 503]
+        assert replies[0].json()["error"]["code"] == "rate_limit_unavailable"
+        assert ready["rate_limits"]["reachable"] is False
+        assert _chat(server.base_url, made["key"]).status_code == 200  # back without a restart
