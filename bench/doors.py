@@ -40,7 +40,7 @@ def bodies(stream: bool) -> dict[str, tuple[str, dict]]:
 def door_bench(ctx: dict, count: int = 1500, rounds: int = 3) -> dict:
     import yaml
 
-    from run import free_port, loadgen, start
+    from _harness import free_port, loadgen, start
 
     config = Path(ctx["tmp"]) / "doors.yaml"
     config.write_text(yaml.safe_dump({
@@ -80,7 +80,7 @@ def table(result: dict) -> str:
 
 
 def main() -> int:
-    from run import start_simulator
+    from _harness import start_simulator
 
     sim, ctx = start_simulator()
     try:

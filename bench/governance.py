@@ -23,7 +23,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import run  # noqa: E402
+import _harness as run  # noqa: E402  (the shared harness, not the full bench: no import circle)
 from ocilm.testing import Fault  # noqa: E402
 
 # c=32 runs against an upstream that answers in 100 ms, as a model does, with callers that pause

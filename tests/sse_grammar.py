@@ -40,10 +40,14 @@ def check_responses(raw: bytes | str) -> dict:
             open_item = p["output_index"]
             parts[open_item] = 0
         elif event == "response.content_part.added":
-            assert p["output_index"] == open_item and items[open_item]["type"] == "message"
+            kind = items[open_item]["type"] if open_item is not None else None
+            assert p["output_index"] == open_item and (kind, p["part"]["type"]) in (("message", "output_text"), ("reasoning", "reasoning_text"))
             assert p["content_index"] == parts[open_item]
             parts[open_item] += 1
-        elif event in ("response.output_text.delta", "response.output_text.done", "response.content_part.done"):
+        elif event == "response.content_part.done":
+            assert p["output_index"] == open_item and items[open_item]["type"] in ("message", "reasoning") and p["content_index"] < parts[open_item]
+            assert p["item_id"] == items[open_item]["id"]
+        elif event in ("response.output_text.delta", "response.output_text.done"):
             assert p["output_index"] == open_item and items[open_item]["type"] == "message" and p["content_index"] < parts[open_item]
             assert p["item_id"] == items[open_item]["id"]
         elif event in ("response.function_call_arguments.delta", "response.function_call_arguments.done"):
@@ -52,6 +56,7 @@ def check_responses(raw: bytes | str) -> dict:
             assert p["output_index"] == open_item and items[open_item]["type"] == "custom_tool_call"
         elif event in ("response.reasoning_text.delta", "response.reasoning_text.done"):
             assert p["output_index"] == open_item and items[open_item]["type"] == "reasoning"
+            assert p["content_index"] < parts[open_item], "reasoning text outside an opened reasoning_text part"
         elif event == "response.output_item.done":
             assert p["output_index"] == open_item, "output_item.done for an item that is not open"
             assert p["item"]["id"] == items[open_item]["id"]

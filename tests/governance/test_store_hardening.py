@@ -190,3 +190,24 @@ def test_a_database_migrated_by_a_newer_ocilm_is_one_clear_line(tmp_path, creds)
         done = subprocess.run([sys.executable, "-m", "ocilm", *args, "--config", str(config)], capture_output=True, text=True, timeout=60)
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
         assert "0099" in done.stderr and "newer than this ocilm knows" in done.stderr
+
+
+async def test_background_work_that_fails_is_logged_once_never_left_unread(caplog):
+    gate = Gate("sk-master-key-1")
+
+    async def fails() -> None:
+        raise RuntimeError("settle failed")
+
+    gate.later(fails())
+    await gate.drain()
+    assert [r.getMessage() for r in caplog.records if "background work failed" in r.getMessage()] == [
+        "background work failed: RuntimeError: settle failed"]
+
+
+async def test_shutdown_gives_settlements_and_alerts_a_deadline():
+    gate = Gate("sk-master-key-1")
+    gate.later(asyncio.sleep(60))
+    gate.announce(asyncio.sleep(60))
+    started = time.monotonic()
+    await gate.drain(settle_seconds=0.2, alert_seconds=0.2)
+    assert time.monotonic() - started < 3

@@ -574,8 +574,10 @@ class ResponsesStream:
         if item is None:
             return
         index = self.output.index(item)
+        part = {"type": "reasoning_text", "text": self.reasoning}
         out.append(self._event("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0, text=self.reasoning))
-        item["content"] = [{"type": "reasoning_text", "text": self.reasoning}]
+        out.append(self._event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part))
+        item["content"] = [part]
         out.append(self._event("response.output_item.done", output_index=index, item=item))
         self.reasoning_item = None
 
@@ -631,6 +633,10 @@ class ResponsesStream:
                 return  # reasoning after the answer began: not shown (clients expect it first)
             self.reasoning_item = {"id": new_id("rs"), "type": "reasoning", "summary": []}
             self._open(self.reasoning_item, out)
+            # Its text is a content part, opened and closed as a message's is (openai-python's
+            # ResponseContentPartAddedEvent takes a reasoning_text part).
+            out.append(self._event("response.content_part.added", item_id=self.reasoning_item["id"], output_index=self.output.index(self.reasoning_item),
+                                   content_index=0, part={"type": "reasoning_text", "text": ""}))  # fmt: skip
         self.reasoning += text
         index = self.output.index(self.reasoning_item)
         out.append(self._event("response.reasoning_text.delta", item_id=self.reasoning_item["id"], output_index=index, content_index=0, delta=text))
