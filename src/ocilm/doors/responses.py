@@ -46,6 +46,7 @@ ACCEPTED = frozenset({
     "top_p", "text", "reasoning", "store", "previous_response_id", "include", "metadata", "truncation", "user", "stream",
     "safety_identifier", "prompt_cache_key", "service_tier", "stream_options", "top_logprobs", "max_tool_calls",
     "background", "conversation", "prompt", "context_management", "client_metadata", "prompt_cache_retention",
+    "presence_penalty", "frequency_penalty",
 })  # fmt: skip
 
 
@@ -360,7 +361,7 @@ def parse_request(body: dict, history: Callable[[str], list[dict] | None]) -> Re
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTPUT_TOKENS:
             raise DoorError(f"max_output_tokens: expected a whole number from 1 to {MAX_OUTPUT_TOKENS}", param="max_output_tokens")
         chat["max_tokens"] = limit
-    for name in ("temperature", "top_p"):
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         if body.get(name) is not None:
             chat[name] = body[name]
     response_format = _response_format(body.get("text"))
@@ -371,16 +372,56 @@ def parse_request(body: dict, history: Callable[[str], list[dict] | None]) -> Re
         if effort not in REASONING_EFFORTS:
             raise DoorError(f"reasoning.effort: expected one of {', '.join(REASONING_EFFORTS)}", param="reasoning.effort")
         chat["reasoning_effort"] = REASONING_EFFORTS[effort]
-    echo = {
-        "instructions": instructions, "metadata": body.get("metadata") or {}, "temperature": body.get("temperature"),
-        "top_p": body.get("top_p"), "max_output_tokens": limit, "previous_response_id": previous,
-        "reasoning": body.get("reasoning") if isinstance(body.get("reasoning"), dict) else None,
-        "text": body.get("text") if isinstance(body.get("text"), dict) else {"format": {"type": "text"}},
-        "truncation": body.get("truncation") or "disabled", "user": body.get("user"), "store": body.get("store"),
-        "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
+    echo = _echo(body, instructions, limit, previous)
+    return ResponsesCall(model=model, stream=stream, chat=chat, tools=table, echo=echo, history=conversation)
+
+
+def _number(value: Any, default: float) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _echo_tool(tool: Any) -> Any:
+    """A function tool as the response object states it (Open Responses' FunctionTool requires
+    description, parameters and strict, each possibly null); other tools as the client sent them."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        return {"type": "function", "name": tool.get("name"), "description": tool.get("description"),
+                "parameters": tool.get("parameters"), "strict": tool.get("strict"), **{k: v for k, v in tool.items()
+                                                                                           if k not in ("type", "name", "description", "parameters", "strict")}}  # fmt: skip
+    return tool
+
+
+def _echo_text(text: Any) -> dict:
+    """``text`` as stated back: a format always, a json_schema format with every field the spec
+    requires (name, description, schema, strict)."""
+    if not isinstance(text, dict):
+        return {"format": {"type": "text"}}
+    fmt = text.get("format") if isinstance(text.get("format"), dict) else {"type": "text"}
+    if fmt.get("type") == "json_schema":
+        fmt = {"name": fmt.get("name") or "output", "description": fmt.get("description"), "schema": fmt.get("schema"),
+               "strict": bool(fmt.get("strict")), **fmt}  # fmt: skip
+    return {**text, "format": fmt}
+
+
+def _echo(body: dict, instructions: Any, limit: Any, previous: Any) -> dict:
+    """The request's settings as every response object states them back: each field the Open
+    Responses specification requires, with the value the request implied (its own, or the
+    default the call ran with; null where the specification allows it)."""
+    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else None
+    return {
+        "instructions": instructions if isinstance(instructions, str) else None, "metadata": body.get("metadata") or {},
+        "temperature": _number(body.get("temperature"), 1.0), "top_p": _number(body.get("top_p"), 1.0),
+        "presence_penalty": _number(body.get("presence_penalty"), 0.0), "frequency_penalty": _number(body.get("frequency_penalty"), 0.0),
+        "top_logprobs": body.get("top_logprobs") if isinstance(body.get("top_logprobs"), int) else 0,
+        "max_output_tokens": limit, "max_tool_calls": body.get("max_tool_calls") if isinstance(body.get("max_tool_calls"), int) else None,
+        "previous_response_id": previous if isinstance(previous, str) else None,
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")} if reasoning is not None else None,
+        "text": _echo_text(body.get("text")), "truncation": body.get("truncation") or "disabled", "user": body.get("user"),
+        "store": body.get("store") is not False, "background": False, "service_tier": "default",
+        "safety_identifier": body.get("safety_identifier") if isinstance(body.get("safety_identifier"), str) else None,
+        "prompt_cache_key": body.get("prompt_cache_key") if isinstance(body.get("prompt_cache_key"), str) else None,
+        "tool_choice": body.get("tool_choice") or "auto", "tools": [_echo_tool(t) for t in body.get("tools") or []],
         "parallel_tool_calls": body.get("parallel_tool_calls") if isinstance(body.get("parallel_tool_calls"), bool) else True,
     }  # fmt: skip
-    return ResponsesCall(model=model, stream=stream, chat=chat, tools=table, echo=echo, history=conversation)
 
 
 # ------------------------------------------------------------------ reply
@@ -425,13 +466,11 @@ def tool_item(call: ResponsesCall, call_id: str, chat_name: str, arguments: str,
 
 def response_object(call: ResponsesCall, output: list[dict], status: str, incomplete: dict | None, usage: dict | None,
                     error: dict | None = None) -> dict:  # fmt: skip
-    obj = {
-        "id": call.response_id, "object": "response", "created_at": call.created_at, "model": call.model,
+    return {
+        "id": call.response_id, "object": "response", "created_at": call.created_at,
+        "completed_at": int(time.time()) if status in ("completed", "incomplete", "failed") else None, "model": call.model,
         "status": status, "error": error, "incomplete_details": incomplete, "output": output, "usage": usage, **call.echo,
     }  # fmt: skip
-    if status in ("completed", "incomplete", "failed"):
-        obj["completed_at"] = int(time.time())
-    return obj
 
 
 def _message_item(text: str, status: str = "completed") -> dict:
