@@ -1,6 +1,7 @@
 """ocilm: OCI Generative AI with the OpenAI calling convention.
 
 ``completion``/``acompletion``, ``embedding``/``aembedding``, ``rerank``/``arerank``,
+``responses``/``aresponses`` (with ``get_responses``, ``delete_responses``, ``list_input_items``),
 ``Client``/``AsyncClient`` for pooled use, and the error classes. Heavy modules (httpx,
 cryptography) load on first use, so ``import ocilm`` stays cheap.
 """
@@ -9,7 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import acompletion, aembedding, arerank, completion, embedding, rerank
+from ._api import (
+    acompletion,
+    adelete_responses,
+    aembedding,
+    aget_responses,
+    alist_input_items,
+    arerank,
+    aresponses,
+    completion,
+    delete_responses,
+    embedding,
+    get_responses,
+    list_input_items,
+    rerank,
+    responses,
+)
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -32,14 +48,21 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, AsyncStream, Client, Stream
-    from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, RerankResponse
+    from ._types import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        EmbeddingResponse,
+        RerankResponse,
+        Response,
+        ResponseStreamEvent,
+    )
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "._client", "AsyncClient": "._client", "Stream": "._client", "AsyncStream": "._client",
     "ChatCompletion": "._types", "ChatCompletionChunk": "._types", "EmbeddingResponse": "._types",
-    "RerankResponse": "._types",
+    "RerankResponse": "._types", "Response": "._types", "ResponseStreamEvent": "._types",
 }  # fmt: skip
 
 
@@ -75,15 +98,25 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "RerankResponse",
+    "Response",
+    "ResponseStreamEvent",
     "ServiceUnavailableError",
     "Stream",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "__version__",
     "acompletion",
+    "adelete_responses",
     "aembedding",
+    "aget_responses",
+    "alist_input_items",
     "arerank",
+    "aresponses",
     "completion",
+    "delete_responses",
     "embedding",
+    "get_responses",
+    "list_input_items",
     "rerank",
+    "responses",
 ]

@@ -104,3 +104,40 @@ def rerank(model: str, query: str, documents: list[Any], **params: Any) -> Reran
 
 async def arerank(model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
     return await (await _async_client()).rerank(model, query, documents, **params)
+
+
+def responses(model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
+    """OpenAI's Responses API against an OCI model: a ``Response`` (``output_text``, ``output``,
+    ``usage``), or with ``stream=True`` an iterator of typed events. With an API key (or
+    ``oci_api_mode="openai"``) it runs on OCI's OpenAI-compatible API, stored and chainable;
+    with IAM credentials on the native API, translated onto chat and stateless."""
+    return _client().responses(model, input, stream=stream, **params)
+
+
+async def aresponses(model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
+    return await (await _async_client()).responses(model, input, stream=stream, **params)
+
+
+def get_responses(response_id: str, **params: Any) -> Any:
+    """A stored response (OCI's OpenAI-compatible API)."""
+    return _client().get_responses(response_id, **params)
+
+
+async def aget_responses(response_id: str, **params: Any) -> Any:
+    return await (await _async_client()).get_responses(response_id, **params)
+
+
+def delete_responses(response_id: str, **params: Any) -> Any:
+    return _client().delete_responses(response_id, **params)
+
+
+async def adelete_responses(response_id: str, **params: Any) -> Any:
+    return await (await _async_client()).delete_responses(response_id, **params)
+
+
+def list_input_items(response_id: str, **params: Any) -> Any:
+    return _client().list_input_items(response_id, **params)
+
+
+async def alist_input_items(response_id: str, **params: Any) -> Any:
+    return await (await _async_client()).list_input_items(response_id, **params)

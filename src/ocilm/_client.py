@@ -25,7 +25,9 @@ from ._errors import (
     OCIError,
     error_from_response,
 )
+from ._openai_api import prepare_responses_create, prepare_stored_response
 from ._rerank import prepare_rerank
+from ._responses_native import anative_events, native_events, native_request, native_response
 from ._retry import RetryPolicy, note_retry, retry_after_seconds
 from ._settings import SECRET_PARAMS, SettingsCache
 from ._transport import (
@@ -54,7 +56,7 @@ _EVENT_STREAM = "text/event-stream"
 
 def _outgoing(call: PreparedCall, retry_token: str) -> SignableRequest:
     """One attempt's request, ready for its signer: every attempt of a call shares the retry token."""
-    return SignableRequest("POST", call.url, call.body, {**call.headers, "opc-retry-token": retry_token})
+    return SignableRequest(call.method, call.url, call.body, {**call.headers, "opc-retry-token": retry_token})
 
 
 def _is_event_stream(response: httpx.Response | AsyncReply) -> bool:
@@ -177,6 +179,30 @@ class Client(_Base):
 
     def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
         return self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
+
+    def responses(self, model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
+        """OpenAI's Responses API: a ``Response``, or with ``stream=True`` an iterator of typed
+        events. On /openai/v1 the request passes through (stored responses, background, hosted
+        tools); on the native API it is translated onto chat, statelessly."""
+        merged = self._params(params)
+        _, call = prepare_responses_create(self._settings, model, input, {**merged, "stream": stream})
+        if call is not None:
+            return self._run(call)
+        door_call, messages, chat, settings = native_request(model, input, merged)
+        if not stream:
+            return native_response(door_call, self.completion(model, messages, **chat, **settings))
+        return native_events(door_call, self.completion(model, messages, stream=True, **chat, **settings,
+                                                        stream_options={"include_usage": True}))  # fmt: skip
+
+    def get_responses(self, response_id: str, **params: Any) -> Any:
+        """A stored response (OCI's OpenAI-compatible API)."""
+        return self._run(prepare_stored_response(self._settings, "get", response_id, self._params(params)))
+
+    def delete_responses(self, response_id: str, **params: Any) -> Any:
+        return self._run(prepare_stored_response(self._settings, "delete", response_id, self._params(params)))
+
+    def list_input_items(self, response_id: str, **params: Any) -> Any:
+        return self._run(prepare_stored_response(self._settings, "input_items", response_id, self._params(params)))
 
     # -------------------------------------------------------------- transport
 
@@ -417,6 +443,27 @@ class AsyncClient(_Base):
 
     async def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
         return await self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
+
+    async def responses(self, model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
+        """``Client.responses`` for asyncio; with ``stream=True`` an async iterator of events."""
+        merged = self._params(params)
+        _, call = prepare_responses_create(self._settings, model, input, {**merged, "stream": stream})
+        if call is not None:
+            return await self._run(call)
+        door_call, messages, chat, settings = native_request(model, input, merged)
+        if not stream:
+            return native_response(door_call, await self.completion(model, messages, **chat, **settings))
+        chunks = await self.completion(model, messages, stream=True, **chat, **settings, stream_options={"include_usage": True})
+        return anative_events(door_call, chunks)
+
+    async def get_responses(self, response_id: str, **params: Any) -> Any:
+        return await self._run(prepare_stored_response(self._settings, "get", response_id, self._params(params)))
+
+    async def delete_responses(self, response_id: str, **params: Any) -> Any:
+        return await self._run(prepare_stored_response(self._settings, "delete", response_id, self._params(params)))
+
+    async def list_input_items(self, response_id: str, **params: Any) -> Any:
+        return await self._run(prepare_stored_response(self._settings, "input_items", response_id, self._params(params)))
 
     arerank = rerank
 

@@ -58,8 +58,9 @@ class PreparedCall:
     timeout: Any  # seconds (float) or an httpx.Timeout, as openai-python takes
     max_retries: int
     parse: Callable[[Any, str | None], OpenAIObject] = field(repr=False)
-    new_assembler: Callable[[str | None], ChunkAssembler] | None = field(default=None, repr=False)
+    new_assembler: Callable[[str | None], Any] | None = field(default=None, repr=False)  # a ChunkAssembler, or /openai/v1's pass-through
     context: str = ""  # what the call was, for error messages
+    method: str = "POST"
     # time.monotonic() past which no retry starts; the gateway sets it per request.
     deadline: float | None = field(default_factory=lambda: call_deadline.get())
 
@@ -256,9 +257,15 @@ def prepare_chat(cache: SettingsCache, model: Any, messages: Any, stream: Any, p
     timeout, retries, extra = transport_options(rest)
     chat_params = {k: v for k, v in rest.items() if k not in CALL_OPTIONS}
     settings = cache.resolve(oci)
-    compartment = settings.require_compartment()
     if not isinstance(stream, bool):
         raise bad("stream", f"expected True or False, got {stream!r}")
+    if settings.api_mode == "openai":
+        from ._openai_api import prepare_openai_chat
+
+        if chat_params.get("stream_options") is not None and not stream:
+            raise bad("stream_options", "only allowed with stream=True")
+        return prepare_openai_chat(settings, name, messages, stream, chat_params, (timeout, retries, extra))
+    compartment = settings.require_compartment()
     options = chat_params.pop("stream_options", None)
     if options is not None and not stream:
         raise bad("stream_options", "only allowed with stream=True")

@@ -22,6 +22,7 @@ from ._errors import (
     APIResponseValidationError,
     OCIError,
 )
+from ._openai_api import refuse_on_openai_api
 from ._settings import SettingsCache
 from ._types import EmbeddingResponse, OpenAIObject
 from .formats._common import bad
@@ -47,6 +48,7 @@ def prepare_embedding(cache: SettingsCache, model: Any, inputs: Any, params: dic
     if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
         raise bad("input", "expected a string or a non-empty list of strings (images as data:image/... URIs)")
     settings = cache.resolve(oci)
+    refuse_on_openai_api(settings, "embeddings")
     compartment = settings.require_compartment()
     base: dict[str, Any] = {"servingMode": serving_mode(settings, name), "compartmentId": compartment}
     images = [x.startswith("data:image/") for x in inputs]

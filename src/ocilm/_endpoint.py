@@ -133,3 +133,13 @@ def split_api_base(api_base: str) -> tuple[str, str | None]:
 def action_url(action: str, *, region: str, api_base: str | None) -> str:
     base = split_api_base(api_base)[0] if api_base else regional_base_url(region)
     return f"{base}/{API_VERSION}/actions/{action}"
+
+
+OPENAI_PATH = "/openai/v1"
+
+
+def openai_url(path: str, *, region: str, api_base: str | None) -> str:
+    """A URL of OCI's OpenAI-compatible API: ``api_base`` (or the region's inference host) is
+    the host's root in both APIs, and ocilm appends the path."""
+    base = split_api_base(api_base)[0] if api_base else regional_base_url(region)
+    return f"{base}{OPENAI_PATH}/{path}"

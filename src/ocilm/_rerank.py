@@ -6,6 +6,7 @@ from typing import Any
 
 from ._core import PreparedCall, base_headers, call_arguments, encode, serving_mode
 from ._endpoint import action_url
+from ._openai_api import refuse_on_openai_api
 from ._settings import SettingsCache
 from ._types import RerankResponse
 from .formats._common import bad
@@ -26,6 +27,7 @@ def prepare_rerank(cache: SettingsCache, model: Any, query: Any, documents: Any,
             raise bad(f"documents[{i}]", "expected a string or {'text': ...}")
         texts.append(text)
     settings = cache.resolve(oci)
+    refuse_on_openai_api(settings, "rerank")
     body: dict[str, Any] = {"input": query, "compartmentId": settings.require_compartment(), "servingMode": serving_mode(settings, name), "documents": texts}
     for key, field in (("top_n", "topN"), ("max_chunks_per_doc", "maxChunksPerDocument"), ("max_tokens_per_doc", "maxTokensPerDocument")):
         value = rest.get(key)

@@ -32,15 +32,21 @@ from typing import Any
 from ._endpoint import DEFAULT_REGION, normalize_region, split_api_base
 from ._errors import ConfigurationError
 from .auth._keys import load_private_key, load_private_key_file
-from .auth._signers import KeySigner, RequestSigner, SDKSignerAdapter, SessionTokenSigner
+from .auth._signers import (
+    BearerKeySigner,
+    KeySigner,
+    RequestSigner,
+    SDKSignerAdapter,
+    SessionTokenSigner,
+)
 
 CONNECTION_SETTINGS = frozenset({
     "oci_region", "oci_user", "oci_fingerprint", "oci_tenancy", "oci_key", "oci_key_file",
     "oci_pass_phrase", "oci_security_token_file", "oci_config_file", "oci_profile",
     "oci_compartment_id", "oci_serving_mode", "oci_endpoint_id", "oci_signer", "oci_api_format",
-    "api_base",
+    "api_base", "oci_api_key", "oci_api_mode", "oci_project",
 })  # fmt: skip
-SECRET_PARAMS = frozenset({"oci_key", "oci_pass_phrase", "oci_signer", "extra_headers"})
+SECRET_PARAMS = frozenset({"oci_key", "oci_pass_phrase", "oci_signer", "extra_headers", "oci_api_key"})
 """Settings whose values a repr or log must never show (extra_headers may carry a proxy's key)."""
 
 _MANUAL_ENV = {
@@ -51,7 +57,9 @@ _MANUAL_ENV = {
     "oci_key_file": "OCI_KEY_FILE",
 }
 _KEY_SOURCES = frozenset({"oci_key", "oci_key_file"})
-_ENV_NAMES = (*_MANUAL_ENV.values(), "OCI_REGION", "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE")
+_ENV_NAMES = (*_MANUAL_ENV.values(), "OCI_REGION", "OCI_COMPARTMENT_ID", "OCI_CONFIG_FILE", "OCI_CLI_PROFILE", "OCI_GENAI_API_KEY",
+              "OCI_GENAI_PROJECT")  # fmt: skip
+API_MODES = ("native", "openai")
 
 
 def _env_reader() -> Callable[[], tuple]:
@@ -83,11 +91,14 @@ class Settings:
     endpoint_id: str | None
     api_format: str | None
     sources: tuple[str, ...] = ()  # files read to resolve these settings (config file, key file)
+    api_mode: str = "native"  # "native": /20231130/actions/*; "openai": /openai/v1
+    project: str | None = None  # sent as OpenAI-Project on /openai/v1
+    api_key: bool = False  # the signer is a Generative AI API key (the key itself lives only in the signer)
 
     def __repr__(self) -> str:
         return (
             f"Settings(region={self.region!r}, signer={self.signer!r}, compartment_id={self.compartment_id!r}, "
-            f"api_base={self.api_base!r}, serving_mode={self.serving_mode!r})"
+            f"api_base={self.api_base!r}, serving_mode={self.serving_mode!r}, api_mode={self.api_mode!r})"
         )
 
     def require_compartment(self) -> str:
@@ -242,7 +253,10 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     explicit_config = any(params.get(k) for k in ("oci_config_file", "oci_profile"))
     token_file = params.get("oci_security_token_file")
 
-    if params.get("oci_signer") is not None:
+    api_key = _api_key(params, env, explicit_iam=bool(params.get("oci_signer") is not None or explicit_manual or explicit_config or token_file))
+    if api_key is not None:
+        signer = BearerKeySigner(api_key)
+    elif params.get("oci_signer") is not None:
         signer = SDKSignerAdapter(params["oci_signer"])
     elif explicit_manual or (token_file and not explicit_config):
         fields = {**env_manual, **explicit_manual}
@@ -297,6 +311,10 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     api_base = params.get("api_base")
     if api_base is not None:
         split_api_base(api_base)
+    api_mode = _api_mode(params.get("oci_api_mode"), api_key is not None)
+    project = params.get("oci_project") or env.get("OCI_GENAI_PROJECT") or None
+    if project is not None and not isinstance(project, str):
+        raise ConfigurationError("oci_project must be a project OCID string (ocid1.generativeaiproject...)", param="oci_project")
     return Settings(
         region=region,
         signer=signer,
@@ -306,7 +324,41 @@ def _resolve(params: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         endpoint_id=params.get("oci_endpoint_id") or None,
         api_format=api_format,
         sources=tuple(sources),
+        api_mode=api_mode,
+        project=project,
+        api_key=api_key is not None,
     )
+
+
+def _api_key(params: Mapping[str, Any], env: Mapping[str, str], explicit_iam: bool) -> str | None:
+    """A Generative AI API key: ``oci_api_key``, or ``OCI_GENAI_API_KEY`` unless IAM credentials
+    were given explicitly (an explicit credential wins over the environment, as for keys)."""
+    given = params.get("oci_api_key")
+    if given is not None:
+        if not isinstance(given, str) or not given.strip() or any(c.isspace() for c in given.strip()):
+            raise ConfigurationError("oci_api_key must be a Generative AI API key (sk-...), one word", param="oci_api_key")
+        if explicit_iam:
+            raise ConfigurationError("pass oci_api_key or IAM credentials (oci_user/oci_key..., oci_signer, a config profile), not both",
+                                     param="oci_api_key")  # fmt: skip
+        return given.strip()
+    from_env = env.get("OCI_GENAI_API_KEY")
+    if from_env and not explicit_iam:
+        return from_env.strip()
+    return None
+
+
+def _api_mode(value: Any, has_api_key: bool) -> str:
+    """Which API a call uses: ``/openai/v1`` with an API key (the only one it can reach), the
+    native API with IAM credentials unless ``oci_api_mode='openai'``."""
+    if value is None:
+        return "openai" if has_api_key else "native"
+    mode = str(value).lower()
+    if mode not in API_MODES:
+        raise ConfigurationError("oci_api_mode must be 'native' or 'openai'", param="oci_api_mode")
+    if mode == "native" and has_api_key:
+        raise ConfigurationError("a Generative AI API key reaches only OCI's OpenAI-compatible API: use oci_api_mode='openai' "
+                                 "(the default with a key), or IAM credentials for the native API", param="oci_api_mode")  # fmt: skip
+    return mode
 
 
 class SettingsCache:

@@ -77,7 +77,8 @@ def httpx_read_failed(exc: httpx.HTTPError) -> ReadFailed:
 
 
 def httpx_request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, request: SignableRequest) -> httpx.Request:
-    return http.build_request("POST", call.url, content=request.content, headers=request.headers, timeout=httpx.Timeout(call.timeout))
+    return http.build_request(request.method, call.url, content=request.content or None, headers=request.headers,
+                              timeout=httpx.Timeout(call.timeout))  # fmt: skip
 
 
 def _is_encoded(headers: Mapping[str, str]) -> bool:
@@ -272,7 +273,7 @@ class AiohttpTransport:
             url = _yarl_url(call.url)
             proxy, proxy_auth = self._proxy_for(url)
             response = await self.http.request(
-                "POST", url, data=request.content, headers=request.headers, timeout=aiohttp_timeout(call.timeout),
+                request.method, url, data=request.content or None, headers=request.headers, timeout=aiohttp_timeout(call.timeout),
                 allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth,
             )  # fmt: skip
         except self._refused as exc:

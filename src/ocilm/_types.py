@@ -210,3 +210,57 @@ class RerankResponse(OpenAIObject):
     __slots__ = ()
     _fields = frozenset(["id", "meta", "model", "results"])
     _nested = {"results": RerankResult, "meta": RerankMeta}
+
+
+# ------------------------------------------------------------------ Responses API
+
+ResponseUsage = _declare(
+    "ResponseUsage", "input_tokens input_tokens_details output_tokens output_tokens_details total_tokens",
+    {"input_tokens_details": PromptTokensDetails, "output_tokens_details": CompletionTokensDetails},
+)  # fmt: skip
+ResponseError = _declare("ResponseError", "code message")
+ResponseOutputItem = _declare(
+    "ResponseOutputItem", "arguments call_id content encrypted_content id name role status summary type action input namespace"
+)
+
+
+class Response(OpenAIObject):
+    """``object == "response"``, as openai-python's ``Response``; ``output_text`` joins the text
+    of every output message."""
+
+    __slots__ = ()
+    _fields = frozenset(["background", "completed_at", "conversation", "created_at", "error", "frequency_penalty", "id",
+                         "incomplete_details", "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "object",
+                         "output", "parallel_tool_calls", "presence_penalty", "previous_response_id", "prompt", "prompt_cache_key",
+                         "reasoning", "safety_identifier", "service_tier", "status", "store", "temperature", "text", "tool_choice",
+                         "tools", "top_logprobs", "top_p", "truncation", "usage", "user"])  # fmt: skip
+    _nested = {"usage": ResponseUsage, "error": ResponseError, "output": ResponseOutputItem}
+
+    @property
+    def output_text(self) -> str:
+        return "".join(
+            part.get("text") or ""
+            for item in dict.get(self, "output") or [] if isinstance(item, dict) and item.get("type") == "message"
+            for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"
+        )  # fmt: skip
+
+
+class ResponseStreamEvent(OpenAIObject):
+    """One typed event of a Responses stream (``type`` says which); ``response`` is a Response."""
+
+    __slots__ = ()
+    _fields = frozenset(["arguments", "code", "content_index", "delta", "item", "item_id", "logprobs", "message", "name", "output_index",
+                         "part", "response", "sequence_number", "summary_index", "text", "type"])  # fmt: skip
+    _nested = {"response": Response, "item": ResponseOutputItem}
+
+
+class ResponseItemList(OpenAIObject):
+    """``object == "list"``: a stored response's input items."""
+
+    __slots__ = ()
+    _fields = frozenset(["data", "first_id", "has_more", "last_id", "object"])
+
+
+class ResponseDeleted(OpenAIObject):
+    __slots__ = ()
+    _fields = frozenset(["deleted", "id", "object"])

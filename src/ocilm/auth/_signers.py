@@ -66,6 +66,21 @@ class RequestSigner:
         return False
 
 
+class BearerKeySigner(RequestSigner):
+    """A Generative AI API key, sent as ``Authorization: Bearer <key>`` (OCI's ``/openai/v1``
+    API): no signature. The key is never shown; a 401 is final (a key whose compartment has no
+    policy yet answers 401 exactly as a wrong key does)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def sign(self, request: Any) -> None:
+        SignableRequest.of(request).headers["authorization"] = f"Bearer {self._api_key}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(api_key='sk-...')"
+
+
 class _RSASigner(RequestSigner):
     """Signs with a parsed RSA key under the keyId that ``_current_key_id`` gives."""
 

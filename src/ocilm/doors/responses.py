@@ -395,7 +395,8 @@ def _echo_text(text: Any) -> dict:
     requires (name, description, schema, strict)."""
     if not isinstance(text, dict):
         return {"format": {"type": "text"}}
-    fmt = text.get("format") if isinstance(text.get("format"), dict) else {"type": "text"}
+    given = text.get("format")
+    fmt: dict[str, Any] = given if isinstance(given, dict) else {"type": "text"}
     if fmt.get("type") == "json_schema":
         fmt = {"name": fmt.get("name") or "output", "description": fmt.get("description"), "schema": fmt.get("schema"),
                "strict": bool(fmt.get("strict")), **fmt}  # fmt: skip

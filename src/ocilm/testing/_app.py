@@ -18,6 +18,8 @@ from ..auth._signing import BODY_HEADERS, GENERIC_HEADERS, body_sha256, parse_au
 from . import _engine
 from ._catalog import DEFAULT_ENDPOINTS, MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
+from ._openai_v1 import PREFIX as OPENAI_PREFIX
+from ._openai_v1 import APIError, OpenAIv1
 from ._schema import CHAT_DETAILS, EMBED_DETAILS, RERANK_DETAILS, SchemaError, check
 
 API_PREFIX = "/20231130/actions/"
@@ -68,6 +70,7 @@ class SimulatorApp:
         self.queued_faults: list[Fault] = []
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.openai = OpenAIv1(clock=clock)  # OCI's OpenAI-compatible API under /openai/v1
 
     # ------------------------------------------------------------- configuration
 
@@ -80,6 +83,11 @@ class SimulatorApp:
         elif hasattr(public_key, "public_key"):
             public_key = public_key.public_key()
         self.keys[key_id] = public_key
+
+    def register_api_key(self, secret: str, *, policy: bool = True) -> None:
+        """Accept ``Authorization: Bearer <secret>`` on /openai/v1. ``policy=False``: a key
+        whose compartment has no policy yet, which OCI answers with the same 401 as a wrong key."""
+        self.openai.api_keys[secret] = policy
 
     def register_session_token(self, token: str, public_key: Any) -> None:
         self.register_key("ST$" + token, public_key)
@@ -146,6 +154,9 @@ class SimulatorApp:
                 await _unless(gone, asyncio.sleep(fault.delay))
                 if gone.is_set():
                     return
+            if target.startswith(OPENAI_PREFIX):
+                await self._openai(send, record, headers, target, body, fault, gone)
+                return
             self._verify_signature(record.method, target, headers, body)
             if fault and fault.status and fault.raw_body is not None:
                 record.status = fault.status
@@ -171,6 +182,37 @@ class SimulatorApp:
             await self._stream(send, result, headers, fault, record, gone)
         else:
             await self._send_json(send, 200, result, headers)
+
+    async def _openai(self, send: Callable, record: RecordedRequest, headers: dict[str, str], target: str, body: bytes,
+                      fault: Fault | None, gone: asyncio.Event) -> None:  # fmt: skip
+        """/openai/v1: an API key (Bearer) or a signature, then OpenAI's request and reply."""
+        path, _, query = target.partition("?")
+        auth = headers.get("authorization", "")
+        try:
+            if auth[:7].lower() == "bearer ":
+                if not self.openai.bearer_ok(auth[7:].strip()):  # unknown, placeholder or policy-less: one body for all
+                    raise ServiceError(401, "NotAuthenticated", NOT_AUTHENTICATED)
+                signed = False
+            else:
+                self._verify_signature(record.method, target, headers, body)
+                signed = True
+            if fault and fault.status:
+                extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
+                raise ServiceError(fault.status, fault.code or _default_code(fault.status), fault.message or f"simulated fault: HTTP {fault.status}", extra)
+            status, result = self.openai.handle(record.method, path, query, headers, body, signed)
+        except APIError as exc:
+            record.status = exc.status
+            await self._send_json(send, exc.status, {"code": exc.code, "message": exc.message}, headers)
+            return
+        except ServiceError as err:
+            record.status = err.status
+            await self._send_json(send, err.status, {"code": err.code, "message": err.message}, headers, err.headers)
+            return
+        record.status = status
+        if isinstance(result, list):
+            await self._stream(send, result, headers, fault, record, gone)
+        else:
+            await self._send_json(send, status, result, headers)
 
     # ------------------------------------------------------------- steps
 
@@ -360,8 +402,11 @@ class SimulatorApp:
                 await _unless(gone, asyncio.sleep(fault.event_delay))
             if gone.is_set():
                 return
-            data = event if isinstance(event, str) else json.dumps(event)
-            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
+            if isinstance(event, bytes):  # a whole frame already (/openai/v1's typed events)
+                frame = event
+            else:
+                frame = f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n".encode()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
             record.events_sent = i + 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

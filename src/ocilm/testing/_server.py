@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import uuid
 from typing import Any
 
 from ._app import RecordedRequest, SimulatorApp
@@ -135,6 +136,17 @@ class Simulator:
 
     def register_session_token(self, token: str, public_key: Any) -> None:
         self.app.register_session_token(token, public_key)
+
+    def register_api_key(self, secret: str, *, policy: bool = True) -> None:
+        """Accept a Generative AI API key on /openai/v1 (``policy=False``: one that answers 401)."""
+        self.app.register_api_key(secret, policy=policy)
+
+    def api_key_credentials(self) -> dict[str, Any]:
+        """Keyword arguments for ocilm calls with a Generative AI API key, registered here: the
+        /openai/v1 API, no RSA key."""
+        secret = "sk-sim" + uuid.uuid4().hex + uuid.uuid4().hex[:16]
+        self.app.register_api_key(secret)
+        return {"oci_api_key": secret, "oci_region": "us-chicago-1", "api_base": self.base_url}
 
     def add_endpoint(self, endpoint_id: str, model_id: str) -> None:
         """Serve ``model_id`` as the DEDICATED endpoint ``endpoint_id``."""

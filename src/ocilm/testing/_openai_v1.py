@@ -1,0 +1,290 @@
+"""The simulator's OCI OpenAI-compatible API (``/openai/v1``), as the reference describes it:
+Chat Completions and Responses (streamed and not), stored responses (retrieve, delete, input
+items, ``previous_response_id``), background responses that complete shortly after, Generative
+AI API keys (one without a policy answers 401 exactly as a wrong key), IAM signing that needs
+``opc-compartment-id`` or ``OpenAI-Project``, Cohere refused, ``/models`` a 404, unknown request
+fields refused as OpenAI refuses them. Answers come from the same deterministic engine as the
+native API, so a test can compare both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _engine
+from ._catalog import MODELS
+
+PREFIX = "/openai/v1/"
+PLACEHOLDER_KEYS = frozenset({"not-used", "<NOTUSED>", "OCI", "none", ""})
+# Chat Completions fields OpenAI documents; anything else is refused. OCI refuses store there.
+CHAT_FIELDS = frozenset({
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop",
+    "seed", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias", "tools", "tool_choice",
+    "parallel_tool_calls", "response_format", "reasoning_effort", "metadata", "verbosity", "service_tier", "prediction",
+    "web_search_options", "user", "modalities", "safety_identifier", "prompt_cache_key",
+})  # fmt: skip
+BACKGROUND_SECONDS = 0.3  # a background response completes this long after it was created
+
+
+class APIError(Exception):
+    """An error reply: OCI's flat ``{"code", "message"}`` with its status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Stored:
+    owner: str
+    response: dict
+    input_items: list[dict]
+    history: list[dict]
+    ready_at: float = 0.0  # a background response completes at this time
+    final: dict | None = None  # ...as this
+
+
+@dataclass
+class OpenAIv1:
+    """State and handlers of /openai/v1 (the SimulatorApp routes to it and sends the replies)."""
+
+    api_keys: dict[str, bool] = field(default_factory=dict)  # secret -> has a policy
+    stored: dict[str, Stored] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Any = time.time
+
+    # ---------------------------------------------------------------- who
+
+    def principal(self, headers: dict[str, str], signed: bool) -> str:
+        """Who is calling (stored responses are isolated by it): the project, else the key or
+        the compartment. An IAM-signed call must say its compartment or project."""
+        project = headers.get("openai-project")
+        if project is not None and not project.startswith("ocid1.generativeaiproject."):
+            raise APIError(400, "InvalidParameter", "OpenAI-Project must be a Generative AI project OCID")
+        if signed:
+            compartment = headers.get("opc-compartment-id")
+            if not project and not compartment:
+                raise APIError(400, "InvalidParameter", "a signed request to /openai/v1 needs the opc-compartment-id header "
+                                                        "(or OpenAI-Project)")  # fmt: skip
+            return f"project:{project}" if project else f"compartment:{compartment}"
+        secret = headers.get("authorization", "")[7:]
+        return f"project:{project}" if project else "apikey:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+    def bearer_ok(self, secret: str) -> bool:
+        """A key that exists and whose compartment has a policy (the two failures look alike)."""
+        return secret not in PLACEHOLDER_KEYS and self.api_keys.get(secret) is True
+
+    # ---------------------------------------------------------------- routing
+
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, signed: bool) -> tuple[int, Any]:
+        """(status, a JSON value or a list of SSE frames as bytes)."""
+        rest = path[len(PREFIX):]
+        owner = self.principal(headers, signed)
+        if rest == "chat/completions" and method == "POST":
+            return 200, self.chat(_json(body))
+        if rest == "responses" and method == "POST":
+            return 200, self.create_response(_json(body), owner)
+        if rest.startswith("responses/"):
+            parts = rest.split("/")
+            if len(parts) == 2 and method == "GET":
+                return 200, self.get_response(parts[1], owner)
+            if len(parts) == 2 and method == "DELETE":
+                return 200, self.delete_response(parts[1], owner)
+            if len(parts) == 3 and parts[2] == "input_items" and method == "GET":
+                return 200, self.input_items(parts[1], owner, query)
+        raise APIError(404, "NotAuthorizedOrNotFound", f"No route for {method} {path}")
+
+    # ---------------------------------------------------------------- chat
+
+    def _model(self, body: dict) -> str:
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise APIError(400, "InvalidParameter", "model: required")
+        if name.startswith("cohere."):
+            raise APIError(400, "InvalidParameter", f"Unsupported OpenAI operation for model {name}")
+        served = MODELS.get(name)
+        if served is None or served.kind != "chat":
+            raise APIError(404, "NotAuthorizedOrNotFound", f"Authorization failed or requested resource not found: model {name!r}")
+        return name
+
+    def chat(self, body: dict) -> Any:
+        name = self._model(body)
+        if "store" in body:
+            raise APIError(400, "InvalidParameter", "Unrecognized request argument supplied: store")
+        unknown = sorted(set(body) - CHAT_FIELDS)
+        if unknown:
+            raise APIError(400, "InvalidParameter", f"Unrecognized request argument supplied: {unknown[0]}")
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise APIError(400, "InvalidParameter", "messages: expected a non-empty array")
+        stream = body.get("stream") is True
+        params = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
+        if stream:
+            include = bool((params.get("stream_options") or {}).get("include_usage"))
+            return [_data(chunk) for chunk in _chat_chunks(name, body["messages"], params, include)] + [b"data: [DONE]\n\n"]
+        return _chat_completion(name, body["messages"], params)
+
+    # ---------------------------------------------------------------- responses
+
+    def create_response(self, body: dict, owner: str) -> Any:
+        from ..doors import responses as door
+        from ..doors._common import DoorError
+
+        name = self._model(body)
+
+        def history(response_id: str) -> list[dict] | None:
+            found = self.stored.get(response_id)
+            return found.history if found is not None and found.owner == owner else None
+
+        try:
+            call = door.parse_request({k: v for k, v in body.items() if k != "background"}, history)  # OCI runs background itself
+        except DoorError as exc:
+            raise APIError(exc.status, "InvalidParameter" if exc.status == 400 else "NotAuthorizedOrNotFound", exc.message) from None
+        chat = dict(call.chat)
+        messages = chat.pop("messages")
+        store = body.get("store") is not False
+        items = _input_items(body.get("input"))
+        if body.get("stream") is True:
+            machine = door.ResponsesStream(call)
+            frames = list(machine.start())
+            for chunk in _chat_chunks(name, messages, {**chat, "stream_options": {"include_usage": True}}, True):
+                frames += machine.feed(chunk)
+            frames += machine.finish()
+            if store:
+                self._store(owner, door.from_completion(call, machine.completion()), items, door.history_after(call, machine.completion()))
+            return frames
+        completion = _chat_completion(name, messages, chat)
+        response = door.from_completion(call, completion)
+        if body.get("background") is True:
+            if not store:
+                raise APIError(400, "InvalidParameter", "background responses must be stored (store: true)")
+            queued = {**response, "status": "queued", "output": [], "usage": None, "completed_at": None, "background": True}
+            self._store(owner, queued, items, door.history_after(call, completion), final={**response, "background": True})
+            return queued
+        if store:
+            self._store(owner, response, items, door.history_after(call, completion))
+        return response
+
+    def _store(self, owner: str, response: dict, items: list[dict], history: list[dict], final: dict | None = None) -> None:
+        with self.lock:
+            ready = self.clock() + BACKGROUND_SECONDS if final is not None else 0.0
+            self.stored[response["id"]] = Stored(owner, response, items, history, ready, final)
+
+    def _owned(self, response_id: str, owner: str) -> Stored:
+        found = self.stored.get(response_id)
+        if found is None or found.owner != owner:  # another owner's id reads as unknown
+            raise APIError(404, "NotAuthorizedOrNotFound", f"Response with id '{response_id}' not found.")
+        return found
+
+    def get_response(self, response_id: str, owner: str) -> dict:
+        found = self._owned(response_id, owner)
+        if found.final is not None and self.clock() >= found.ready_at:
+            found.response, found.final = found.final, None
+        elif found.final is not None:
+            found.response = {**found.response, "status": "in_progress"}
+        return found.response
+
+    def delete_response(self, response_id: str, owner: str) -> dict:
+        self._owned(response_id, owner)
+        with self.lock:
+            del self.stored[response_id]
+        return {"id": response_id, "object": "response", "deleted": True}
+
+    def input_items(self, response_id: str, owner: str, query: str) -> dict:
+        items = self._owned(response_id, owner).input_items
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        if params.get("order") == "desc":
+            items = items[::-1]
+        limit = int(params["limit"]) if params.get("limit", "").isdigit() else 20
+        page = items[:limit]
+        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
+                "has_more": len(items) > limit}  # fmt: skip
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _json(body: bytes) -> dict:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise APIError(400, "CannotParseRequest", "The request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise APIError(400, "InvalidParameter", "The request body must be a JSON object")
+    return value
+
+
+def _data(value: dict) -> bytes:
+    return b"data: " + json.dumps(value).encode() + b"\n\n"
+
+
+def _context(name: str, stream: bool, include_usage: bool) -> Any:
+    from .._capabilities import model_info
+    from ..formats._common import ChatContext
+
+    return ChatContext(model=name, info=model_info(name, "GENERIC"), stream=stream, include_usage=include_usage)
+
+
+def _generic(name: str, messages: list, params: dict, stream: bool, include_usage: bool) -> tuple[dict, Any]:
+    from .._errors import OCIError
+    from ..formats.generic import generic_request
+
+    ctx = _context(name, stream, include_usage)
+    try:
+        req = generic_request(messages, {k: v for k, v in params.items() if k != "stream_options"}, ctx)
+    except OCIError as exc:
+        raise APIError(400, "InvalidParameter", exc.message) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise APIError(400, "InvalidParameter", f"the request could not be read: {exc}") from None
+    if stream:
+        req["isStream"] = True
+        req["streamOptions"] = {"isIncludeUsage": True}
+    return req, ctx
+
+
+def _chat_completion(name: str, messages: list, params: dict) -> dict:
+    from ..formats.generic import generic_response
+
+    req, ctx = _generic(name, messages, params, False, False)
+    completion = generic_response(_engine.generic_result(req, MODELS[name]), ctx, uuid.uuid4().hex)
+    completion["model"] = name
+    return completion
+
+
+def _chat_chunks(name: str, messages: list, params: dict, include_usage: bool) -> list[dict]:
+    from ..formats.generic import GenericStream
+
+    req, ctx = _generic(name, messages, params, True, include_usage)
+    state = GenericStream(ctx, uuid.uuid4().hex, int(time.time()))
+    chunks: list[dict] = []
+    for event in _engine.generic_events(req, MODELS[name]):
+        if event == "[DONE]":
+            break
+        chunks += state.feed(event)
+    chunks += state.close()
+    for chunk in chunks:
+        chunk["model"] = name
+    return chunks
+
+
+def _input_items(raw: Any) -> list[dict]:
+    """A Responses request's input as stored items (each with an id, as OpenAI lists them)."""
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    items = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(item, dict):
+            continue
+        entry = dict(item)
+        entry.setdefault("type", "message")
+        if entry["type"] == "message" and isinstance(entry.get("content"), str):
+            entry["content"] = [{"type": "input_text", "text": entry["content"]}]
+        entry.setdefault("id", f"msg_{uuid.uuid4().hex[:24]}{i}")
+        entry.setdefault("status", "completed")
+        items.append(entry)
+    return items
