@@ -50,6 +50,7 @@ class Deployment:
     # model_info.max_reasoning_tokens: the most a reasoning model thinks beyond its answer (the
     # hold's allowance; OCI does not document whether max_tokens bounds reasoning)
     max_reasoning_tokens: int | None = None
+    api_mode: str = "native"  # "openai": served through OCI's /openai/v1 (an API key, or oci_api_mode: openai)
 
     @functools.cached_property
     def reasoning_allowance(self) -> int:
@@ -234,13 +235,20 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         allowed = CONNECTION_SETTINGS | CALL_OPTIONS | CHAT_PARAMS | _EMBED_DEFAULTS
         for key in sorted(set(params) - allowed):
             problems.append(f"{place}.{key}: unknown setting; expected oci_* settings, api_base, timeout, max_retries or OpenAI parameters")
+        api_mode = "openai" if params.get("oci_api_key") or str(params.get("oci_api_mode", "")).lower() == "openai" else "native"
         if check_credentials:
             oci = {k: v for k, v in params.items() if k in CONNECTION_SETTINGS}
             try:
-                resolve_settings(oci).require_compartment()
+                settings = resolve_settings(oci)
+                api_mode = settings.api_mode
+                if not (settings.api_key or (api_mode == "openai" and settings.project)):
+                    settings.require_compartment()
             except OCIError as exc:
                 where = f"{place}.{exc.param}" if exc.param else place
                 problems.append(f"{where}: {exc.message}")
+        if api_mode == "openai" and model[4:].startswith("cohere."):
+            problems.append(f"{place}.model: Cohere models (chat, embeddings and rerank) are not served on OCI's OpenAI-compatible API, "
+                            "which an API key (or oci_api_mode: openai) reaches; use IAM credentials for this deployment")  # fmt: skip
         if price is None and str(params.get("oci_serving_mode", "ON_DEMAND")).upper() != "DEDICATED":
             price = builtin_price(model)
         counts = {}
@@ -252,7 +260,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             counts[info_field] = value
         deployments.setdefault(entry.model_name, []).append(
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
-                       counts["max_reasoning_tokens"]))  # fmt: skip
+                       counts["max_reasoning_tokens"], api_mode))  # fmt: skip
     aliases = _aliases(raw, deployments, problems)
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:

@@ -1,0 +1,95 @@
+"""The gateway in front of OCI's OpenAI-compatible API: deployments with a Generative AI API key
+(or ``oci_api_mode: openai``), driven by the official SDKs over HTTP, metered from the usage
+``/openai/v1`` reports; stored responses that only their owner can reach."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ocilm.gateway import GatewayConfigError, create_app, parse_config
+from ocilm.testing import BackgroundServer, Simulator
+
+openai = pytest.importorskip("openai")
+anthropic = pytest.importorskip("anthropic")
+MASTER = "sk-master-openai-v1-1"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator() as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(sim, tmp_path):
+    key = sim.api_key_credentials()
+    signed = {**sim.credentials(), "oci_api_mode": "openai"}
+    config = {
+        "model_list": [
+            {"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **key, **PRICE}},
+            {"model_name": "gpt-pro", "litellm_params": {"model": "oci/openai.gpt-oss-120b", **key, **PRICE}},
+            {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **signed, **PRICE}},
+        ],
+        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path / 'g.db'}"},
+    }  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        server.api_key = key["oci_api_key"]
+        yield server
+
+
+def _key(gateway, **fields) -> dict:
+    r = httpx.post(f"{gateway.base_url}/key/generate", headers=ADMIN, json=fields, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _spend_logs(gateway, token: str) -> list[dict]:
+    return httpx.get(f"{gateway.base_url}/spend/logs", headers=ADMIN, params={"api_key": token}, timeout=30).json()
+
+
+def test_chat_through_an_api_key_deployment_is_metered(gateway, sim):
+    made = _key(gateway, max_budget=10)
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"], max_retries=0, _strict_response_validation=True) as oa:
+        reply = oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "Hello there"}], max_tokens=20)
+        chunks = list(oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": "Hi"}], max_tokens=20, stream=True))
+    assert reply.choices[0].message.content and chunks
+    sent = [r for r in sim.requests if r.path.startswith("/openai/v1/chat/completions")]
+    assert len(sent) >= 2 and sent[-2].headers["authorization"] == f"Bearer {gateway.api_key}"
+    assert sent[-1].headers["authorization"].startswith("Signature ") and "opc-compartment-id" in sent[-1].headers
+    logs = _spend_logs(gateway, made["token"])
+    usage = reply.usage
+    billed = next(row for row in logs if row["model"] == "grok")
+    assert (billed["prompt_tokens"], billed["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert billed["spend"] == pytest.approx(usage.prompt_tokens * 0.001 + usage.completion_tokens * 0.002)
+    assert next(row for row in logs if row["model"] == "llama")["completion_tokens"] > 0
+
+
+def test_the_messages_door_on_an_api_key_deployment(gateway):
+    made = _key(gateway)
+    with anthropic.Anthropic(base_url=gateway.base_url, api_key=made["key"], max_retries=0, _strict_response_validation=True) as an:
+        message = an.messages.create(model="grok", max_tokens=50, messages=[{"role": "user", "content": "Hello there"}])
+    assert any(block.type == "text" and block.text for block in message.content) and message.usage.output_tokens > 0
+
+
+def test_the_api_key_never_reaches_a_reply_or_a_log(gateway, caplog):
+    made = _key(gateway)
+    replies = [httpx.post(f"{gateway.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
+                          json={"model": "grok", "messages": [{"role": "user", "content": "hi"}]}, timeout=30),
+               httpx.get(f"{gateway.base_url}/v1/models", headers=ADMIN, timeout=30),
+               httpx.get(f"{gateway.base_url}/health/readiness", timeout=30)]  # fmt: skip
+    assert all(gateway.api_key not in r.text for r in replies)
+    assert gateway.api_key not in caplog.text
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"model": "oci/cohere.command-a-03-2025", "oci_api_key": "sk-x" * 12}, "model"),
+    ({"model": "oci/cohere.embed-v4.0", "oci_api_key": "sk-x" * 12}, "model"),
+    ({"model": "oci/xai.grok-4", "oci_api_key": "sk-x" * 12, "oci_api_mode": "native"}, "oci_api_mode"),
+])  # fmt: skip
+def test_the_config_refuses_what_the_api_key_cannot_reach(params, field):
+    with pytest.raises(GatewayConfigError) as refused:
+        parse_config({"model_list": [{"model_name": "m", "litellm_params": params}]})
+    assert f"model_list[0].litellm_params.{field}" in str(refused.value) and "sk-x" not in str(refused.value)
