@@ -93,3 +93,44 @@ def test_the_config_refuses_what_the_api_key_cannot_reach(params, field):
     with pytest.raises(GatewayConfigError) as refused:
         parse_config({"model_list": [{"model_name": "m", "litellm_params": params}]})
     assert f"model_list[0].litellm_params.{field}" in str(refused.value) and "sk-x" not in str(refused.value)
+
+
+# ---------------------------------------------------------------- the Responses API passed through
+
+
+def test_responses_pass_through_with_the_openai_sdk(gateway, sim):
+    made = _key(gateway, max_budget=100)  # a reply without max_output_tokens holds 4,000 tokens, and as many for reasoning
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"], max_retries=0, _strict_response_validation=True) as oa:
+        first = oa.responses.create(model="gpt-pro", input="My name is Ana.", max_output_tokens=50)
+        second = oa.responses.create(model="gpt-pro", input="What is my name?", previous_response_id=first.id)
+        with oa.responses.stream(model="gpt-pro", input="Say hi") as stream:
+            final = stream.get_final_response()
+        got = oa.responses.retrieve(first.id)
+        assert oa.responses.retrieve(final.id).id == final.id  # a streamed response is remembered too
+        items = oa.responses.input_items.list(first.id)
+        queued = oa.responses.create(model="gpt-pro", input="slowly", background=True)
+        oa.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError):
+            oa.responses.retrieve(first.id)
+    assert first.output_text and second.usage.input_tokens > first.usage.input_tokens and final.output_text
+    assert got.id == first.id and items.data[0].content[0].text == "My name is Ana." and queued.status == "queued"
+    sent = [r for r in sim.requests if r.path == "/openai/v1/responses"]
+    assert sent[0].json["input"] == "My name is Ana." and sent[0].json["max_output_tokens"] == 50  # as the caller sent it
+    logs = _spend_logs(gateway, made["token"])
+    billed = next(row for row in logs if row["call_type"] == "responses" and row["prompt_tokens"] == first.usage.input_tokens)
+    assert billed["completion_tokens"] == first.usage.output_tokens and billed["spend"] > 0
+    assert sum(row["call_type"] == "responses" for row in logs) == 4  # two replies, one stream, one background start
+
+
+def test_stored_responses_are_invisible_to_other_keys(gateway):
+    mine, theirs = _key(gateway)["key"], _key(gateway)["key"]
+    made = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {mine}"},
+                      json={"model": "gpt-pro", "input": "secret"}, timeout=30).json()  # fmt: skip
+    for method, path in (("GET", f"/v1/responses/{made['id']}"), ("GET", f"/v1/responses/{made['id']}/input_items"),
+                         ("DELETE", f"/v1/responses/{made['id']}")):  # fmt: skip
+        refused = httpx.request(method, f"{gateway.base_url}{path}", headers={"authorization": f"Bearer {theirs}"}, timeout=30)
+        assert refused.status_code == 404, (method, path, refused.text)
+    chained = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {theirs}"},
+                         json={"model": "gpt-pro", "input": "what was it?", "previous_response_id": made["id"]}, timeout=30)  # fmt: skip
+    assert chained.status_code == 404 and chained.json()["error"]["code"] == "previous_response_not_found"
+    assert httpx.get(f"{gateway.base_url}/v1/responses/{made['id']}", headers={"authorization": f"Bearer {mine}"}, timeout=30).status_code == 200

@@ -384,3 +384,30 @@ def test_a_stream_whose_settlement_meets_an_outage_is_billed_once_the_database_i
     finally:
         group.stop()
         relay.close()
+
+
+def test_stored_responses_are_reachable_from_every_replica_and_only_by_their_key(oci_simulator, postgres_url, tmp_path):
+    """Responses stored on OCI's /openai/v1: the key that made one reaches it through any replica
+    (the owner and deployment live in PostgreSQL); another key gets 404 on every replica."""
+    creds = oci_simulator.api_key_credentials()
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "gpt", "litellm_params": {"model": "oci/openai.gpt-oss-120b", **creds, **PRICE}}],
+        "general_settings": {"master_key": MASTER, "database_url": postgres_url},
+    }))  # fmt: skip
+    group = Gateways(str(path))
+    try:
+        assert group.run("db", "upgrade").returncode == 0
+        (_, a), (_, b) = group.start(), group.start()
+        mine, theirs = _key(a)["key"], _key(a)["key"]
+        made = httpx.post(f"{a}/v1/responses", headers={"authorization": f"Bearer {mine}"}, json={"model": "gpt", "input": "hi"}, timeout=30)
+        assert made.status_code == 200, made.text
+        rid = made.json()["id"]
+        assert httpx.get(f"{b}/v1/responses/{rid}", headers={"authorization": f"Bearer {mine}"}, timeout=30).json()["id"] == rid
+        chained = httpx.post(f"{b}/v1/responses", headers={"authorization": f"Bearer {mine}"},
+                             json={"model": "gpt", "input": "again", "previous_response_id": rid}, timeout=30)  # fmt: skip
+        assert chained.status_code == 200
+        for base in (a, b):
+            assert httpx.get(f"{base}/v1/responses/{rid}", headers={"authorization": f"Bearer {theirs}"}, timeout=30).status_code == 404
+    finally:
+        group.stop()

@@ -20,6 +20,7 @@ from ..doors import responses as openai_responses
 from ._errors import GatewayError
 from ._http import json_body
 from ._metering import Metered, Upstream, relay
+from ._responses_api import ResponseHomes, pass_through, passes_through, stored_response_routes
 from ._routing import Router, gateway_error_for
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -91,9 +92,12 @@ def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
 
 def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:
     store = openai_responses.ResponseStore()
+    homes = ResponseHomes(metered.gate)
 
     async def responses(request: Request) -> Response:
         body = await json_body(request)
+        if passes_through(router.deployments(body.get("model"))):
+            return await pass_through(request, body, metered, homes)
         owner = _owner(request)
         call = openai_responses.parse_request(body, lambda response_id: store.get(response_id, owner))
         router.deployments(call.model)  # 404 before anything else
@@ -137,6 +141,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
 
     return [
         Route("/v1/responses", guarded(responses), methods=["POST"]),
+        *stored_response_routes(router, guarded, metered, homes),
         Route("/responses", guarded(responses), methods=["POST"]),
         Route("/v1/messages", guarded(messages, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/v1/messages/count_tokens", guarded(count_tokens, _anthropic_error, _anthropic_status), methods=["POST"]),

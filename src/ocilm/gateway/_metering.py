@@ -23,7 +23,7 @@ from .._retry import retry_listener
 from ._config import Deployment
 from ._errors import GatewayError
 from ._http import ClientGone, while_connected
-from ._routing import Router, gateway_error_for
+from ._routing import Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
 from .governance._worst_case import BadNumber, check_numbers, input_ceiling, output_ceiling
 from .observability import Observer, RequestRecord
@@ -39,6 +39,7 @@ class Upstream:
     result: Any
     headers: dict[str, str]
     watch: StreamWatch | None
+    deployment: Deployment | None = None  # the one that answered
 
 
 class WorstCase:
@@ -56,7 +57,7 @@ class WorstCase:
         return self._input
 
     def __call__(self, deployment: Deployment) -> tuple[int, int]:
-        if self.method != "completion":
+        if self.method not in ("completion", "responses"):
             return self.input_tokens, 0
         output = output_ceiling(self.params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, self.door, deployment.reasoning_allowance)
         return self.input_tokens, output
@@ -71,7 +72,9 @@ class Metered:
         self.gate, self.router, self.observer = gate, router, observer
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
-                   *, stream: bool = False, door: bool = False) -> Upstream:  # fmt: skip
+                   *, stream: bool = False, door: bool = False, pinned: str | None = None) -> Upstream:  # fmt: skip
+        """``method``: the client's (completion, embedding, responses); ``pinned``: the only
+        deployment that may answer (where a stored response lives)."""
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         resolved = deployments[0].model_name  # the one name metrics, spend logs, traces and limits use
@@ -87,11 +90,13 @@ class Metered:
             record.prompt = first
         meter = await self.gate.meter(caller, route, resolved, deployments, worst_case, record.request_id)
         asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
-        if stream:
+        if stream and method == "completion":
             params = {**params, "stream_options": {"include_usage": True}}  # tokens and cost come from OCI's usage
         tried: list[Deployment] = []
         held: list[Any] = []  # a stream's deployment ticket, reconciled with its usage at its end
-        extra = {"stream": stream} if method == "completion" else {}
+        extra: dict[str, Any] = {"stream": stream} if method in ("completion", "responses") else {}
+        if pinned is not None:
+            extra["pinned"] = pinned
 
         def failed(deployment: Deployment, exc: OCIError) -> None:
             self.observer.upstream_failed(record, resolved, deployment.model, exc)
@@ -122,15 +127,15 @@ class Metered:
                 record.deployment, record.fallbacks = tried[-1].model, len(tried) - 1
         record.opc_request_id = getattr(result, "opc_request_id", None)
         if not stream:
-            usage = dict.get(result, "usage")
+            usage = chat_usage(dict.get(result, "usage"))
             record.usage(usage)
             record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
-            return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None)
-        watch = StreamWatch(self.gate, meter, tried[-1], worst_case.input_tokens, keep_usage=door or asked_usage, record=record,
+            return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None, tried[-1])
+        watch = StreamWatch(self.gate, meter, tried[-1], worst_case.input_tokens, keep_usage=door or asked_usage or method == "responses", record=record,
                             on_end=lambda: self.observer.finish(record), deployment_ticket=held[0] if held else None,
                             limits=self.router.limits)  # fmt: skip
         record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
-        return Upstream(result, meter.rate_headers, watch)  # a stream's headers go before its first byte
+        return Upstream(result, meter.rate_headers, watch, tried[-1])  # a stream's headers go before its first byte
 
 
 def _estimated_prompt(worst_case: WorstCase) -> int:

@@ -72,6 +72,16 @@ def gateway_error_for(exc: OCIError) -> GatewayError:
 MAX_MODEL_NAME = 256  # what the spend log's column holds
 
 
+def chat_usage(usage: Any) -> dict[str, Any] | None:
+    """A reply's usage under chat's names: the Responses API's ``input_tokens``/``output_tokens``
+    become ``prompt_tokens``/``completion_tokens``; chat usage is returned as it is."""
+    if not isinstance(usage, dict):
+        return None
+    if "input_tokens" in usage and "prompt_tokens" not in usage:
+        return {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens")}
+    return usage
+
+
 def checked_model_name(name: Any) -> str:
     """A model name as asked, or a 400: a string of 1 to 256 characters with no control
     characters (an alias pattern such as ``claude-*`` matches anything, newlines included)."""
@@ -108,7 +118,7 @@ class Router:
     async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
                    tried: list[Deployment] | None = None, worst_case: Callable[[Deployment], tuple[int, int]] | None = None,
                    held: list[Ticket] | None = None, failed: Callable[[Deployment, OCIError], None] | None = None,
-                   traced: Callable[[Deployment], Any] | None = None, **params: Any) -> Any:  # fmt: skip
+                   traced: Callable[[Deployment], Any] | None = None, pinned: str | None = None, **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
         model cannot take are dropped for it, and the output limit is clamped to its maximum.
@@ -117,8 +127,12 @@ class Router:
         ``held``: where a stream's deployment ticket goes, to be reconciled with the stream's
         usage at its end (without it, a stream's ticket is released at its worst case)."""
         deployments = self.deployments(name)
+        if pinned is not None:  # a stored response lives on one deployment
+            deployments = [d for d in deployments if d.place == pinned]
+            if not deployments:
+                raise GatewayError(404, "the deployment that stored this response is no longer configured", code="previous_response_not_found")
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
-        stream_args = {"stream": stream} if method == "completion" else {}
+        stream_args = {"stream": stream} if method in ("completion", "responses") else {}
         token = call_deadline.set(time.monotonic() + budget)
         try:
             async with time_limit(budget):
@@ -175,7 +189,7 @@ class Router:
             raise limits_unavailable() from None
 
     async def _release(self, ticket: Ticket, result: Any, stream: bool) -> None:
-        usage = dict.get(result, "usage") if isinstance(result, dict) and not stream else None
+        usage = chat_usage(dict.get(result, "usage")) if isinstance(result, dict) and not stream else None
         used = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0) if usage else (0 if result is None else None)
         assert self.limits is not None
         await self.limits.finish(ticket, used)

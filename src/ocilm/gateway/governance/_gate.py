@@ -432,6 +432,11 @@ def stream_estimate(input_tokens: int, chars_delivered: int) -> tuple[int, int]:
     return max(1, math.ceil(input_tokens / 4)), max(1, math.ceil(chars_delivered / 4))
 
 
+_RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_RESPONSES_DELTAS = frozenset({"response.output_text.delta", "response.reasoning_text.delta", "response.reasoning_summary_text.delta",
+                               "response.function_call_arguments.delta", "response.refusal.delta"})  # fmt: skip
+
+
 class StreamWatch:
     """Follows a relayed stream for its meter: the usage OCI reports at the end, what was
     delivered so far (to bill a stream cut short), and, when only the gateway asked for usage,
@@ -453,6 +458,15 @@ class StreamWatch:
         usage_seen = False
         delivered = self.chars
         for chunk in batch:
+            kind = dict.get(chunk, "type")
+            if kind is not None:  # a Responses API event (OCI's /openai/v1, relayed as it is)
+                if kind in _RESPONSES_ENDS:
+                    usage = dict.get(dict.get(chunk, "response") or {}, "usage")
+                    if usage:
+                        self.usage = {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens")}
+                elif kind in _RESPONSES_DELTAS:
+                    delivered += len(dict.get(chunk, "delta") or "")
+                continue
             usage = dict.get(chunk, "usage")
             if usage:
                 self.usage = dict(usage)

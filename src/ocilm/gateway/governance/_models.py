@@ -113,3 +113,15 @@ class RateSlot(Base):
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     until: Mapped[float] = mapped_column(Float)
 
+
+
+class StoredResponse(Base):
+    """A response stored on OCI's /openai/v1: its owner (a key's id, or the master key) and the
+    deployment (its place in the config) that holds it."""
+
+    __tablename__ = "ocilm_responses"
+
+    response_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    deployment: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[float] = mapped_column(Float)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import STATEMENT_SECONDS, PostgresBudgets, Refused, SQLiteBudgets
-from ._models import Key, SpendLog, Team
+from ._models import Key, SpendLog, StoredResponse, Team
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, Lost, RateLimits, StoreUnavailable
 from ._policy import key_hash, masked, new_key, token_of
 
@@ -291,6 +291,24 @@ class Store:
                         crossed.append({"scope": scope, "id": ident, "threshold": threshold, "spend": to_usd(row.spend),
                                         "max_budget": to_usd(row.max_budget), "budget_duration": row.budget_duration})  # fmt: skip
         return crossed
+
+    async def record_response(self, response_id: str, owner: str, deployment: str) -> None:
+        """Remember who made a stored response and where it lives (once; a retry changes nothing)."""
+        async with self._tx() as conn:
+            found = (await conn.execute(select(StoredResponse.response_id).where(StoredResponse.response_id == response_id))).first()
+            if found is None:
+                await conn.execute(insert(StoredResponse).values(response_id=response_id, owner=owner, deployment=deployment,
+                                                                 created_at=time.time()))  # fmt: skip
+
+    async def response_home(self, response_id: str) -> tuple[str, str] | None:
+        """(owner, deployment) of a stored response, or None."""
+        async with self._tx() as conn:
+            row = (await conn.execute(select(StoredResponse).where(StoredResponse.response_id == response_id))).first()
+        return None if row is None else (row.owner, row.deployment)
+
+    async def forget_response(self, response_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(delete(StoredResponse).where(StoredResponse.response_id == response_id))
 
     async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
                          end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip

@@ -21,7 +21,7 @@ MAX_CHOICES = 128  # OpenAI's own ceiling for n
 MAX_ESTIMATE_NANO = 2**62  # above every budget the admin API accepts, below what a bigint holds
 FRAMING_TOKENS = 8  # per message and per tool: the role and separators a chat template adds
 SCALAR_CHARS = 8  # a number, true, false or null inside a tool schema or a message
-OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
+OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
 class BadNumber(ValueError):
@@ -82,7 +82,7 @@ def output_limit_sent(params: dict[str, Any], max_output_tokens: int | None, def
     """The output limit one choice is called with on a deployment: what the caller asked (a door
     request's clamped to the deployment's ``max_output_tokens``, or to ``default``, since agent
     clients ask for more than OCI's on-demand cap), or the SDK's default when it asked none."""
-    asked = params.get("max_completion_tokens", params.get("max_tokens"))
+    asked = params.get("max_completion_tokens", params.get("max_tokens", params.get("max_output_tokens")))
     if not (_whole(asked) and asked > 0):
         return max_output_tokens or default
     if door:

@@ -1,0 +1,190 @@
+"""The Responses API passed through to OCI's ``/openai/v1`` (a model whose deployments all use it):
+the caller's request goes as it is (stored responses, ``previous_response_id``, background mode,
+hosted tools), metered from the usage OCI reports; stored responses (retrieve, delete, input
+items) reach the deployment that holds them, and only the key that made them.
+
+Who made a stored response, and where it lives, is kept in the governance store when there is
+one (every replica, every restart), else in this process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .._errors import OCIError
+from ._config import Deployment
+from ._errors import GatewayError
+from ._metering import Metered, relay
+from ._routing import Router, gateway_error_for
+from .governance._gate import Caller, Gate, unavailable
+from .governance._outcomes import StoreUnavailable
+
+Handler = Callable[[Request], Awaitable[Response]]
+MAX_REMEMBERED = 100_000  # stored responses one process remembers without a governance store
+
+
+def passes_through(deployments: list[Deployment]) -> bool:
+    """Whether a model's Responses requests go to /openai/v1 as they are: every deployment
+    behind it uses that API (a mixed group is translated onto chat, which both APIs serve)."""
+    return all(d.api_mode == "openai" for d in deployments)
+
+
+def owner_of(caller: Caller) -> str:
+    return f"key:{caller.token}" if caller.token else "master"
+
+
+class ResponseHomes:
+    """Where stored responses live and who made them: in the governance store, else in memory."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self._local: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    async def remember(self, response_id: str, owner: str, deployment: str) -> None:
+        if self.gate.store is None:
+            self._local[response_id] = (owner, deployment)
+            while len(self._local) > MAX_REMEMBERED:
+                self._local.popitem(last=False)
+            return
+        try:
+            await self.gate.store.record_response(response_id, owner, deployment)
+        except StoreUnavailable:
+            raise unavailable() from None
+
+    async def find(self, response_id: Any, owner: str) -> str:
+        """The deployment holding ``response_id`` if ``owner`` made it; else a 404 as if it did not exist."""
+        home = None
+        if isinstance(response_id, str) and 0 < len(response_id) <= 128:
+            if self.gate.store is None:
+                home = self._local.get(response_id)
+            else:
+                try:
+                    home = await self.gate.store.response_home(response_id)
+                except StoreUnavailable:
+                    raise unavailable() from None
+        if home is None or home[0] != owner:
+            raise GatewayError(404, f"no response {str(response_id)[:128]!r}", param="response_id", code="previous_response_not_found")
+        return home[1]
+
+    async def forget(self, response_id: str) -> None:
+        if self.gate.store is None:
+            self._local.pop(response_id, None)
+        else:
+            try:
+                await self.gate.store.forget_response(response_id)
+            except StoreUnavailable:
+                raise unavailable() from None
+
+
+class _EventFraming:
+    """OCI's Responses events relayed as they came (``event:`` and ``data:``); the response is
+    remembered as soon as it exists (``response.created``); a failure after the start is an
+    ``error`` event."""
+
+    def __init__(self, on_created: Callable[[str], None]) -> None:
+        self.on_created = on_created
+        self.sequence = 0
+
+    def start(self) -> bytes:
+        return b""
+
+    def batch(self, chunks: list[Any]) -> bytes:
+        out = []
+        for event in chunks:
+            kind = event.get("type")
+            if kind == "response.created":
+                response = event.get("response") or {}
+                if isinstance(response.get("id"), str) and response.get("store") is not False:
+                    self.on_created(response["id"])
+            self.sequence = max(self.sequence, int(event.get("sequence_number") or 0))
+            out.append(b"event: " + str(kind).encode() + b"\ndata: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n")
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        return b""
+
+    def fail(self, err: GatewayError, exc: OCIError | None) -> bytes:
+        event = {"type": "error", "code": err.code or "server_error", "message": err.message, "param": None,
+                 "sequence_number": self.sequence + 1}  # fmt: skip
+        return b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+
+
+def stored_response_routes(router: Router, guarded: Callable[..., Handler], metered: Metered, homes: ResponseHomes) -> list[Route]:
+    """GET/DELETE /v1/responses/{id} and GET /v1/responses/{id}/input_items."""
+
+    def deployment_at(place: str) -> Deployment:
+        for group in router.config.deployments.values():
+            for deployment in group:
+                if deployment.place == place:
+                    return deployment
+        raise GatewayError(404, "the deployment that stored this response is no longer configured", code="previous_response_not_found")
+
+    async def stored(request: Request, what: str) -> Response:
+        caller: Caller = request.state.caller
+        response_id = request.path_params["response_id"]
+        deployment = deployment_at(await homes.find(response_id, owner_of(caller)))
+        query = {k: v for k, v in request.query_params.items() if k in ("limit", "after", "before", "order")}
+        call = {"get": metered.router.client.get_responses, "delete": metered.router.client.delete_responses,
+                "input_items": metered.router.client.list_input_items}[what]  # fmt: skip
+        try:
+            result = await call(response_id, **deployment.params, **query)
+        except OCIError as exc:
+            raise gateway_error_for(exc) from None
+        if what == "delete":
+            await homes.forget(response_id)
+        return JSONResponse(dict(result))
+
+    async def get(request: Request) -> Response:
+        return await stored(request, "get")
+
+    async def delete(request: Request) -> Response:
+        return await stored(request, "delete")
+
+    async def input_items(request: Request) -> Response:
+        return await stored(request, "input_items")
+
+    return [
+        Route("/v1/responses/{response_id}", guarded(get), methods=["GET"]),
+        Route("/v1/responses/{response_id}", guarded(delete), methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", guarded(input_items), methods=["GET"]),
+    ]
+
+
+async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes) -> Response:
+    """``POST /v1/responses`` for a model served through /openai/v1."""
+    caller: Caller = request.state.caller
+    owner = owner_of(caller)
+    params = dict(body)
+    name = params.pop("model", None)
+    stream = params.pop("stream", False)
+    if not isinstance(stream, bool):
+        raise GatewayError(400, "stream: expected true or false", param="stream")
+    if "input" not in params:
+        raise GatewayError(400, "input: required, a string or a list of input items", param="input")
+    first = params.pop("input")
+    pinned = None
+    if params.get("previous_response_id") is not None:
+        pinned = await homes.find(params["previous_response_id"], owner)
+    upstream = await metered.call(request, "responses", name, "responses", first, params, stream=stream, pinned=pinned)
+    assert upstream.deployment is not None
+    place = upstream.deployment.place
+    if not stream:
+        result = upstream.result
+        if isinstance(result.get("id"), str) and params.get("store") is not False:
+            await homes.remember(result["id"], owner, place)
+        reply = dict(result)
+        reply["model"] = name
+        return JSONResponse(reply, headers=upstream.headers)
+
+    def created(response_id: str) -> None:
+        metered.gate.later(homes.remember(response_id, owner, place))
+
+    events = relay(upstream, _EventFraming(created), name)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})
