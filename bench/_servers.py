@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+BENCH_API_KEY = "sk-bench-genai-api-key-0123456789abcdef0123456789abcdef"
+
 
 def simulator(port: int, key_file: str, key_id: str) -> None:
     import uvicorn
@@ -19,6 +21,7 @@ def simulator(port: int, key_file: str, key_id: str) -> None:
 
     app = SimulatorApp()
     app.register_key(key_id, load_private_key_file(key_file).public_key())
+    app.register_api_key(BENCH_API_KEY)  # for /openai/v1 arms
     print("ready", flush=True)
     # Keep idle connections as long as a client's pool does (OCI keeps them for minutes), so no
     # benchmark arm meets a connection closed under it.

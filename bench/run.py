@@ -466,6 +466,10 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## Agent doors: the gateway's CPU per request, against chat completions for the same reply", "",
               "`ocilm serve` in its own process, its CPU time read from /proc around each batch (`bench/doors.py`); "
               "the chat stream asks for usage, as the doors' streams do:", "", data["doors"], ""]
+    lines += ["## OCI's /openai/v1 against the native API: the gateway's CPU per request (`bench/openai_v1.py`)", "",
+              "The same model and reply through a deployment with a Generative AI API key (the body passed through, "
+              "a Bearer header) and one with IAM credentials (OCI's format translated, RSA-signed), interleaved:", "",
+              data["openai_v1"], ""]
     lines += ["## Governance: keys, budgets, spend logs and rate limits (`bench/governance.py`)", "",
               "The same `ocilm serve`, pinned to one core (PostgreSQL and Redis on the other), without governance and with a "
               "budgeted virtual key (a hold and a settlement per request) on each store, and with Redis-backed rate limits; "
@@ -548,6 +552,10 @@ def main() -> int:
         import doors
 
         data["doors"] = doors.table(doors.door_bench(ctx, count=max(300, count // 4)))
+        print("/openai/v1 ...", file=sys.stderr)
+        import openai_v1
+
+        data["openai_v1"] = openai_v1.table(openai_v1.openai_v1_bench(ctx, count=max(300, count // 4)))
         print("governance ...", file=sys.stderr)
         import governance
 

@@ -19,6 +19,7 @@ import httpx
 from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat, reply_shape
 from ._embed import MAX_CONCURRENT_BATCHES, batch_error, merge_embeddings, prepare_embedding
 from ._errors import (
+    API_KEY_401_HINT,
     APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
@@ -50,6 +51,7 @@ from ._types import (
     RerankResponse,
 )
 from .auth._request import SignableRequest
+from .auth._signers import BearerKeySigner
 
 _EVENT_STREAM = "text/event-stream"
 
@@ -67,7 +69,8 @@ def _reply(call: PreparedCall, response: httpx.Response | AsyncReply, body: byte
     """What a whole reply means: the call's result, or the error to raise (pure)."""
     request_id = response.headers.get("opc-request-id")
     if response.status_code >= 400:
-        err = error_from_response(response.status_code, body, request_id, context=call.context)
+        err = error_from_response(response.status_code, body, request_id, context=call.context,
+                                  hint_401=API_KEY_401_HINT if isinstance(call.signer, BearerKeySigner) else "")  # fmt: skip
         err.retry_after = retry_after_seconds(response.headers.get("retry-after"))
         raise err
     if call.stream:  # a stream was asked for and this is not one

@@ -147,10 +147,15 @@ def error_class_for_status(status: int) -> type[OCIError]:
     return OCIError
 
 
+API_KEY_401_HINT = (" (a Generative AI API key is refused until a policy lets API keys use Generative AI in its compartment, "
+                    "and OCI answers a key created before that policy the same way as a wrong key; a key works only in its region)")
+
+
 def error_from_response(
-    status: int, body: bytes, opc_request_id: str | None, *, context: str = ""
+    status: int, body: bytes, opc_request_id: str | None, *, context: str = "", hint_401: str = ""
 ) -> OCIError:
-    """Build the typed error for an OCI error reply (JSON ``{code, message}``, or raw text)."""
+    """Build the typed error for an error reply: OCI's JSON ``{code, message}``, OpenAI's
+    ``{"error": {message, code, ...}}``, or raw text."""
     import json
 
     text = body.decode("utf-8", errors="replace")
@@ -161,11 +166,18 @@ def error_from_response(
         parsed = json.loads(text)
     except ValueError:
         pass
-    if isinstance(parsed, dict):
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):  # OpenAI's shape (OCI's /openai/v1 may answer it)
+        inner = parsed["error"]
+        code = None if inner.get("code") is None else str(inner.get("code"))
+        if isinstance(inner.get("message"), str):
+            message = inner["message"]
+    elif isinstance(parsed, dict):  # OCI's own: {"code", "message"}
         code = None if parsed.get("code") is None else str(parsed.get("code"))
         if isinstance(parsed.get("message"), str):
             message = parsed["message"]
     if context:
         message = f"{context}: {message}"
+    if status == 401:
+        message += hint_401
     cls = error_class_for_status(status)
     return cls(message, status_code=status, code=code, opc_request_id=opc_request_id, body=parsed if parsed is not None else text)

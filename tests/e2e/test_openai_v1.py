@@ -125,6 +125,7 @@ def test_a_key_without_a_policy_is_a_401_that_says_why_without_the_key(sim):
     with pytest.raises(AuthenticationError) as refused:
         ocilm.completion("oci/meta.llama-3.3-70b-instruct", HI, oci_api_key=secret, api_base=sim.base_url, max_retries=3)
     assert secret not in str(refused.value) and secret not in repr(refused.value)
+    assert "policy" in refused.value.message  # says why a fresh key may be refused
     assert sum(r.path.endswith("chat/completions") and r.headers.get("authorization", "").endswith(secret) for r in sim.requests) == 1  # not retried
 
 
@@ -168,3 +169,16 @@ def test_an_explicit_key_wins_over_the_environment(sim, monkeypatch):
     assert ocilm.completion("oci/meta.llama-3.3-70b-instruct", HI, **creds).choices[0].message.content
     with pytest.raises(AuthenticationError):
         ocilm.completion("oci/meta.llama-3.3-70b-instruct", HI, api_base=sim.base_url)
+
+
+def test_errors_in_openais_shape_are_read_too():
+    from ocilm._errors import error_from_response
+
+    err = error_from_response(400, b'{"error": {"message": "bad input", "type": "invalid_request_error", "code": "invalid_value"}}', "rid")
+    assert err.message == "bad input" and err.code == "invalid_value" and err.opc_request_id == "rid"
+
+
+def test_xais_hosted_web_search_runs_on_ocis_side(sim):
+    reply = ocilm.responses("oci/xai.grok-4", "latest news on OCI", tools=[{"type": "web_search"}], **sim.api_key_credentials())
+    assert reply.output[0].type == "web_search_call" and reply.output_text
+    openai.types.responses.Response.model_validate(dict(reply))

@@ -160,6 +160,12 @@ class OpenAIv1:
             return frames
         completion = _chat_completion(name, messages, chat)
         response = door.from_completion(call, completion)
+        if name.startswith("xai.") and any(isinstance(t, dict) and t.get("type") == "web_search" for t in body.get("tools") or []):
+            # xAI's hosted web search runs on OCI's side: its call comes first in the output
+            query = body["input"] if isinstance(body.get("input"), str) else "search"
+            search = {"type": "web_search_call", "id": f"ws_{uuid.uuid4().hex[:24]}", "status": "completed",
+                      "action": {"type": "search", "query": query}}  # fmt: skip
+            response = {**response, "output": [search, *response["output"]]}
         if body.get("background") is True:
             if not store:
                 raise APIError(400, "InvalidParameter", "background responses must be stored (store: true)")
