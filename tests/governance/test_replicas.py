@@ -5,6 +5,7 @@ process, killed with real signals."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -409,5 +410,36 @@ def test_stored_responses_are_reachable_from_every_replica_and_only_by_their_key
         assert chained.status_code == 200
         for base in (a, b):
             assert httpx.get(f"{base}/v1/responses/{rid}", headers={"authorization": f"Bearer {theirs}"}, timeout=30).status_code == 404
+    finally:
+        group.stop()
+
+
+def test_the_translated_doors_conversations_reach_every_replica_and_only_their_owner(creds, postgres_url, tmp_path):
+    """previous_response_id on a native deployment: the conversation lives in PostgreSQL, so a
+    second replica (or a restarted one) continues it; another key's team gets 404."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds, **PRICE}}],
+        "general_settings": {"master_key": MASTER, "database_url": postgres_url},
+    }))  # fmt: skip
+    group = Gateways(str(path))
+    try:
+        assert group.run("db", "upgrade").returncode == 0
+        (_, a), (_, b) = group.start(), group.start()
+        mine, theirs = _key(a)["key"], _key(a)["key"]
+
+        def respond(base: str, key: str, **body) -> httpx.Response:
+            return httpx.post(f"{base}/v1/responses", headers={"authorization": f"Bearer {key}"}, json={"model": "llama", **body}, timeout=30)
+
+        first = respond(a, mine, input="My name is Ana.")
+        with httpx.stream("POST", f"{a}/v1/responses", headers={"authorization": f"Bearer {mine}"}, timeout=30,
+                          json={"model": "llama", "input": "And I live in Lisbon.", "stream": True}) as streamed:  # fmt: skip
+            final = [line for line in streamed.iter_lines() if line.startswith("data: ")][-1]
+        streamed_id = json.loads(final[6:])["response"]["id"]
+        second = respond(b, mine, input="What is my name?", previous_response_id=first.json()["id"])
+        assert second.status_code == 200 and second.json()["usage"]["input_tokens"] > first.json()["usage"]["input_tokens"]
+        assert respond(b, mine, input="Where?", previous_response_id=streamed_id).status_code == 200  # kept before the stream ended
+        refused = respond(b, theirs, input="What was it?", previous_response_id=first.json()["id"])
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "previous_response_not_found"
     finally:
         group.stop()

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from .._errors import OCIError, ServiceUnavailableError
 from ..doors import messages as anthropic
 from ..doors import responses as openai_responses
+from ._conversations import Conversations
 from ._errors import GatewayError
 from ._http import json_body
 from ._metering import Metered, Upstream, relay
@@ -91,7 +92,7 @@ def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
 
 
 def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:
-    store = openai_responses.ResponseStore()
+    conversations = Conversations(metered.gate)
     homes = ResponseHomes(metered.gate)
 
     async def responses(request: Request) -> Response:
@@ -99,20 +100,22 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
         if passes_through(router.deployments(body.get("model"))):
             return await pass_through(request, body, metered, homes)
         owner = _owner(request)
-        call = openai_responses.parse_request(body, lambda response_id: store.get(response_id, owner))
+        previous = body.get("previous_response_id")
+        history = await conversations.get(previous, owner) if previous is not None else None
+        call = openai_responses.parse_request(body, lambda response_id: history if response_id == previous else None)
         router.deployments(call.model)  # 404 before anything else
         keep = body.get("store") is not False  # store: false means the response is not kept
         upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
         reply = upstream.result
         if not call.stream:
             if keep:
-                store.put(call.response_id, owner, openai_responses.history_after(call, reply))
+                await conversations.put(call.response_id, owner, openai_responses.history_after(call, reply))
             return JSONResponse(openai_responses.from_completion(call, reply), headers=upstream.headers)
         machine = openai_responses.ResponsesStream(call)
 
-        def stored() -> None:
+        async def stored() -> None:
             if keep:
-                store.put(call.response_id, owner, openai_responses.history_after(call, machine.completion()))
+                await conversations.put(call.response_id, owner, openai_responses.history_after(call, machine.completion()))
 
         events = relay(upstream, _responses_framing(machine), call.model, stored)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})

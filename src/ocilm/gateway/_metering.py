@@ -11,7 +11,7 @@ closed however it ends.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -159,7 +159,7 @@ class Framing(Protocol):
     def fail(self, err: GatewayError, exc: OCIError | None) -> bytes: ...
 
 
-async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
     """A metered stream: one write per upstream read; settled before its closing bytes; an
     upstream failure after the start becomes the route's failure bytes (and is settled as
     such); a client that leaves is billed for what it was sent; the upstream is always closed."""
@@ -176,9 +176,9 @@ async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable
                 yield body
         if watch is not None:
             await watch.finish()  # billed (or queued to be) before the client hears the end
-        yield framing.finish()
         if done is not None:
-            done()
+            await done()  # kept (a stored conversation) before the client hears the end, too
+        yield framing.finish()
     except OCIError as exc:
         err = gateway_error_for(exc)
         log.warning("stream for %r failed after it started: %s", model, exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -125,3 +125,15 @@ class StoredResponse(Base):
     owner: Mapped[str] = mapped_column(String(64))
     deployment: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Conversation(Base):
+    """A conversation the translated Responses door keeps for ``previous_response_id``."""
+
+    __tablename__ = "ocilm_conversations"
+
+    response_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    history: Mapped[str] = mapped_column(Text)  # JSON
+    chars: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float, index=True)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import STATEMENT_SECONDS, PostgresBudgets, Refused, SQLiteBudgets
-from ._models import Key, SpendLog, StoredResponse, Team
+from ._models import Conversation, Key, SpendLog, StoredResponse, Team
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, Lost, RateLimits, StoreUnavailable
 from ._policy import key_hash, masked, new_key, token_of
 
@@ -309,6 +309,23 @@ class Store:
     async def forget_response(self, response_id: str) -> None:
         async with self._tx() as conn:
             await conn.execute(delete(StoredResponse).where(StoredResponse.response_id == response_id))
+
+    async def save_conversation(self, response_id: str, owner: str, history: str, retention_seconds: float) -> None:
+        """Keep a conversation (JSON text) for ``previous_response_id``; conversations older than
+        the retention go as new ones come."""
+        now = time.time()
+        async with self._tx() as conn:
+            await conn.execute(delete(Conversation).where(Conversation.created_at < now - retention_seconds))
+            await conn.execute(delete(Conversation).where(Conversation.response_id == response_id))
+            await conn.execute(insert(Conversation).values(response_id=response_id, owner=owner, history=history, chars=len(history),
+                                                           created_at=now))  # fmt: skip
+
+    async def load_conversation(self, response_id: str, owner: str) -> str | None:
+        """A kept conversation's JSON, only for its owner (anyone else: as if it did not exist)."""
+        async with self._tx() as conn:
+            row = (await conn.execute(select(Conversation.history).where(Conversation.response_id == response_id,
+                                                                         Conversation.owner == owner))).first()  # fmt: skip
+        return None if row is None else str(row.history)
 
     async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
                          end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
