@@ -106,9 +106,14 @@ def test_openai_sdk_error_classes(oa, gateway, oci_simulator):
     with pytest.raises(openai.RateLimitError) as err:
         oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}])
     assert err.value.response.headers["retry-after"] == "7"
+    sent = len(oci_simulator.requests)
+    with pytest.raises(openai.RateLimitError) as err:  # the deployment said wait: it cools that long, not asked again
+        oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}])
+    assert err.value.code == "deployments_cooling" and 1 <= int(err.value.response.headers["retry-after"]) <= 7
+    assert len(oci_simulator.requests) == sent
     oci_simulator.inject(Fault(status=500, times=None, action="chat"))
     with pytest.raises(openai.InternalServerError) as err:
-        oa.chat.completions.create(model="grok", messages=[{"role": "user", "content": "x"}])
+        oa.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
     assert err.value.status_code == 502
     oci_simulator.reset()
     oci_simulator.inject(Fault(delay=2, times=1))
@@ -294,7 +299,8 @@ def test_config_env_references_and_litellm_extras(creds, monkeypatch, tmp_path):
 
     config = load_config(str(path))
     assert config.master_key == "sk-from-environment"
-    assert any("weight" in w for w in config.warnings)  # LiteLLM routing settings ocilm does not act on
+    assert config.deployments["m"][0].weight == 2.0 and config.deployments["m"][0].id == "1"  # LiteLLM's routing settings, acted on
+    assert config.deployments["m"][0].params.get("drop_params") is True  # litellm_settings.drop_params reaches every call
     assert config.deployments["m"][0].rpm == 10  # a deployment's own limit steers routing
     assert "sk-from" not in repr(config) and "PRIVATE" not in repr(config.deployments)
     path.write_text("model_list: [\n  - oops")

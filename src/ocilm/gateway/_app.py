@@ -46,7 +46,7 @@ from .governance._gate import Caller, Gate
 from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
-CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options"}
+CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
 
 
@@ -150,7 +150,12 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             raise GatewayError(400, "stream: expected true or false", param="stream")
         if messages is None:
             raise GatewayError(400, "messages: required, a list of {role, content} objects", param="messages")
-        reply = await metered.call(request, "chat", name, "completion", messages, payload, stream=stream)
+        fallbacks = payload.pop("fallbacks", None)
+        if fallbacks is not None and not (isinstance(fallbacks, list) and len(fallbacks) <= 16 and all(
+                isinstance(f, str) and config.resolve(f) in config.deployments for f in fallbacks)):  # fmt: skip
+            raise GatewayError(400, "fallbacks: expected a list of at most 16 model names this gateway serves", param="fallbacks")
+        reply = await metered.call(request, "chat", name, "completion", messages, payload, stream=stream,
+                                   fallbacks=[config.resolve(f) for f in fallbacks] if fallbacks is not None else None)  # fmt: skip
         result = reply.result
         if not stream:
             result["model"] = name
@@ -194,6 +199,24 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             raise GatewayError(404, f"model {name!r} not found; GET /v1/models lists the models this key may use",
                                param="model", code="model_not_found")  # fmt: skip
         return JSONResponse(model_card(name))
+
+    async def deployments_health(request: Request) -> Response:
+        """Each deployment's routing state (master key): in flight, cooling and until when,
+        recent latency, failures this minute, the last error's kind."""
+        if not request.state.caller.is_master:
+            raise GatewayError(403, "GET /health/deployments needs the master key", kind="permission_error", code="admin_only")
+        now = time.monotonic()
+        out = []
+        for group in config.deployments.values():
+            for deployment in group:
+                state = router.state.of(deployment.id)
+                latency = state.mean_latency(now, config.routing.latency_ttl, False)
+                out.append({"model_name": deployment.model_name, "model_id": deployment.id, "model": deployment.model, "place": deployment.place,
+                            "order": deployment.order, "weight": deployment.weight, "in_flight": state.in_flight,
+                            "cooling_down": state.cooling(now), "cooldown_remaining_s": round(max(0.0, state.cooldown_until - now), 3),
+                            "recent_latency_ms": None if latency is None else round(latency * 1000, 3),
+                            "failures_this_minute": len(state.failures), "last_error": state.last_error or None})  # fmt: skip
+        return JSONResponse({"strategy": config.routing.strategy, "deployments": out})
 
     async def liveliness(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -244,6 +267,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         *door_routes(router, guarded, metered),
         *admin_routes(gate, router),
         *console_routes(),
+        Route("/health/deployments", guarded(deployments_health), methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]

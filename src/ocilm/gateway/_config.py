@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -18,12 +19,17 @@ from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
+from ._router_config import routing_settings
+from ._routing_policy import RoutingSettings
 from .governance._policy import Price
 from .governance._prices import builtin_price
 
 ENV_PREFIX = "os.environ/"
-# LiteLLM routing keys that ocilm's gateway accepts in litellm_params and does not act on.
-LITELLM_ROUTING_KEYS = frozenset({"weight", "order", "max_parallel_requests", "region_name"})
+# LiteLLM routing keys of litellm_params the router does not act on, and what to do instead.
+REFUSED_ROUTING_KEYS = {
+    "max_parallel_requests": "use rpm/tpm on the deployment, or max_parallel_requests on keys and teams",
+    "region_name": "a deployment's region is its oci_region",
+}
 _EMBED_DEFAULTS = frozenset({"dimensions", "encoding_format", "input_type", "truncate"})
 _KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables"})
 
@@ -51,6 +57,9 @@ class Deployment:
     # hold's allowance; OCI does not document whether max_tokens bounds reasoning)
     max_reasoning_tokens: int | None = None
     api_mode: str = "native"  # "openai": served through OCI's /openai/v1 (an API key, or oci_api_mode: openai)
+    id: str = ""  # model_info.id, or a stable hash of the deployment's name, place and model (x-litellm-model-id)
+    order: int = 1  # litellm_params.order: a lower order is tried first
+    weight: float | None = None  # litellm_params.weight: its share of simple-shuffle's picks
 
     @functools.cached_property
     def reasoning_allowance(self) -> int:
@@ -105,6 +114,9 @@ class GatewayConfig:
     rate_limit_failure: str = "closed"  # Redis unreachable: refuse (503) or serve without limits
     rate_limit_window_seconds: float = 60.0  # rpm_limit and tpm_limit count over this sliding window
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    fallbacks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # kind -> model name (or "*") -> fallbacks
+    max_fallbacks: int = 5
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -229,9 +241,16 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         if not model.startswith("oci/"):
             problems.append(f"{place}.model: ocilm serves OCI models only; expected 'oci/<model id>'")
             continue
-        for key in sorted(set(params) & LITELLM_ROUTING_KEYS):
-            warnings.append(f"{place}.{key}: LiteLLM routing setting, not used by ocilm (ignored)")
+        for key in sorted(set(params) & set(REFUSED_ROUTING_KEYS)):
+            problems.append(f"{place}.{key}: not supported on a deployment: {REFUSED_ROUTING_KEYS[key]}")
             params.pop(key)
+        order, weight = params.pop("order", 1), params.pop("weight", None)
+        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 1000:
+            problems.append(f"{place}.order: expected a whole number from 1 (tried first) to 1000")
+            order = 1
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1e6):
+            problems.append(f"{place}.weight: expected a number from 0 to 1000000")
+            weight = None
         allowed = CONNECTION_SETTINGS | CALL_OPTIONS | CHAT_PARAMS | _EMBED_DEFAULTS
         for key in sorted(set(params) - allowed):
             problems.append(f"{place}.{key}: unknown setting; expected oci_* settings, api_base, timeout, max_retries or OpenAI parameters")
@@ -258,10 +277,17 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                 problems.append(f"model_list[{i}].model_info.{info_field}: expected a whole number from 1 to {2**31 - 1}")
                 value = None
             counts[info_field] = value
+        given_id = (entry.model_info or {}).get("id")
+        deployment_id = str(given_id) if given_id is not None else hashlib.sha256(f"{entry.model_name}|{place}|{model}".encode()).hexdigest()[:16]
         deployments.setdefault(entry.model_name, []).append(
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
-                       counts["max_reasoning_tokens"], api_mode))  # fmt: skip
+                       counts["max_reasoning_tokens"], api_mode, deployment_id, order, float(weight) if weight is not None else None))  # fmt: skip
     aliases = _aliases(raw, deployments, problems)
+    routing, fallbacks, max_fallbacks, drop_params = routing_settings(raw, set(deployments), problems)
+    if drop_params:
+        for group in deployments.values():
+            for deployment in group:
+                deployment.params["drop_params"] = True
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
@@ -276,7 +302,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance,
                          redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",
                          rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
-                         observability=observability)  # fmt: skip
+                         observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

@@ -23,7 +23,7 @@ from .._retry import retry_listener
 from ._config import Deployment
 from ._errors import GatewayError
 from ._http import ClientGone, while_connected
-from ._routing import Router, chat_usage, gateway_error_for
+from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
 from .governance._worst_case import BadNumber, check_numbers, input_ceiling, output_ceiling
 from .observability import Observer, RequestRecord
@@ -72,9 +72,42 @@ class Metered:
         self.gate, self.router, self.observer = gate, router, observer
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
-                   *, stream: bool = False, door: bool = False, pinned: str | None = None) -> Upstream:  # fmt: skip
+                   *, stream: bool = False, door: bool = False, pinned: str | None = None,
+                   fallbacks: list[str] | None = None) -> Upstream:  # fmt: skip
         """``method``: the client's (completion, embedding, responses); ``pinned``: the only
-        deployment that may answer (where a stored response lives)."""
+        deployment that may answer (where a stored response lives); ``fallbacks``: the request's
+        own fallback models (else the config's). A model whose deployments all failed, or all
+        cool down, hands the request to its fallbacks in turn, each routed, limited, held and
+        priced as itself; no model is tried twice, and at most ``max_fallbacks`` are."""
+        config = self.router.config
+        tried_models: list[str] = []
+        current: Any = name
+        while True:
+            try:
+                upstream = await self._call_model(request, route, current, method, first, params, stream=stream, door=door, pinned=pinned)
+            except (OCIError, GatewayError) as exc:
+                resolved = config.resolve(current) if isinstance(current, str) else current
+                tried_models.append(resolved)
+                # the asked model's list is walked in order (a fallback's own list is not: no detours, no loops)
+                following = None if pinned is not None else next_fallback(config, tried_models[0], exc, tried_models, fallbacks)
+                if following is None or len(tried_models) > config.max_fallbacks:
+                    raise
+                log.warning("model %s failed (%s); falling back to %s", resolved, type(exc).__name__, following)
+                current = following
+                continue
+            upstream.headers.update(self._route_headers(request, name, upstream, len(tried_models)))
+            return upstream
+
+    @staticmethod
+    def _route_headers(request: Request, name: Any, upstream: Upstream, fallbacks: int) -> dict[str, str]:
+        """LiteLLM's headers: the group asked for, the deployment that answered, and the retries
+        and fallbacks it took."""
+        record: RequestRecord = request.state.record
+        return {"x-litellm-model-group": str(name), "x-litellm-model-id": upstream.deployment.id if upstream.deployment else "",
+                "x-litellm-attempted-retries": str(record.retries + record.fallbacks), "x-litellm-attempted-fallbacks": str(fallbacks)}  # fmt: skip
+
+    async def _call_model(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
+                          *, stream: bool, door: bool, pinned: str | None) -> Upstream:  # fmt: skip
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         resolved = deployments[0].model_name  # the one name metrics, spend logs, traces and limits use
@@ -136,6 +169,41 @@ class Metered:
                             limits=self.router.limits)  # fmt: skip
         record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
         return Upstream(result, meter.rate_headers, watch, tried[-1])  # a stream's headers go before its first byte
+
+
+_CONTEXT_WINDOW = ("context length", "context window", "too long", "too many tokens", "maximum context", "exceeds the limit")
+_CONTENT_POLICY = ("content policy", "content filter", "safety", "inappropriate")
+
+
+def fallback_kind(exc: Exception) -> str | None:
+    """Which of LiteLLM's fallback lists a failure calls for, or None (the caller's own error)."""
+    if isinstance(exc, GatewayError):
+        return "fallbacks" if exc.code in ("deployments_cooling", "deployments_full") else None
+    if not isinstance(exc, OCIError):
+        return None
+    if exc.status_code == 400:
+        text = exc.message.lower()
+        if any(marker in text for marker in _CONTEXT_WINDOW):
+            return "context_window_fallbacks"
+        if any(marker in text for marker in _CONTENT_POLICY):
+            return "content_policy_fallbacks"
+        return None
+    return "fallbacks" if isinstance(exc, FALLBACK_ERRORS) else None
+
+
+def next_fallback(config: Any, model: str, exc: Exception, tried: list[str], asked: list[str] | None) -> str | None:
+    """The next model to try after ``model`` failed with ``exc`` (never one tried already)."""
+    kind = fallback_kind(exc)
+    if kind is None:
+        return None
+    if asked is not None:
+        chain = asked if kind == "fallbacks" else []
+    else:
+        table = config.fallbacks.get(kind) or {}
+        if kind != "fallbacks" and model not in table:
+            return None  # LiteLLM's rule: a special list without this model raises the error
+        chain = table.get(model) or (config.fallbacks.get("fallbacks") or {}).get("*") or []
+    return next((candidate for candidate in chain if candidate not in tried), None)
 
 
 def _estimated_prompt(worst_case: WorstCase) -> int:

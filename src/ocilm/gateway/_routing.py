@@ -30,12 +30,13 @@ from .._errors import (
 from ._config import Deployment, GatewayConfig
 from ._errors import GatewayError
 from ._http import time_limit
+from ._routing_policy import RoutingState
 from .governance._gate import limits_unavailable, rate_limited
 from .governance._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket
 from .governance._worst_case import output_limit_sent
 
 log = logging.getLogger("ocilm.gateway")
-_FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
+FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
 
 def _support_note(exc: OCIError) -> str:
     return f" (opc-request-id {exc.opc_request_id})" if exc.opc_request_id else ""
@@ -72,6 +73,23 @@ def gateway_error_for(exc: OCIError) -> GatewayError:
 MAX_MODEL_NAME = 256  # what the spend log's column holds
 
 
+def all_cooling(name: Any, wait: float) -> GatewayError:
+    """Every deployment of a model is cooling down: a 429 saying when one is back (not a 500)."""
+    seconds = max(1, math.ceil(wait))
+    return GatewayError(429, f"every deployment of model {name!r} is cooling down after failures; retry in {seconds} s",
+                        kind="rate_limit_error", code="deployments_cooling", headers={"retry-after": str(seconds)})  # fmt: skip
+
+
+def _deployments_fault(exc: OCIError) -> bool:
+    """Whether a failure is the deployment's (it may cool it), not the caller's: 429, 5xx, a
+    timeout, no connection, an unreadable reply; never a 400-class refusal of the request."""
+    return isinstance(exc, (*FALLBACK_ERRORS, APITimeoutError)) or (exc.status_code is not None and exc.status_code >= 500)
+
+
+def _retry_after(exc: OCIError) -> float | None:
+    return exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after is not None else None
+
+
 def chat_usage(usage: Any) -> dict[str, Any] | None:
     """A reply's usage under chat's names: the Responses API's ``input_tokens``/``output_tokens``
     become ``prompt_tokens``/``completion_tokens``; chat usage is returned as it is."""
@@ -105,6 +123,7 @@ class Router:
         self.config = config
         self.client = client
         self.limits = limits  # for the deployments' own rpm/tpm
+        self.state = RoutingState(config.routing)  # each deployment's in-flight count, latency, failures, cooldown
 
     def deployments(self, name: Any) -> list[Deployment]:
         """The deployments behind a model name, shuffled; a name is checked where it enters (it
@@ -131,7 +150,11 @@ class Router:
             deployments = [d for d in deployments if d.place == pinned]
             if not deployments:
                 raise GatewayError(404, "the deployment that stored this response is no longer configured", code="previous_response_not_found")
+        deployments, wait = self.state.candidates(deployments, time.monotonic(), stream)
+        if not deployments:
+            raise all_cooling(name, wait)
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
+        retries = self.config.routing.num_retries
         stream_args = {"stream": stream} if method in ("completion", "responses") else {}
         token = call_deadline.set(time.monotonic() + budget)
         try:
@@ -139,7 +162,10 @@ class Router:
                 last: OCIError | None = None
                 full: list[RateLimited] = []
                 for position, deployment in enumerate(deployments):
-                    failover = {"max_retries": 0} if position < len(deployments) - 1 else {}
+                    if position < len(deployments) - 1:
+                        failover = {"max_retries": 0}  # the next deployment is the retry
+                    else:
+                        failover = {"max_retries": retries} if retries is not None else {}
                     own = door_params(deployment, params) if door else params
                     try:
                         ticket = await self._admit(deployment, worst_case)
@@ -150,33 +176,53 @@ class Router:
                     if tried is not None:
                         tried.append(deployment)
                     result = None
+                    started = time.monotonic()
+                    self.state.started(deployment.id, started)
+                    outcome = False
                     try:
                         with traced(deployment) if traced is not None else contextlib.nullcontext():
                             result = await getattr(self.client, method)(
                                 deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
                             )
+                        outcome = True
+                        self._succeeded(deployment, result, started, stream)
                         return result
                     except OCIError as exc:
+                        outcome = True
+                        cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), type(exc).__name__)
+                        if cooled:
+                            log.warning("%s: %s cools down for %.1f s after %s", name, deployment.place, cooled, type(exc).__name__)
                         if failed is not None:
                             failed(deployment, exc)
-                        if not isinstance(exc, _FALLBACK_ERRORS):
+                        if not isinstance(exc, FALLBACK_ERRORS):
                             raise
                         log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
                         last = exc
                     finally:
+                        if not outcome:  # cancelled (the caller left, or the deadline passed)
+                            self.state.ended(deployment.id)
                         if ticket is not None:
                             if stream and result is not None and held is not None:
                                 held.append(ticket)  # reconciled by the stream's watch with its usage
                             else:
                                 await self._release(ticket, result, stream)
                 if last is None:  # every deployment was at its own limit
-                    raise rate_limited(min(full, key=lambda exc: exc.retry_after))
+                    err = rate_limited(min(full, key=lambda exc: exc.retry_after))
+                    err.code = "deployments_full"
+                    raise err
                 raise last
         except TimeoutError:
             raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)") from None
         finally:
             call_deadline.reset(token)
 
+
+    def _succeeded(self, deployment: Deployment, result: Any, started: float, stream: bool) -> None:
+        now = time.monotonic()
+        usage = None if stream else chat_usage(dict.get(result, "usage")) if isinstance(result, dict) else None
+        tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0) if usage else 0
+        # a stream is open once its first chunk came: the wait so far is its time to first token
+        self.state.succeeded(deployment.id, now, now - started, ttft=(now - started) if stream else None, tokens=tokens)
 
     async def _admit(self, deployment: Deployment, worst_case: Callable[[Deployment], tuple[int, int]] | None) -> Ticket | None:
         if self.limits is None or not (deployment.rpm or deployment.tpm):

@@ -10,7 +10,7 @@ from typing import Any
 REJECTION_REASONS = {
     "invalid_api_key": "auth", "model_not_allowed": "forbidden", "admin_only": "forbidden", "budget_exceeded": "budget",
     "price_unknown": "budget", "rate_limit_exceeded": "rate_limit", "governance_unavailable": "store_unavailable",
-    "rate_limit_unavailable": "limits_unavailable",
+    "rate_limit_unavailable": "limits_unavailable", "deployments_full": "rate_limit", "deployments_cooling": "cooling",
 }  # fmt: skip
 
 

@@ -1,0 +1,128 @@
+"""``router_settings`` and ``litellm_settings``, LiteLLM's names: what ocilm's router does with
+each, and a refusal naming the place for each it does not do (never a setting silently ignored)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._routing_policy import STRATEGIES, RoutingSettings
+
+FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+MAX_FALLBACKS = 5
+# Settings LiteLLM documents that this router does not implement yet, with what to do instead.
+_NOT_YET = {
+    "enable_tag_filtering": "tag-based routing is not implemented; give tagged deployments their own model_name",
+    "tag_filtering_match_any": "tag-based routing is not implemented",
+    "retry_policy": "per-error retry counts are not implemented; use num_retries",
+    "model_group_retry_policy": "per-error retry counts are not implemented; use num_retries",
+    "allowed_fails_policy": "per-error allowed fails are not implemented; use allowed_fails",
+    "retry_after": "ocilm waits as the deployment's Retry-After says, else backs off from 0.5 s",
+    "redis_host": "router state is per process (rate limits share theirs through general_settings.redis_url)",
+    "redis_port": "router state is per process (rate limits share theirs through general_settings.redis_url)",
+    "redis_password": "router state is per process (rate limits share theirs through general_settings.redis_url)",
+    "redis_url": "router state is per process (rate limits share theirs through general_settings.redis_url)",
+    "default_max_parallel_requests": "use max_parallel_requests on keys and teams, or rpm/tpm on deployments",
+    "enable_weighted_failover": "a failed deployment's request already goes to the next deployment by weight",
+    "timeout": "set timeout on each deployment's litellm_params",
+    "stream_timeout": "set stream_timeout on each deployment's litellm_params",
+    "routing_groups": "not implemented",
+    "optional_pre_call_checks": "not implemented",
+    "enable_health_check_routing": "not implemented",
+}
+_ROUTER_KEYS = frozenset({"routing_strategy", "routing_strategy_args", "num_retries", "allowed_fails", "cooldown_time", "disable_cooldowns",
+                          "model_group_alias", "enable_pre_call_checks", "max_fallbacks", "default_fallbacks", *FALLBACK_KINDS})  # fmt: skip
+_LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", *FALLBACK_KINDS})
+
+
+def routing_settings(raw: dict, names: set[str], problems: list[str]) -> tuple[RoutingSettings, dict[str, dict[str, list[str]]], int, bool]:
+    """(router settings, fallbacks by kind -> {model name (or "*"): [model names]}, max
+    fallbacks, drop_params for every call). ``router_settings`` wins over ``litellm_settings``."""
+    router = raw.get("router_settings") or {}
+    litellm = raw.get("litellm_settings") or {}
+    for section, table, known in (("router_settings", router, _ROUTER_KEYS), ("litellm_settings", litellm, _LITELLM_KEYS)):
+        if not isinstance(table, dict):
+            problems.append(f"{section}: expected a mapping")
+            continue
+        for key in table:
+            if key in _NOT_YET:
+                problems.append(f"{section}.{key}: not supported by ocilm's router: {_NOT_YET[key]}")
+            elif key not in known:
+                problems.append(f"{section}.{key}: unknown or unsupported setting; ocilm reads {', '.join(sorted(known))}")
+    router = router if isinstance(router, dict) else {}
+    litellm = litellm if isinstance(litellm, dict) else {}
+    merged = {**litellm, **router}
+
+    strategy = router.get("routing_strategy", "simple-shuffle")
+    if strategy not in STRATEGIES:
+        problems.append(f"router_settings.routing_strategy: expected one of {', '.join(STRATEGIES)}")
+        strategy = "simple-shuffle"
+    args = router.get("routing_strategy_args") or {}
+    if not isinstance(args, dict) or set(args) - {"lowest_latency_buffer", "ttl"}:
+        problems.append("router_settings.routing_strategy_args: expected {lowest_latency_buffer, ttl}")
+        args = {}
+    if router.get("enable_pre_call_checks") is False:
+        problems.append("router_settings.enable_pre_call_checks: ocilm always checks order and each deployment's rpm/tpm; remove it")
+    settings = RoutingSettings(
+        strategy=strategy,
+        allowed_fails=_whole(merged, "allowed_fails", 3, problems, low=0),
+        cooldown_time=_seconds(router, "cooldown_time", 5.0, problems),
+        lowest_latency_buffer=_seconds(args, "lowest_latency_buffer", 0.0, problems, place="router_settings.routing_strategy_args"),
+        latency_ttl=_seconds(args, "ttl", 3600.0, problems, place="router_settings.routing_strategy_args") or 3600.0,
+        num_retries=_whole(merged, "num_retries", None, problems, low=0),
+        disable_cooldowns=bool(router.get("disable_cooldowns", False)),
+    )
+    fallbacks: dict[str, dict[str, list[str]]] = {}
+    for kind in FALLBACK_KINDS:
+        section = "router_settings" if kind in router else "litellm_settings"
+        fallbacks[kind] = _fallback_table(merged.get(kind), f"{section}.{kind}", names, problems)
+    default = merged.get("default_fallbacks")
+    if default is not None:
+        if not isinstance(default, list) or not all(isinstance(n, str) and n in names for n in default):
+            problems.append("default_fallbacks: expected a list of model names of the model_list")
+        else:
+            fallbacks["fallbacks"].setdefault("*", list(default))
+    most = _whole(merged, "max_fallbacks", MAX_FALLBACKS, problems, low=0)
+    drop = litellm.get("drop_params", False)
+    if not isinstance(drop, bool):
+        problems.append("litellm_settings.drop_params: expected true or false")
+        drop = False
+    return settings, fallbacks, most if most is not None else MAX_FALLBACKS, drop
+
+
+def _fallback_table(value: Any, place: str, names: set[str], problems: list[str]) -> dict[str, list[str]]:
+    """LiteLLM's ``[{"grok": ["llama", "gemini"]}]`` as {"grok": ["llama", "gemini"]}."""
+    if value is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        problems.append(f"{place}: expected a list of {{model name: [fallback model names]}}")
+        return {}
+    for i, entry in enumerate(value):
+        for source, targets in entry.items():
+            if source != "*" and source not in names:
+                problems.append(f"{place}[{i}].{source}: names no model_name of the model_list")
+                continue
+            if not isinstance(targets, list) or not all(isinstance(t, str) and t in names for t in targets):
+                problems.append(f"{place}[{i}].{source}: expected a list of model names of the model_list")
+                continue
+            out[source] = [t for t in targets if t != source]
+    return out
+
+
+def _whole(table: dict, key: str, default: Any, problems: list[str], low: int = 0) -> Any:
+    value = table.get(key, default)
+    if value is default:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1000:
+        problems.append(f"{key}: expected a whole number from {low} to 1000")
+        return default
+    return value
+
+
+def _seconds(table: dict, key: str, default: float, problems: list[str], place: str = "router_settings") -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 86400:
+        problems.append(f"{place}.{key}: expected a number of seconds from 0 to 86400")
+        return default
+    return float(value)

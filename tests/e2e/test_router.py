@@ -1,0 +1,213 @@
+"""The router over real HTTP: ``ocilm serve``'s app in front of the simulator, several deployments
+of one model with faults injected per deployment, LiteLLM's settings. Distributions are checked
+within stated tolerances over a few hundred calls."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+import httpx
+import pytest
+
+from ocilm.gateway import GatewayConfigError, create_app, parse_config
+from ocilm.testing import BackgroundServer, Fault
+
+MASTER = "sk-master-router-1"
+HEADERS = {"authorization": f"Bearer {MASTER}"}
+LLAMA, GROK = "oci/meta.llama-3.3-70b-instruct", "oci/xai.grok-3"
+
+
+def deployment(name: str, ident: str, creds: dict, fault: Fault | None = None, **params) -> dict:
+    extra = {"extra_headers": {"x-ocilm-sim-fault": fault.header()}} if fault is not None else {}
+    return {"model_name": name, "litellm_params": {"model": LLAMA, **creds, "max_retries": 0, **extra, **params}, "model_info": {"id": ident}}
+
+
+def serve(model_list: list[dict], **router_settings) -> BackgroundServer:
+    config = {"model_list": model_list, "router_settings": router_settings, "general_settings": {"master_key": MASTER}}
+    return BackgroundServer(create_app(parse_config(config)))
+
+
+def chat(server, model: str = "m", **body) -> httpx.Response:
+    return httpx.post(f"{server.base_url}/v1/chat/completions", headers=HEADERS, timeout=30,
+                      json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, **body})  # fmt: skip
+
+
+def served(server, count: int, model: str = "m") -> collections.Counter:
+    got: collections.Counter = collections.Counter()
+    for _ in range(count):
+        reply = chat(server, model)
+        assert reply.status_code == 200, reply.text
+        got[reply.headers["x-litellm-model-id"]] += 1
+    return got
+
+
+def test_weights_split_traffic_in_proportion(creds):
+    with serve([deployment("m", "heavy", creds, weight=3), deployment("m", "light", creds, weight=1)]) as server:
+        got = served(server, 400)
+    assert 0.68 <= got["heavy"] / 400 <= 0.82  # 75% expected
+
+
+def test_rpm_stands_in_for_a_missing_weight(creds):
+    with serve([deployment("m", "big", creds, rpm=900), deployment("m", "small", creds, rpm=300)]) as server:
+        got = served(server, 400)
+    assert 0.68 <= got["big"] / 400 <= 0.82
+
+
+def test_order_goes_to_the_next_only_when_the_first_cools(creds):
+    with serve([deployment("m", "primary", creds, order=1), deployment("m", "backup", creds, order=2)], cooldown_time=30) as server:
+        assert served(server, 20) == {"primary": 20}
+    throttled = Fault(status=429, retry_after="30", times=None)
+    with serve([deployment("m", "primary", creds, throttled, order=1), deployment("m", "backup", creds, order=2)]) as server:
+        assert served(server, 20) == {"backup": 20}
+
+
+def test_a_throttled_deployment_cools_and_the_healthy_one_serves(creds, oci_simulator):
+    """The issue's measurement: a deployment answering 429 (no Retry-After) beside a healthy one
+    got half the calls. Now it is tried until it has failed more than allowed_fails times, then
+    spared for its cooldown; every call succeeds."""
+    oci_simulator.reset()
+    always = Fault(status=429, times=None)
+    with serve([deployment("m", "throttled", creds, always, model=GROK), deployment("m", "healthy", creds)],
+               allowed_fails=2, cooldown_time=60) as server:  # fmt: skip
+        got = served(server, 60)
+    attempts = sum(1 for r in oci_simulator.requests if r.json and r.json["servingMode"]["modelId"] == "xai.grok-3")
+    assert got["healthy"] == 60 and attempts <= 3  # allowed_fails + 1, then cooling for the rest
+
+
+def test_after_a_cooldown_one_probe_decides(creds, oci_simulator):
+    oci_simulator.reset()
+    always = Fault(status=500, times=None)
+    with serve([deployment("m", "bad", creds, always, model=GROK), deployment("m", "good", creds)], allowed_fails=0, cooldown_time=0.4) as server:
+        served(server, 10)
+        first = sum(1 for r in oci_simulator.requests if r.json and r.json["servingMode"]["modelId"] == "xai.grok-3")
+        time.sleep(0.5)  # the cooldown ended: one probe, which fails, and the cooldown doubles
+        served(server, 10)
+        second = sum(1 for r in oci_simulator.requests if r.json and r.json["servingMode"]["modelId"] == "xai.grok-3")
+        state = {d["model_id"]: d for d in httpx.get(f"{server.base_url}/health/deployments", headers=HEADERS).json()["deployments"]}
+    assert first <= 2 and second - first <= 2
+    assert state["bad"]["cooling_down"] and state["bad"]["cooldown_remaining_s"] > 0.4  # grown: 0.8 s after the failed probe
+
+
+def test_every_deployment_cooling_is_a_429_with_retry_after(creds):
+    throttled = Fault(status=429, retry_after="20", times=None)
+    with serve([deployment("m", "a", creds, throttled), deployment("m", "b", creds, throttled, model=GROK)]) as server:
+        assert chat(server).status_code == 429  # both tried, both said wait
+        reply = chat(server)
+    assert reply.status_code == 429 and reply.json()["error"]["code"] == "deployments_cooling"
+    assert 15 <= int(reply.headers["retry-after"]) <= 20
+
+
+def test_a_callers_400_never_cools_a_deployment(creds):
+    with serve([deployment("m", "only", creds)], allowed_fails=0) as server:
+        for _ in range(5):
+            assert chat(server, temperature=9).status_code == 400
+        assert chat(server).status_code == 200
+
+
+def test_fallbacks_route_to_another_model_and_never_loop(creds, oci_simulator):
+    broken = Fault(status=500, times=None)
+    models = [deployment("a", "a1", creds, broken), deployment("b", "b1", creds, broken, model=GROK), deployment("c", "c1", creds)]
+    with serve(models, fallbacks=[{"a": ["b", "c"]}, {"b": ["a"]}]) as server:
+        reply = chat(server, "a")
+        assert reply.status_code == 200 and reply.headers["x-litellm-model-id"] == "c1"
+        assert reply.headers["x-litellm-attempted-fallbacks"] == "2" and reply.headers["x-litellm-model-group"] == "a"
+    with serve(models[:2], fallbacks=[{"a": ["b"]}, {"b": ["a"]}]) as server:
+        oci_simulator.reset()
+        assert chat(server, "a").status_code == 502  # a, then b, then nothing: a was tried already
+        assert len([r for r in oci_simulator.requests if r.path.endswith("/chat")]) == 2
+
+
+def test_context_window_and_request_fallbacks(creds):
+    too_long = Fault(status=400, message="prompt is too long for this model's context length", times=None)
+    models = [deployment("small", "s1", creds, too_long), deployment("big", "b1", creds, model=GROK), deployment("other", "o1", creds)]
+    with serve(models, context_window_fallbacks=[{"small": ["big"]}]) as server:
+        assert chat(server, "small").headers["x-litellm-model-id"] == "b1"
+        assert chat(server, "small", fallbacks=["other"]).status_code == 400  # a request's own list is for failures, not this
+    with serve(models) as server:
+        assert chat(server, "small").status_code == 400  # no context-window list: the caller's error stands
+    broken = Fault(status=503, times=None)
+    with serve([deployment("x", "x1", creds, broken), *models[1:]]) as server:
+        assert chat(server, "x", fallbacks=["other"]).headers["x-litellm-model-id"] == "o1"
+        assert chat(server, "x", fallbacks=["nope"]).status_code == 400
+
+
+def test_least_busy_spares_the_deployment_with_calls_in_flight(creds):
+    slow = Fault(delay=0.4, times=None)
+    with serve([deployment("m", "slow", creds, slow), deployment("m", "fast", creds, model=GROK)], routing_strategy="least-busy") as server:
+
+        async def workers() -> collections.Counter:
+            got: collections.Counter = collections.Counter()
+            async with httpx.AsyncClient(timeout=30) as client:
+
+                async def worker() -> None:
+                    for _ in range(10):
+                        reply = await client.post(f"{server.base_url}/v1/chat/completions", headers=HEADERS,
+                                                  json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})  # fmt: skip
+                        got[reply.headers["x-litellm-model-id"]] += 1
+
+                await asyncio.gather(*(worker() for _ in range(4)))
+            return got
+
+        got = asyncio.run(workers())
+    assert got["fast"] >= 0.7 * 40  # a call goes to the slow one only when it is no busier than the fast one
+
+
+def test_latency_based_routing_prefers_the_faster_deployment(creds):
+    slower = Fault(delay=0.15, times=None)
+    with serve([deployment("m", "slow", creds, slower), deployment("m", "fast", creds, model=GROK)],
+               routing_strategy="latency-based-routing") as server:  # fmt: skip
+        served(server, 6)  # both measured
+        got = served(server, 40)
+    assert got["fast"] >= 36
+
+
+def test_cost_and_usage_based_routing(creds):
+    cheap = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
+    dear = {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.00002}
+    with serve([deployment("m", "dear", creds, **dear), deployment("m", "cheap", creds, model=GROK, **cheap)],
+               routing_strategy="cost-based-routing") as server:  # fmt: skip
+        assert served(server, 20) == {"cheap": 20}
+    with serve([deployment("m", "wide", creds, rpm=30), deployment("m", "narrow", creds, model=GROK, rpm=10)],
+               routing_strategy="usage-based-routing-v2") as server:  # fmt: skip
+        got = served(server, 24)
+    assert 15 <= got["wide"] <= 21  # each kept near the same share of its rpm: 3:1
+
+
+def test_num_retries_retries_the_last_deployment(creds):
+    twice = Fault(status=500, times=2)
+    with serve([deployment("m", "only", creds, twice)], num_retries=2) as server:
+        reply = chat(server)
+    assert reply.status_code == 200 and reply.headers["x-litellm-attempted-retries"] == "2"
+    with serve([deployment("m", "only", creds, twice)], num_retries=0) as server:
+        assert chat(server).status_code == 502
+
+
+def test_health_deployments_lists_each_deployments_state(creds):
+    with serve([deployment("m", "only", creds)]) as server:
+        chat(server)
+        listed = httpx.get(f"{server.base_url}/health/deployments", headers=HEADERS).json()
+        refused = httpx.get(f"{server.base_url}/health/deployments", headers={"authorization": "Bearer wrong-key-1"})
+    assert listed["strategy"] == "simple-shuffle" and listed["deployments"][0]["model_id"] == "only"
+    assert listed["deployments"][0]["recent_latency_ms"] > 0 and refused.status_code == 401
+
+
+@pytest.mark.parametrize(("settings", "place"), [
+    ({"enable_tag_filtering": True}, "router_settings.enable_tag_filtering"),
+    ({"retry_policy": {"RateLimitErrorRetries": 3}}, "router_settings.retry_policy"),
+    ({"routing_strategy": "fastest"}, "router_settings.routing_strategy"),
+    ({"fallbacks": [{"m": ["ghost"]}]}, "router_settings.fallbacks[0].m"),
+    ({"redis_host": "cache.internal"}, "router_settings.redis_host"),
+    ({"enable_pre_call_checks": False}, "router_settings.enable_pre_call_checks"),
+    ({"colour": "blue"}, "router_settings.colour"),
+])  # fmt: skip
+def test_every_router_setting_is_acted_on_or_refused_naming_its_place(creds, settings, place):
+    with pytest.raises(GatewayConfigError) as refused:
+        parse_config({"model_list": [deployment("m", "only", creds)], "router_settings": settings})
+    assert place in str(refused.value)
+
+
+def test_deployment_routing_keys_that_are_not_acted_on_are_refused(creds):
+    with pytest.raises(GatewayConfigError, match=r"litellm_params\.region_name"):
+        parse_config({"model_list": [deployment("m", "only", creds, region_name="eu")]})
