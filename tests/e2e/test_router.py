@@ -211,3 +211,13 @@ def test_every_router_setting_is_acted_on_or_refused_naming_its_place(creds, set
 def test_deployment_routing_keys_that_are_not_acted_on_are_refused(creds):
     with pytest.raises(GatewayConfigError, match=r"litellm_params\.region_name"):
         parse_config({"model_list": [deployment("m", "only", creds, region_name="eu")]})
+
+
+def test_cooldowns_and_fallbacks_are_counted_in_the_metrics(creds):
+    broken = Fault(status=500, times=None)
+    models = [deployment("a", "a1", creds, broken), deployment("b", "b1", creds, model=GROK)]
+    with serve(models, fallbacks=[{"a": ["b"]}], allowed_fails=0, cooldown_time=30) as server:
+        assert chat(server, "a").status_code == 200
+        metrics = httpx.get(f"{server.base_url}/metrics", headers=HEADERS).text
+    assert 'ocilm_deployment_cooldowns_total{deployment="oci/meta.llama-3.3-70b-instruct",model="a"} 1.0' in metrics
+    assert 'ocilm_model_fallbacks_total{fallback="b",model="a"} 1.0' in metrics

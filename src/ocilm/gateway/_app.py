@@ -82,6 +82,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
 
         gate.alerts = BudgetAlerts(seen.budget_alert_webhooks, seen.budget_alert_thresholds)
     metered = Metered(gate, router, observer)
+    router.observer = observer
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
                 map_error: Callable[[OCIError], GatewayError] = gateway_error_for) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
@@ -239,11 +240,19 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             gate.store = await open_store(settings)
             if store_counts_limits(config, workers):
                 limits.limiter = gate.store.rate_limiter(config.rate_limit_window_seconds)
+        shared = None
+        if config.redis_url:  # the router's cooldowns and load, shared by replicas
+            from ._routing_shared import SharedRouting
+
+            shared = SharedRouting(config.redis_url, router.state)
+            shared.start()
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
         try:
             yield
         finally:
             pruner.cancel()
+            if shared is not None:
+                await shared.close()
             await gate.drain()  # spend of cancelled streams is still being written
             await limits.close()
             observer.close()

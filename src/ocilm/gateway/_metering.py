@@ -93,6 +93,7 @@ class Metered:
                 if following is None or len(tried_models) > config.max_fallbacks:
                     raise
                 log.warning("model %s failed (%s); falling back to %s", resolved, type(exc).__name__, following)
+                self.observer.fell_back(resolved, following)
                 current = following
                 continue
             upstream.headers.update(self._route_headers(request, name, upstream, len(tried_models)))

@@ -124,6 +124,7 @@ class Router:
         self.client = client
         self.limits = limits  # for the deployments' own rpm/tpm
         self.state = RoutingState(config.routing)  # each deployment's in-flight count, latency, failures, cooldown
+        self.observer: Any = None  # told of cooldowns (metrics)
 
     def deployments(self, name: Any) -> list[Deployment]:
         """The deployments behind a model name, shuffled; a name is checked where it enters (it
@@ -192,6 +193,8 @@ class Router:
                         cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), type(exc).__name__)
                         if cooled:
                             log.warning("%s: %s cools down for %.1f s after %s", name, deployment.place, cooled, type(exc).__name__)
+                            if self.observer is not None:
+                                self.observer.cooled(deployment.model_name, deployment.model)
                         if failed is not None:
                             failed(deployment, exc)
                         if not isinstance(exc, FALLBACK_ERRORS):

@@ -74,6 +74,19 @@ class RoutingState:
     def __init__(self, settings: RoutingSettings) -> None:
         self.settings = settings
         self.states: dict[str, DeploymentState] = {}
+        self.on_cooldown: Any = None  # told (deployment id, seconds, cooldowns in a row) when one starts: other replicas hear it
+        self.remote_in_flight: dict[str, int] = {}  # other replicas' calls in flight, by deployment
+        self.remote_latency: dict[str, float] = {}  # other replicas' recent mean latency, by deployment
+
+    def apply_cooldown(self, deployment_id: str, until: float, in_a_row: int) -> None:
+        """A cooldown another replica started (``until`` on this process's monotonic clock)."""
+        state = self.of(deployment_id)
+        if until > state.cooldown_until:
+            state.cooldown_until = until
+            state.cooldowns_in_a_row = max(state.cooldowns_in_a_row, in_a_row)
+
+    def in_flight(self, deployment_id: str) -> int:
+        return self.of(deployment_id).in_flight + self.remote_in_flight.get(deployment_id, 0)
 
     def of(self, deployment_id: str) -> DeploymentState:
         state = self.states.get(deployment_id)
@@ -112,9 +125,10 @@ class RoutingState:
         if len(group) == 1:
             return group
         if strategy == "least-busy":
-            return sorted(group, key=lambda d: (self.of(d.id).in_flight, rng.random()))
+            return sorted(group, key=lambda d: (self.in_flight(d.id), rng.random()))
         if strategy == "latency-based-routing":
-            means = {d.id: self.of(d.id).mean_latency(now, self.settings.latency_ttl, stream) for d in group}
+            means = {d.id: _merged(self.of(d.id).mean_latency(now, self.settings.latency_ttl, stream), self.remote_latency.get(d.id))
+                     for d in group}  # fmt: skip
             known = [m for m in means.values() if m is not None]
             fastest = min(known) if len(known) == len(group) else 0.0  # an unmeasured deployment is tried first
             limit = fastest * (1 + self.settings.lowest_latency_buffer)
@@ -187,7 +201,15 @@ class RoutingState:
         seconds = min(MAX_COOLDOWN, max(retry_after or 0.0, grown if retry_after is None else 0.0))
         state.cooldown_until = max(state.cooldown_until, now + seconds)
         state.failures.clear()
+        if self.on_cooldown is not None:
+            self.on_cooldown(deployment_id, seconds, state.cooldowns_in_a_row)
         return seconds
+
+
+def _merged(own: float | None, remote: float | None) -> float | None:
+    if own is None or remote is None:
+        return own if remote is None else remote
+    return (own + remote) / 2
 
 
 def _weighted_order(group: list[Any], rng: Any) -> list[Any]:

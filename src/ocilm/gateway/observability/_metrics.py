@@ -42,6 +42,10 @@ class Metrics:
                                        ["model", "deployment", "status", "code"], **common)  # fmt: skip
         self.retries = Counter("ocilm_retries", "Attempts of an OCI call after its first.", ["model"], **common)
         self.fallbacks = Counter("ocilm_fallbacks", "Requests served by a deployment after another failed or was full.", ["model"], **common)
+        self.cooldowns = Counter("ocilm_deployment_cooldowns", "Cooldowns a deployment entered (this replica's, and those other "
+                                 "replicas announced are not counted twice).", ["model", "deployment"], **common)  # fmt: skip
+        self.model_fallbacks = Counter("ocilm_model_fallbacks", "Requests handed from a model to a fallback model.",
+                                       ["model", "fallback"], **common)  # fmt: skip
         self.rejections = Counter("ocilm_rejections", "Requests the gateway refused, by reason.", ["route", "reason"], **common)
         # multiprocess_mode says how a scrape joins the workers' values (ignored in one process)
         self.in_flight = Gauge("ocilm_in_flight_requests", "Requests being served now.", ["route"], multiprocess_mode="livesum",

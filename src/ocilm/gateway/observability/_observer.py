@@ -77,6 +77,14 @@ class Observer:
         if self.metrics is not None:
             self.metrics.upstream_failed(model, deployment, status, code)
 
+    def cooled(self, model: str, deployment: str) -> None:
+        if self.metrics is not None:
+            self.metrics.cooldowns.labels(model, deployment).inc()
+
+    def fell_back(self, model: str, fallback: str) -> None:
+        if self.metrics is not None:
+            self.metrics.model_fallbacks.labels(model, fallback).inc()
+
     def health(self, *, store: bool | None = None, limits: bool | None = None, served_unlimited: int = 0) -> None:
         if self.metrics is None:
             return
