@@ -7,6 +7,7 @@ import base64
 import collections
 import email.utils
 import json
+import random
 import threading
 import time
 import uuid
@@ -217,6 +218,12 @@ class SimulatorApp:
     # ------------------------------------------------------------- steps
 
     def _fault_for(self, headers: dict[str, str], target: str, body: bytes) -> Fault | None:
+        fault = self._fault_chosen(headers, target, body)
+        if fault is not None and fault.probability < 1.0 and random.random() >= fault.probability:
+            return None  # this request is spared
+        return fault
+
+    def _fault_chosen(self, headers: dict[str, str], target: str, body: bytes) -> Fault | None:
         action = target.split("?")[0].rsplit("/", 1)[-1]
         spec = headers.get(FAULT_HEADER)
         with self._lock:

@@ -23,6 +23,7 @@ class Fault:
     - ``raw_body``: with ``status``, send this text (``text/plain``) instead of OCI's error JSON.
     - ``action``: only requests to this action (``chat``, ``embedText``, ``rerankText``).
     - ``match``: only requests whose body contains this text (e.g. one batch of many).
+    - ``probability``: apply to each request with this chance (a model throttled at random).
     """
 
     status: int | None = None
@@ -39,6 +40,7 @@ class Fault:
     raw_body: str | None = None
     action: str | None = None
     match: str | None = None
+    probability: float = 1.0
 
     @classmethod
     def parse(cls, header: str) -> Fault:
@@ -51,7 +53,7 @@ class Fault:
                 setattr(fault, name, int(value))
             elif name == "times":
                 fault.times = None if value in ("all", "always") else int(value)
-            elif name in ("delay", "event_delay"):
+            elif name in ("delay", "event_delay", "probability"):
                 setattr(fault, name, float(value))
             elif name == "malformed":
                 fault.malformed = value.lower() not in ("0", "false", "no")
