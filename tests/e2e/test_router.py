@@ -194,7 +194,8 @@ def test_health_deployments_lists_each_deployments_state(creds):
 
 
 @pytest.mark.parametrize(("settings", "place"), [
-    ({"enable_tag_filtering": True}, "router_settings.enable_tag_filtering"),
+    ({"enable_tag_filtering": "yes"}, "router_settings.enable_tag_filtering"),
+    ({"tag_routing_prefix": "t:"}, "router_settings.tag_routing_prefix"),
     ({"retry_policy": {"RateLimitErrorRetries": 3}}, "router_settings.retry_policy"),
     ({"routing_strategy": "fastest"}, "router_settings.routing_strategy"),
     ({"fallbacks": [{"m": ["ghost"]}]}, "router_settings.fallbacks[0].m"),
@@ -257,3 +258,55 @@ def test_chaos_one_region_throttling_at_random(creds):
     assert ok >= 999
     p99 = lambda values: values[int(len(values) * 0.99) - 1]  # noqa: E731
     assert p99(chaos) <= p99(healthy) + 0.050, (p99(chaos), p99(healthy))
+
+
+TAGGED = [("paid", ("paid",)), ("free", ("free",)), ("fallback", ("default",)), ("plain", ())]
+
+
+@pytest.mark.parametrize("strategy", ["simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2", "cost-based-routing"])
+def test_tags_route_the_same_with_every_strategy(creds, strategy):
+    price = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
+    models = [deployment("m", ident, creds, tags=list(tags), rpm=100, **price) if tags else deployment("m", ident, creds, rpm=100, **price)
+              for ident, tags in TAGGED]  # fmt: skip
+    with serve(models, routing_strategy=strategy, enable_tag_filtering=True) as server:
+        paid = {chat(server, metadata={"tags": ["paid"]}).headers["x-litellm-model-id"] for _ in range(8)}
+        by_header = {httpx.post(f"{server.base_url}/v1/chat/completions", headers={**HEADERS, "x-litellm-tags": "free"}, timeout=30,
+                                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}).headers["x-litellm-model-id"]
+                     for _ in range(8)}  # fmt: skip
+        unknown = {chat(server, metadata={"tags": ["gold"]}).headers["x-litellm-model-id"] for _ in range(8)}
+        untagged = {chat(server).headers["x-litellm-model-id"] for _ in range(16)}
+    assert paid == {"paid"} and by_header == {"free"}
+    assert unknown == {"fallback"}  # no deployment has the tag: the default-tagged ones serve
+    assert untagged <= {"plain", "fallback"} and "paid" not in untagged  # untagged requests never reach another tag's deployments
+
+
+def test_a_tag_no_deployment_serves_is_a_400_without_a_default(creds):
+    with serve([deployment("m", "paid", creds, tags=["paid"])], enable_tag_filtering=True) as server:
+        reply = chat(server, metadata={"tags": ["gold"]})
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "no_deployment_for_tags"
+
+
+def test_tagged_deployments_cooling_never_spill_onto_other_tags(creds):
+    throttled = Fault(status=429, retry_after="30", times=None)
+    with serve([deployment("m", "paid", creds, throttled, tags=["paid"]), deployment("m", "free", creds, tags=["free"])],
+               enable_tag_filtering=True) as server:  # fmt: skip
+        assert chat(server, metadata={"tags": ["paid"]}).status_code == 429
+        again = chat(server, metadata={"tags": ["paid"]})
+    assert again.status_code == 429 and again.json()["error"]["code"] == "deployments_cooling"
+
+
+def test_a_stream_falls_over_before_its_first_chunk_not_after(creds, oci_simulator):
+    broken = Fault(status=503, times=None)
+    with serve([deployment("m", "bad", creds, broken, order=1), deployment("m", "good", creds, order=2)]) as server:
+        with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", headers=HEADERS, timeout=30,
+                          json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}) as reply:  # fmt: skip
+            body = reply.read().decode()
+        assert reply.headers["x-litellm-model-id"] == "good" and body.rstrip().endswith("[DONE]")
+    cut = Fault(cut_after=2, times=None)
+    with serve([deployment("m", "cut", creds, cut, order=1), deployment("m", "good", creds, order=2)]) as server:
+        oci_simulator.reset()
+        with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", headers=HEADERS, timeout=30,
+                          json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}) as reply:  # fmt: skip
+            body = reply.read().decode()
+        assert reply.headers["x-litellm-model-id"] == "cut" and '"error"' in body  # the client already had chunks: no second answer
+        assert len([r for r in oci_simulator.requests if r.path.endswith("/chat")]) == 1

@@ -107,6 +107,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         async def answer(request: Request, record: RequestRecord) -> Response:
             try:
                 request.state.caller = await gate.caller(request.headers)
+                request.state.tags = header_tags(request.headers.get("x-litellm-tags"))
                 return await handler(request)
             except GatewayError as err:
                 record.refused(err.code)
@@ -151,6 +152,13 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             raise GatewayError(400, "stream: expected true or false", param="stream")
         if messages is None:
             raise GatewayError(400, "messages: required, a list of {role, content} objects", param="messages")
+        metadata = payload.get("metadata")
+        if isinstance(metadata, dict) and "tags" in metadata:  # LiteLLM's routing tags: the router's, not OCI's metadata
+            metadata = dict(metadata)
+            request.state.tags = checked_tags(metadata.pop("tags"))
+            payload["metadata"] = metadata or None
+            if payload["metadata"] is None:
+                del payload["metadata"]
         fallbacks = payload.pop("fallbacks", None)
         if fallbacks is not None and not (isinstance(fallbacks, list) and len(fallbacks) <= 16 and all(
                 isinstance(f, str) and config.resolve(f) in config.deployments for f in fallbacks)):  # fmt: skip
@@ -288,6 +296,19 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     app.state.router = router
     app.state.gate = gate
     return app
+
+
+def header_tags(value: str | None) -> tuple[str, ...]:
+    """``x-litellm-tags: a,b`` (LiteLLM's header for routing tags)."""
+    if not value:
+        return ()
+    return checked_tags([part.strip() for part in value.split(",") if part.strip()])
+
+
+def checked_tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > 32 or not all(isinstance(t, str) and 0 < len(t) <= 64 and t.isprintable() for t in value):
+        raise GatewayError(400, "tags: expected at most 32 tags, each a string of 1 to 64 printable characters", param="tags")
+    return tuple(value)
 
 
 def _plain_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:

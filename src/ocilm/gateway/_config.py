@@ -60,6 +60,7 @@ class Deployment:
     id: str = ""  # model_info.id, or a stable hash of the deployment's name, place and model (x-litellm-model-id)
     order: int = 1  # litellm_params.order: a lower order is tried first
     weight: float | None = None  # litellm_params.weight: its share of simple-shuffle's picks
+    tags: tuple[str, ...] = ()  # litellm_params.tags: requests with these tags go here (router_settings.enable_tag_filtering)
 
     @functools.cached_property
     def reasoning_allowance(self) -> int:
@@ -245,6 +246,10 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             problems.append(f"{place}.{key}: not supported on a deployment: {REFUSED_ROUTING_KEYS[key]}")
             params.pop(key)
         order, weight = params.pop("order", 1), params.pop("weight", None)
+        tags = params.pop("tags", None)
+        if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags)):
+            problems.append(f"{place}.tags: expected a list of tags (strings of 1 to 64 characters)")
+            tags = None
         if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 1000:
             problems.append(f"{place}.order: expected a whole number from 1 (tried first) to 1000")
             order = 1
@@ -281,7 +286,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         deployment_id = str(given_id) if given_id is not None else hashlib.sha256(f"{entry.model_name}|{place}|{model}".encode()).hexdigest()[:16]
         deployments.setdefault(entry.model_name, []).append(
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
-                       counts["max_reasoning_tokens"], api_mode, deployment_id, order, float(weight) if weight is not None else None))  # fmt: skip
+                       counts["max_reasoning_tokens"], api_mode, deployment_id, order, float(weight) if weight is not None else None,
+                       tuple(tags or ())))  # fmt: skip
     aliases = _aliases(raw, deployments, problems)
     routing, fallbacks, max_fallbacks, drop_params = routing_settings(raw, set(deployments), problems)
     if drop_params:

@@ -131,6 +131,9 @@ class Metered:
         extra: dict[str, Any] = {"stream": stream} if method in ("completion", "responses") else {}
         if pinned is not None:
             extra["pinned"] = pinned
+        tags = getattr(request.state, "tags", None)
+        if tags:
+            extra["tags"] = tags
 
         def failed(deployment: Deployment, exc: OCIError) -> None:
             self.observer.upstream_failed(record, resolved, deployment.model, exc)

@@ -12,8 +12,7 @@ FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallb
 MAX_FALLBACKS = 5
 # Settings LiteLLM documents that this router does not implement yet, with what to do instead.
 _NOT_YET = {
-    "enable_tag_filtering": "tag-based routing is not implemented; give tagged deployments their own model_name",
-    "tag_filtering_match_any": "tag-based routing is not implemented",
+    "tag_routing_prefix": "not implemented; tags match as they are",
     "retry_policy": "per-error retry counts are not implemented; use num_retries",
     "model_group_retry_policy": "per-error retry counts are not implemented; use num_retries",
     "allowed_fails_policy": "per-error allowed fails are not implemented; use allowed_fails",
@@ -31,6 +30,7 @@ _NOT_YET = {
     "enable_health_check_routing": "not implemented",
 }
 _ROUTER_KEYS = frozenset({"routing_strategy", "routing_strategy_args", "num_retries", "allowed_fails", "cooldown_time", "disable_cooldowns",
+                          "enable_tag_filtering", "tag_filtering_match_any",
                           "model_group_alias", "enable_pre_call_checks", "max_fallbacks", "default_fallbacks", *FALLBACK_KINDS})  # fmt: skip
 _LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", *FALLBACK_KINDS})
 
@@ -71,6 +71,8 @@ def routing_settings(raw: dict, names: set[str], problems: list[str]) -> tuple[R
         latency_ttl=_seconds(args, "ttl", 3600.0, problems, place="router_settings.routing_strategy_args") or 3600.0,
         num_retries=_whole(merged, "num_retries", None, problems, low=0),
         disable_cooldowns=bool(router.get("disable_cooldowns", False)),
+        tag_filtering=_flag(router, "enable_tag_filtering", False, problems),
+        tags_match_any=_flag(router, "tag_filtering_match_any", True, problems),
     )
     fallbacks: dict[str, dict[str, list[str]]] = {}
     for kind in FALLBACK_KINDS:
@@ -126,3 +128,11 @@ def _seconds(table: dict, key: str, default: float, problems: list[str], place: 
         problems.append(f"{place}.{key}: expected a number of seconds from 0 to 86400")
         return default
     return float(value)
+
+
+def _flag(table: dict, key: str, default: bool, problems: list[str]) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"router_settings.{key}: expected true or false")
+        return default
+    return value

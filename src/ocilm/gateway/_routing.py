@@ -30,7 +30,7 @@ from .._errors import (
 from ._config import Deployment, GatewayConfig
 from ._errors import GatewayError
 from ._http import time_limit
-from ._routing_policy import RoutingState
+from ._routing_policy import NoDeploymentForTags, RoutingState, by_tags
 from .governance._gate import limits_unavailable, rate_limited
 from .governance._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket
 from .governance._worst_case import output_limit_sent
@@ -138,7 +138,8 @@ class Router:
     async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
                    tried: list[Deployment] | None = None, worst_case: Callable[[Deployment], tuple[int, int]] | None = None,
                    held: list[Ticket] | None = None, failed: Callable[[Deployment, OCIError], None] | None = None,
-                   traced: Callable[[Deployment], Any] | None = None, pinned: str | None = None, **params: Any) -> Any:  # fmt: skip
+                   traced: Callable[[Deployment], Any] | None = None, pinned: str | None = None, tags: tuple[str, ...] | None = None,
+                   **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
         model cannot take are dropped for it, and the output limit is clamped to its maximum.
@@ -151,6 +152,12 @@ class Router:
             deployments = [d for d in deployments if d.place == pinned]
             if not deployments:
                 raise GatewayError(404, "the deployment that stored this response is no longer configured", code="previous_response_not_found")
+        if self.config.routing.tag_filtering:
+            try:
+                deployments = by_tags(deployments, tuple(tags or ()), self.config.routing.tags_match_any)
+            except NoDeploymentForTags as exc:
+                raise GatewayError(400, f"no deployment of model {name!r} serves the tags {exc} (and none is tagged 'default')",
+                                   param="tags", code="no_deployment_for_tags") from None  # fmt: skip
         deployments, wait = self.state.candidates(deployments, time.monotonic(), stream)
         if not deployments:
             raise all_cooling(name, wait)

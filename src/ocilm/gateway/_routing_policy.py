@@ -40,6 +40,32 @@ class RoutingSettings:
     latency_ttl: float = 3600.0  # latency samples older than this are forgotten
     num_retries: int | None = None  # the last deployment's retries (None: the deployment's own max_retries)
     disable_cooldowns: bool = False
+    tag_filtering: bool = False  # enable_tag_filtering
+    tags_match_any: bool = True  # tag_filtering_match_any: any shared tag (False: every request tag on the deployment)
+
+
+class NoDeploymentForTags(Exception):
+    """No deployment of the model serves the request's tags, and none is tagged ``default``."""
+
+
+def by_tags(deployments: list[Any], tags: tuple[str, ...], match_any: bool) -> list[Any]:
+    """The deployments a request's tags may use. Tagged request: the deployments whose tags match
+    (any shared tag, or all of the request's with ``match_any`` off); when none matches, those
+    tagged ``default``; when none is, no deployment (NoDeploymentForTags). Untagged request: the
+    untagged deployments and those tagged ``default`` (all of them when every deployment is
+    tagged otherwise). Filtering comes before cooldowns: a tagged request never spills onto
+    another tag's deployments because its own cool; it waits (429) or falls back."""
+    defaults = [d for d in deployments if "default" in d.tags]
+    if tags:
+        wanted = set(tags)
+        matching = [d for d in deployments if (wanted & set(d.tags) if match_any else wanted <= set(d.tags))]
+        if matching:
+            return matching
+        if defaults:
+            return defaults
+        raise NoDeploymentForTags(", ".join(sorted(wanted)))
+    plain = [d for d in deployments if not d.tags or "default" in d.tags]
+    return plain or list(deployments)
 
 
 @dataclass
