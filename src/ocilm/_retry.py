@@ -18,6 +18,40 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 retry_listener: contextvars.ContextVar[Callable[[OCIError], None] | None] = contextvars.ContextVar("ocilm_retry_listener", default=None)
 
 
+# Retries per error class for the calls made in this context (LiteLLM's retry_policy: the
+# gateway's router sets it around a model's last deployment); unset, max_retries applies.
+retry_counts: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("ocilm_retry_counts", default=None)
+
+
+def error_class_key(err: OCIError) -> str:
+    """LiteLLM's name for an error's class in ``retry_policy`` and ``allowed_fails_policy``."""
+    from ._errors import (
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        NotFoundError,
+        RateLimitError,
+        ServiceUnavailableError,
+    )
+
+    if isinstance(err, RateLimitError):
+        return "RateLimitError"
+    if isinstance(err, APITimeoutError):
+        return "TimeoutError"
+    if isinstance(err, ServiceUnavailableError):
+        return "ServiceUnavailableError"
+    if isinstance(err, AuthenticationError):
+        return "AuthenticationError"
+    if isinstance(err, NotFoundError):
+        return "NotFoundError"
+    if isinstance(err, BadRequestError):
+        text = err.message.lower()
+        return "ContentPolicyViolationError" if "content policy" in text or "content filter" in text else "BadRequestError"
+    if err.status_code is not None and err.status_code >= 500:
+        return "InternalServerError"
+    return "Default"
+
+
 def note_retry(err: OCIError) -> None:
     listener = retry_listener.get()
     if listener is not None:
@@ -77,7 +111,15 @@ class RetryPolicy:
         self.retries = 0
 
     def next_delay(self, err: OCIError) -> float:
-        if not retryable(err) or self.retries >= self.max_retries:
+        counts = retry_counts.get()
+        limit = None
+        if counts:
+            key = error_class_key(err)
+            limit = counts.get(f"{key}Retries", counts.get("DefaultRetries"))
+        if limit is not None:  # the policy's count for this class of error (it may retry what is not retried by default)
+            if self.retries >= limit or (err.status_code is None and not retryable(err)):
+                raise err
+        elif not retryable(err) or self.retries >= self.max_retries:
             raise err
         delay = backoff_delay(self.retries + 1, err.retry_after)
         if self.deadline is not None and self.clock() + delay >= self.deadline:

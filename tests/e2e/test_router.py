@@ -196,7 +196,8 @@ def test_health_deployments_lists_each_deployments_state(creds):
 @pytest.mark.parametrize(("settings", "place"), [
     ({"enable_tag_filtering": "yes"}, "router_settings.enable_tag_filtering"),
     ({"tag_routing_prefix": "t:"}, "router_settings.tag_routing_prefix"),
-    ({"retry_policy": {"RateLimitErrorRetries": 3}}, "router_settings.retry_policy"),
+    ({"retry_policy": {"RateLimitErrorRetrys": 3}}, "router_settings.retry_policy.RateLimitErrorRetrys"),
+    ({"allowed_fails_policy": {"RateLimitErrorAllowedFails": -1}}, "router_settings.allowed_fails_policy.RateLimitErrorAllowedFails"),
     ({"routing_strategy": "fastest"}, "router_settings.routing_strategy"),
     ({"fallbacks": [{"m": ["ghost"]}]}, "router_settings.fallbacks[0].m"),
     ({"redis_host": "cache.internal"}, "router_settings.redis_host"),
@@ -310,3 +311,26 @@ def test_a_stream_falls_over_before_its_first_chunk_not_after(creds, oci_simulat
             body = reply.read().decode()
         assert reply.headers["x-litellm-model-id"] == "cut" and '"error"' in body  # the client already had chunks: no second answer
         assert len([r for r in oci_simulator.requests if r.path.endswith("/chat")]) == 1
+
+
+def test_retry_policy_counts_retries_by_error_class(creds):
+    twice = Fault(status=500, times=2)
+    with serve([deployment("m", "only", creds, twice)], num_retries=0, retry_policy={"InternalServerErrorRetries": 2}) as server:
+        assert chat(server).status_code == 200
+    refused_once = Fault(status=400, message="try again", times=1)
+    with serve([deployment("m", "only", creds, refused_once)], retry_policy={"BadRequestErrorRetries": 1}) as server:
+        assert chat(server).status_code == 200  # a 400 is retried only because the policy says so
+    with serve([deployment("m", "only", creds, Fault(status=400, message="try again", times=1))]) as server:
+        assert chat(server).status_code == 400
+    with serve([deployment("m", "only", creds, Fault(status=500, times=2))], num_retries=0,
+               model_group_retry_policy={"m": {"InternalServerErrorRetries": 2}}) as server:  # fmt: skip
+        assert chat(server).status_code == 200
+
+
+def test_allowed_fails_policy_cools_by_error_class(creds, oci_simulator):
+    oci_simulator.reset()
+    throttled = Fault(status=429, times=None)
+    with serve([deployment("m", "t", creds, throttled, model=GROK), deployment("m", "ok", creds)],
+               allowed_fails=10, allowed_fails_policy={"RateLimitErrorAllowedFails": 0}, cooldown_time=30) as server:  # fmt: skip
+        served(server, 20)
+    assert len([r for r in oci_simulator.requests if r.json and r.json["servingMode"]["modelId"] == "xai.grok-3"]) == 1

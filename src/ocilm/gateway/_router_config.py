@@ -9,13 +9,14 @@ from typing import Any
 from ._routing_policy import STRATEGIES, RoutingSettings
 
 FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+ERROR_CLASSES = ("BadRequestError", "AuthenticationError", "TimeoutError", "RateLimitError", "ContentPolicyViolationError",
+                 "InternalServerError", "ServiceUnavailableError", "NotFoundError")  # fmt: skip
+RETRY_POLICY_KEYS = frozenset({*(f"{c}Retries" for c in ERROR_CLASSES), "DefaultRetries"})
+ALLOWED_FAILS_KEYS = frozenset(f"{c}AllowedFails" for c in ERROR_CLASSES)
 MAX_FALLBACKS = 5
 # Settings LiteLLM documents that this router does not implement yet, with what to do instead.
 _NOT_YET = {
     "tag_routing_prefix": "not implemented; tags match as they are",
-    "retry_policy": "per-error retry counts are not implemented; use num_retries",
-    "model_group_retry_policy": "per-error retry counts are not implemented; use num_retries",
-    "allowed_fails_policy": "per-error allowed fails are not implemented; use allowed_fails",
     "retry_after": "ocilm waits as the deployment's Retry-After says, else backs off from 0.5 s",
     "redis_host": "router state is per process (rate limits share theirs through general_settings.redis_url)",
     "redis_port": "router state is per process (rate limits share theirs through general_settings.redis_url)",
@@ -30,7 +31,8 @@ _NOT_YET = {
     "enable_health_check_routing": "not implemented",
 }
 _ROUTER_KEYS = frozenset({"routing_strategy", "routing_strategy_args", "num_retries", "allowed_fails", "cooldown_time", "disable_cooldowns",
-                          "enable_tag_filtering", "tag_filtering_match_any",
+                          "enable_tag_filtering", "tag_filtering_match_any", "retry_policy", "model_group_retry_policy",
+                          "allowed_fails_policy",
                           "model_group_alias", "enable_pre_call_checks", "max_fallbacks", "default_fallbacks", *FALLBACK_KINDS})  # fmt: skip
 _LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", *FALLBACK_KINDS})
 
@@ -73,7 +75,13 @@ def routing_settings(raw: dict, names: set[str], problems: list[str]) -> tuple[R
         disable_cooldowns=bool(router.get("disable_cooldowns", False)),
         tag_filtering=_flag(router, "enable_tag_filtering", False, problems),
         tags_match_any=_flag(router, "tag_filtering_match_any", True, problems),
-    )
+        retry_policy=_policy(router.get("retry_policy"), "router_settings.retry_policy", RETRY_POLICY_KEYS, problems),
+        model_retry_policy={model: _policy(policy, f"router_settings.model_group_retry_policy.{model}", RETRY_POLICY_KEYS, problems)
+                            for model, policy in _table(router.get("model_group_retry_policy"), "router_settings.model_group_retry_policy",
+                                                        names, problems).items()},
+        allowed_fails_policy=_policy(router.get("allowed_fails_policy"), "router_settings.allowed_fails_policy", ALLOWED_FAILS_KEYS,
+                                     problems),
+    )  # fmt: skip
     fallbacks: dict[str, dict[str, list[str]]] = {}
     for kind in FALLBACK_KINDS:
         section = "router_settings" if kind in router else "litellm_settings"
@@ -136,3 +144,33 @@ def _flag(table: dict, key: str, default: bool, problems: list[str]) -> bool:
         problems.append(f"router_settings.{key}: expected true or false")
         return default
     return value
+
+
+def _table(value: Any, place: str, names: set[str], problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{place}: expected a mapping of model name -> policy")
+        return {}
+    for model in value:
+        if model not in names:
+            problems.append(f"{place}.{model}: names no model_name of the model_list")
+    return {m: p for m, p in value.items() if m in names}
+
+
+def _policy(value: Any, place: str, keys: frozenset[str], problems: list[str]) -> dict[str, int]:
+    """A LiteLLM policy: {"RateLimitErrorRetries": 3, ...} (counts from 0 to 100)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{place}: expected a mapping such as {{{sorted(keys)[0]}: 2}}")
+        return {}
+    out = {}
+    for key, count in value.items():
+        if key not in keys:
+            problems.append(f"{place}.{key}: expected one of {', '.join(sorted(keys))}")
+        elif isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100:
+            problems.append(f"{place}.{key}: expected a whole number from 0 to 100")
+        else:
+            out[key] = count
+    return out

@@ -27,6 +27,7 @@ from .._errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from .._retry import error_class_key, retry_counts
 from ._config import Deployment, GatewayConfig
 from ._errors import GatewayError
 from ._http import time_limit
@@ -169,8 +170,10 @@ class Router:
             async with time_limit(budget):
                 last: OCIError | None = None
                 full: list[RateLimited] = []
+                routing = self.config.routing
                 for position, deployment in enumerate(deployments):
-                    if position < len(deployments) - 1:
+                    position_left = len(deployments) - 1 - position  # deployments after this one
+                    if position_left:
                         failover = {"max_retries": 0}  # the next deployment is the retry
                     else:
                         failover = {"max_retries": retries} if retries is not None else {}
@@ -187,6 +190,8 @@ class Router:
                     started = time.monotonic()
                     self.state.started(deployment.id, started)
                     outcome = False
+                    policy = (routing.model_retry_policy.get(deployment.model_name) or routing.retry_policy) if not position_left else None
+                    counting = retry_counts.set(policy) if policy else None
                     try:
                         with traced(deployment) if traced is not None else contextlib.nullcontext():
                             result = await getattr(self.client, method)(
@@ -197,7 +202,7 @@ class Router:
                         return result
                     except OCIError as exc:
                         outcome = True
-                        cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), type(exc).__name__)
+                        cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), error_class_key(exc))
                         if cooled:
                             log.warning("%s: %s cools down for %.1f s after %s", name, deployment.place, cooled, type(exc).__name__)
                             if self.observer is not None:
@@ -209,6 +214,8 @@ class Router:
                         log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
                         last = exc
                     finally:
+                        if counting is not None:
+                            retry_counts.reset(counting)
                         if not outcome:  # cancelled (the caller left, or the deadline passed)
                             self.state.ended(deployment.id)
                         if ticket is not None:

@@ -31,7 +31,7 @@ FAIL_WINDOW = 60.0
 LATENCY_SAMPLES = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoutingSettings:
     strategy: str = "simple-shuffle"
     allowed_fails: int = 3  # failures in a minute a deployment may have before it cools
@@ -42,6 +42,9 @@ class RoutingSettings:
     disable_cooldowns: bool = False
     tag_filtering: bool = False  # enable_tag_filtering
     tags_match_any: bool = True  # tag_filtering_match_any: any shared tag (False: every request tag on the deployment)
+    retry_policy: dict[str, int] = field(default_factory=dict)  # {"RateLimitErrorRetries": 3, ...}: retries by error class
+    model_retry_policy: dict[str, dict[str, int]] = field(default_factory=dict)  # model_group_retry_policy
+    allowed_fails_policy: dict[str, int] = field(default_factory=dict)  # {"RateLimitErrorAllowedFails": 5, ...}
 
 
 class NoDeploymentForTags(Exception):
@@ -74,6 +77,7 @@ class DeploymentState:
     latencies: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))  # (at, seconds)
     ttfts: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     failures: deque[float] = field(default_factory=deque)  # when, this minute
+    class_failures: dict[str, deque[float]] = field(default_factory=dict)  # by error class, for allowed_fails_policy
     cooldown_until: float = 0.0
     cooldowns_in_a_row: int = 0  # grows a repeated cooldown
     probing: bool = False  # a probe after a cooldown is in flight
@@ -210,18 +214,24 @@ class RoutingState:
 
     def failed(self, deployment_id: str, now: float, cools: bool, retry_after: float | None, why: str) -> float:
         """Record a failure; returns the cooldown it started (0: none). ``cools``: the failure is
-        the deployment's (429, 5xx, timeout, no connection), not the caller's."""
+        the deployment's (429, 5xx, timeout, no connection), not the caller's. ``why``: the
+        error's class (LiteLLM's name): ``allowed_fails_policy`` may give it its own count, and
+        may make a class that does not cool by default (a 400) cool."""
         state = self.of(deployment_id)
         state.in_flight = max(0, state.in_flight - 1)
         was_probe, state.probing = state.probing, False
-        if not cools or self.settings.disable_cooldowns:
+        own_limit = self.settings.allowed_fails_policy.get(f"{why}AllowedFails")
+        if (not cools and own_limit is None) or self.settings.disable_cooldowns:
             return 0.0
         state.last_error = why[:120]
-        while state.failures and now - state.failures[0] > FAIL_WINDOW:
-            state.failures.popleft()
-        state.failures.append(now)
-        if retry_after is None and not was_probe and len(state.failures) <= self.settings.allowed_fails:
+        failures = state.failures if own_limit is None else state.class_failures.setdefault(why, deque())
+        while failures and now - failures[0] > FAIL_WINDOW:
+            failures.popleft()
+        failures.append(now)
+        limit = self.settings.allowed_fails if own_limit is None else own_limit
+        if retry_after is None and not was_probe and len(failures) <= limit:
             return 0.0
+        failures.clear()
         state.cooldowns_in_a_row += 1
         grown = self.settings.cooldown_time * 2 ** (state.cooldowns_in_a_row - 1)
         seconds = min(MAX_COOLDOWN, max(retry_after or 0.0, grown if retry_after is None else 0.0))
