@@ -334,3 +334,28 @@ def test_allowed_fails_policy_cools_by_error_class(creds, oci_simulator):
                allowed_fails=10, allowed_fails_policy={"RateLimitErrorAllowedFails": 0}, cooldown_time=30) as server:  # fmt: skip
         served(server, 20)
     assert len([r for r in oci_simulator.requests if r.json and r.json["servingMode"]["modelId"] == "xai.grok-3"]) == 1
+
+
+def test_a_requests_own_retries_and_disable_fallbacks(creds):
+    with serve([deployment("m", "only", creds, Fault(status=500, times=2))], num_retries=0) as server:
+        assert chat(server, num_retries=2).status_code == 200
+    broken = Fault(status=500, times=None)
+    with serve([deployment("a", "a1", creds, broken), deployment("b", "b1", creds)], fallbacks=[{"a": ["b"]}]) as server:
+        assert chat(server, "a", disable_fallbacks=True).status_code == 502
+        assert chat(server, "a", num_retries=99).status_code == 400
+
+
+def test_background_health_checks_cool_a_failing_deployment_before_a_caller_meets_it(creds):
+    config = {"model_list": [deployment("m", "bad", creds, Fault(status=500, times=None)), deployment("m", "good", creds, model=GROK)],
+              "router_settings": {"allowed_fails": 0, "cooldown_time": 30},
+              "general_settings": {"master_key": MASTER, "background_health_checks": True, "health_check_interval": 0.2}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        deadline = time.monotonic() + 10
+        while True:
+            state = {d["model_id"]: d for d in httpx.get(f"{server.base_url}/health/deployments", headers=HEADERS).json()["deployments"]}
+            if state["bad"]["cooling_down"]:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert not state["good"]["cooling_down"]
+        assert served(server, 10) == {"good": 10}

@@ -33,7 +33,7 @@ from ._config import GatewayConfig, is_pattern
 from ._errors import GatewayError
 from ._http import ClientGone, check_keys, json_body, request_id_header
 from ._metering import Metered, relay
-from ._routing import Router, gateway_error_for
+from ._routing import Router, check_health_forever, gateway_error_for
 from ._startup import (
     LOOPBACK_HOSTS,
     limits_for,
@@ -46,7 +46,8 @@ from .governance._gate import Caller, Gate
 from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
-CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks"}
+CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks", "num_retries",
+                                                      "disable_fallbacks"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
 
 
@@ -159,12 +160,19 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             payload["metadata"] = metadata or None
             if payload["metadata"] is None:
                 del payload["metadata"]
+        retries = payload.pop("num_retries", None)
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
+            raise GatewayError(400, "num_retries: expected a whole number from 0 to 10", param="num_retries")
+        request.state.num_retries = retries
+        disable = payload.pop("disable_fallbacks", False)
+        if not isinstance(disable, bool):
+            raise GatewayError(400, "disable_fallbacks: expected true or false", param="disable_fallbacks")
         fallbacks = payload.pop("fallbacks", None)
         if fallbacks is not None and not (isinstance(fallbacks, list) and len(fallbacks) <= 16 and all(
                 isinstance(f, str) and config.resolve(f) in config.deployments for f in fallbacks)):  # fmt: skip
             raise GatewayError(400, "fallbacks: expected a list of at most 16 model names this gateway serves", param="fallbacks")
-        reply = await metered.call(request, "chat", name, "completion", messages, payload, stream=stream,
-                                   fallbacks=[config.resolve(f) for f in fallbacks] if fallbacks is not None else None)  # fmt: skip
+        chosen = [] if disable else [config.resolve(f) for f in fallbacks] if fallbacks is not None else None
+        reply = await metered.call(request, "chat", name, "completion", messages, payload, stream=stream, fallbacks=chosen)
         result = reply.result
         if not stream:
             result["model"] = name
@@ -255,10 +263,13 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             shared = SharedRouting(config.redis_url, router.state)
             shared.start()
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
+        checks = asyncio.ensure_future(check_health_forever(router, config.health_check_interval)) if config.health_check_interval else None
         try:
             yield
         finally:
             pruner.cancel()
+            if checks is not None:
+                checks.cancel()
             if shared is not None:
                 await shared.close()
             await gate.drain()  # spend of cancelled streams is still being written

@@ -118,6 +118,7 @@ class GatewayConfig:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     fallbacks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # kind -> model name (or "*") -> fallbacks
     max_fallbacks: int = 5
+    health_check_interval: float | None = None  # general_settings.background_health_checks: probe every deployment this often
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -200,6 +201,8 @@ def _pydantic_models() -> Any:
         otel: bool = False
         budget_alert_webhooks: list[str] = Field(default_factory=list)
         budget_alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+        background_health_checks: bool = False
+        health_check_interval: float = Field(default=300.0, ge=0.1, le=86400, allow_inf_nan=False)
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -308,7 +311,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     return GatewayConfig(deployments=deployments, master_key=master_key, warnings=warnings, aliases=aliases, governance=governance,
                          redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",
                          rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
-                         observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks)  # fmt: skip
+                         observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks,
+                         health_check_interval=general.health_check_interval if general and general.background_health_checks else None)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

@@ -134,6 +134,9 @@ class Metered:
         tags = getattr(request.state, "tags", None)
         if tags:
             extra["tags"] = tags
+        retries = getattr(request.state, "num_retries", None)
+        if retries is not None:
+            extra["num_retries"] = retries
 
         def failed(deployment: Deployment, exc: OCIError) -> None:
             self.observer.upstream_failed(record, resolved, deployment.model, exc)

@@ -3,6 +3,7 @@ on failure, each deployment's own rpm/tpm respected), and how an upstream failur
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -140,7 +141,7 @@ class Router:
                    tried: list[Deployment] | None = None, worst_case: Callable[[Deployment], tuple[int, int]] | None = None,
                    held: list[Ticket] | None = None, failed: Callable[[Deployment, OCIError], None] | None = None,
                    traced: Callable[[Deployment], Any] | None = None, pinned: str | None = None, tags: tuple[str, ...] | None = None,
-                   **params: Any) -> Any:  # fmt: skip
+                   num_retries: int | None = None, **params: Any) -> Any:  # fmt: skip
         """Call the deployments for ``name`` in turn. ``door``: the request came through an agent
         door, whose clients send what their own vendor's models take: parameters a deployment's
         model cannot take are dropped for it, and the output limit is clamped to its maximum.
@@ -163,7 +164,7 @@ class Router:
         if not deployments:
             raise all_cooling(name, wait)
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
-        retries = self.config.routing.num_retries
+        retries = num_retries if num_retries is not None else self.config.routing.num_retries  # a request's own count wins
         stream_args = {"stream": stream} if method in ("completion", "responses") else {}
         token = call_deadline.set(time.monotonic() + budget)
         try:
@@ -267,3 +268,26 @@ def door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any
         params = {**params, "max_tokens": output_limit_sent(params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, door=True)}
     return {**params, "drop_params": True}
 
+
+
+async def check_health_forever(router: Router, interval: float) -> None:
+    """general_settings.background_health_checks: a one-token call to every deployment each
+    ``interval`` seconds, so a failing one cools before a caller meets it (and a cooled one that
+    answers again is closed). The calls cost tokens: off by default."""
+    while True:
+        await asyncio.sleep(interval)
+        for group in list(router.config.deployments.values()):
+            for deployment in group:
+                started = time.monotonic()
+                router.state.started(deployment.id, started)
+                try:
+                    await router.client.completion(deployment.model, [{"role": "user", "content": "ping"}],
+                                                   **{**deployment.params, "max_tokens": 1, "max_retries": 0})  # fmt: skip
+                except OCIError as exc:
+                    router.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), error_class_key(exc))
+                except asyncio.CancelledError:
+                    router.state.ended(deployment.id)
+                    raise
+                else:
+                    now = time.monotonic()
+                    router.state.succeeded(deployment.id, now, now - started)
