@@ -182,3 +182,10 @@ def test_xais_hosted_web_search_runs_on_ocis_side(sim):
     reply = ocilm.responses("oci/xai.grok-4", "latest news on OCI", tools=[{"type": "web_search"}], **sim.api_key_credentials())
     assert reply.output[0].type == "web_search_call" and reply.output_text
     openai.types.responses.Response.model_validate(dict(reply))
+
+
+def test_a_responses_only_model_answers_responses_and_refuses_chat(sim):
+    creds = sim.api_key_credentials()
+    assert ocilm.responses("oci/openai.gpt-5.5-pro", "hi", **creds).output_text
+    with pytest.raises(ocilm.BadRequestError, match="only supported on the Responses API"):
+        ocilm.completion("oci/openai.gpt-5.5-pro", HI, **creds)

@@ -338,6 +338,8 @@ class SimulatorApp:
         if action == "rerankText":
             return _engine.rerank_result(payload, self._model(payload["servingMode"], "rerank"))
         model = self._model(payload["servingMode"], "chat")
+        if model.responses_only:
+            raise ServiceError(400, "400", f"Model {model.id} is only served by the OpenAI-compatible Responses API")
         req = payload["chatRequest"]
         fmt = req["apiFormat"]
         if fmt not in model.api_formats:

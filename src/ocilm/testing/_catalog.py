@@ -17,6 +17,7 @@ class ServedModel:
     dimensions: int = 0
     output_dimensions: tuple[int, ...] = ()
     images: bool = False
+    responses_only: bool = False  # served only by /openai/v1's Responses API (chat refuses it)
 
 
 _GROK_REASONING_REJECTS = frozenset({"presencePenalty", "frequencyPenalty", "stop"})
@@ -60,6 +61,7 @@ CHAT_MODELS = [
     _chat("openai.gpt-5", reasoning=True, vision=True),
     _chat("openai.gpt-5-mini", reasoning=True, vision=True),
     _chat("openai.o4-mini", reasoning=True, vision=True),
+    _chat("openai.gpt-5.5-pro", reasoning=True, vision=True, responses_only=True),
 ]
 
 EMBED_MODELS = [

@@ -115,6 +115,8 @@ class OpenAIv1:
 
     def chat(self, body: dict) -> Any:
         name = self._model(body)
+        if MODELS[name].responses_only:
+            raise APIError(400, "InvalidParameter", f"Model {name} is only supported on the Responses API, not on chat completions")
         if "store" in body:
             raise APIError(400, "InvalidParameter", "Unrecognized request argument supplied: store")
         unknown = sorted(set(body) - CHAT_FIELDS)
