@@ -49,6 +49,7 @@ log = logging.getLogger("ocilm.gateway")
 CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks", "num_retries",
                                                       "disable_fallbacks"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
+RERANK_REQUEST_KEYS = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc"})
 
 
 def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None,
@@ -193,6 +194,24 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         result["model"] = name
         return JSONResponse(result, headers={**request_id_header(result.opc_request_id), **reply.headers})
 
+    async def rerank(request: Request) -> Response:
+        """LiteLLM's and Cohere's rerank (``/v1/rerank``, ``/rerank``, ``/v2/rerank``) on OCI's rerankText."""
+        payload = await json_body(request)
+        check_keys(payload, RERANK_REQUEST_KEYS, "rerank")
+        name = payload.pop("model", None)
+        router.deployments(name)
+        for field in ("query", "documents"):
+            if field not in payload:
+                raise GatewayError(400, f"{field}: required", param=field)
+        query = payload.pop("query")
+        documents = payload.pop("documents")
+        if not isinstance(documents, list) or not 1 <= len(documents) <= 1000:
+            raise GatewayError(400, "documents: expected a list of 1 to 1000 strings or {text} objects", param="documents")
+        reply = await metered.call(request, "rerank", name, "rerank", [query, documents], payload)
+        result = dict(reply.result)
+        result["model"] = name
+        return JSONResponse(result, headers={**request_id_header(reply.result.opc_request_id), **reply.headers})
+
     def model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": created, "owned_by": "oci"}
 
@@ -287,6 +306,9 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/chat/completions", guarded(chat_completions), methods=["POST"]),
         Route("/v1/embeddings", guarded(embeddings), methods=["POST"]),
         Route("/embeddings", guarded(embeddings), methods=["POST"]),
+        Route("/v1/rerank", guarded(rerank), methods=["POST"]),
+        Route("/rerank", guarded(rerank), methods=["POST"]),
+        Route("/v2/rerank", guarded(rerank), methods=["POST"]),
         Route("/v1/models", guarded(models), methods=["GET"]),
         Route("/models", guarded(models), methods=["GET"]),
         Route("/metrics", _plain_errors(metrics), methods=["GET"]),

@@ -168,6 +168,8 @@ class Metered:
         record.opc_request_id = getattr(result, "opc_request_id", None)
         if not stream:
             usage = chat_usage(dict.get(result, "usage"))
+            if method == "rerank" and usage is None:  # OCI reports none: the query and documents, about four characters a token
+                usage = {"prompt_tokens": _estimated_prompt(worst_case), "completion_tokens": 0}
             record.usage(usage)
             record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
             return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None, tried[-1])

@@ -195,8 +195,9 @@ class Router:
                     counting = retry_counts.set(policy) if policy else None
                     try:
                         with traced(deployment) if traced is not None else contextlib.nullcontext():
+                            call_args = args[0] if method == "rerank" else args  # (query, documents)
                             result = await getattr(self.client, method)(
-                                deployment.model, *args, **stream_args, **{**deployment.params, **own, **failover}
+                                deployment.model, *call_args, **stream_args, **{**deployment.params, **own, **failover}
                             )
                         outcome = True
                         self._succeeded(deployment, result, started, stream)

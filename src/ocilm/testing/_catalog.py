@@ -77,6 +77,8 @@ EMBED_MODELS = [
 RERANK_MODELS = [
     ServedModel("cohere.rerank.3-5", "rerank", "cohere"),
     ServedModel("cohere.rerank-v3.5", "rerank", "cohere"),
+    ServedModel("cohere.rerank-v4.0-pro", "rerank", "cohere"),
+    ServedModel("cohere.rerank-v4.0-fast", "rerank", "cohere"),
 ]
 
 MODELS: dict[str, ServedModel] = {m.id: m for m in CHAT_MODELS + EMBED_MODELS + RERANK_MODELS}
