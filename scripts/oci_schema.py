@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOTS = ("ChatDetails", "EmbedTextDetails", "RerankTextDetails")
+ROOTS = ("ChatDetails", "EmbedTextDetails", "RerankTextDetails", "ApplyGuardrailsDetails")
 OUTPUT = Path(__file__).resolve().parent.parent / "src" / "ocilm" / "testing" / "oci_schema.json"
 _CLASS_IN_TYPE = re.compile(r"[A-Z][A-Za-z0-9]+")
 _ALLOWED = re.compile(r"allowed_values\s*=\s*\[([^\]]*)\]")

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._api import (
+    aapply_guardrails,
     acompletion,
     adelete_responses,
     aembedding,
     aget_responses,
     alist_input_items,
+    apply_guardrails,
     arerank,
     aresponses,
     completion,
@@ -105,11 +107,13 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "__version__",
+    "aapply_guardrails",
     "acompletion",
     "adelete_responses",
     "aembedding",
     "aget_responses",
     "alist_input_items",
+    "apply_guardrails",
     "arerank",
     "aresponses",
     "completion",

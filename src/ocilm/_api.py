@@ -141,3 +141,13 @@ def list_input_items(response_id: str, **params: Any) -> Any:
 
 async def alist_input_items(response_id: str, **params: Any) -> Any:
     return await (await _async_client()).list_input_items(response_id, **params)
+
+
+def apply_guardrails(input: str, **params: Any) -> Any:
+    """OCI's ApplyGuardrails on one text: content moderation, personal information (spans with
+    offsets) and prompt injection; OCI's result as it is."""
+    return _client().apply_guardrails(input, **params)
+
+
+async def aapply_guardrails(input: str, **params: Any) -> Any:
+    return await (await _async_client()).apply_guardrails(input, **params)

@@ -26,6 +26,7 @@ from ._errors import (
     OCIError,
     error_from_response,
 )
+from ._guardrails import prepare_guardrails
 from ._openai_api import prepare_responses_create, prepare_stored_response
 from ._rerank import prepare_rerank
 from ._responses_native import anative_events, native_events, native_request, native_response
@@ -182,6 +183,10 @@ class Client(_Base):
 
     def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
         return self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
+
+    def apply_guardrails(self, input: str, **params: Any) -> Any:
+        """OCI's ApplyGuardrails on one text (``content_moderation``, ``pii``, ``prompt_injection``)."""
+        return self._run(prepare_guardrails(self._settings, input, self._params(params)))
 
     def responses(self, model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
         """OpenAI's Responses API: a ``Response``, or with ``stream=True`` an iterator of typed
@@ -446,6 +451,9 @@ class AsyncClient(_Base):
 
     async def rerank(self, model: str, query: str, documents: list[Any], **params: Any) -> RerankResponse:
         return await self._run(prepare_rerank(self._settings, model, query, documents, self._params(params)))  # type: ignore[return-value]
+
+    async def apply_guardrails(self, input: str, **params: Any) -> Any:
+        return await self._run(prepare_guardrails(self._settings, input, self._params(params)))
 
     async def responses(self, model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
         """``Client.responses`` for asyncio; with ``stream=True`` an async iterator of events."""

@@ -58,7 +58,7 @@ _SHORT_CODES = dict(
 
 _REGION_ID = re.compile(r"^[a-z]{2,3}(-[a-z]+)+-[0-9]{1,2}$")
 
-ACTIONS = ("chat", "embedText", "rerankText")
+ACTIONS = ("chat", "embedText", "rerankText", "applyGuardrails")
 
 
 def normalize_region(region: str) -> str:

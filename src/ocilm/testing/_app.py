@@ -305,7 +305,7 @@ class SimulatorApp:
 
     def _route(self, method: str, target: str, body: bytes) -> tuple[str, dict]:
         path = target.split("?")[0]
-        if not path.startswith(API_PREFIX) or path[len(API_PREFIX) :] not in ("chat", "embedText", "rerankText"):
+        if not path.startswith(API_PREFIX) or path[len(API_PREFIX) :] not in ("chat", "embedText", "rerankText", "applyGuardrails"):
             raise ServiceError(404, "NotAuthorizedOrNotFound", f"No route for {method} {path}")
         if method != "POST":
             raise ServiceError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
@@ -328,11 +328,17 @@ class SimulatorApp:
         return model
 
     def _dispatch(self, action: str, payload: dict) -> dict | list:
-        schema = {"chat": CHAT_DETAILS, "embedText": EMBED_DETAILS, "rerankText": RERANK_DETAILS}[action]
+        schema = {"chat": CHAT_DETAILS, "embedText": EMBED_DETAILS, "rerankText": RERANK_DETAILS, "applyGuardrails": "ApplyGuardrailsDetails"}[action]
         try:
             check(payload, schema, "$")
         except SchemaError as exc:
             raise ServiceError(400, "400", str(exc)) from None
+        if action == "applyGuardrails":
+            if not payload["guardrailConfigs"]:
+                raise ServiceError(400, "400", "Invalid request content: guardrailConfigs must configure at least one guardrail")
+            if "input" not in payload and not payload.get("multimodalInput"):
+                raise ServiceError(400, "400", "Invalid request content: one of input or multimodalInput is required")
+            return _engine.guardrails_result(payload)
         if action == "embedText":
             return self._embed(payload)
         if action == "rerankText":

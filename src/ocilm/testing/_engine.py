@@ -497,3 +497,37 @@ def rerank_result(req: dict, model: ServedModel) -> dict:
         for r in ranks:
             r["document"] = {"text": req["documents"][r["index"]]}
     return {"id": hashlib.sha256(req["input"].encode()).hexdigest()[:32], "modelId": model.id, "modelVersion": "3.5", "documentRanks": ranks}
+
+
+# ------------------------------------------------------------------ applyGuardrails
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
+HARMFUL_WORDS = ("kill", "bomb", "hate you")  # what the simulator's moderation flags (OVERALL 1.0)
+INJECTION_PHRASES = ("ignore previous instructions", "ignore all previous instructions", "disregard your instructions")
+
+
+def guardrails_result(req: dict) -> dict:
+    """OCI's ApplyGuardrailsResult for the request's text: only the configured checks answer.
+    E-mail addresses and telephone numbers are personal information (spans with offsets);
+    ``HARMFUL_WORDS`` score OVERALL 1.0; ``INJECTION_PHRASES`` score prompt injection 1.0."""
+    text_input = req.get("input") or next((i for i in req.get("multimodalInput") or [] if i.get("type") == "TEXT"), {})
+    text = text_input.get("content") or ""
+    lowered = text.lower()
+    configs = req["guardrailConfigs"]
+    results: dict[str, Any] = {}
+    if "contentModerationConfig" in configs:
+        wanted = configs["contentModerationConfig"].get("categories") or ["OVERALL", "BLOCKLIST"]
+        scores = {"OVERALL": 1.0 if any(w in lowered for w in HARMFUL_WORDS) else 0.0, "BLOCKLIST": 0.0}
+        results["contentModeration"] = {"categories": [{"name": n, "score": scores.get(n, 0.0)} for n in wanted]}
+    if "personallyIdentifiableInformationConfig" in configs:
+        types = set(configs["personallyIdentifiableInformationConfig"].get("types") or ["EMAIL", "TELEPHONE_NUMBER"])
+        spans = [(m, "EMAIL") for m in _EMAIL.finditer(text)] + [(m, "TELEPHONE_NUMBER") for m in _PHONE.finditer(text)]
+        results["personallyIdentifiableInformation"] = [
+            {"offset": m.start(), "length": m.end() - m.start(), "text": m.group(), "label": label, "score": 0.99}
+            for m, label in sorted(spans, key=lambda s: s[0].start()) if label in types
+        ]
+    if "promptInjectionConfig" in configs:
+        results["promptInjection"] = {"score": 1.0 if any(p in lowered for p in INJECTION_PHRASES) else 0.0}
+    version = (req.get("guardrailVersionConfig") or {}).get("guardrailVersion") or "1.0.1"
+    return {"results": results, "guardrailVersion": {"version": version}}
