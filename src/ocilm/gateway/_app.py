@@ -31,6 +31,7 @@ from . import _pool
 from ._chat_stream import ChatFraming
 from ._config import GatewayConfig, is_pattern
 from ._errors import GatewayError
+from ._guardrails import Guardrails
 from ._http import ClientGone, check_keys, json_body, request_id_header
 from ._metering import Metered, relay
 from ._routing import Router, check_health_forever, gateway_error_for
@@ -47,7 +48,7 @@ from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
 CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks", "num_retries",
-                                                      "disable_fallbacks"}
+                                                      "disable_fallbacks", "guardrails"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
 RERANK_REQUEST_KEYS = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc"})
 
@@ -83,7 +84,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         from .observability._alerts import BudgetAlerts
 
         gate.alerts = BudgetAlerts(seen.budget_alert_webhooks, seen.budget_alert_thresholds)
-    metered = Metered(gate, router, observer)
+    guardrails = Guardrails(config.guardrails, upstream, observer) if config.guardrails else None
+    metered = Metered(gate, router, observer, guardrails)
     router.observer = observer
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -161,6 +163,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             payload["metadata"] = metadata or None
             if payload["metadata"] is None:
                 del payload["metadata"]
+        request.state.guardrails_asked = payload.pop("guardrails", None)
         retries = payload.pop("num_retries", None)
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
             raise GatewayError(400, "num_retries: expected a whole number from 0 to 10", param="num_retries")

@@ -19,6 +19,7 @@ from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
+from ._guardrail_config import guardrail_specs
 from ._router_config import routing_settings
 from ._routing_policy import RoutingSettings
 from .governance._policy import Price
@@ -31,7 +32,7 @@ REFUSED_ROUTING_KEYS = {
     "region_name": "a deployment's region is its oci_region",
 }
 _EMBED_DEFAULTS = frozenset({"dimensions", "encoding_format", "input_type", "truncate"})
-_KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables"})
+_KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables", "guardrails"})
 
 
 class GatewayConfigError(ConfigurationError):
@@ -119,6 +120,7 @@ class GatewayConfig:
     fallbacks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # kind -> model name (or "*") -> fallbacks
     max_fallbacks: int = 5
     health_check_interval: float | None = None  # general_settings.background_health_checks: probe every deployment this often
+    guardrails: list[Any] = field(default_factory=list, repr=False)  # GuardrailSpec: their OCI settings may hold keys
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -293,6 +295,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                        tuple(tags or ())))  # fmt: skip
     aliases = _aliases(raw, deployments, problems)
     routing, fallbacks, max_fallbacks, drop_params = routing_settings(raw, set(deployments), problems)
+    guardrails = guardrail_specs(raw.get("guardrails"), problems, check_credentials)
     if drop_params:
         for group in deployments.values():
             for deployment in group:
@@ -312,7 +315,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          redis_url=redis_url, rate_limit_failure=general.rate_limit_failure if general else "closed",
                          rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
                          observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks,
-                         health_check_interval=general.health_check_interval if general and general.background_health_checks else None)  # fmt: skip
+                         health_check_interval=general.health_check_interval if general and general.background_health_checks else None,
+                         guardrails=guardrails)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

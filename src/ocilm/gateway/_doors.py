@@ -97,6 +97,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
 
     async def responses(request: Request) -> Response:
         body = await json_body(request)
+        request.state.guardrails_asked = body.pop("guardrails", None)
         if passes_through(router.deployments(body.get("model"))):
             return await pass_through(request, body, metered, homes)
         owner = _owner(request)
@@ -122,6 +123,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
 
     async def messages(request: Request) -> Response:
         body = await json_body(request)
+        request.state.guardrails_asked = body.pop("guardrails", None)
         call = anthropic.parse_request(body)
         router.deployments(call.model)
         headers = {"request-id": call.message_id.replace("msg_", "req_", 1)}

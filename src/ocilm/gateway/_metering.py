@@ -22,6 +22,7 @@ from .._errors import OCIError
 from .._retry import retry_listener
 from ._config import Deployment
 from ._errors import GatewayError
+from ._guardrails import Guardrails, GuardrailSpec, StreamGuard
 from ._http import ClientGone, while_connected
 from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
@@ -40,6 +41,7 @@ class Upstream:
     headers: dict[str, str]
     watch: StreamWatch | None
     deployment: Deployment | None = None  # the one that answered
+    guard: StreamGuard | None = None  # during_call guardrails on a stream
 
 
 class WorstCase:
@@ -68,8 +70,9 @@ class Metered:
     reserved against its limits and budgets, the call runs while the client is connected, and
     the actual cost is settled (at once, or by the stream's watch)."""
 
-    def __init__(self, gate: Gate, router: Router, observer: Observer) -> None:
+    def __init__(self, gate: Gate, router: Router, observer: Observer, guardrails: Guardrails | None = None) -> None:
         self.gate, self.router, self.observer = gate, router, observer
+        self.guardrails = guardrails
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                    *, stream: bool = False, door: bool = False, pinned: str | None = None,
@@ -80,11 +83,16 @@ class Metered:
         cool down, hands the request to its fallbacks in turn, each routed, limited, held and
         priced as itself; no model is tried twice, and at most ``max_fallbacks`` are."""
         config = self.router.config
+        guards = self._guards(request) if method == "completion" else []
+        if guards:  # pre_call: once per request, before anything is held or sent
+            self.router.deployments(name)  # a 404 before a guardrail call
+            first = await self.guardrails.check_request(guards, first, request.state.record)  # type: ignore[union-attr]
         tried_models: list[str] = []
         current: Any = name
         while True:
             try:
-                upstream = await self._call_model(request, route, current, method, first, params, stream=stream, door=door, pinned=pinned)
+                upstream = await self._call_model(request, route, current, method, first, params, stream=stream, door=door, pinned=pinned,
+                                                  guards=guards)  # fmt: skip
             except (OCIError, GatewayError) as exc:
                 resolved = config.resolve(current) if isinstance(current, str) else current
                 tried_models.append(resolved)
@@ -107,8 +115,14 @@ class Metered:
         return {"x-litellm-model-group": str(name), "x-litellm-model-id": upstream.deployment.id if upstream.deployment else "",
                 "x-litellm-attempted-retries": str(record.retries + record.fallbacks), "x-litellm-attempted-fallbacks": str(fallbacks)}  # fmt: skip
 
+    def _guards(self, request: Request) -> list[GuardrailSpec]:
+        if self.guardrails is None:
+            return []
+        caller: Caller = request.state.caller
+        return self.guardrails.selected(getattr(request.state, "guardrails_asked", None), caller.guardrails)
+
     async def _call_model(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
-                          *, stream: bool, door: bool, pinned: str | None) -> Upstream:  # fmt: skip
+                          *, stream: bool, door: bool, pinned: str | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
         caller: Caller = request.state.caller
         deployments = self.router.deployments(name)
         resolved = deployments[0].model_name  # the one name metrics, spend logs, traces and limits use
@@ -172,12 +186,15 @@ class Metered:
                 usage = {"prompt_tokens": _estimated_prompt(worst_case), "completion_tokens": 0}
             record.usage(usage)
             record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
+            if guards:  # post_call: billed already (the model answered), checked before the caller sees it
+                await self.guardrails.check_reply(guards, result, record)  # type: ignore[union-attr]
             return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None, tried[-1])
         watch = StreamWatch(self.gate, meter, tried[-1], worst_case.input_tokens, keep_usage=door or asked_usage or method == "responses", record=record,
                             on_end=lambda: self.observer.finish(record), deployment_ticket=held[0] if held else None,
                             limits=self.router.limits)  # fmt: skip
         record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
-        return Upstream(result, meter.rate_headers, watch, tried[-1])  # a stream's headers go before its first byte
+        guard = self.guardrails.stream_guard(guards, record) if guards else None  # type: ignore[union-attr]
+        return Upstream(result, meter.rate_headers, watch, tried[-1], guard)  # a stream's headers go before its first byte
 
 
 _CONTEXT_WINDOW = ("context length", "context window", "too long", "too many tokens", "maximum context", "exceeds the limit")
@@ -240,7 +257,7 @@ async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable
     """A metered stream: one write per upstream read; settled before its closing bytes; an
     upstream failure after the start becomes the route's failure bytes (and is settled as
     such); a client that leaves is billed for what it was sent; the upstream is always closed."""
-    stream, watch = upstream.result, upstream.watch
+    stream, watch, guard = upstream.result, upstream.watch, upstream.guard
     try:
         opening = framing.start()
         if opening:
@@ -248,9 +265,17 @@ async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable
         async for batch in stream._batches(plain=True):
             if watch is not None:
                 batch = watch.see(batch)
+            if guard is not None:
+                batch = await guard.see(batch)  # a window's text, held until checked
+                if not batch:
+                    continue
             body = framing.batch(batch)
             if body:
                 yield body
+        if guard is not None:
+            rest = await guard.finish()
+            if rest:
+                yield framing.batch(rest)
         if watch is not None:
             await watch.finish()  # billed (or queued to be) before the client hears the end
         if done is not None:

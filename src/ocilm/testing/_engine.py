@@ -511,7 +511,7 @@ def guardrails_result(req: dict) -> dict:
     """OCI's ApplyGuardrailsResult for the request's text: only the configured checks answer.
     E-mail addresses and telephone numbers are personal information (spans with offsets);
     ``HARMFUL_WORDS`` score OVERALL 1.0; ``INJECTION_PHRASES`` score prompt injection 1.0."""
-    text_input = req.get("input") or next((i for i in req.get("multimodalInput") or [] if i.get("type") == "TEXT"), {})
+    text_input: dict = req.get("input") or next((i for i in req.get("multimodalInput") or [] if i.get("type") == "TEXT"), {})
     text = text_input.get("content") or ""
     lowered = text.lower()
     configs = req["guardrailConfigs"]

@@ -41,6 +41,7 @@ class Caller:
     has_budget: bool = False
     limits: RateLimits = NO_LIMITS
     team_limits: RateLimits = NO_LIMITS
+    guardrails: tuple[str, ...] = ()  # guardrails the key's and team's settings turn on
 
     def rate_limits(self, model: str) -> tuple[Limit, ...]:
         """Every rate limit a request for ``model`` touches: its key's, its team's, and its key's

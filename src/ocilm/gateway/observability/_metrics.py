@@ -46,6 +46,10 @@ class Metrics:
                                  "replicas announced are not counted twice).", ["model", "deployment"], **common)  # fmt: skip
         self.model_fallbacks = Counter("ocilm_model_fallbacks", "Requests handed from a model to a fallback model.",
                                        ["model", "fallback"], **common)  # fmt: skip
+        self.guardrail_findings = Counter("ocilm_guardrail_findings", "What guardrails found, by guardrail, category (content_moderation, "
+                                          "prompt_injection, pii:<LABEL>) and action.", ["guardrail", "category", "action"], **common)  # fmt: skip
+        self.guardrail_latency = Histogram("ocilm_guardrail_duration_seconds", "Time a request spent in guardrail checks.", ["route"],
+                                           buckets=LATENCY_BUCKETS, **common)  # fmt: skip
         self.rejections = Counter("ocilm_rejections", "Requests the gateway refused, by reason.", ["route", "reason"], **common)
         # multiprocess_mode says how a scrape joins the workers' values (ignored in one process)
         self.in_flight = Gauge("ocilm_in_flight_requests", "Requests being served now.", ["route"], multiprocess_mode="livesum",

@@ -39,6 +39,8 @@ class Observer:
         try:
             if self.metrics is not None:
                 self.metrics.finished(record)
+                if record.guardrail_seconds is not None:
+                    self.metrics.guardrail_latency.labels(record.route).observe(record.guardrail_seconds)
             if self.access_log is not None:
                 self.access_log.write(record)
             if self.tracing is not None:
@@ -76,6 +78,10 @@ class Observer:
             record.upstream_status, record.upstream_code = status, code
         if self.metrics is not None:
             self.metrics.upstream_failed(model, deployment, status, code)
+
+    def guardrail_finding(self, guardrail: str, category: str, action: str) -> None:
+        if self.metrics is not None:
+            self.metrics.guardrail_findings.labels(guardrail, category, action).inc()
 
     def cooled(self, model: str, deployment: str) -> None:
         if self.metrics is not None:

@@ -11,6 +11,7 @@ REJECTION_REASONS = {
     "invalid_api_key": "auth", "model_not_allowed": "forbidden", "admin_only": "forbidden", "budget_exceeded": "budget",
     "price_unknown": "budget", "rate_limit_exceeded": "rate_limit", "governance_unavailable": "store_unavailable",
     "rate_limit_unavailable": "limits_unavailable", "deployments_full": "rate_limit", "deployments_cooling": "cooling",
+    "guardrail_violation": "guardrail", "guardrail_unavailable": "guardrail_unavailable",
 }  # fmt: skip
 
 
@@ -40,6 +41,8 @@ class RequestRecord:
     prompt: Any = None  # kept only with log_prompts: true
     done: bool = False
     closes_itself: bool = False  # a relayed stream closes its record at its end
+    guardrail_findings: list[str] = field(default_factory=list)  # "name:category:action", never the detected text
+    guardrail_seconds: float | None = None  # time spent in guardrail checks
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
     span_token: Any = None
 
