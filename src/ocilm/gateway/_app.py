@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from . import _pool
 from ._chat_stream import ChatFraming
 from ._config import GatewayConfig, is_pattern
 from ._errors import GatewayError
-from ._guardrails import Guardrails
+from ._guardrails import Guardrails, moderate
 from ._http import ClientGone, check_keys, json_body, request_id_header
 from ._metering import Metered, relay
 from ._routing import Router, check_health_forever, gateway_error_for
@@ -197,6 +198,30 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         result["model"] = name
         return JSONResponse(result, headers={**request_id_header(result.opc_request_id), **reply.headers})
 
+    async def moderations(request: Request) -> Response:
+        """OpenAI's moderations, answered by a guardrail (``model`` names it; else the first)."""
+        payload = await json_body(request)
+        check_keys(payload, frozenset({"model", "input"}), "moderations")
+        if guardrails is None:
+            raise GatewayError(404, "no guardrails are configured: /v1/moderations needs a guardrails: entry with guardrail: oci_guardrails",
+                               code="not_found")  # fmt: skip
+        name = payload.get("model")
+        spec = guardrails.specs.get(name) if name is not None else next(iter(guardrails.specs.values()))
+        if spec is None:
+            raise GatewayError(404, f"model: no guardrail named {str(name)[:64]!r}; this gateway has: {', '.join(guardrails.specs)}",
+                               param="model", code="model_not_found")  # fmt: skip
+        inputs = payload.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, list):
+            inputs = [i.get("text") if isinstance(i, dict) and i.get("type") == "text" else i for i in inputs]
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= 32 or not all(isinstance(i, str) and i for i in inputs):
+            raise GatewayError(400, "input: expected a string, or a list of 1 to 32 strings or {type: text} parts", param="input")
+        record = request.state.record
+        record.model = spec.name
+        results = await moderate(guardrails, spec, inputs, record)
+        return JSONResponse({"id": f"modr-{uuid.uuid4().hex}", "model": spec.name, "results": results})
+
     async def rerank(request: Request) -> Response:
         """LiteLLM's and Cohere's rerank (``/v1/rerank``, ``/rerank``, ``/v2/rerank``) on OCI's rerankText."""
         payload = await json_body(request)
@@ -309,6 +334,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/chat/completions", guarded(chat_completions), methods=["POST"]),
         Route("/v1/embeddings", guarded(embeddings), methods=["POST"]),
         Route("/embeddings", guarded(embeddings), methods=["POST"]),
+        Route("/v1/moderations", guarded(moderations), methods=["POST"]),
+        Route("/moderations", guarded(moderations), methods=["POST"]),
         Route("/v1/rerank", guarded(rerank), methods=["POST"]),
         Route("/rerank", guarded(rerank), methods=["POST"]),
         Route("/v2/rerank", guarded(rerank), methods=["POST"]),

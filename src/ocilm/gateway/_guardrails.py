@@ -285,3 +285,49 @@ def _mask_deltas(pieces: list[tuple[Any, str | None]], spans: list[dict]) -> Non
             if isinstance(delta, dict) and isinstance(delta.get("content"), str):
                 delta["content"] = "".join(new_texts[id(chunk)])
                 break
+
+
+# -------------------------------------------------------------------- /v1/moderations
+
+OPENAI_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent", "self-harm",
+                     "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence", "violence/graphic")  # fmt: skip
+
+
+def moderation_result(results: dict, spec: GuardrailSpec, version: str | None) -> dict:
+    """One OpenAI ``Moderation`` from OCI's results. OCI's content moderation says only OVERALL
+    (harmful or offensive) and BLOCKLIST, which no one of OpenAI's 13 categories honestly is: every
+    category reads false and 0.0, ``flagged`` says whether anything the guardrail checks was found
+    (OVERALL or BLOCKLIST, prompt injection, or personal information it acts on), and OCI's own
+    results are under ``oci`` (personal information as labels and offsets, never the text)."""
+    scores = {c.get("name"): float(c.get("score") or 0) for c in (results.get("contentModeration") or {}).get("categories") or []}
+    injection = (results.get("promptInjection") or {}).get("score")
+    spans = [{"label": s.get("label"), "offset": s.get("offset"), "length": s.get("length"), "score": s.get("score")}
+             for s in results.get("personallyIdentifiableInformation") or []]  # fmt: skip
+    flagged = (any(v >= FLAGGED for v in scores.values()) or (injection is not None and float(injection) >= FLAGGED)
+               or any(s["label"] in spec.pii for s in spans))  # fmt: skip
+    return {
+        "flagged": flagged,
+        "categories": dict.fromkeys(OPENAI_CATEGORIES, False),
+        "category_scores": dict.fromkeys(OPENAI_CATEGORIES, 0.0),
+        "category_applied_input_types": {name: ["text"] for name in OPENAI_CATEGORIES},
+        "oci": {"overall": scores.get("OVERALL"), "blocklist": scores.get("BLOCKLIST"),
+                "prompt_injection": None if injection is None else float(injection), "pii": spans, "guardrail_version": version},
+    }  # fmt: skip
+
+
+async def moderate(guardrails: Guardrails, spec: GuardrailSpec, inputs: list[str], record: Any) -> list[dict]:
+    """One ApplyGuardrails call per input (OpenAI's one result per input); a guardrail that
+    cannot answer is a 503 here whatever its on_error (there is nothing to serve unguarded)."""
+    out = []
+    for text in inputs:
+        started = time.perf_counter()
+        try:
+            result = await guardrails.client.apply_guardrails(text, **spec.call_params())
+        except OCIError:
+            raise GatewayError(503, f"guardrail {spec.name!r} could not answer; try again shortly", kind="api_error",
+                               code="guardrail_unavailable", headers={"retry-after": "1"}) from None  # fmt: skip
+        finally:
+            record.guardrail_seconds = (record.guardrail_seconds or 0.0) + time.perf_counter() - started
+        version = (result.get("guardrailVersion") or {}).get("version")
+        out.append(moderation_result(dict(result.get("results") or {}), spec, version))
+    return out
