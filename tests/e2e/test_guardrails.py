@@ -140,6 +140,6 @@ def test_moderations_with_the_openai_sdk(gateway):
     raw = reply.results[1].model_extra["oci"]
     assert raw["pii"][0]["label"] == "TELEPHONE_NUMBER" and "text" not in raw["pii"][0]
     assert reply.results[2].model_extra["oci"]["overall"] == 1.0 and first.results[0].flagged and first.model == "safety"
+        with pytest.raises(openai.NotFoundError):
+            oa.moderations.create(input="hi", model="nope")
     assert set(reply.results[0].categories.model_dump(by_alias=True)) >= {"hate", "violence/graphic"}
-    with pytest.raises(openai.NotFoundError):
-        oa.moderations.create(input="hi", model="nope")
