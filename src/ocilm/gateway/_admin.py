@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 _COUNTS = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests"})
 _PER_MODEL = frozenset({"model_rpm_limit", "model_tpm_limit"})
 KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
+                        "guardrails",
                          *_COUNTS, *_PER_MODEL})  # fmt: skip
-TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", *_COUNTS})
+TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", "guardrails", *_COUNTS})
 
 
 def _bad(field: str, problem: str) -> GatewayError:
@@ -89,6 +90,11 @@ def admin_fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayC
                     raise PolicyError(name, f"not served by this gateway: {', '.join(unknown)}")
                 # Keyed by the name an alias resolves to: a request through any alias counts against it.
                 out[name] = {config.resolve(m): n for m, n in value.items()} if value else None
+            elif name == "guardrails":
+                known = {spec.name for spec in config.guardrails}
+                if value is not None and not (isinstance(value, list) and all(isinstance(g, str) and g in known for g in value)):
+                    raise PolicyError(name, f"expected a list of guardrail names of the config ({', '.join(sorted(known)) or 'none configured'})")
+                out[name] = list(value) if value else None
             elif name == "blocked":
                 if not isinstance(value, bool):
                     raise PolicyError(name, "expected true or false")

@@ -175,7 +175,7 @@ class Gate:
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
         return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
-                      view.team_limits)  # fmt: skip
+                      view.team_limits, view.guardrails)  # fmt: skip
 
     async def _view(self, key: str) -> KeyView | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret

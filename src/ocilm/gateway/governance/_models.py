@@ -32,6 +32,7 @@ class Team(Base):
     alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
     alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
     alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
+    guardrails: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))  # guardrail names it turns on (migration 0010)
 
 
 class Key(Base):
@@ -61,6 +62,7 @@ class Key(Base):
     alert_level: Mapped[int | None] = mapped_column(Integer)  # the highest budget threshold announced (percent)
     alert_window: Mapped[float | None] = mapped_column(Float)  # in the budget window that ends here
     alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
+    guardrails: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))  # guardrail names it turns on (migration 0010)
     model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))  # model name -> requests per minute
     model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
 

@@ -56,3 +56,4 @@ class KeyView:
     expires_at: float | None
     limits: RateLimits = NO_LIMITS
     team_limits: RateLimits = NO_LIMITS
+    guardrails: tuple[str, ...] = ()  # the key's and its team's

@@ -150,6 +150,7 @@ class Store:
             limits=RateLimits(row.rpm_limit, row.tpm_limit, row.max_parallel_requests, dict(row.model_rpm_limit or {}),
                               dict(row.model_tpm_limit or {})),
             team_limits=RateLimits(team.rpm_limit, team.tpm_limit, team.max_parallel_requests) if team else NO_LIMITS,
+            guardrails=tuple(dict.fromkeys([*(row.guardrails or ()), *((team.guardrails or ()) if team else ())])),
         )  # fmt: skip
 
     async def has_rate_limits(self) -> bool:
@@ -371,7 +372,7 @@ def _key_dict(row: Any) -> dict[str, Any]:
         "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend), "expires": row.expires_at, "blocked": bool(row.blocked),
         "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
         "max_parallel_requests": row.max_parallel_requests, "model_rpm_limit": dict(row.model_rpm_limit or {}),
-        "model_tpm_limit": dict(row.model_tpm_limit or {}),
+        "model_tpm_limit": dict(row.model_tpm_limit or {}), "guardrails": list(row.guardrails or []),
     }  # fmt: skip
 
 
@@ -382,7 +383,7 @@ def _team_dict(row: Any) -> dict[str, Any]:
         "team_id": row.team_id, "team_alias": row.team_alias, "models": list(row.models or []), "max_budget": to_usd(row.max_budget),
         "budget_duration": row.budget_duration, "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend),
         "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit,
-        "tpm_limit": row.tpm_limit, "max_parallel_requests": row.max_parallel_requests,
+        "tpm_limit": row.tpm_limit, "max_parallel_requests": row.max_parallel_requests, "guardrails": list(row.guardrails or []),
     }  # fmt: skip
 
 
