@@ -161,3 +161,22 @@ def test_a_key_and_a_team_turn_guardrails_on(creds, tmp_path, oci_simulator):
         info = http.get("/key/info", headers=admin, params={"key": guarded["token"]}).json()["info"]
     assert statuses == [200, 400, 400]
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "guardrails" and info["guardrails"] == ["strict"]
+
+
+def test_guardrails_on_responses_passed_through_to_openai_v1(creds, oci_simulator):
+    key = oci_simulator.api_key_credentials()
+    config = {
+        "model_list": [{"model_name": "gpt", "litellm_params": {"model": "oci/openai.gpt-oss-120b", **key}}],
+        "guardrails": [_guardrail("in", creds, mode="pre_call", default_on=True, pii_entities_config={"EMAIL": "MASK"}),
+                       _guardrail("out", creds, mode=["post_call", "during_call"], default_on=True,
+                                  pii_entities_config={"EMAIL": "MASK", "TELEPHONE_NUMBER": "BLOCK"})],
+        "general_settings": {"master_key": MASTER},
+    }  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server, _oa(server) as oa:
+        reply = oa.responses.create(model="gpt", input=f"write to {EMAIL}")
+        sent = next(r for r in reversed(oci_simulator.requests) if r.path == "/openai/v1/responses").json
+        assert EMAIL not in json.dumps(sent) and "[EMAIL]" in sent["input"] and EMAIL not in reply.output_text
+        with httpx.stream("POST", f"{server.base_url}/v1/responses", headers={"authorization": f"Bearer {MASTER}"}, timeout=30,
+                          json={"model": "gpt", "input": f"{' '.join(f'w{i}' for i in range(20))} {PHONE}", "stream": True}) as streamed:  # fmt: skip
+            text = streamed.read().decode()
+    assert "guardrail_violation" in text and "555 0100" not in text and "response.completed" not in text

@@ -141,13 +141,17 @@ class Guardrails:
     # ---------------------------------------------------------------- post_call
 
     async def check_reply(self, specs: list[GuardrailSpec], completion: Any, record: Any) -> None:
-        """A chat completion's text, checked before the caller sees it (masked in place)."""
+        """A reply's text (a chat completion's messages, or a Responses object's output text),
+        checked before the caller sees it (masked in place)."""
         specs = [s for s in specs if "post_call" in s.modes]
         if not specs:
             return
-        for choice in dict.get(completion, "choices") or []:
-            message = dict.get(choice, "message") or {}
-            text = dict.get(message, "content")
+        holders: list[tuple[Any, str]] = [(dict.get(choice, "message") or {}, "content") for choice in dict.get(completion, "choices") or []]
+        for item in dict.get(completion, "output") or []:
+            if isinstance(item, dict) and item.get("type") == "message":
+                holders += [(part, "text") for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"]
+        for holder, field_name in holders:
+            text = dict.get(holder, field_name)
             if not isinstance(text, str) or not text:
                 continue
             for spec in specs:
@@ -156,7 +160,7 @@ class Guardrails:
                     masks = self._judge(spec, results, "reply", record)
                     if masks:
                         text = _masked(text, masks)
-            dict.__setitem__(message, "content", text)
+            dict.__setitem__(holder, field_name, text)
 
     def stream_guard(self, specs: list[GuardrailSpec], record: Any) -> StreamGuard | None:
         specs = [s for s in specs if "during_call" in s.modes]
@@ -171,11 +175,12 @@ class StreamGuard:
         self.guardrails, self.specs, self.record = guardrails, specs, record
         self.held: list[Any] = []
         self.chars = 0
+        self.replaced: dict[str, str] = {}  # masked text -> its label, for events that restate the whole text
 
     async def see(self, batch: list[Any]) -> list[Any]:
         self.held += batch
         self.chars += sum(len(_delta_text(chunk) or "") for chunk in batch)
-        if self.chars < WINDOW_CHARS:
+        if self.chars < WINDOW_CHARS and not any(_restates(chunk) for chunk in batch):
             return []
         return await self._release()
 
@@ -193,6 +198,11 @@ class StreamGuard:
                     masks = self.guardrails._judge(spec, results, "reply", self.record)
                     if masks:
                         _mask_deltas(pieces, masks)
+                        self.replaced.update({str(m.get("text")): f"[{m.get('label')}]" for m in masks if m.get("text")})
+        if self.replaced:
+            for chunk in held:
+                if _restates(chunk):
+                    _replace_everywhere(chunk, self.replaced)
         return held
 
 
@@ -209,6 +219,9 @@ class _Texts:
     @classmethod
     def of(cls, messages: Any) -> _Texts:
         texts = cls()
+        if isinstance(messages, str):  # a Responses input given as one string
+            texts.segments.append((-1, None, messages))
+            return texts
         for i, message in enumerate(messages if isinstance(messages, list) else []):
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, str) and content:
@@ -232,7 +245,9 @@ class _Texts:
             if own:
                 self.segments[k] = (i, j, _masked(text, own))
 
-    def rebuilt(self, messages: list) -> list:
+    def rebuilt(self, messages: Any) -> Any:
+        if isinstance(messages, str):
+            return self.segments[0][2] if self.segments else messages
         out = [dict(m) if isinstance(m, dict) else m for m in messages]
         for i, j, text in self.segments:
             if j is None:
@@ -252,7 +267,35 @@ def _masked(text: str, spans: list[dict]) -> str:
     return text
 
 
+_RESPONSES_TEXT_DELTAS = frozenset({"response.output_text.delta"})
+_RESPONSES_RESTATING = frozenset({"response.output_text.done", "response.content_part.done", "response.output_item.done",
+                                  "response.completed", "response.incomplete", "response.failed"})  # fmt: skip
+
+
+def _restates(chunk: Any) -> bool:
+    """A Responses event that carries the whole text again (it is checked with what came before)."""
+    return dict.get(chunk, "type") in _RESPONSES_RESTATING
+
+
+def _replace_everywhere(value: Any, replaced: dict[str, str]) -> None:
+    """Apply learned masks to every string inside an event (in place)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in list(pairs):
+            if isinstance(child, str):
+                for original, label in replaced.items():
+                    child = child.replace(original, label)
+                item[key] = child
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+
+
 def _delta_text(chunk: Any) -> str | None:
+    if dict.get(chunk, "type") in _RESPONSES_TEXT_DELTAS:
+        delta = dict.get(chunk, "delta")
+        return delta if isinstance(delta, str) else None
     for choice in dict.get(chunk, "choices") or ():
         text = dict.get(dict.get(choice, "delta") or {}, "content")
         if isinstance(text, str):
@@ -280,6 +323,9 @@ def _mask_deltas(pieces: list[tuple[Any, str | None]], spans: list[dict]) -> Non
                     chars[k] = "" if placed else f"[{span.get('label')}]"
                     placed = True
     for chunk, _, _ in bounds:
+        if dict.get(chunk, "type") in _RESPONSES_TEXT_DELTAS:
+            chunk["delta"] = "".join(new_texts[id(chunk)])
+            continue
         for choice in dict.get(chunk, "choices") or ():
             delta = dict.get(choice, "delta")
             if isinstance(delta, dict) and isinstance(delta.get("content"), str):

@@ -83,7 +83,7 @@ class Metered:
         cool down, hands the request to its fallbacks in turn, each routed, limited, held and
         priced as itself; no model is tried twice, and at most ``max_fallbacks`` are."""
         config = self.router.config
-        guards = self._guards(request) if method == "completion" else []
+        guards = self._guards(request) if method in ("completion", "responses") else []
         if guards:  # pre_call: once per request, before anything is held or sent
             self.router.deployments(name)  # a 404 before a guardrail call
             first = await self.guardrails.check_request(guards, first, request.state.record)  # type: ignore[union-attr]
