@@ -10,7 +10,7 @@ import ocilm
 from ocilm import AsyncClient, Client, UnsupportedParamsError
 from ocilm.testing import MODELS
 
-CHAT_MODELS = sorted(m.id for m in MODELS.values() if m.kind == "chat")
+CHAT_MODELS = sorted(m.id for m in MODELS.values() if m.kind == "chat" and not m.responses_only)  # gpt-5.5-pro: Responses only
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name"}}, "required": ["city"]},

@@ -10,6 +10,7 @@ routing: each replica goes on with its own state, says so once, and shares again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -83,16 +84,18 @@ class SharedRouting:
                 async for key in self._redis.scan_iter(match=COOLDOWN_KEYS + "*", count=500):  # cooldowns started before this replica
                     self._apply(await self._redis.get(key))
                 self._up()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while True:  # polled with a timeout, so that closing never waits on a blocked read
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
                         self._apply(message.get("data"))
             except asyncio.CancelledError:
-                await pubsub.aclose()
                 raise
             except Exception as exc:
                 self._down(exc)
-                await pubsub.aclose()
                 await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), 1.0)
 
     async def _sync(self) -> None:
         while True:
@@ -131,15 +134,12 @@ class SharedRouting:
                 self.state.remote_in_flight, self.state.remote_latency = {}, {}
 
     async def close(self) -> None:
+        """Stop sharing, within a few seconds whatever Redis does (a shutdown must not hang on it)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        try:
-            await self._redis.delete(REPLICA_KEYS + self.replica)
-        except Exception:
-            pass
-        await self._redis.aclose()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._redis.delete(REPLICA_KEYS + self.replica), 1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._redis.aclose(), 1.0)
