@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ._cache import cache_policy
 from ._config import GatewayConfig
 from ._errors import GatewayError
 from ._http import json_body
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 _COUNTS = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests"})
 _PER_MODEL = frozenset({"model_rpm_limit", "model_tpm_limit"})
 KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
-                        "guardrails",
+                        "guardrails", "cache",
                          *_COUNTS, *_PER_MODEL})  # fmt: skip
-TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", "guardrails", *_COUNTS})
+TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", "guardrails", "cache", *_COUNTS})
 
 
 def _bad(field: str, problem: str) -> GatewayError:
@@ -95,6 +96,8 @@ def admin_fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayC
                 if value is not None and not (isinstance(value, list) and all(isinstance(g, str) and g in known for g in value)):
                     raise PolicyError(name, f"expected a list of guardrail names of the config ({', '.join(sorted(known)) or 'none configured'})")
                 out[name] = list(value) if value else None
+            elif name == "cache":
+                out[name] = cache_policy(value)
             elif name == "blocked":
                 if not isinstance(value, bool):
                     raise PolicyError(name, "expected true or false")
@@ -146,7 +149,7 @@ def _iso(ts: float) -> str:
 def _spend_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "request_id": row["request_id"], "api_key": row["token"], "team_id": row["team_id"], "model": row["model"],
-        "model_id": row["deployment"], "call_type": row["route"], "spend": to_usd(row["cost"]), "prompt_tokens": row["input_tokens"],
+        "model_id": row["deployment"], "cache_hit": row["deployment"] == "ocilm-cache", "call_type": row["route"], "spend": to_usd(row["cost"]), "prompt_tokens": row["input_tokens"],
         "completion_tokens": row["output_tokens"], "total_tokens": row["input_tokens"] + row["output_tokens"], "status": row["status"],
         "latency_ms": round(row["latency_ms"], 3), "startTime": _iso(row["started_at"]),
         "endTime": _iso(row["started_at"] + row["latency_ms"] / 1000),

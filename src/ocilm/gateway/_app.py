@@ -29,6 +29,7 @@ from .._errors import OCIError
 from ..doors._common import DoorError
 from ..formats._common import CHAT_PARAMS
 from . import _pool
+from ._cache import ResponseCache
 from ._chat_stream import ChatFraming
 from ._config import GatewayConfig, is_pattern
 from ._errors import GatewayError
@@ -49,9 +50,9 @@ from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
 CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks", "num_retries",
-                                                      "disable_fallbacks", "guardrails"}
-EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate"})
-RERANK_REQUEST_KEYS = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc"})
+                                                      "disable_fallbacks", "guardrails", "cache"}
+EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate", "cache"})
+RERANK_REQUEST_KEYS = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc", "cache"})
 
 
 def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allowed_hosts: list[str] | None = None,
@@ -86,7 +87,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
 
         gate.alerts = BudgetAlerts(seen.budget_alert_webhooks, seen.budget_alert_thresholds)
     guardrails = Guardrails(config.guardrails, upstream, observer) if config.guardrails else None
-    metered = Metered(gate, router, observer, guardrails)
+    cache = ResponseCache(config.cache, observer=observer) if config.cache is not None else None
+    metered = Metered(gate, router, observer, guardrails, cache)
     router.observer = observer
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -324,6 +326,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             observer.close()
             if gate.alerts is not None:
                 await gate.alerts.close()
+            if cache is not None:
+                await cache.close()
             if gate.store is not None:
                 await gate.store.close()
             if client is None:  # ours to close; an injected client belongs to its caller

@@ -20,7 +20,7 @@ from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
 from ._guardrail_config import guardrail_specs
-from ._router_config import routing_settings
+from ._router_config import cache_settings, routing_settings
 from ._routing_policy import RoutingSettings
 from .governance._policy import Price
 from .governance._prices import builtin_price
@@ -121,6 +121,7 @@ class GatewayConfig:
     max_fallbacks: int = 5
     health_check_interval: float | None = None  # general_settings.background_health_checks: probe every deployment this often
     guardrails: list[Any] = field(default_factory=list, repr=False)  # GuardrailSpec: their OCI settings may hold keys
+    cache: Any = None  # CacheSettings (litellm_settings.cache: true), or None
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -296,6 +297,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     aliases = _aliases(raw, deployments, problems)
     routing, fallbacks, max_fallbacks, drop_params = routing_settings(raw, set(deployments), problems)
     guardrails = guardrail_specs(raw.get("guardrails"), problems, check_credentials)
+    cache = cache_settings(raw, parsed.general_settings.redis_url if parsed.general_settings else None, problems)
     if drop_params:
         for group in deployments.values():
             for deployment in group:
@@ -316,7 +318,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
                          observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks,
                          health_check_interval=general.health_check_interval if general and general.background_health_checks else None,
-                         guardrails=guardrails)  # fmt: skip
+                         guardrails=guardrails, cache=cache)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

@@ -45,6 +45,8 @@ async def _door_call(metered: Metered, request: Request, model: str, chat: dict[
     messages = params.pop("messages")
     if stream:
         params["stream_options"] = {"include_usage": True}
+    if getattr(request.state, "cache_asked", None) is not None:  # the door's own body says what the cache may do
+        params["cache"] = request.state.cache_asked
     route = "responses" if request.url.path.endswith("responses") else "messages"
     return await metered.call(request, route, model, "completion", messages, params, stream=stream, door=True)
 
@@ -98,6 +100,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
     async def responses(request: Request) -> Response:
         body = await json_body(request)
         request.state.guardrails_asked = body.pop("guardrails", None)
+        request.state.cache_asked = body.pop("cache", None)
         if passes_through(router.deployments(body.get("model"))):
             return await pass_through(request, body, metered, homes)
         owner = _owner(request)
@@ -124,6 +127,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
     async def messages(request: Request) -> Response:
         body = await json_body(request)
         request.state.guardrails_asked = body.pop("guardrails", None)
+        request.state.cache_asked = body.pop("cache", None)
         call = anthropic.parse_request(body)
         router.deployments(call.model)
         headers = {"request-id": call.message_id.replace("msg_", "req_", 1)}

@@ -10,6 +10,7 @@ closed however it ends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,12 +21,25 @@ from starlette.requests import Request
 from .._capabilities import DEFAULT_MAX_TOKENS
 from .._errors import OCIError
 from .._retry import retry_listener
+from .._types import ChatCompletion, EmbeddingResponse, RerankResponse
+from ._cache import (
+    CacheControl,
+    CachedStream,
+    CachePlan,
+    ResponseCache,
+    StreamRecorder,
+    chunks_of,
+    complete,
+    renamed,
+    reply_of,
+)
 from ._config import Deployment
 from ._errors import GatewayError
 from ._guardrails import Guardrails, GuardrailSpec, StreamGuard
 from ._http import ClientGone, while_connected
 from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
+from .governance._policy import Price
 from .governance._worst_case import BadNumber, check_numbers, input_ceiling, output_ceiling
 from .observability import Observer, RequestRecord
 
@@ -42,6 +56,18 @@ class Upstream:
     watch: StreamWatch | None
     deployment: Deployment | None = None  # the one that answered
     guard: StreamGuard | None = None  # during_call guardrails on a stream
+    recorder: StreamRecorder | None = None  # the response cache keeping this stream
+
+
+class _CacheHit:
+    """Where a cache hit's spend-log row says it came from: no deployment, at no cost."""
+
+    model = "ocilm-cache"
+    price = Price(0.0, 0.0, "cache")
+
+
+CACHE_HIT = _CacheHit()
+_REPLY_TYPES = {"completion": ChatCompletion, "embedding": EmbeddingResponse, "rerank": RerankResponse}
 
 
 class WorstCase:
@@ -70,9 +96,10 @@ class Metered:
     reserved against its limits and budgets, the call runs while the client is connected, and
     the actual cost is settled (at once, or by the stream's watch)."""
 
-    def __init__(self, gate: Gate, router: Router, observer: Observer, guardrails: Guardrails | None = None) -> None:
+    def __init__(self, gate: Gate, router: Router, observer: Observer, guardrails: Guardrails | None = None,
+                 cache: ResponseCache | None = None) -> None:  # fmt: skip
         self.gate, self.router, self.observer = gate, router, observer
-        self.guardrails = guardrails
+        self.guardrails, self.cache = guardrails, cache
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                    *, stream: bool = False, door: bool = False, pinned: str | None = None,
@@ -82,8 +109,31 @@ class Metered:
         own fallback models (else the config's). A model whose deployments all failed, or all
         cool down, hands the request to its fallbacks in turn, each routed, limited, held and
         priced as itself; no model is tried twice, and at most ``max_fallbacks`` are."""
-        config = self.router.config
         guards = self._guards(request) if method in ("completion", "responses") else []
+        if "cache" in params:
+            params = dict(params)
+            asked = params.pop("cache")
+            if self.cache is None and asked is not None:
+                raise GatewayError(400, "cache: this gateway keeps no response cache (litellm_settings.cache: true turns it on)",
+                                   param="cache")  # fmt: skip
+        else:
+            asked = None
+        plan = self._cache_plan(request, route, name, method, first, params, guards, asked)
+        if plan is not None:
+            if method == "embedding" and (isinstance(first, str) or (isinstance(first, list) and first and all(isinstance(i, str) for i in first))):
+                return await self._embed_by_item(request, route, name, [first] if isinstance(first, str) else first, params, asked, fallbacks)
+            hit = await self._cached(request, route, name, method, first, params, plan, stream=stream, door=door)
+            if hit is not None:
+                return hit
+        upstream = await self._upstream(request, route, name, method, first, params, stream=stream, door=door, pinned=pinned,
+                                        fallbacks=fallbacks, guards=guards)  # fmt: skip
+        if plan is not None:
+            await self._keep(request, plan, upstream, stream, method)
+        return upstream
+
+    async def _upstream(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any], *, stream: bool,
+                        door: bool, pinned: str | None, fallbacks: list[str] | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
+        config = self.router.config
         if guards:  # pre_call: once per request, before anything is held or sent
             self.router.deployments(name)  # a 404 before a guardrail call
             first = await self.guardrails.check_request(guards, first, request.state.record)  # type: ignore[union-attr]
@@ -106,6 +156,108 @@ class Metered:
                 continue
             upstream.headers.update(self._route_headers(request, name, upstream, len(tried_models)))
             return upstream
+
+    def _cache_plan(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
+                    guards: list[GuardrailSpec], asked: Any) -> CachePlan | None:  # fmt: skip
+        if self.cache is None:
+            return None
+        control = CacheControl.parse(asked, request.headers.get("cache-control"))
+        deployments = self.router.deployments(name)
+        # the deployments behind the name: another modelId or region behind the same alias never shares an entry
+        model = [deployments[0].model_name, sorted(d.id for d in deployments)]
+        return self.cache.plan(control, route=route, method=method, model=model, first=first, params=params,
+                               guardrails=[g.name for g in guards], caller=request.state.caller)  # fmt: skip
+
+    async def _cached(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any], plan: CachePlan,
+                      *, stream: bool, door: bool) -> Upstream | None:  # fmt: skip
+        """A cache hit, answered without OCI: the key may use the model and the request is
+        valid (a cache never widens access), it counts against the key's request rate, and is
+        logged at no cost. None on a miss."""
+        assert self.cache is not None
+        self._admit(request, name, params)
+        record: RequestRecord = request.state.record
+        entry = await self.cache.find(plan)
+        headers = {"x-litellm-cache-key": plan.key, "x-ocilm-cache": "hit" if entry is not None else "miss"}
+        if entry is None:
+            record.cache = "miss"
+            request.state.cache_headers = headers
+            return None
+        headers.update(await self._settle_hit(request, route, name, stream))
+        if stream:
+            asked_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+            return Upstream(CachedStream(renamed(chunks_of(entry, with_usage=door or asked_usage))), headers, None)
+        reply = renamed([reply_of(entry)])[0] if method == "completion" else dict(entry["reply"])
+        return Upstream(_REPLY_TYPES[method](reply), headers, None)
+
+    def _admit(self, request: Request, name: Any, params: dict[str, Any]) -> None:
+        """What a hit must pass like any request: the key may use the model (a cache never
+        widens access), and the request is valid."""
+        self.gate.allow(request.state.caller, name, self.router.deployments(name)[0].model_name)
+        try:
+            check_numbers(params)
+        except BadNumber as exc:
+            raise GatewayError(400, str(exc), param=exc.field, code="invalid_value") from None
+
+    async def _settle_hit(self, request: Request, route: str, name: Any, stream: bool) -> dict[str, str]:
+        """A hit counts against the key's request rate (not its tokens), holds no budget, and is
+        logged at no cost; returns its headers."""
+        caller: Caller = request.state.caller
+        record: RequestRecord = request.state.record
+        deployments = self.router.deployments(name)
+        resolved = deployments[0].model_name
+        record.model, record.key, record.team, record.stream, record.cache = resolved, caller.token, caller.team_id, stream, "hit"
+        record.deployment = CACHE_HIT.model
+        meter = await self.gate.meter(caller, route, resolved, deployments, lambda _: (0, 0), record.request_id)
+        record.cost = cost = await meter.settle(deployment=CACHE_HIT, usage={"prompt_tokens": 0, "completion_tokens": 0})
+        return {**meter.rate_headers, **cost_header(cost), "x-litellm-model-group": str(name), "x-litellm-model-id": CACHE_HIT.model}
+
+    async def _embed_by_item(self, request: Request, route: str, name: Any, items: list[str], params: dict[str, Any], asked: Any,
+                             fallbacks: list[str] | None) -> Upstream:  # fmt: skip
+        """Embeddings cached per input: only the inputs not in the cache go upstream (billed as
+        such), and the reply is put together in the caller's order."""
+        assert self.cache is not None
+        self._admit(request, name, params)
+        plans = [self._cache_plan(request, route, name, "embedding", {"embedding_input": item}, params, [], asked) for item in items]
+        found = await asyncio.gather(*(self.cache.find(plan) for plan in plans if plan is not None))
+        entries: list[dict[str, Any] | None] = [None] * len(items)
+        if len(found) == len(items):
+            entries = [dict.get(entry, "reply") if entry else None for entry in found]
+        missing = [i for i, entry in enumerate(entries) if not isinstance(entry, dict) or "embedding" not in entry]
+        state = "hit" if not missing else "miss" if len(missing) == len(items) else "partial"
+        record: RequestRecord = request.state.record
+        headers = {"x-ocilm-cache": state}
+        if not missing:
+            headers.update(await self._settle_hit(request, route, name, False))
+            model = next((e.get("model") for e in entries if e and e.get("model")), None)
+            deployment = None
+        else:
+            upstream = await self._upstream(request, route, name, "embedding", [items[i] for i in missing], params, stream=False, door=False,
+                                            pinned=None, fallbacks=fallbacks, guards=[])  # fmt: skip
+            record.cache = state
+            headers.update(upstream.headers)
+            fresh = upstream.result
+            data = sorted(dict.get(fresh, "data") or [], key=lambda d: dict.get(d, "index", 0))
+            billed = _tokens_of(dict.get(fresh, "usage"))
+            sizes = [len(items[i]) or 1 for i in missing]
+            model, deployment = dict.get(fresh, "model"), upstream.deployment
+            for k, (i, vector) in enumerate(zip(missing, data, strict=False)):
+                entries[i] = {"embedding": dict.get(vector, "embedding"), "tokens": round(billed * sizes[k] / sum(sizes)), "model": model}
+                plan = plans[i]
+                if plan is not None:
+                    await self.cache.keep(plan, entries[i])
+        tokens = sum(int(e.get("tokens") or 0) for e in entries if e)
+        reply = EmbeddingResponse({"object": "list", "model": model,
+                                   "data": [{"object": "embedding", "index": i, "embedding": e["embedding"] if e else None} for i, e in enumerate(entries)],
+                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+        return Upstream(reply, headers, None, deployment)
+
+    async def _keep(self, request: Request, plan: CachePlan, upstream: Upstream, stream: bool, method: str) -> None:
+        assert self.cache is not None
+        upstream.headers.update(getattr(request.state, "cache_headers", None) or {"x-litellm-cache-key": plan.key, "x-ocilm-cache": "miss"})
+        if stream:
+            upstream.recorder = self.cache.recorder(plan)
+        elif method != "completion" or complete(upstream.result):
+            await self.cache.keep(plan, upstream.result)
 
     @staticmethod
     def _route_headers(request: Request, name: Any, upstream: Upstream, fallbacks: int) -> dict[str, str]:
@@ -232,6 +384,11 @@ def next_fallback(config: Any, model: str, exc: Exception, tried: list[str], ask
     return next((candidate for candidate in chain if candidate not in tried), None)
 
 
+def _tokens_of(usage: Any) -> int:
+    value = dict.get(usage, "prompt_tokens") if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _estimated_prompt(worst_case: WorstCase) -> int:
     return max(1, -(-worst_case.input_tokens // 4))  # about four characters a token
 
@@ -257,7 +414,7 @@ async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable
     """A metered stream: one write per upstream read; settled before its closing bytes; an
     upstream failure after the start becomes the route's failure bytes (and is settled as
     such); a client that leaves is billed for what it was sent; the upstream is always closed."""
-    stream, watch, guard = upstream.result, upstream.watch, upstream.guard
+    stream, watch, guard, recorder = upstream.result, upstream.watch, upstream.guard, upstream.recorder
     try:
         opening = framing.start()
         if opening:
@@ -269,15 +426,21 @@ async def relay(upstream: Upstream, framing: Framing, model: str, done: Callable
                 batch = await guard.see(batch)  # a window's text, held until checked
                 if not batch:
                     continue
+            if recorder is not None:
+                recorder.add(batch)
             body = framing.batch(batch)
             if body:
                 yield body
         if guard is not None:
             rest = await guard.finish()
             if rest:
+                if recorder is not None:
+                    recorder.add(rest)
                 yield framing.batch(rest)
         if watch is not None:
             await watch.finish()  # billed (or queued to be) before the client hears the end
+        if recorder is not None:
+            await recorder.finish(watch.usage if watch is not None else None)  # only a stream that ended well is kept
         if done is not None:
             await done()  # kept (a stored conversation) before the client hears the end, too
         yield framing.finish()

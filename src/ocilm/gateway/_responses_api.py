@@ -161,6 +161,9 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     """``POST /v1/responses`` for a model served through /openai/v1."""
     caller: Caller = request.state.caller
     owner = owner_of(caller)
+    if getattr(request.state, "cache_asked", None) is not None:
+        raise GatewayError(400, "cache: responses kept by OCI (this model's /openai/v1 deployments) are never cached; they carry "
+                           "state a stored copy cannot", param="cache")  # fmt: skip
     params = dict(body)
     name = params.pop("model", None)
     stream = params.pop("stream", False)

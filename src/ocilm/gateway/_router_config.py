@@ -34,7 +34,8 @@ _ROUTER_KEYS = frozenset({"routing_strategy", "routing_strategy_args", "num_retr
                           "enable_tag_filtering", "tag_filtering_match_any", "retry_policy", "model_group_retry_policy",
                           "allowed_fails_policy",
                           "model_group_alias", "enable_pre_call_checks", "max_fallbacks", "default_fallbacks", *FALLBACK_KINDS})  # fmt: skip
-_LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", *FALLBACK_KINDS})
+_LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", "cache", "cache_params",
+                           *FALLBACK_KINDS})  # fmt: skip
 
 
 def routing_settings(raw: dict, names: set[str], problems: list[str]) -> tuple[RoutingSettings, dict[str, dict[str, list[str]]], int, bool]:
@@ -174,3 +175,73 @@ def _policy(value: Any, place: str, keys: frozenset[str], problems: list[str]) -
         else:
             out[key] = count
     return out
+
+
+# LiteLLM's call types, by the route they name here
+_CALL_TYPES = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings", "rerank": "rerank",
+               "arerank": "rerank", "responses": "responses", "aresponses": "responses", "anthropic_messages": "messages"}  # fmt: skip
+_CACHE_KEYS = frozenset({"type", "host", "port", "password", "url", "namespace", "ttl", "supported_call_types", "mode", "scope", "max_entries",
+                         "max_bytes"})  # fmt: skip
+
+
+def cache_settings(raw: dict, redis_url: str | None, problems: list[str]) -> Any:
+    """``litellm_settings.cache: true`` with ``cache_params`` (LiteLLM's names), or None."""
+    from ._cache import CacheSettings
+
+    found = raw.get("litellm_settings")
+    litellm: dict = found if isinstance(found, dict) else {}
+    on = litellm.get("cache", False)
+    params: Any = litellm.get("cache_params") or {}
+    if not isinstance(on, bool):
+        problems.append("litellm_settings.cache: expected true or false")
+        return None
+    if not isinstance(params, dict):
+        problems.append("litellm_settings.cache_params: expected a mapping")
+        return None
+    if params and not on:
+        problems.append("litellm_settings.cache_params: set litellm_settings.cache: true to use it")
+    for key in sorted(set(params) - _CACHE_KEYS):
+        problems.append(f"litellm_settings.cache_params.{key}: unknown; ocilm reads {', '.join(sorted(_CACHE_KEYS))}")
+    if not on:
+        return None
+    place = "litellm_settings.cache_params"
+    kind = params.get("type", "local")
+    if kind not in ("local", "redis"):
+        problems.append(f"{place}.type: expected local or redis (ocilm keeps no disk, s3 or semantic cache)")
+        kind = "local"
+    url = params.get("url")
+    if kind == "redis" and not url:
+        if params.get("host"):
+            secret = f":{params['password']}@" if params.get("password") else ""
+            url = f"redis://{secret}{params['host']}:{params.get('port', 6379)}/0"
+        else:
+            url = redis_url
+        if not url:
+            problems.append(f"{place}.type: redis needs url (or host/port/password), or general_settings.redis_url")
+    mode = params.get("mode", "default_on")
+    if mode not in ("default_on", "default_off"):
+        problems.append(f"{place}.mode: expected default_on or default_off")
+    scope = params.get("scope", "team")
+    if scope not in ("team", "key", "global"):
+        problems.append(f"{place}.scope: expected team, key or global")
+        scope = "team"
+    types = params.get("supported_call_types", list(_CALL_TYPES))
+    if not isinstance(types, list) or any(t not in _CALL_TYPES for t in types):
+        problems.append(f"{place}.supported_call_types: expected a list of {', '.join(_CALL_TYPES)}")
+        types = list(_CALL_TYPES)
+    ttl = _seconds(params, "ttl", 600.0, problems, place=place)
+    namespace = params.get("namespace", "ocilm")
+    if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+        problems.append(f"{place}.namespace: expected a name without braces")
+        namespace = "ocilm"
+    return CacheSettings(kind=kind, url=url, namespace=namespace, ttl=ttl or 600.0, default_on=mode != "default_off", scope=scope,
+                         call_types=frozenset(_CALL_TYPES[t] for t in types),
+                         max_entries=_count(params, "max_entries", 10_000, problems), max_bytes=_count(params, "max_bytes", 256 << 20, problems))  # fmt: skip
+
+
+def _count(params: dict, key: str, default: int, problems: list[str]) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 40:
+        problems.append(f"litellm_settings.cache_params.{key}: expected a whole number from 1")
+        return default
+    return value

@@ -42,6 +42,7 @@ class Caller:
     limits: RateLimits = NO_LIMITS
     team_limits: RateLimits = NO_LIMITS
     guardrails: tuple[str, ...] = ()  # guardrails the key's and team's settings turn on
+    cache: dict[str, Any] | None = None  # the response cache's say for this key (its team's, the key's over it)
 
     def rate_limits(self, model: str) -> tuple[Limit, ...]:
         """Every rate limit a request for ``model`` touches: its key's, its team's, and its key's
@@ -175,7 +176,7 @@ class Gate:
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
         return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
-                      view.team_limits, view.guardrails)  # fmt: skip
+                      view.team_limits, view.guardrails, view.cache)  # fmt: skip
 
     async def _view(self, key: str) -> KeyView | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret

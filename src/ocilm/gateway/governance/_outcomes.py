@@ -4,6 +4,7 @@ loads SQLAlchemy and the drivers only when it has a database)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Lost(Exception):
@@ -57,3 +58,4 @@ class KeyView:
     limits: RateLimits = NO_LIMITS
     team_limits: RateLimits = NO_LIMITS
     guardrails: tuple[str, ...] = ()  # the key's and its team's
+    cache: dict[str, Any] | None = None  # the team's cache policy, the key's settings over it

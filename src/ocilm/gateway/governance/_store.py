@@ -151,6 +151,7 @@ class Store:
                               dict(row.model_tpm_limit or {})),
             team_limits=RateLimits(team.rpm_limit, team.tpm_limit, team.max_parallel_requests) if team else NO_LIMITS,
             guardrails=tuple(dict.fromkeys([*(row.guardrails or ()), *((team.guardrails or ()) if team else ())])),
+            cache={**((team.cache or {}) if team else {}), **(row.cache or {})} or None,
         )  # fmt: skip
 
     async def has_rate_limits(self) -> bool:
@@ -372,7 +373,7 @@ def _key_dict(row: Any) -> dict[str, Any]:
         "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend), "expires": row.expires_at, "blocked": bool(row.blocked),
         "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
         "max_parallel_requests": row.max_parallel_requests, "model_rpm_limit": dict(row.model_rpm_limit or {}),
-        "model_tpm_limit": dict(row.model_tpm_limit or {}), "guardrails": list(row.guardrails or []),
+        "model_tpm_limit": dict(row.model_tpm_limit or {}), "guardrails": list(row.guardrails or []), "cache": row.cache,
     }  # fmt: skip
 
 
@@ -384,6 +385,7 @@ def _team_dict(row: Any) -> dict[str, Any]:
         "budget_duration": row.budget_duration, "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend),
         "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit,
         "tpm_limit": row.tpm_limit, "max_parallel_requests": row.max_parallel_requests, "guardrails": list(row.guardrails or []),
+        "cache": row.cache,
     }  # fmt: skip
 
 

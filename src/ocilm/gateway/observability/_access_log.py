@@ -23,7 +23,7 @@ def access_line(record: RequestRecord, *, with_prompt: bool = False) -> dict[str
         "stream": record.stream, "input_tokens": record.input_tokens, "output_tokens": record.output_tokens, "cost_usd": record.cost,
         "latency_ms": round(record.latency_seconds * 1000, 3), "ttft_ms": None if ttft is None else round(ttft * 1000, 3),
         "reason": record.reason, "upstream_status": record.upstream_status, "upstream_code": record.upstream_code,
-        "fallbacks": record.fallbacks, "retries": record.retries, "guardrails": record.guardrail_findings or None,
+        "fallbacks": record.fallbacks, "retries": record.retries, "guardrails": record.guardrail_findings or None, "cache": record.cache,
         "guardrail_ms": None if record.guardrail_seconds is None else round(record.guardrail_seconds * 1000, 3),
     }  # fmt: skip
     if with_prompt:

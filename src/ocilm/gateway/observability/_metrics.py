@@ -46,6 +46,10 @@ class Metrics:
                                  "replicas announced are not counted twice).", ["model", "deployment"], **common)  # fmt: skip
         self.model_fallbacks = Counter("ocilm_model_fallbacks", "Requests handed from a model to a fallback model.",
                                        ["model", "fallback"], **common)  # fmt: skip
+        self.cache_bytes = Counter("ocilm_cache_stored_bytes", "Bytes of entries the response cache wrote.", **common)
+        self.cache_up = Gauge("ocilm_cache_redis_up", "1 while the response cache's Redis answers, 0 while requests go uncached.",
+                              multiprocess_mode="livemin", registry=self.registry)  # fmt: skip
+        self.cache = Counter("ocilm_cache_lookups", "Response-cache lookups, by model and result (hit or miss).", ["model", "result"], **common)
         self.guardrail_findings = Counter("ocilm_guardrail_findings", "What guardrails found, by guardrail, category (content_moderation, "
                                           "prompt_injection, pii:<LABEL>) and action.", ["guardrail", "category", "action"], **common)  # fmt: skip
         self.guardrail_latency = Histogram("ocilm_guardrail_duration_seconds", "Time a request spent in guardrail checks.", ["route"],
@@ -107,6 +111,8 @@ class Metrics:
             self.retries.labels(record.model).inc(record.retries)
         if record.fallbacks:
             self.fallbacks.labels(record.model).inc()
+        if record.cache is not None:
+            self.cache.labels(record.model, record.cache).inc()
 
     def _in_flight_of(self, route: str) -> Any:
         gauge = self._in_flight.get(route)

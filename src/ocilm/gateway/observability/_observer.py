@@ -91,6 +91,15 @@ class Observer:
         if self.metrics is not None:
             self.metrics.model_fallbacks.labels(model, fallback).inc()
 
+    def cached(self, stored_bytes: int = 0, redis_up: bool | None = None) -> None:
+        """The response cache wrote an entry of this size, or its Redis went away or came back."""
+        if self.metrics is None:
+            return
+        if stored_bytes:
+            self.metrics.cache_bytes.inc(stored_bytes)
+        if redis_up is not None:
+            self.metrics.cache_up.set(1 if redis_up else 0)
+
     def health(self, *, store: bool | None = None, limits: bool | None = None, served_unlimited: int = 0) -> None:
         if self.metrics is None:
             return

@@ -36,6 +36,7 @@ class RequestRecord:
     upstream_status: int | None = None
     upstream_code: str | None = None
     fallbacks: int = 0
+    cache: str | None = None  # "hit" or "miss" where the response cache was consulted
     retries: int = 0
     stream: bool = False
     prompt: Any = None  # kept only with log_prompts: true
