@@ -36,3 +36,76 @@ def serve(config: str, *args: str, stdout: Any = subprocess.DEVNULL, seconds: fl
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("ocilm serve did not start")
+
+
+class TcpRelay:
+    """A TCP relay (to PostgreSQL or Redis) that a test can cut and restore (the server "goes away": every
+    connection is reset), or freeze and thaw (a partition: connections stay open, nothing is
+    forwarded and nothing is refused, as when a host dies or packets are dropped)."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.port = free_port()
+        self.open = threading.Event()
+        self.open.set()
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self._conns: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                self.flowing.wait()  # frozen: held, neither sent nor refused
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):  # shutdown, not only close: the other pipe thread still holds the socket
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._conns.clear()
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.thaw()
+        self.cut()
+        self._server.close()

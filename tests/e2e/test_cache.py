@@ -349,3 +349,39 @@ def test_metrics_and_the_access_line_show_hits(creds, oci_simulator):
     access = [json.loads(line) for chunk in lines for line in chunk.splitlines() if b'"route"' in line]
     assert [a["cache"] for a in access if a["route"] == "chat/completions"] == ["miss", "hit", "hit"]
     assert [a["deployment"] for a in access if a["cache"] == "hit"] == ["ocilm-cache", "ocilm-cache"]
+
+
+def test_redis_stalling_or_cut_mid_run_costs_no_request(creds, redis_url, oci_simulator):
+    from urllib.parse import urlsplit
+
+    from ..servers import TcpRelay
+
+    target = urlsplit(redis_url)
+    relay = TcpRelay(target.port or 6379)
+    relayed = f"redis://127.0.0.1:{relay.port}{target.path or '/0'}"
+    config = _config(creds, {"type": "redis", "url": relayed, "namespace": f"s{time.time_ns()}"})
+    try:
+        with BackgroundServer(create_app(parse_config(config))) as server, httpx.Client(base_url=server.base_url, headers=ADMIN,
+                                                                                        timeout=30) as http:  # fmt: skip
+            def ask() -> httpx.Response:
+                return http.post("/v1/chat/completions", json=_chat("through a relay"))
+
+            assert [ask().headers["x-ocilm-cache"] for _ in range(2)] == ["miss", "hit"]
+            for trouble, mend in ((relay.freeze, relay.thaw), (relay.cut, relay.restore)):
+                trouble()
+                started = time.perf_counter()
+                during = [ask() for _ in range(6)]
+                took = time.perf_counter() - started
+                assert [r.status_code for r in during] == [200] * 6 and {r.headers["x-ocilm-cache"] for r in during} == {"miss"}
+                assert took < 4, took  # one timeout, then Redis is left alone for a second at a time
+                metrics = http.get("/metrics").text
+                assert "ocilm_cache_redis_up 0.0" in metrics
+                mend()
+                deadline = time.monotonic() + 10
+                while ask().headers["x-ocilm-cache"] != "hit":
+                    assert time.monotonic() < deadline, "the cache did not come back"
+                    time.sleep(0.3)
+                assert "ocilm_cache_redis_up 1.0" in http.get("/metrics").text
+    finally:
+        relay.close()
+    assert _calls(oci_simulator) >= 1 + 12

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import yaml
 
 from ocilm.testing import Fault
 
-from ..servers import free_port, serve
+from ..servers import TcpRelay, free_port, serve
 
 MASTER = "sk-master-replicas-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -197,84 +196,11 @@ def test_a_killed_replicas_hold_expires(gateways):
     assert _chat(b, made["key"]).status_code == 200
 
 
-class _Relay:
-    """A TCP relay to PostgreSQL that a test can cut and restore (the database "goes away": every
-    connection is reset), or freeze and thaw (a partition: connections stay open, nothing is
-    forwarded and nothing is refused, as when a host dies or packets are dropped)."""
-
-    def __init__(self, target_port: int) -> None:
-        import threading
-
-        self.target_port = target_port
-        self.port = free_port()
-        self.open = threading.Event()
-        self.open.set()
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self._conns: list[socket.socket] = []
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import threading
-
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            if not self.open.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                self.flowing.wait()  # frozen: held, neither sent nor refused
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):  # shutdown, not only close: the other pipe thread still holds the socket
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-
-    def cut(self) -> None:
-        self.open.clear()
-        for conn in self._conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._conns.clear()
-
-    def restore(self) -> None:
-        self.open.set()
-
-    def freeze(self) -> None:
-        self.flowing.clear()
-
-    def thaw(self) -> None:
-        self.flowing.set()
-
-    def close(self) -> None:
-        self.thaw()
-        self.cut()
-        self._server.close()
-
-
 def test_the_database_going_away_fails_closed_and_service_resumes(creds, postgres_url, tmp_path):
     from urllib.parse import urlsplit
 
     target = urlsplit(postgres_url)
-    relay = _Relay(target.port or 5432)
+    relay = TcpRelay(target.port or 5432)
     relayed = postgres_url.replace(f"{target.hostname}:{target.port or 5432}", f"127.0.0.1:{relay.port}", 1)
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({
@@ -303,11 +229,11 @@ def test_the_database_going_away_fails_closed_and_service_resumes(creds, postgre
         relay.close()
 
 
-def _relayed_gateway(creds: dict, postgres_url: str, tmp_path, **general) -> tuple[_Relay, Gateways]:
+def _relayed_gateway(creds: dict, postgres_url: str, tmp_path, **general) -> tuple[TcpRelay, Gateways]:
     from urllib.parse import urlsplit
 
     target = urlsplit(postgres_url)
-    relay = _Relay(target.port or 5432)
+    relay = TcpRelay(target.port or 5432)
     relayed = postgres_url.replace(f"{target.hostname}:{target.port or 5432}", f"127.0.0.1:{relay.port}", 1)
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("ocilm.gateway")
-CALL_TYPES = ("completion", "embedding", "rerank")
+ROUTES = ("chat", "embeddings", "rerank", "responses", "messages")  # the routes a cache may serve
 UNKEYED = frozenset({"stream", "stream_options", "user", "metadata", "cache", "drop_params"})
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
 
@@ -40,7 +40,7 @@ class CacheSettings:
     ttl: float = 600.0
     default_on: bool = True  # mode: default_off caches only requests that ask ("use-cache")
     scope: str = "team"  # team | key | global
-    call_types: frozenset[str] = frozenset(CALL_TYPES)
+    call_types: frozenset[str] = frozenset(ROUTES)
     max_entries: int = 10_000
     max_bytes: int = 256 * 1024 * 1024
 
@@ -192,7 +192,11 @@ class LocalCache:
 
 class RedisCache:
     """Entries in Redis, shared by replicas: one key per entry (a single hash slot: Cluster-safe),
-    holding when it was stored and the reply. Any Redis failure is a miss, logged once."""
+    holding when it was stored and the reply. Any Redis failure is a miss, logged once; after
+    one, Redis is left alone for a second at a time (a stalled Redis costs one timeout a second,
+    not one per request)."""
+
+    PAUSE = 1.0
 
     def __init__(self, settings: CacheSettings) -> None:
         import redis.asyncio as redis_asyncio
@@ -201,12 +205,17 @@ class RedisCache:
         self._redis = redis_asyncio.from_url(settings.url or "redis://127.0.0.1:6379/0", socket_timeout=0.5, socket_connect_timeout=0.5,
                                              retry_on_timeout=False)  # fmt: skip
         self.reachable = True
+        self._retry_at = 0.0
         self.on_change: Callable[[bool], None] = lambda up: None
 
     def _name(self, key: str) -> str:
         return f"{self.settings.namespace}:cache:{{{key}}}"
 
+    def _paused(self) -> bool:
+        return not self.reachable and time.monotonic() < self._retry_at
+
     def _failed(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + self.PAUSE
         if self.reachable:
             self.reachable = False
             self.on_change(False)
@@ -219,6 +228,8 @@ class RedisCache:
             log.warning("cache: Redis answers again")
 
     async def get(self, key: str) -> tuple[bytes, float] | None:
+        if self._paused():
+            return None
         try:
             raw = await self._redis.get(self._name(key))
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -232,6 +243,8 @@ class RedisCache:
         return raw[17:], float(raw[:17].decode())
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
+        if self._paused():
+            return
         try:
             await self._redis.set(self._name(key), f"{time.time():17.6f}".encode() + value, px=max(1, int(ttl * 1000)))
         except (asyncio.CancelledError, KeyboardInterrupt):
