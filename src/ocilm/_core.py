@@ -31,7 +31,7 @@ from ._errors import (
 from ._json import loads
 from ._settings import CONNECTION_SETTINGS, Settings, SettingsCache
 from ._sse import DONE, SSEDecoder
-from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject
+from ._types import ChatCompletion, ChatCompletionChunk, OpenAIObject, stream_chunk
 from .auth._signers import RequestSigner
 from .formats._common import ChatContext, bad
 from .formats.cohere import CohereStream, cohere_request, cohere_response
@@ -364,6 +364,4 @@ class ChunkAssembler:
         return out
 
     def _wrap(self, chunk: dict) -> ChatCompletionChunk:
-        obj = ChatCompletionChunk(chunk)
-        obj.opc_request_id = self.request_id
-        return obj
+        return stream_chunk(chunk, self.request_id)
