@@ -120,8 +120,8 @@ class Store:
         async with self._tx() as conn:
             if not self.is_sqlite:
                 await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
-            await conn.run_sync(is_current)  # SchemaAhead before alembic fails on a revision it does not know
-            await conn.run_sync(upgrade)
+            if not await conn.run_sync(is_current):  # SchemaAhead before alembic fails on a revision it does not know
+                await conn.run_sync(upgrade)  # Alembic is loaded only when there is something to apply
 
     # ------------------------------------------------------------------ keys
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,31 @@ def upgrade(sync_connection: Any) -> None:
     command.upgrade(_config(sync_connection), "head")
 
 
+_REVISION_LINE = re.compile(r'^(revision|down_revision)\s*=\s*(?:"([^"]*)"|None)', re.M)
+
+
+@functools.cache
+def known_revisions() -> tuple[frozenset[str], str]:
+    """Every revision this ocilm ships, and the newest, read from the migration files' own
+    ``revision`` lines (checking a schema needs no Alembic: it is imported only to migrate)."""
+    parents: dict[str, str | None] = {}
+    for path in sorted((Path(__file__).resolve().parent / "versions").glob("[0-9]*.py")):
+        found = {m.group(1): m.group(2) for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        parents[found["revision"]] = found.get("down_revision")
+    (head,) = set(parents) - {parent for parent in parents.values() if parent}
+    return frozenset(parents), head
+
+
 def is_current(sync_connection: Any) -> bool:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect, text
 
     from .._outcomes import SchemaAhead
 
-    script = ScriptDirectory.from_config(_config(sync_connection))
-    head = script.get_current_head()
-    current = MigrationContext.configure(sync_connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
-    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+    known, head = known_revisions()
+    current = None
+    if inspect(sync_connection).has_table(VERSION_TABLE):
+        current = sync_connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    if current is not None and current not in known:
         raise SchemaAhead(f"the database's schema is at revision {current}, newer than this ocilm knows (it knows up to {head}): "
                           "run the ocilm version that migrated it, or a newer one")  # fmt: skip
-    return current == head
+    return bool(current == head)
