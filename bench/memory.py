@@ -37,6 +37,8 @@ def soak(ctx: dict, seconds: float, concurrency: int = 16, batch: int = 2000) ->
         "litellm_settings": {"cache": True, "cache_params": {"type": "local", "max_entries": 5000, "max_bytes": 32 * 1024 * 1024}},
         "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{Path(ctx['tmp']) / 'memory.db'}", "metrics": True},
     }))  # fmt: skip
+    # migrated first, as a deployment is (`ocilm db upgrade`): a worker on a current schema never loads Alembic
+    subprocess.run([sys.executable, "-m", "ocilm", "db", "upgrade", "--config", str(config)], check=True, capture_output=True)
     port = free_port()
     proc = start(["-m", "ocilm", "serve", "--config", str(config), "--port", str(port), "--log-level", "error"],
                  f"http://127.0.0.1:{port}/health/liveliness", stdout=subprocess.DEVNULL)  # fmt: skip
