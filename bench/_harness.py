@@ -4,6 +4,7 @@ machine has two), the simulator with a fresh key, the load generator, and summar
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -134,3 +136,91 @@ def start_simulator() -> tuple[subprocess.Popen, dict]:
                   "oci_compartment_id": COMPARTMENT, "api_base": f"http://127.0.0.1:{port}"},
     }  # fmt: skip
     return sim, ctx
+
+
+# ---------------------------------------------------------------- gateway CPU, interleaved
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_config(config: dict, path: Path) -> tuple[subprocess.Popen, int]:
+    """``ocilm serve`` on this config (written to ``path``), started and answering."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = start([*("-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "error")],
+                 f"http://127.0.0.1:{port}/health/liveliness")  # fmt: skip
+    return proc, port
+
+
+def route_cpu(proc: subprocess.Popen, port: int, routes: dict[str, tuple[str, dict]], auth: list[str], rounds: int, count: int) -> dict[str, float]:
+    """The gateway's median CPU per request on each route (name: (path, body)), the routes
+    taking turns for ``rounds`` rounds after a warm-up, four callers at a time."""
+    samples: dict[str, list[float]] = {}
+    for path, body in routes.values():
+        loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, 200, auth)
+    for _ in range(rounds):
+        for name, (path, body) in routes.items():
+            before = cpu_seconds(proc.pid)
+            got = loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, count, auth)
+            assert got["errors"] == 0, got
+            samples.setdefault(name, []).append((cpu_seconds(proc.pid) - before) / got["requests"])
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def gateway_rounds(gateways: dict[str, tuple[subprocess.Popen, int]], path: str, body: bytes, auth: list[str], rounds: int,
+                   count: int) -> dict[str, dict[str, float]]:  # fmt: skip
+    """The same request to each gateway in turn, one caller at a time, ``rounds`` rounds after a
+    warm-up: the median CPU per request (s), p50 and p99 (ms) of each."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    for _, port in gateways.values():
+        loadgen(f"http://127.0.0.1:{port}{path}", body, 4, 200, auth)
+    for _ in range(rounds):
+        for name, (proc, port) in gateways.items():
+            before = cpu_seconds(proc.pid)
+            got = loadgen(f"http://127.0.0.1:{port}{path}", body, 1, count, auth)
+            assert got["errors"] == 0, got
+            row = samples.setdefault(name, {"cpu": [], "p50": [], "p99": []})
+            row["cpu"].append((cpu_seconds(proc.pid) - before) / got["requests"])
+            row["p50"].append(got["p50_ms"])
+            row["p99"].append(got["p99_ms"])
+    return {name: {k: statistics.median(v) for k, v in row.items()} for name, row in samples.items()}
+
+
+@contextlib.contextmanager
+def serving(configs: dict[str, dict], tmp: str) -> Iterator[dict[str, tuple[subprocess.Popen, int]]]:
+    """One ``ocilm serve`` per named config, all answering; stopped however the block ends."""
+    gateways: dict[str, tuple[subprocess.Popen, int]] = {}
+    try:
+        for i, (name, config) in enumerate(configs.items()):
+            gateways[name] = serve_config(config, Path(tmp) / f"gateway-{i}.yaml")
+        yield gateways
+    finally:
+        for proc, _ in gateways.values():
+            proc.terminate()
+            proc.wait(10)
+
+
+def with_simulator(report: Callable[[dict], str]) -> int:
+    """A bench's main: the simulator started, ``report(ctx)`` printed, the simulator stopped."""
+    sim, ctx = start_simulator()
+    try:
+        print(report(ctx))
+    finally:
+        sim.terminate()
+    return 0
+
+
+def modes_cpu(config: dict, ctx: dict, bodies: Callable[[bool], dict[str, tuple[str, dict]]], rounds: int, count: int) -> dict[str, float]:
+    """``route_cpu`` on one gateway for its routes' bodies unstreamed, then streamed (``mode|route``
+    keys); the config's master key is ``sk-bench-master-key``."""
+    with serving({"gateway": config}, ctx["tmp"]) as gateways:
+        proc, port = gateways["gateway"]
+        auth = ["authorization: Bearer sk-bench-master-key"]
+        return {f"{'stream' if stream else 'non-stream'}|{name}": cpu
+                for stream in (False, True) for name, cpu in route_cpu(proc, port, bodies(stream), auth, rounds, count).items()}  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,49 +18,21 @@ from types import SimpleNamespace
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from doors import cpu_seconds  # noqa: E402
-
 PROMPT = " ".join(f"w{i}" for i in range(45))
 REDIS = "redis://127.0.0.1:6379/0"
 
 
 def gateway_bench(ctx: dict, count: int = 1500, rounds: int = 3) -> dict:
-    import yaml
-
-    from _harness import free_port, loadgen, start
+    from _harness import gateway_rounds, serving
 
     model = {"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **ctx["creds"]}}
     variants = {"upstream (no cache)": None, "hit, local cache": {"type": "local"},
                 "hit, Redis cache": {"type": "redis", "url": REDIS, "namespace": f"bench{time.time_ns()}"}}  # fmt: skip
-    gateways = {}
-    try:
-        for i, (name, params) in enumerate(variants.items()):
-            config = Path(ctx["tmp"]) / f"cache-{i}.yaml"
-            settings = {"cache": True, "cache_params": params} if params else {}
-            config.write_text(yaml.safe_dump({"model_list": [model], "litellm_settings": settings,
-                                              "general_settings": {"master_key": "sk-bench-master-key"}}))  # fmt: skip
-            port = free_port()
-            gateways[name] = (start(["-m", "ocilm", "serve", "--config", str(config), "--port", str(port), "--log-level", "error"],
-                                    f"http://127.0.0.1:{port}/health/liveliness"), port)  # fmt: skip
-        body = json.dumps({"model": "llama", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 100}).encode()
-        auth = ["authorization: Bearer sk-bench-master-key"]
-        samples: dict[str, dict[str, list[float]]] = {}
-        for _, port in gateways.values():
-            loadgen(f"http://127.0.0.1:{port}/v1/chat/completions", body, 4, 200, auth)  # warm-up; the cached ones now hold the entry
-        for _ in range(rounds):
-            for name, (proc, port) in gateways.items():
-                before = cpu_seconds(proc.pid)
-                got = loadgen(f"http://127.0.0.1:{port}/v1/chat/completions", body, 1, count, auth)
-                assert got["errors"] == 0, got
-                row = samples.setdefault(name, {"cpu": [], "p50": [], "p99": []})
-                row["cpu"].append((cpu_seconds(proc.pid) - before) / got["requests"])
-                row["p50"].append(got["p50_ms"])
-                row["p99"].append(got["p99_ms"])
-    finally:
-        for proc, _ in gateways.values():
-            proc.terminate()
-            proc.wait(10)
-    return {name: {k: statistics.median(v) for k, v in row.items()} for name, row in samples.items()}
+    configs = {name: {"model_list": [model], "litellm_settings": {"cache": True, "cache_params": params} if params else {},
+                      "general_settings": {"master_key": "sk-bench-master-key"}} for name, params in variants.items()}  # fmt: skip
+    body = json.dumps({"model": "llama", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 100}).encode()
+    with serving(configs, ctx["tmp"]) as gateways:  # the warm-up leaves the entry in the cached ones: every measured request hits
+        return gateway_rounds(gateways, "/v1/chat/completions", body, ["authorization: Bearer sk-bench-master-key"], rounds, count)
 
 
 def lookup_bench(count: int = 20000) -> float:
@@ -104,15 +75,9 @@ def table(result: dict, own: float) -> str:
 
 
 def main() -> int:
-    from _harness import start_simulator
+    from _harness import with_simulator
 
-    own = lookup_bench()
-    sim, ctx = start_simulator()
-    try:
-        print(table(gateway_bench(ctx), own))
-    finally:
-        sim.terminate()
-    return 0
+    return with_simulator(lambda ctx: table(gateway_bench(ctx), lookup_bench()))
 
 
 if __name__ == "__main__":

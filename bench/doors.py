@@ -8,9 +8,6 @@ gateway's work is counted. Usage: .venv/bin/python bench/doors.py (or via bench/
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -18,12 +15,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 PROMPT = " ".join(f"w{i}" for i in range(45))
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
 
 
 def bodies(stream: bool) -> dict[str, tuple[str, dict]]:
@@ -38,35 +29,11 @@ def bodies(stream: bool) -> dict[str, tuple[str, dict]]:
 
 
 def door_bench(ctx: dict, count: int = 1500, rounds: int = 3) -> dict:
-    import yaml
+    from _harness import modes_cpu
 
-    from _harness import free_port, loadgen, start
-
-    config = Path(ctx["tmp"]) / "doors.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **ctx["creds"]}}],
-        "general_settings": {"master_key": "sk-bench-master-key"},
-    }))  # fmt: skip
-    port = free_port()
-    gateway = start(["-m", "ocilm", "serve", "--config", str(config), "--port", str(port), "--log-level", "error"],
-                    f"http://127.0.0.1:{port}/health/liveliness")  # fmt: skip
-    auth = ["authorization: Bearer sk-bench-master-key"]
-    samples: dict[str, list[float]] = {}
-    try:
-        for stream in (False, True):
-            for path, body in bodies(stream).values():  # warm-up
-                loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, 200, auth)
-            for _ in range(rounds):
-                for name, (path, body) in bodies(stream).items():
-                    before = cpu_seconds(gateway.pid)
-                    got = loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, count, auth)
-                    assert got["errors"] == 0, got
-                    per_request = (cpu_seconds(gateway.pid) - before) / got["requests"]
-                    samples.setdefault(f"{'stream' if stream else 'non-stream'}|{name}", []).append(per_request)
-    finally:
-        gateway.terminate()
-        gateway.wait(10)
-    return {key: statistics.median(values) for key, values in samples.items()}
+    config = {"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **ctx["creds"]}}],
+              "general_settings": {"master_key": "sk-bench-master-key"}}  # fmt: skip
+    return modes_cpu(config, ctx, bodies, rounds, count)
 
 
 def table(result: dict) -> str:
@@ -80,14 +47,9 @@ def table(result: dict) -> str:
 
 
 def main() -> int:
-    from _harness import start_simulator
+    from _harness import with_simulator
 
-    sim, ctx = start_simulator()
-    try:
-        print(table(door_bench(ctx)))
-    finally:
-        sim.terminate()
-    return 0
+    return with_simulator(lambda ctx: table(door_bench(ctx)))
 
 
 if __name__ == "__main__":

@@ -53,11 +53,6 @@ def _pg(sql: str) -> None:
     asyncio.run(go())
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _pin_services(cpus: set[int]) -> dict[int, set[int]]:
     """Move PostgreSQL's and Redis's processes (every thread; new PostgreSQL backends fork from
     the postmaster and follow it) to ``cpus``; returns what to restore. Here they run on the
@@ -138,12 +133,12 @@ def _main(rounds: int) -> str:
         for _ in range(rounds):
             for concurrency, count in ((1, 600), (8, 1600), (32, 1600)):
                 for name, (url, headers) in targets.items():
-                    before = _cpu_seconds(pids[name])
+                    before = run.cpu_seconds(pids[name])
                     if concurrency == 32:
                         got = run.loadgen(url, paced_body, concurrency, count, headers, pause_ms=PACED_PAUSE_MS)
                     else:
                         got = run.loadgen(url, body, concurrency, count, headers)
-                    got["cpu_ms"] = (_cpu_seconds(pids[name]) - before) / got["requests"] * 1000
+                    got["cpu_ms"] = (run.cpu_seconds(pids[name]) - before) / got["requests"] * 1000
                     assert got["errors"] == 0, got
                     results[name][concurrency].append(got)
         base_name = next(iter(targets))

@@ -10,15 +10,11 @@ Usage: .venv/bin/python bench/openai_v1.py (or via bench/run.py).
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
-from doors import cpu_seconds  # noqa: E402
 
 PROMPT = " ".join(f"w{i}" for i in range(45))
 
@@ -35,41 +31,19 @@ def bodies(stream: bool) -> dict[str, tuple[str, dict]]:
 
 
 def openai_v1_bench(ctx: dict, count: int = 1500, rounds: int = 3) -> dict:
-    import yaml
-
-    from _harness import free_port, loadgen, start
+    from _harness import modes_cpu
     from _servers import BENCH_API_KEY
 
     model = "oci/meta.llama-3.3-70b-instruct"
-    config = Path(ctx["tmp"]) / "openai_v1.yaml"
-    config.write_text(yaml.safe_dump({
+    config = {
         "model_list": [
             {"model_name": "native", "litellm_params": {"model": model, **ctx["creds"]}},
             {"model_name": "openai", "litellm_params": {"model": model, "oci_api_key": BENCH_API_KEY, "oci_region": "us-chicago-1",
                                                         "api_base": ctx["creds"]["api_base"]}},
         ],
         "general_settings": {"master_key": "sk-bench-master-key"},
-    }))  # fmt: skip
-    port = free_port()
-    gateway = start(["-m", "ocilm", "serve", "--config", str(config), "--port", str(port), "--log-level", "error"],
-                    f"http://127.0.0.1:{port}/health/liveliness")  # fmt: skip
-    auth = ["authorization: Bearer sk-bench-master-key"]
-    samples: dict[str, list[float]] = {}
-    try:
-        for stream in (False, True):
-            for path, body in bodies(stream).values():  # warm-up
-                loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, 200, auth)
-            for _ in range(rounds):
-                for name, (path, body) in bodies(stream).items():
-                    before = cpu_seconds(gateway.pid)
-                    got = loadgen(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), 4, count, auth)
-                    assert got["errors"] == 0, got
-                    per_request = (cpu_seconds(gateway.pid) - before) / got["requests"]
-                    samples.setdefault(f"{'stream' if stream else 'non-stream'}|{name}", []).append(per_request)
-    finally:
-        gateway.terminate()
-        gateway.wait(10)
-    return {key: statistics.median(values) for key, values in samples.items()}
+    }  # fmt: skip
+    return modes_cpu(config, ctx, bodies, rounds, count)
 
 
 def table(result: dict) -> str:
@@ -84,14 +58,9 @@ def table(result: dict) -> str:
 
 
 def main() -> int:
-    from _harness import start_simulator
+    from _harness import with_simulator
 
-    sim, ctx = start_simulator()
-    try:
-        print(table(openai_v1_bench(ctx)))
-    finally:
-        sim.terminate()
-    return 0
+    return with_simulator(lambda ctx: table(openai_v1_bench(ctx)))
 
 
 if __name__ == "__main__":
