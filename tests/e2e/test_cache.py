@@ -385,3 +385,21 @@ def test_redis_stalling_or_cut_mid_run_costs_no_request(creds, redis_url, oci_si
     finally:
         relay.close()
     assert _calls(oci_simulator) >= 1 + 12
+
+
+def test_a_hit_holds_no_budget_and_a_spent_key_still_gets_it(creds, tmp_path, oci_simulator):
+    config = _config(creds, database_url=f"sqlite:///{tmp_path / 'g.db'}")
+    with BackgroundServer(create_app(parse_config(config))) as server, httpx.Client(base_url=server.base_url, timeout=30) as http:
+        made = http.post("/key/generate", headers=ADMIN, json={"max_budget": 1.0}).json()
+        caller = {"authorization": f"Bearer {made['key']}"}
+        assert http.post("/v1/chat/completions", json=_chat("budgeted"), headers=caller).headers["x-ocilm-cache"] == "miss"
+        spent = http.get("/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]["spend"]
+        assert spent > 0
+        assert http.post("/key/update", headers=ADMIN, json={"key": made["token"], "max_budget": spent}).status_code == 200
+        time.sleep(0.6)  # past the key cache
+        fresh = http.post("/v1/chat/completions", json=_chat("budgeted, new"), headers=caller)
+        hit = http.post("/v1/chat/completions", json=_chat("budgeted"), headers=caller)
+        after = http.get("/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]["spend"]
+    assert fresh.status_code == 429 and fresh.json()["error"]["code"] == "budget_exceeded"
+    assert hit.status_code == 200 and hit.headers["x-ocilm-cache"] == "hit" and hit.headers["x-litellm-response-cost"] == "0"
+    assert after == spent and _calls(oci_simulator) == 1

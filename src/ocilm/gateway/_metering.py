@@ -207,7 +207,7 @@ class Metered:
         resolved = deployments[0].model_name
         record.model, record.key, record.team, record.stream, record.cache = resolved, caller.token, caller.team_id, stream, "hit"
         record.deployment = CACHE_HIT.model
-        meter = await self.gate.meter(caller, route, resolved, deployments, lambda _: (0, 0), record.request_id)
+        meter = await self.gate.meter(caller, route, resolved, deployments, lambda _: (0, 0), record.request_id, hold=False)
         record.cost = cost = await meter.settle(deployment=CACHE_HIT, usage={"prompt_tokens": 0, "completion_tokens": 0})
         return {**meter.rate_headers, **cost_header(cost), "x-litellm-model-group": str(name), "x-litellm-model-id": CACHE_HIT.model}
 

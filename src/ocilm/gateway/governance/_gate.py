@@ -224,11 +224,12 @@ class Gate:
     # ------------------------------------------------------------------ what it costs
 
     async def meter(self, caller: Caller, route: str, model: str, deployments: list[Any],
-                    worst_case: Callable[[Any], tuple[int, int]], request_id: str) -> Meter:  # fmt: skip
+                    worst_case: Callable[[Any], tuple[int, int]], request_id: str, *, hold: bool = True) -> Meter:  # fmt: skip
         """Reserve a request's worst case (``worst_case(deployment)``: its input and output
         tokens there, at that deployment's price; the dearest deployment counts) against every
         budget it touches; 429 if one has no room. ``request_id`` names it in the spend log (the
-        same id as in its access line)."""
+        same id as in its access line). ``hold=False``: a request that spends nothing (a cache
+        hit) meets its rate limits only."""
         if self.store is None:
             return _UNMETERED
         meter = Meter(self, caller, request_id, route, model)
@@ -243,6 +244,8 @@ class Gate:
                 raise rate_limited(exc) from None
             except LimiterUnavailable:
                 raise limits_unavailable() from None
+        if not hold:  # nothing to spend (a response-cache hit): no budget is held or checked
+            return meter
         try:
             await self._hold(meter, caller, model, deployments, worst_case)
         except BaseException:
