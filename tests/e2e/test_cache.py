@@ -207,11 +207,24 @@ def test_redis_is_shared_by_replicas_and_its_loss_costs_no_request(creds, redis_
     ({"supported_call_types": ["image_generation"]}, "supported_call_types"),
     ({"max_entries": 0}, "max_entries"),
     ({"type": "redis", "password": "hunter2-secret"}, "cache_params.type"),
+    ({"ttl": 0}, "cache_params.ttl"),
+    ({"type": "local", "url": "redis://127.0.0.1:6379/0"}, "cache_params.url: applies to type: redis only"),
+    ({"namespace": "team-a"}, "cache_params.namespace: applies to type: redis only"),
+    ({"type": "redis", "url": "redis://127.0.0.1:6379/0", "max_entries": 5}, "cache_params.max_entries: applies to type: local only"),
+    ({"type": "redis", "url": "http://127.0.0.1:6379"}, "cache_params.url: expected redis://"),
+    ({"type": "redis", "url": "redis://h:6379/0", "password": "hunter2-secret"}, "not both"),
+    ({"type": "redis", "host": "h", "port": "six", "password": "hunter2-secret"}, "cache_params.port"),
 ])  # fmt: skip
 def test_a_bad_cache_setting_is_named_and_never_echoed(creds, params, needle):
     with pytest.raises(GatewayConfigError) as refused:
         parse_config(_config(creds, params))
     assert needle in str(refused.value) and "hunter2-secret" not in str(refused.value)
+
+
+def test_a_redis_password_reaches_the_url_quoted(creds):
+    settings = parse_config(_config(creds, {"type": "redis", "host": "cache.internal", "port": 6380, "password": "p@ss/w:rd"})).cache
+    assert settings.url == "redis://:p%40ss%2Fw%3Ard@cache.internal:6380/0" and "p@ss" not in repr(settings)
+    assert parse_config(_config(creds, {"ttl": 604800})).cache.ttl == 604800  # a week, as LiteLLM configs say
 
 
 def test_cache_params_without_cache_is_refused(creds):
@@ -317,10 +330,13 @@ def test_a_key_and_a_team_have_their_say(creds, tmp_path, oci_simulator):
         kept = ask("limited")
         time.sleep(0.3)
         expired = ask("limited")
+        embedded = [http.post("/v1/embeddings", json={"model": "embed", "input": ["strict vectors"]},
+                              headers={"authorization": f"Bearer {keys['strict']}"}) for _ in range(2)]  # fmt: skip
         bad = http.post("/key/generate", headers=ADMIN, json={"cache": {"ttl": "forever"}})
         info = http.get("/team/info", headers=ADMIN, params={"team_id": "quiet"}).json()
     assert all("x-ocilm-cache" not in r.headers for r in quiet + sampled) and [r.headers["x-ocilm-cache"] for r in loud] == ["miss", "hit"]
     assert [r.headers["x-ocilm-cache"] for r in greedy] == ["miss", "hit"]
+    assert [r.headers["x-ocilm-cache"] for r in embedded] == ["miss", "hit"]  # embeddings are deterministic: deterministic_only keeps them
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "cache_control_not_allowed"
     assert allowed.headers["x-ocilm-cache"] == "miss" and kept.headers["x-ocilm-cache"] == "hit" and expired.headers["x-ocilm-cache"] == "miss"
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "cache" and "forever" not in bad.text

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._errors import GatewayError
+
 log = logging.getLogger("ocilm.gateway")
 ROUTES = ("chat", "embeddings", "rerank", "responses", "messages")  # the routes a cache may serve
 UNKEYED = frozenset({"stream", "stream_options", "user", "metadata", "cache", "drop_params"})
@@ -59,8 +61,6 @@ class CacheControl:
 
     @classmethod
     def parse(cls, body_value: Any, header: str | None) -> CacheControl:
-        from ._errors import GatewayError
-
         control = cls()
         if header:
             for part in (p.strip().lower() for p in header.split(",")):
@@ -128,8 +128,6 @@ def cache_policy(value: Any) -> dict[str, Any] | None:
 
 
 def _seconds(value: Any, place: str) -> float:
-    from ._errors import GatewayError
-
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -387,7 +385,7 @@ class StreamRecorder:
 
     def __init__(self, store: Any, key: str, ttl: float, stored: Callable[[int], None] = lambda n: None) -> None:
         self.store, self.key, self.ttl, self.stored = store, key, ttl, stored
-        self.chunks: list[dict] = []
+        self.texts: list[str] = []  # each chunk as sent, serialised once (parsed back once, at the end)
         self.size = 0
 
     def add(self, batch: list[Any]) -> None:
@@ -396,21 +394,22 @@ class StreamRecorder:
         for chunk in batch:
             text = json.dumps(chunk, separators=(",", ":"), ensure_ascii=False, default=str)
             self.size += len(text)
-            self.chunks.append(json.loads(text))
+            self.texts.append(text)
 
     async def finish(self, usage: dict[str, Any] | None) -> None:
         """Store the stream; ``usage``: what it used, kept even when this caller did not ask
         for it (a later caller may)."""
-        if not self.chunks or self.size > MAX_ENTRY_BYTES:
+        if not self.texts or self.size > MAX_ENTRY_BYTES:
             return
-        finishes = [choice.get("finish_reason") for chunk in self.chunks for choice in chunk.get("choices") or () if choice.get("finish_reason")]
+        chunks = json.loads(f"[{','.join(self.texts)}]")
+        finishes = [choice.get("finish_reason") for chunk in chunks for choice in chunk.get("choices") or () if choice.get("finish_reason")]
         if not finishes or any(reason in INCOMPLETE for reason in finishes):
             return
-        if usage and not any(chunk.get("usage") for chunk in self.chunks):
-            head = self.chunks[0]
-            self.chunks.append({"id": head.get("id"), "object": "chat.completion.chunk", "created": head.get("created"),
-                                "model": head.get("model"), "system_fingerprint": None, "choices": [], "usage": dict(usage)})  # fmt: skip
-        value = entry_bytes(chunks=self.chunks)
+        if usage and not any(chunk.get("usage") for chunk in chunks):
+            head = chunks[0]
+            chunks.append({"id": head.get("id"), "object": "chat.completion.chunk", "created": head.get("created"), "model": head.get("model"),
+                           "system_fingerprint": None, "choices": [], "usage": dict(usage)})  # fmt: skip
+        value = entry_bytes(chunks=chunks)
         await self.store.put(self.key, value, self.ttl)
         self.stored(len(value))
 
@@ -444,12 +443,11 @@ class ResponseCache:
         policy = caller.cache or {}
         refused = [c for c in control.sent if c not in policy.get("allowed_controls", CONTROLS)]
         if refused:
-            from ._errors import GatewayError
-
             raise GatewayError(403, f"cache: this key may not send {', '.join(refused)}; it may send "
                                f"{', '.join(policy['allowed_controls']) or 'none'}", kind="permission_error", param="cache",
                                code="cache_control_not_allowed")  # fmt: skip
-        if policy.get("enabled") is False or (policy.get("deterministic_only") and params.get("temperature") != 0):
+        sampled = method == "completion" and params.get("temperature") != 0  # embeddings and rerank are deterministic
+        if policy.get("enabled") is False or (policy.get("deterministic_only") and sampled):
             return None
         if "ttl" in policy:  # the key's lifetime for its entries, and the most a request may ask
             control.ttl = policy["ttl"] if control.ttl is None else min(control.ttl, policy["ttl"])

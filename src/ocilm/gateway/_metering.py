@@ -177,26 +177,28 @@ class Metered:
         self._admit(request, name, params)
         record: RequestRecord = request.state.record
         entry = await self.cache.find(plan)
-        headers = {"x-litellm-cache-key": plan.key, "x-ocilm-cache": "hit" if entry is not None else "miss"}
         if entry is None:
             record.cache = "miss"
-            request.state.cache_headers = headers
             return None
-        headers.update(await self._settle_hit(request, route, name, stream))
+        headers = {"x-litellm-cache-key": plan.key, "x-ocilm-cache": "hit", **await self._settle_hit(request, route, name, stream)}
         if stream:
             asked_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             return Upstream(CachedStream(renamed(chunks_of(entry, with_usage=door or asked_usage))), headers, None)
         reply = renamed([reply_of(entry)])[0] if method == "completion" else dict(entry["reply"])
         return Upstream(_REPLY_TYPES[method](reply), headers, None)
 
-    def _admit(self, request: Request, name: Any, params: dict[str, Any]) -> None:
-        """What a hit must pass like any request: the key may use the model (a cache never
-        widens access), and the request is valid."""
-        self.gate.allow(request.state.caller, name, self.router.deployments(name)[0].model_name)
+    def _admit(self, request: Request, name: Any, params: dict[str, Any]) -> tuple[list[Deployment], str]:
+        """What every request passes, a cache hit too (a cache never widens access): the key may
+        use the model, and the request's numbers are valid. Returns the model's deployments and
+        its resolved name (the one metrics, spend logs, traces and limits use)."""
+        deployments = self.router.deployments(name)
+        resolved = deployments[0].model_name
+        self.gate.allow(request.state.caller, name, resolved)
         try:
             check_numbers(params)
         except BadNumber as exc:
             raise GatewayError(400, str(exc), param=exc.field, code="invalid_value") from None
+        return deployments, resolved
 
     async def _settle_hit(self, request: Request, route: str, name: Any, stream: bool) -> dict[str, str]:
         """A hit counts against the key's request rate (not its tokens), holds no budget, and is
@@ -253,7 +255,7 @@ class Metered:
 
     async def _keep(self, request: Request, plan: CachePlan, upstream: Upstream, stream: bool, method: str) -> None:
         assert self.cache is not None
-        upstream.headers.update(getattr(request.state, "cache_headers", None) or {"x-litellm-cache-key": plan.key, "x-ocilm-cache": "miss"})
+        upstream.headers.update({"x-litellm-cache-key": plan.key, "x-ocilm-cache": "miss"})
         if stream:
             upstream.recorder = self.cache.recorder(plan)
         elif method != "completion" or complete(upstream.result):
@@ -276,13 +278,7 @@ class Metered:
     async def _call_model(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                           *, stream: bool, door: bool, pinned: str | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
         caller: Caller = request.state.caller
-        deployments = self.router.deployments(name)
-        resolved = deployments[0].model_name  # the one name metrics, spend logs, traces and limits use
-        self.gate.allow(caller, name, resolved)
-        try:
-            check_numbers(params)
-        except BadNumber as exc:
-            raise GatewayError(400, str(exc), param=exc.field, code="invalid_value") from None
+        deployments, resolved = self._admit(request, name, params)
         worst_case = WorstCase(method, first, params, door)
         record: RequestRecord = request.state.record
         record.model, record.key, record.team, record.stream = resolved, caller.token, caller.team_id, stream

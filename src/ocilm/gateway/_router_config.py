@@ -4,6 +4,7 @@ each, and a refusal naming the place for each it does not do (never a setting si
 from __future__ import annotations
 
 import math
+import urllib.parse
 from typing import Any
 
 from ._routing_policy import STRATEGIES, RoutingSettings
@@ -209,15 +210,9 @@ def cache_settings(raw: dict, redis_url: str | None, problems: list[str]) -> Any
     if kind not in ("local", "redis"):
         problems.append(f"{place}.type: expected local or redis (ocilm keeps no disk, s3 or semantic cache)")
         kind = "local"
-    url = params.get("url")
-    if kind == "redis" and not url:
-        if params.get("host"):
-            secret = f":{params['password']}@" if params.get("password") else ""
-            url = f"redis://{secret}{params['host']}:{params.get('port', 6379)}/0"
-        else:
-            url = redis_url
-        if not url:
-            problems.append(f"{place}.type: redis needs url (or host/port/password), or general_settings.redis_url")
+    url = _cache_redis_url(params, kind, redis_url, problems, place)
+    for key in sorted(_REDIS_ONLY & set(params) if kind == "local" else _LOCAL_ONLY & set(params)):
+        problems.append(f"{place}.{key}: applies to type: {'redis' if kind == 'local' else 'local'} only; this cache is type: {kind}")
     mode = params.get("mode", "default_on")
     if mode not in ("default_on", "default_off"):
         problems.append(f"{place}.mode: expected default_on or default_off")
@@ -229,14 +224,50 @@ def cache_settings(raw: dict, redis_url: str | None, problems: list[str]) -> Any
     if not isinstance(types, list) or any(t not in _CALL_TYPES for t in types):
         problems.append(f"{place}.supported_call_types: expected a list of {', '.join(_CALL_TYPES)}")
         types = list(_CALL_TYPES)
-    ttl = _seconds(params, "ttl", 600.0, problems, place=place)
+    ttl = params.get("ttl", 600.0)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 365 * 86400:
+        problems.append(f"{place}.ttl: expected a number of seconds above 0, at most 31536000")
+        ttl = 600.0
     namespace = params.get("namespace", "ocilm")
     if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
         problems.append(f"{place}.namespace: expected a name without braces")
         namespace = "ocilm"
-    return CacheSettings(kind=kind, url=url, namespace=namespace, ttl=ttl or 600.0, default_on=mode != "default_off", scope=scope,
+    return CacheSettings(kind=kind, url=url, namespace=namespace, ttl=float(ttl), default_on=mode != "default_off", scope=scope,
                          call_types=frozenset(_CALL_TYPES[t] for t in types),
                          max_entries=_count(params, "max_entries", 10_000, problems), max_bytes=_count(params, "max_bytes", 256 << 20, problems))  # fmt: skip
+
+
+_REDIS_ONLY = frozenset({"url", "host", "port", "password", "namespace"})
+_LOCAL_ONLY = frozenset({"max_entries", "max_bytes"})  # Redis bounds itself (maxmemory)
+
+
+def _cache_redis_url(params: dict, kind: str, redis_url: str | None, problems: list[str], place: str) -> str | None:
+    """The cache's Redis: ``url``, else ``host``/``port``/``password``, else the gateway's
+    ``general_settings.redis_url``. Problems name the setting, never its value."""
+    if kind != "redis":
+        return None
+    url = params.get("url")
+    if url is not None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append(f"{place}.url: expected redis://host:port/db, rediss://... or unix://...")
+        elif "host" in params or "port" in params or "password" in params:
+            problems.append(f"{place}.url: give url or host/port/password, not both")
+        return url if isinstance(url, str) else None
+    if "host" in params:
+        host, port, password = params["host"], params.get("port", 6379), params.get("password")
+        if not isinstance(host, str) or not host or any(c in host for c in "/@:"):
+            problems.append(f"{place}.host: expected a host name or address")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            problems.append(f"{place}.port: expected a whole number from 1 to 65535")
+        if password is not None and not isinstance(password, str):
+            problems.append(f"{place}.password: expected a string")
+        secret = f":{urllib.parse.quote(password, safe='')}@" if isinstance(password, str) and password else ""
+        return f"redis://{secret}{host}:{port}/0"
+    if "port" in params or "password" in params:
+        problems.append(f"{place}.host: required with port or password")
+    if not redis_url:
+        problems.append(f"{place}.type: redis needs url (or host/port/password), or general_settings.redis_url")
+    return redis_url
 
 
 def _count(params: dict, key: str, default: int, problems: list[str]) -> int:
