@@ -294,34 +294,42 @@ def chunks_of(entry: dict, with_usage: bool) -> list[dict]:
 
 def assemble(chunks: list[dict]) -> dict:
     """A chat completion from a stream's chunks: each choice's text, reasoning and tool calls
-    joined, its finish reason, and the usage."""
+    joined (pieces gathered and joined once: linear however many chunks), its finish reason, and
+    the usage."""
     first = chunks[0] if chunks else {}
-    choices: dict[int, dict] = {}
+    texts: dict[int, dict[str, list[str]]] = {}
+    calls: dict[int, dict[int, dict[str, Any]]] = {}
+    finishes: dict[int, Any] = {}
     usage = None
     for chunk in chunks:
         if chunk.get("usage"):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
-            built = choices.setdefault(index, {"index": index, "message": {"role": "assistant", "content": None}, "finish_reason": None,
-                                               "logprobs": None, "_calls": {}})  # fmt: skip
+            parts = texts.setdefault(index, {"content": [], "reasoning_content": []})
             delta = choice.get("delta") or {}
             for name in ("content", "reasoning_content"):
                 if delta.get(name):
-                    built["message"][name] = (built["message"].get(name) or "") + delta[name]
+                    parts[name].append(delta[name])
             for call in delta.get("tool_calls") or []:
-                known = built["_calls"].setdefault(call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
-                known["id"] = known["id"] or call.get("id")
+                known = calls.setdefault(index, {}).setdefault(call.get("index", 0), {"id": None, "name": "", "arguments": []})
                 function = call.get("function") or {}
-                known["function"]["name"] = known["function"]["name"] or function.get("name") or ""
-                known["function"]["arguments"] += function.get("arguments") or ""
+                known["id"] = known["id"] or call.get("id")
+                known["name"] = known["name"] or function.get("name") or ""
+                known["arguments"].append(function.get("arguments") or "")
             if choice.get("finish_reason"):
-                built["finish_reason"] = choice["finish_reason"]
-    for built in choices.values():
-        calls = built.pop("_calls")
-        built["message"]["tool_calls"] = [calls[k] for k in sorted(calls)] or None
+                finishes[index] = choice["finish_reason"]
+    built = []
+    for index in sorted(texts):
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts[index]["content"]) or None}
+        if texts[index]["reasoning_content"]:
+            message["reasoning_content"] = "".join(texts[index]["reasoning_content"])
+        made = calls.get(index, {})
+        message["tool_calls"] = [{"id": made[k]["id"], "type": "function", "function": {"name": made[k]["name"],
+                                  "arguments": "".join(made[k]["arguments"])}} for k in sorted(made)] or None  # fmt: skip
+        built.append({"index": index, "message": message, "finish_reason": finishes.get(index), "logprobs": None})
     return {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"), "model": first.get("model"),
-            "choices": [choices[k] for k in sorted(choices)], "usage": usage, "system_fingerprint": None}  # fmt: skip
+            "choices": built, "usage": usage, "system_fingerprint": None}  # fmt: skip
 
 
 def split(reply: dict) -> list[dict]:
