@@ -44,7 +44,7 @@ def test_keys_from_the_terminal(config_file):
     with BackgroundServer(create_app(load_config(str(config_file)))) as gw:
         r = httpx.post(f"{gw.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                        json={"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}, timeout=30)  # fmt: skip
-        assert r.status_code == 200 and float(r.headers["x-litellm-response-cost"]) > 0
+        assert r.status_code == 200 and float(r.headers["x-litellm-response-cost"]) > 0, r.text
         assert ocilm("keys", "block", info["token"], "--config", str(config_file)).returncode == 0
         r = httpx.post(f"{gw.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                        json={"model": "llama", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)  # fmt: skip

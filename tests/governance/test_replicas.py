@@ -145,6 +145,26 @@ def test_revocation_reaches_every_replica_within_a_second(gateways):
         assert time.monotonic() - deleted < 1.0, "replica B still accepts a key deleted on A"
 
 
+def test_a_lowered_budget_binds_on_every_replica_within_a_second(gateways):
+    """Replica B admits against a budget lease with plenty of room; a budget lowered on A binds on
+    B as quickly as revocation does, lease or not."""
+    (_, a), (_, b) = gateways.start(), gateways.start()
+    made = _key(a, max_budget=100)
+    for _ in range(3):
+        assert _chat(b, made["key"]).status_code == 200  # B holds a lease with room for many more
+    spent = httpx.get(f"{a}/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]["spend"]
+    r = httpx.post(f"{a}/key/update", headers=ADMIN, json={"key": made["token"], "max_budget": spent + 0.01})  # less than a worst case
+    assert r.status_code == 200
+    lowered = time.monotonic()
+    while (r := _chat(b, made["key"])).status_code == 200:
+        assert time.monotonic() - lowered < 1.0, "replica B still admits against a budget lowered on A"
+    assert r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded"
+    # From then on B admits nothing more, though its lease had room for many.
+    settled = httpx.get(f"{a}/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]["spend"]
+    assert all(_chat(b, made["key"]).status_code == 429 for _ in range(5))
+    assert httpx.get(f"{a}/key/info", headers=ADMIN, params={"key": made["token"]}).json()["info"]["spend"] == settled
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_every_answered_request_is_billed_once_when_a_replica_dies(gateways, sig):
     (victim, a), (_, b) = gateways.start(), gateways.start()

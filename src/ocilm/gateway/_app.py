@@ -76,7 +76,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     created = int(time.time())
     settings = config.governance
     gate = Gate(config.master_key, hold_seconds=settings.hold_seconds if settings else 600.0, strict=settings.strict if settings else True,
-                limits=limits, limits_refused=limits_refused(config, workers))  # fmt: skip
+                limits=limits, limits_refused=limits_refused(config, workers), leases=settings.leases if settings else True)  # fmt: skip
     seen = config.observability
     observer = Observer(metrics=seen.metrics, access_log=seen.access_log, log_prompts=seen.log_prompts, tracing=tracing_for(seen.otel),
                         access_stream=access_stream)  # fmt: skip

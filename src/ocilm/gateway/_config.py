@@ -90,6 +90,7 @@ class GovernanceSettings:
     strict: bool = True  # refuse a budgeted request whose cost cannot be estimated
     auto_migrate: bool = True  # apply migrations at start-up (the default for SQLite)
     synchronous_commit: bool = False  # PostgreSQL: wait for the disk on each settlement (slower)
+    leases: bool = True  # budget leases per replica (a hold written per request when off)
 
 
 @dataclass
@@ -193,6 +194,7 @@ def _pydantic_models() -> Any:
         database_url: str | None = None
         budget_hold_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
         budget_strict: bool = True
+        budget_leases: bool = True
         database_synchronous_commit: bool = False
         redis_url: str | None = None
         rate_limit_failure: Literal["closed", "open"] = "closed"
@@ -354,7 +356,8 @@ def _governance(general: Any, source: str, master_key: str | None, problems: lis
         problems.append("general_settings.master_key: required with a database (it guards the admin API that makes keys)")
         return None
     return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds, strict=general.budget_strict,
-                              auto_migrate=url.startswith("sqlite:///"), synchronous_commit=general.database_synchronous_commit)  # fmt: skip
+                              auto_migrate=url.startswith("sqlite:///"), synchronous_commit=general.database_synchronous_commit,
+                              leases=general.budget_leases)  # fmt: skip
 
 
 def _observability(general: Any, governance: GovernanceSettings | None, problems: list[str]) -> ObservabilitySettings:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GatewayError
+from ._leases import Leases
 from ._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket, rate_headers
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
 from ._policy import Price, to_usd
@@ -43,6 +44,7 @@ class Caller:
     team_limits: RateLimits = NO_LIMITS
     guardrails: tuple[str, ...] = ()  # guardrails the key's and team's settings turn on
     cache: dict[str, Any] | None = None  # the response cache's say for this key (its team's, the key's over it)
+    budget_mark: tuple[Any, ...] = ()  # the key's and team's budgets as last read
 
     def rate_limits(self, model: str) -> tuple[Limit, ...]:
         """Every rate limit a request for ``model`` touches: its key's, its team's, and its key's
@@ -126,9 +128,11 @@ def limits_unavailable() -> GatewayError:
 
 class Gate:
     def __init__(self, master_key: str | None, store: Store | None = None, *, hold_seconds: float = 600.0, strict: bool = True,
-                 limits: Limits | None = None, limits_refused: str | None = None) -> None:  # fmt: skip
+                 limits: Limits | None = None, limits_refused: str | None = None, leases: bool = True) -> None:  # fmt: skip
         self._master_digest = hashlib.sha256(master_key.encode()).digest() if master_key is not None else None
         self.store = store
+        self.leases: Leases | None = None
+        self.use_leases = leases  # budget leases (``_leases``) instead of a hold written per request
         self.limits = limits
         self.limits_refused = limits_refused  # why keys may not have rate limits here (several replicas, no Redis)
         self.hold_seconds = hold_seconds
@@ -176,7 +180,7 @@ class Gate:
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
         return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
-                      view.team_limits, view.guardrails, view.cache)  # fmt: skip
+                      view.team_limits, view.guardrails, view.cache, view.budget_mark)  # fmt: skip
 
     async def _view(self, key: str) -> KeyView | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret
@@ -264,7 +268,13 @@ class Gate:
             estimate = max((d.price.nano(*worst_case(d)) for d in deployments if d.price is not None), default=0)
             assert caller.token is not None and self.store is not None
             try:
-                await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
+                if self.use_leases:
+                    if self.leases is None:
+                        self.leases = Leases(self.store, self.hold_seconds, self.later)
+                    await self.leases.hold(meter.request_id, caller.token, caller.team_id, caller.budget_mark, estimate)
+                    meter.leased = True
+                else:
+                    await self.store.reserve(meter.request_id, caller.token, caller.team_id, estimate, self.hold_seconds)
             except StoreUnavailable:
                 self.store_answered(False)
                 raise unavailable() from None
@@ -301,16 +311,27 @@ class Gate:
         task.add_done_callback(done)
 
     async def drain(self, settle_seconds: float = 15.0, alert_seconds: float = 5.0) -> None:
-        """At shutdown: settlements first (each gets a last try), then alerts, each within a
-        deadline, so that a stalled store or webhook cannot hold the process past its grace."""
-        for tasks, seconds in ((self._settling, settle_seconds), (self._announcing, alert_seconds)):
-            if not tasks:
-                continue
-            _, pending = await asyncio.wait(set(tasks), timeout=seconds)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2.0)
+        """At shutdown: settlements first (each gets a last try), then leases given back, then
+        alerts, each within a deadline, so that a stalled store or webhook cannot hold the
+        process past its grace."""
+        if self._settling:
+            await self._drain(self._settling, settle_seconds)
+        if self.leases is not None:
+            try:
+                await asyncio.wait_for(self.leases.close(), 3.0)
+            except asyncio.TimeoutError:  # a stalled store: the leases expire on their own
+                pass
+        await self._drain(self._announcing, alert_seconds)
+
+    @staticmethod
+    async def _drain(tasks: set[asyncio.Task[Any]], seconds: float) -> None:
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(set(tasks), timeout=seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
 
 
 MAX_TOKEN_COUNT = 2**31 - 1  # what the spend log's token columns hold
@@ -339,6 +360,7 @@ class Meter:
         self.claimed = False  # a settlement was made (written, or being retried)
         self.cost_usd: float | None = None
         self.ticket: Ticket | None = None
+        self.leased = False  # its worst case is held under this replica's budget lease
 
     @property
     def rate_headers(self) -> dict[str, str]:
@@ -396,10 +418,16 @@ class Meter:
             log.error("settlement of request %s failed (%s); retrying", self.request_id, type(exc).__name__)
             return False
         self.settled = True
+        self._leave_lease(row["cost"])
         self.gate.store_answered(True)
         if row["cost"] and self.caller.has_budget and self.gate.alerts is not None:
             self.gate.announce(self.gate.alerts.check(store, self.caller.token, self.caller.team_id))
         return True
+
+    def _leave_lease(self, cost: int | None) -> None:
+        if self.leased and self.gate.leases is not None:
+            assert self.caller.token is not None
+            self.gate.leases.settled(self.request_id, self.caller.token, self.caller.team_id, cost)
 
     async def retry(self, row: dict[str, Any]) -> None:
         """Retry a settlement with backoff until it is written, or until its hold would have
@@ -418,6 +446,7 @@ class Meter:
             if time.time() >= give_up:
                 log.error("spend of request %s could not be recorded before its hold expired (store unavailable)", self.request_id)
                 self.gate.lost_settlements += 1
+                self._leave_lease(None)
                 return
             wait = min(wait * 2, SETTLE_RETRY_MOST)
 

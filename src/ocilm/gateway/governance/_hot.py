@@ -132,6 +132,8 @@ def lock_order(item: tuple[int, dict[str, Any]]) -> tuple[str, str, str]:
 
 _PG_RESERVE_MANY = ("SELECT i, scope, max_budget, spend, held, set_config('synchronous_commit', 'off', true) "
                     "FROM ocilm_reserve_many($1, $2, $3, $4, $5, $6)")  # fmt: skip
+_PG_LEASE_MANY = ("SELECT i, scope, max_budget, spend, held, granted, set_config('synchronous_commit', 'off', true) "
+                  "FROM ocilm_lease_many($1, $2, $3, $4, $5, $6, $7)")  # fmt: skip
 _PG_SETTLE_MANY = "SELECT request_id FROM ocilm_settle_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS request_id"
 _PG_SETTLE_MANY_ASYNC = _PG_SETTLE_MANY.replace("SELECT request_id", "SELECT request_id, set_config('synchronous_commit', 'off', true)")
 _DEADLOCK_RETRIES = 3
@@ -146,12 +148,14 @@ class PostgresBudgets:
         self._connections = connections
         self.synchronous_commit = synchronous_commit
         self._reserve = Batched(self._reserve_many, skip_abandoned=True)
+        self._lease = Batched(self._lease_many)
         self._settle = Batched(self._settle_many)
 
     @classmethod
     async def open(cls, url: str, synchronous_commit: bool = False) -> PostgresBudgets:
         budgets = cls(url.replace("postgresql://", "postgres://", 1), {}, synchronous_commit)
-        await budgets._connection("reserve")  # reachable now, or a clear error at start-up
+        for purpose in ("lease", "reserve", "settle"):  # reachable now, or a clear error at start-up; none opened on a request's path
+            await budgets._connection(purpose)
         return budgets
 
     async def _connection(self, purpose: str) -> Any:
@@ -196,6 +200,24 @@ class PostgresBudgets:
         for row in rows:
             if row["scope"] is not None:
                 outcomes[ordered[row["i"] - 1][0]] = Refused(row["scope"], row["max_budget"], row["spend"], int(row["held"]))
+        return outcomes
+
+    async def lease(self, lease_id: str, token: str, team_id: str | None, need: int, slack: int, now: float, ttl: float) -> int:
+        return await self._lease({"request_id": lease_id, "token": token, "team_id": team_id, "need": need, "slack": slack,  # type: ignore[no-any-return]
+                                  "now": now, "ttl": ttl})  # fmt: skip
+
+    async def _lease_many(self, leases: list[dict[str, Any]]) -> list[Any]:
+        ordered = sorted(enumerate(leases), key=lock_order)
+        rows = await self._fetch("lease", _PG_LEASE_MANY, [h["request_id"] for _, h in ordered], [h["token"] for _, h in ordered],
+                                 [h["team_id"] for _, h in ordered], [h["need"] for _, h in ordered], [h["slack"] for _, h in ordered],
+                                 max(h["now"] for h in leases), leases[0]["ttl"])  # fmt: skip
+        outcomes: list[Any] = [None] * len(leases)
+        for row in rows:
+            place = ordered[row["i"] - 1][0]
+            if row["scope"] is not None:
+                outcomes[place] = Refused(row["scope"], row["max_budget"], row["spend"], int(row["held"]))
+            else:
+                outcomes[place] = int(row["granted"])
         return outcomes
 
     async def settle(self, log: dict[str, Any]) -> bool:
@@ -265,6 +287,9 @@ class SQLiteBudgets:
     async def reserve(self, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
         await self._run(_sqlite_reserve, request_id, token, team_id, estimate, now, ttl)
 
+    async def lease(self, lease_id: str, token: str, team_id: str | None, need: int, slack: int, now: float, ttl: float) -> int:
+        return await self._run(_sqlite_lease, lease_id, token, team_id, need, slack, now, ttl)  # type: ignore[no-any-return]
+
     async def settle(self, log: dict[str, Any]) -> bool:
         return bool(await self._run(_sqlite_settle, log))
 
@@ -285,14 +310,19 @@ class SQLiteBudgets:
         self._thread.shutdown(wait=True)
 
 
-def _sqlite_reserve(conn: sqlite3.Connection, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
+def _sqlite_room(conn: sqlite3.Connection, hold_id: str, token: str, team_id: str | None, need: int, now: float) -> int | None:
+    """What the key's and team's budgets have left after ``need`` (None: neither has a budget),
+    every live hold counted but ``hold_id``; raises Refused when ``need`` does not fit. Starts a
+    new budget window where one is due."""
     held_key, held_team = conn.execute(
         "SELECT COALESCE(SUM(amount) FILTER (WHERE token = ?), 0), COALESCE(SUM(amount) FILTER (WHERE team_id = ?), 0) "
-        "FROM ocilm_holds WHERE (token = ? OR team_id = ?) AND expires_at > ?", (token, team_id, token, team_id, now),
+        "FROM ocilm_holds WHERE (token = ? OR team_id = ?) AND expires_at > ? AND request_id <> ?",
+        (token, team_id, token, team_id, now, hold_id),
     ).fetchone()  # fmt: skip
     scopes = [("key", "ocilm_keys", "token", token, held_key)]
     if team_id:
         scopes.append(("team", "ocilm_teams", "team_id", team_id, held_team))
+    room: int | None = None
     for scope, table, column, ident, held in scopes:
         row = conn.execute(f"SELECT max_budget, spend, budget_duration, budget_reset_at FROM {table} WHERE {column} = ?", (ident,)).fetchone()
         if row is None or row[0] is None:
@@ -302,10 +332,32 @@ def _sqlite_reserve(conn: sqlite3.Connection, request_id: str, token: str, team_
         if seconds is not None and (reset_at is None or now >= reset_at):  # a new budget window starts
             spend = 0 if reset_at is not None else spend
             conn.execute(f"UPDATE {table} SET spend = ?, budget_reset_at = ? WHERE {column} = ?", (spend, now + seconds, ident))
-        if spend + held + estimate > max_budget:
+        if spend + held + need > max_budget:
             raise Refused(scope, max_budget, spend, int(held))
+        left = max_budget - spend - held - need
+        room = left if room is None else min(room, left)
+    return room
+
+
+def _sqlite_reserve(conn: sqlite3.Connection, request_id: str, token: str, team_id: str | None, estimate: int, now: float, ttl: float) -> None:
+    _sqlite_room(conn, request_id, token, team_id, estimate, now)
     conn.execute("INSERT INTO ocilm_holds (request_id, token, team_id, amount, expires_at) VALUES (?, ?, ?, ?, ?)",
                  (request_id, token, team_id, estimate, now + ttl))  # fmt: skip
+
+
+def _sqlite_lease(conn: sqlite3.Connection, lease_id: str, token: str, team_id: str | None, need: int, slack: int, now: float,
+                  ttl: float) -> int:  # fmt: skip
+    """As migration 0012's ``ocilm_lease``: set the lease to ``need`` plus at most an eighth of
+    the room left (and ``slack`` at most), or refuse it."""
+    if need <= 0:  # given back: nothing to check, even for a budget already spent past its end
+        conn.execute("DELETE FROM ocilm_holds WHERE request_id = ?", (lease_id,))
+        return 0
+    room = _sqlite_room(conn, lease_id, token, team_id, need, now)
+    amount = need + (slack if room is None else min(slack, room // 8))
+    conn.execute("INSERT INTO ocilm_holds (request_id, token, team_id, amount, expires_at) VALUES (?, ?, ?, ?, ?) "
+                 "ON CONFLICT (request_id) DO UPDATE SET token = excluded.token, team_id = excluded.team_id, amount = excluded.amount, "
+                 "expires_at = excluded.expires_at", (lease_id, token, team_id, amount, now + ttl))  # fmt: skip
+    return amount
 
 
 def _sqlite_settle(conn: sqlite3.Connection, log: dict[str, Any]) -> bool:

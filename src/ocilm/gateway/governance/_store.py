@@ -152,6 +152,7 @@ class Store:
             team_limits=RateLimits(team.rpm_limit, team.tpm_limit, team.max_parallel_requests) if team else NO_LIMITS,
             guardrails=tuple(dict.fromkeys([*(row.guardrails or ()), *((team.guardrails or ()) if team else ())])),
             cache={**((team.cache or {}) if team else {}), **(row.cache or {})} or None,
+            budget_mark=(row.max_budget, row.budget_duration, team.max_budget, team.budget_duration) if team else (row.max_budget, row.budget_duration),
         )  # fmt: skip
 
     async def has_rate_limits(self) -> bool:
@@ -257,6 +258,18 @@ class Store:
         except Refused as refused:
             scope, max_budget, spend, held = refused.args
             raise BudgetExceeded(scope, max_budget, spend, held, estimate) from None
+        except Lost as exc:
+            raise StoreUnavailable(f"the database failed ({exc})") from None
+
+    async def lease(self, lease_id: str, token: str, team_id: str | None, need: int, slack: int, ttl: float) -> int:
+        """Set a replica's lease on the key's and team's budgets (``_leases``) to ``need`` plus at
+        most ``slack`` (and an eighth of the room left), checked as a hold is; returns the amount
+        set, or raises BudgetExceeded naming the budget that cannot take ``need``. 0 gives it back."""
+        try:
+            return await self._budgets.lease(lease_id, token, team_id, need, slack, time.time(), ttl)
+        except Refused as refused:
+            scope, max_budget, spend, held = refused.args
+            raise BudgetExceeded(scope, max_budget, spend, held, need) from None
         except Lost as exc:
             raise StoreUnavailable(f"the database failed ({exc})") from None
 
