@@ -177,3 +177,65 @@ def test_memory_limits_follow_their_clock():
     limiter.admit_now("d", limit, 1)
     with pytest.raises(RateLimited):
         limiter.admit_now("e", limit, 1)
+
+
+class _CountingRedis(RedisLimiter):
+    """A RedisLimiter that counts its round trips and what each carried."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.trips: list[int] = []
+
+    async def _pipeline(self, batch):
+        self.trips.append(len(batch))
+        return await super()._pipeline(batch)
+
+
+async def test_redis_decisions_that_arrive_together_share_a_round_trip_and_are_each_decided(redis_url):
+    limiter = _CountingRedis(redis_url)
+    try:
+        limit = Limit("key", f"key:{uuid.uuid4().hex}", rpm=20)
+        outcomes = await asyncio.gather(*(limiter.admit(f"r{i}", (limit,), 1) for i in range(50)), return_exceptions=True)
+        admitted = [o for o in outcomes if not isinstance(o, BaseException)]
+        refused = [o for o in outcomes if isinstance(o, RateLimited)]
+        assert len(admitted) == 20 and len(refused) == 30  # each decided on its own, in order
+        assert len(limiter.trips) < 10 and sum(limiter.trips) == 50
+    finally:
+        await limiter.close()
+
+
+async def test_a_redis_release_travels_with_the_next_decision_or_goes_within_50_ms(redis_url):
+    limiter = _CountingRedis(redis_url)
+    try:
+        limit = Limit("key", f"key:{uuid.uuid4().hex}", parallel=1)
+        first = await limiter.admit("a", (limit,), 1)
+        release = asyncio.ensure_future(limiter.finish(first, 1))
+        await asyncio.sleep(0)
+        second = await limiter.admit("b", (limit,), 1)  # the slot was freed ahead of it, in the same round trip
+        assert limiter.trips == [1, 2]
+        await release
+        alone = asyncio.ensure_future(limiter.finish(second, 1))
+        started = asyncio.get_running_loop().time()
+        await alone  # no decision to travel with: it goes by itself, soon
+        assert asyncio.get_running_loop().time() - started < 0.5 and limiter.trips == [1, 2, 1]
+        await limiter.admit("c", (limit,), 1)  # the slot is free
+    finally:
+        await limiter.close()
+
+
+async def test_redis_forgetting_its_scripts_does_not_fail_a_decision(redis_url):
+    import redis.asyncio as redis_asyncio
+
+    limiter = RedisLimiter(redis_url)
+    admin = redis_asyncio.from_url(redis_url)
+    try:
+        limit = Limit("key", f"key:{uuid.uuid4().hex}", rpm=5)
+        await limiter.admit("a", (limit,), 1)
+        await admin.script_flush()  # as after a restart: Redis keeps no scripts
+        tickets = await asyncio.gather(*(limiter.admit(f"b{i}", (limit,), 1) for i in range(3)))
+        assert len(tickets) == 3
+        with pytest.raises(RateLimited):
+            await asyncio.gather(*(limiter.admit(f"c{i}", (limit,), 1) for i in range(2)))
+    finally:
+        await limiter.close()
+        await admin.aclose()
