@@ -90,7 +90,8 @@ async def main(url: str, body: bytes, rate: float, seconds: float, headers: list
     def at(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000 if latencies else float("nan")
 
-    return {"sent": total, "completed": len(latencies), "errors": len(errors), "rate": len(latencies) / elapsed,
+    kinds = {kind: errors.count(kind) for kind in sorted(set(errors))}
+    return {"sent": total, "completed": len(latencies), "errors": len(errors), "error_kinds": kinds, "rate": len(latencies) / elapsed,
             "p50_ms": at(0.5), "p99_ms": at(0.99), "p999_ms": at(0.999), "connections": pool.opened}  # fmt: skip
 
 

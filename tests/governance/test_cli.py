@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -46,9 +47,13 @@ def test_keys_from_the_terminal(config_file):
                        json={"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}, timeout=30)  # fmt: skip
         assert r.status_code == 200 and float(r.headers["x-litellm-response-cost"]) > 0, r.text
         assert ocilm("keys", "block", info["token"], "--config", str(config_file)).returncode == 0
-        r = httpx.post(f"{gw.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                       json={"model": "llama", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)  # fmt: skip
-        assert r.status_code == 401
+        blocked = time.monotonic()
+        while True:  # the gateway rereads a key at most every 0.5 s: blocked from the terminal, refused within a second
+            r = httpx.post(f"{gw.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                           json={"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}, timeout=30)  # fmt: skip
+            if r.status_code != 200 or time.monotonic() - blocked > 1.0:
+                break
+        assert r.status_code == 401, r.text
     shown = json.loads(ocilm("keys", "info", key, "--config", str(config_file)).stdout)
     assert shown["blocked"] is True and shown["spend"] > 0
     assert ocilm("keys", "delete", info["token"], "--config", str(config_file)).returncode == 0

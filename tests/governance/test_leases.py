@@ -111,8 +111,11 @@ async def test_three_replicas_leases_never_overshoot_a_key_or_its_team(store_url
         assert team_spend == sum(admitted) == sum(key_spend) <= 1.0 * NANO
         assert refused > 0 and len(admitted) > 20  # the budget ran out, and was used to near its end before it did
         # Leases did not keep the budget from being used: what was spent, and what requests that
-        # never settled still hold, come near it (other replicas' unused leases count until given back).
-        assert team_spend + sum(worst for _, worst in in_flight.values()) > 0.7 * NANO  # the largest worst case is 0.14
+        # never settled still hold, is most of it. (How much is left unused at the end depends on
+        # the order requests came in: the largest worst case is 0.14, and the other replicas'
+        # unused room counts until given back, at most an eighth of what was left when each was
+        # set, which the test below checks exactly.)
+        assert team_spend + sum(worst for _, worst in in_flight.values()) > 0.5 * NANO
     finally:
         await store.close()
 

@@ -9,7 +9,6 @@ import logging
 import math
 import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +35,7 @@ from ._routing_policy import NoDeploymentForTags, RoutingState, by_tags
 from .governance._gate import limits_unavailable, rate_limited
 from .governance._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket
 from .governance._worst_case import output_limit_sent
+from .observability._ids import new_id
 
 log = logging.getLogger("ocilm.gateway")
 FALLBACK_ERRORS = (RateLimitError, InternalServerError, APIConnectionError, APIResponseValidationError)
@@ -249,7 +249,7 @@ class Router:
         tokens = sum(worst_case(deployment)) if worst_case is not None else 0
         limit = Limit("deployment", f"deployment:{deployment.model_name}:{deployment.place}", deployment.rpm, deployment.tpm)
         try:
-            return await self.limits.admit(f"dep-{uuid.uuid4().hex}", (limit,), tokens)
+            return await self.limits.admit(new_id("dep"), (limit,), tokens)
         except LimiterUnavailable:
             raise limits_unavailable() from None
 

@@ -137,8 +137,8 @@ class Gate:
         self.limits_refused = limits_refused  # why keys may not have rate limits here (several replicas, no Redis)
         self.hold_seconds = hold_seconds
         self.strict = strict
-        self._cache: dict[str, tuple[float, KeyView | None]] = {}
-        self._looking_up: dict[str, asyncio.Future[KeyView | None]] = {}
+        self._cache: dict[bytes, tuple[float, KeyView | None]] = {}
+        self._looking_up: dict[bytes, asyncio.Future[KeyView | None]] = {}
         self._generation = 0
         self.observer: Any = None  # told when the store stops or starts answering
         self.alerts: Any = None  # BudgetAlerts, when webhooks are configured
@@ -168,11 +168,12 @@ class Gate:
         key = presented_key(headers)
         if not key:
             raise _unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
-        if self.is_master(key):
+        digest = hashlib.sha256(key.encode()).digest()  # once: the master key's check and the cache's key
+        if hmac.compare_digest(digest, self._master_digest):
             return MASTER
         if self.store is None:
             raise _unauthorized("wrong API key")
-        view = await self._view(key)
+        view = await self._view(key, digest)
         if view is None:
             raise _unauthorized("wrong API key: not the master key nor a current virtual key")
         if view.blocked:
@@ -182,8 +183,8 @@ class Gate:
         return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
                       view.team_limits, view.guardrails, view.cache, view.budget_mark)  # fmt: skip
 
-    async def _view(self, key: str) -> KeyView | None:
-        digest = hashlib.sha256(key.encode()).hexdigest()  # the cache never holds a secret
+    async def _view(self, key: str, digest: bytes) -> KeyView | None:
+        # The cache is keyed by the key's digest: it never holds a secret.
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
@@ -202,7 +203,7 @@ class Gate:
         self.store_answered(True)
         return view
 
-    async def _look_up(self, key: str, digest: str, now: float) -> KeyView | None:
+    async def _look_up(self, key: str, digest: bytes, now: float) -> KeyView | None:
         assert self.store is not None
         generation = self._generation
         view = await self.store.authenticate(key)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from ._access_log import AccessLog
+from ._ids import new_id
 from ._record import RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
@@ -25,7 +25,7 @@ class Observer:
         self.tracing = tracing  # a Tracing, when OpenTelemetry is configured
 
     def start(self, route: str, method: str) -> RequestRecord:
-        record = RequestRecord(route, method, f"req-{uuid.uuid4().hex}")
+        record = RequestRecord(route, method, new_id())
         if self.metrics is not None:
             self.metrics.started(record)
         if self.tracing is not None:
