@@ -3,12 +3,18 @@
 plus Redis-backed limits, each pinned to one core, loaded in turns with a budgeted virtual key
 (the worst case: a hold and a settlement per request, plus one limit decision and its release).
 
-Usage: .venv/bin/python bench/governance.py [ROUNDS]   (prints a Markdown table)
+Usage: .venv/bin/python bench/governance.py [ROUNDS]   (prints two Markdown tables)
+
+The second table is the speed issue's (#26): req/s at c=1, 8 and 32, streams and not, of the
+gateway with a budgeted, rate-limited key against the same gateway without governance: on
+SQLite (one process, the counters in it), and on PostgreSQL + Redis with three replicas sharing
+the gateway's core (the load split between them, each replica's req/s summed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import statistics
@@ -83,10 +89,86 @@ def _restore(before: dict[int, set[int]]) -> None:
             pass
 
 
+REPLICAS = 3
+THREE = f"PostgreSQL + Redis, {REPLICAS} replicas, budgeted key with rpm/tpm"
+
+
+def split_load(urls: list[str], body: bytes, concurrency: int, count: int, headers: list[str]) -> dict:
+    """Load several replicas at once, the callers split between them; req/s summed, p50 the
+    replicas' median."""
+    shares = [concurrency // len(urls) + (1 if i < concurrency % len(urls) else 0) for i in range(len(urls))]
+    work = [(url, share) for url, share in zip(urls, shares, strict=True) if share]
+    with concurrent.futures.ThreadPoolExecutor(len(work)) as pool:
+        got = list(pool.map(lambda w: run.loadgen(w[0], body, w[1], max(1, count * w[1] // concurrency), headers), work))
+    return {"rps": sum(g["rps"] for g in got), "p50_ms": statistics.median(g["p50_ms"] for g in got),
+            "errors": sum(g["errors"] for g in got), "requests": sum(g["requests"] for g in got)}  # fmt: skip
+
+
+def throughput(rounds: int) -> str:
+    """req/s with governance against without, c=1/8/32, streams and not."""
+    sim, ctx = run.start_simulator()
+    procs: list[subprocess.Popen] = []
+    pg_name = f"ocilm_bench_{uuid.uuid4().hex[:8]}"
+    _pg(f'CREATE DATABASE "{pg_name}"')
+    try:
+        deployment = {"model_name": "llama", "litellm_params": {"model": f"oci/{run.MODEL}", **ctx["creds"],
+                                                                 "input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7}}  # fmt: skip
+        pg_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}"
+        arms: dict[str, tuple[list[str], list[str]]] = {}
+        for name, general, count in (("no governance", {}, 1),
+                                     ("SQLite store, budgeted key with rpm/tpm", {"master_key": MASTER, "database_url": f"sqlite:///{ctx['tmp']}/tp.db"}, 1),
+                                     (THREE, {"master_key": MASTER, "database_url": pg_url, "redis_url": REDIS}, REPLICAS)):  # fmt: skip
+            path = Path(ctx["tmp"]) / f"tp-{len(arms)}.yaml"
+            path.write_text(yaml.safe_dump({"model_list": [deployment], "general_settings": general}))
+            if general:
+                subprocess.run([sys.executable, "-m", "ocilm", "db", "upgrade", "--config", str(path)], check=True, capture_output=True)
+            urls = []
+            for _ in range(count):
+                port = run.free_port()
+                procs.append(run.start(["-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "error"],
+                                       f"http://127.0.0.1:{port}/health/liveliness", cpu=run.GATEWAY_CPU))  # fmt: skip
+                urls.append(f"http://127.0.0.1:{port}/v1/chat/completions")
+            auth: list[str] = []
+            if general:
+                key = httpx.post(urls[0].replace("/v1/chat/completions", "/key/generate"), headers={"authorization": f"Bearer {MASTER}"},
+                                 json={"max_budget": 1e6, "rpm_limit": 10**7, "tpm_limit": 10**9}).json()["key"]  # fmt: skip
+                auth = [f"authorization: Bearer {key}"]
+            arms[name] = (urls, auth)
+        bodies = {False: json.dumps({"model": "llama", "messages": [{"role": "user", "content": run.PROMPT}], "max_tokens": 100}).encode(),
+                  True: json.dumps({"model": "llama", "messages": [{"role": "user", "content": run.STREAM_PROMPT}], "max_tokens": 100,
+                                    "stream": True}).encode()}  # fmt: skip
+        for urls, auth in arms.values():
+            split_load(urls, bodies[False], 8, 400, auth)
+        cells = [(stream, c) for stream in (False, True) for c in (1, 8, 32)]
+        results: dict[str, dict[tuple[bool, int], list[dict]]] = {name: {cell: [] for cell in cells} for name in arms}
+        for _ in range(rounds):
+            for stream, c in cells:
+                for name, (urls, auth) in arms.items():
+                    got = split_load(urls, bodies[stream], c, 600 if c == 1 else 1600, auth)
+                    assert got["errors"] == 0, (name, got)
+                    results[name][(stream, c)].append(got)
+        base = results["no governance"]
+        lines = ["| arm | " + " | ".join(f"{'stream' if st else 'non-stream'} c={c}" for st, c in cells) + " | p50 added at c=1 (non-stream / stream) |",
+                 "| --- |" + " --- |" * (len(cells) + 1)]  # fmt: skip
+        for name, by_cell in results.items():
+            row = []
+            for cell in cells:
+                rps = statistics.median(g["rps"] for g in by_cell[cell])
+                ref = statistics.median(g["rps"] for g in base[cell])
+                row.append(f"{rps:.0f} ({rps / ref:.2f}x)")
+            added = [statistics.median(g["p50_ms"] for g in by_cell[(st, 1)]) - statistics.median(g["p50_ms"] for g in base[(st, 1)])
+                     for st in (False, True)]  # fmt: skip
+            lines.append(f"| {name} | " + " | ".join(row) + f" | {added[0]:+.2f} / {added[1]:+.2f} ms |")
+        return "\n".join(lines)
+    finally:
+        run.stop(procs, sim)
+        _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
 def main(rounds: int) -> str:
     pinned = _pin_services({int(run.SUPPORT_CPU)}) if len(os.sched_getaffinity(0)) > 1 else {}
     try:
-        return _main(rounds)
+        return _main(rounds) + "\n\n" + throughput(rounds)
     finally:
         _restore(pinned)
 
