@@ -246,3 +246,58 @@ print(asyncio.run(main()))
     again = subprocess.run([sys.executable, "-c", check.replace("'alembic' in sys.modules", "any(m.startswith('alembic') for m in sys.modules)")],
                            capture_output=True, text=True, check=True)  # fmt: skip
     assert again.stdout.strip() == "False"
+
+
+async def test_sqlite_writes_on_the_loop_when_the_lock_is_free_and_wait_in_the_writer_thread_when_it_is_not(tmp_path):
+    """A settlement runs on the event loop when nobody holds SQLite's write lock; when another
+    connection holds it, the loop does not wait (it keeps serving) and the settlement is written
+    by the writer thread once the lock is released."""
+    import sqlite3
+
+    from ocilm.gateway.governance._policy import NANO
+
+    url = f"sqlite:///{tmp_path}/lock.db"
+    store = await Store.open(url)
+    await store.upgrade()
+    try:
+        _, info = await store.create_key({"max_budget": NANO})
+        row = {"request_id": "free", "token": info["token"], "team_id": None, "model": "m", "deployment": "d", "route": "chat",
+               "input_tokens": 1, "output_tokens": 1, "cost": 5, "status": 200, "latency_ms": 1.0, "started_at": time.time()}  # fmt: skip
+        assert await store.settle(row)
+        budgets = store._budgets
+        assert budgets._inline_commits == 1  # written on the loop
+        other = sqlite3.connect(str(tmp_path / "lock.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another worker holds the write lock
+        settle = asyncio.ensure_future(store.settle({**row, "request_id": "locked"}))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the settlement waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not settle.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(settle, 10)
+        assert budgets._inline_commits == 1  # that one went through the writer thread
+        other.close()
+        async with store.engine.connect() as conn:
+            spend = (await conn.exec_driver_sql(f"SELECT spend FROM ocilm_keys WHERE token = '{info['token']}'")).scalar_one()
+        assert spend == 10
+    finally:
+        await store.close()
+
+
+async def test_sqlite_writes_on_the_loop_are_checkpointed_so_the_wal_stays_bounded(tmp_path):
+    from ocilm.gateway.governance._policy import NANO
+
+    store = await Store.open(f"sqlite:///{tmp_path}/wal.db")
+    await store.upgrade()
+    try:
+        _, info = await store.create_key({"max_budget": NANO})
+        for i in range(2000):
+            await store.settle({"request_id": f"r{i}", "token": info["token"], "team_id": None, "model": "m", "deployment": "d",
+                                "route": "chat", "input_tokens": 1, "output_tokens": 1, "cost": 1, "status": 200, "latency_ms": 1.0,
+                                "started_at": time.time()})  # fmt: skip
+        await asyncio.sleep(0.2)  # the last checkpoint, in the writer thread
+        wal = tmp_path / "wal.db-wal"
+        assert wal.stat().st_size < 4 * 1024 * 1024  # as SQLite's own autocheckpoint keeps it (1,000 pages)
+    finally:
+        await store.close()
