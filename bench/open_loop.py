@@ -91,10 +91,15 @@ def main(seconds: float) -> str:
                 got, ref = results[name][rate], direct[rate]
                 added = ("", "", "") if name == "direct (simulator)" else tuple(f"{got[q] - ref[q]:+.2f}" for q in ("p50_ms", "p99_ms", "p999_ms"))
                 lines.append(f"| {name} | {rate} | {got['rate']:.0f} | {got['p50_ms']:.2f} | {got['p99_ms']:.2f} | {got['p999_ms']:.2f} "
-                             f"| {added[0]} | {added[1]} | {added[2]} | {got['errors']} |")
+                             f"| {added[0]} | {added[1]} | {added[2]} | {got['errors']}{_kinds(got)} |")
         return "\n".join(lines)
     finally:
         run.stop(procs, sim)
+
+
+def _kinds(got: dict) -> str:
+    kinds = got.get("error_kinds") or {}
+    return f" ({', '.join(f'{kind}: {count}' for kind, count in kinds.items())})" if kinds else ""
 
 
 def _oci_body() -> bytes:

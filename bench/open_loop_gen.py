@@ -16,18 +16,26 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+IDLE_SECONDS = 4.0  # servers close a keep-alive connection idle for 5 s (uvicorn's default): not reused after this
+
 
 class Connections:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            since, reader, writer = self.idle.pop()
+            if time.perf_counter() - since < IDLE_SECONDS:
+                return reader, writer
+            writer.close()
         self.opened += 1
         return await asyncio.open_connection(self.host, self.port)
+
+    def give_back(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.idle.append((time.perf_counter(), reader, writer))
 
 
 async def one(pool: Connections, request: bytes, due: float, latencies: list[float], errors: list[str]) -> None:
@@ -57,7 +65,7 @@ async def one(pool: Connections, request: bytes, due: float, latencies: list[flo
         latencies.append(time.perf_counter() - due)
         if status != 200:
             errors.append(str(status))
-        pool.idle.append((reader, writer))
+        pool.give_back(reader, writer)
     except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
         errors.append(type(exc).__name__)
 

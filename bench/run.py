@@ -482,9 +482,11 @@ def report(data: dict, command: str, seconds: float) -> str:
               data["openai_v1"], ""]
     lines += ["## Governance: keys, budgets, spend logs and rate limits (`bench/governance.py`)", "",
               "The same `ocilm serve`, pinned to one core (PostgreSQL and Redis on the other), without governance and with a "
-              "budgeted virtual key (a hold and a settlement per request) on each store, and with Redis-backed rate limits; "
+              "budgeted virtual key (a budget lease and a settlement per request) on each store, and with Redis-backed rate limits; "
               "medians of interleaved rounds. c=32 runs against an upstream that answers in 100 ms, with callers out of "
-              "lockstep:", "", data["governance"], ""]
+              "lockstep. The second table is req/s with a budgeted, rate-limited key against the same gateway without "
+              "governance (in parentheses: the ratio), on SQLite and on PostgreSQL + Redis with three replicas on the "
+              "gateway's core:", "", data["governance"], ""]
     lines += ["## Metrics and access logs (`bench/observability.py`)", "",
               "The same `ocilm serve`, pinned to one core, with Prometheus metrics and a JSON access line per request "
               "(written to a file) and with both off; medians of interleaved rounds:", "", data["observability"], ""]
