@@ -251,3 +251,72 @@ def test_without_a_database_the_gateway_keeps_no_state_and_says_how_to_add_it(cr
         with client(gw, MASTER) as oa:
             raw = oa.chat.completions.with_raw_response.create(model="llama", messages=HI)
         assert "x-litellm-response-cost" not in raw.headers  # nothing metered
+
+
+def test_with_budget_leases_off_each_request_writes_its_own_hold_and_the_budget_holds(creds, store_url):
+    """``budget_leases: false``: the hold written per request, as before leases; a burst still
+    never overshoots, and the hold rows are per request, not a replica's lease."""
+    if store_url.startswith("postgresql"):
+        migrate(store_url)
+    with BackgroundServer(create_app(parse_config(config(creds, store_url, budget_leases=False)))) as gw:
+        made = new_key(gw, max_budget=0.2)
+        seen_holds: list[str] = []
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as http:
+                async def one() -> int:
+                    r = await http.post(f"{gw.base_url}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
+                                        headers={"authorization": f"Bearer {made['key']}"})  # fmt: skip
+                    return r.status_code
+
+                async def look() -> None:
+                    await asyncio.sleep(0.5)  # the streams of "slow" are still running
+                    seen_holds.extend(await _hold_ids(store_url))
+
+                *codes, _ = await asyncio.gather(*(one() for _ in range(12)), look())
+                return codes
+
+        statuses = asyncio.run(burst())
+        assert set(statuses) <= {200, 429} and statuses.count(200) >= 1
+        assert admin(gw, "/key/info", key=made["token"]).json()["info"]["spend"] <= 0.2
+        assert seen_holds and not any(hold.startswith("lease:") for hold in seen_holds)
+
+
+async def _hold_ids(store_url: str) -> list[str]:
+    if store_url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(store_url[len("sqlite:///"):]) as conn:
+            return [row[0] for row in conn.execute("SELECT request_id FROM ocilm_holds")]
+    import asyncpg
+
+    conn = await asyncpg.connect(store_url.replace("postgresql://", "postgres://", 1))
+    try:
+        return [row[0] for row in await conn.fetch("SELECT request_id FROM ocilm_holds")]
+    finally:
+        await conn.close()
+
+
+def test_with_budget_leases_a_burst_holds_one_lease_row_not_one_per_request(creds, store_url):
+    if store_url.startswith("postgresql"):
+        migrate(store_url)
+    with BackgroundServer(create_app(parse_config(config(creds, store_url)))) as gw:
+        made = new_key(gw, max_budget=100)
+        seen_holds: list[str] = []
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as http:
+                async def one() -> int:
+                    r = await http.post(f"{gw.base_url}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
+                                        headers={"authorization": f"Bearer {made['key']}"})  # fmt: skip
+                    return r.status_code
+
+                async def look() -> None:
+                    await asyncio.sleep(0.5)  # the streams of "slow" are still running
+                    seen_holds.extend(await _hold_ids(store_url))
+
+                *codes, _ = await asyncio.gather(*(one() for _ in range(12)), look())
+                return codes
+
+        assert asyncio.run(burst()) == [200] * 12
+        assert len(seen_holds) == 1 and seen_holds[0].startswith("lease:")  # twelve requests in flight, one row
