@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -104,8 +106,10 @@ def split_load(urls: list[str], body: bytes, concurrency: int, count: int, heade
             "errors": sum(g["errors"] for g in got), "requests": sum(g["requests"] for g in got)}  # fmt: skip
 
 
-def throughput(rounds: int) -> str:
-    """req/s with governance against without, c=1/8/32, streams and not."""
+@contextlib.contextmanager
+def _bench_setup() -> Iterator[tuple[dict, dict, str, list[subprocess.Popen]]]:
+    """The simulator, a PostgreSQL database of the run's own and the priced deployment; the
+    servers a bench adds to ``procs`` are stopped, and the database dropped, at the end."""
     sim, ctx = run.start_simulator()
     procs: list[subprocess.Popen] = []
     pg_name = f"ocilm_bench_{uuid.uuid4().hex[:8]}"
@@ -113,7 +117,15 @@ def throughput(rounds: int) -> str:
     try:
         deployment = {"model_name": "llama", "litellm_params": {"model": f"oci/{run.MODEL}", **ctx["creds"],
                                                                  "input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7}}  # fmt: skip
-        pg_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}"
+        yield ctx, deployment, f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}", procs
+    finally:
+        run.stop(procs, sim)
+        _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def throughput(rounds: int) -> str:
+    """req/s with governance against without, c=1/8/32, streams and not."""
+    with _bench_setup() as (ctx, deployment, pg_url, procs):
         arms: dict[str, tuple[list[str], list[str]]] = {}
         for name, general, count in (("no governance", {}, 1),
                                      ("SQLite store, budgeted key with rpm/tpm", {"master_key": MASTER, "database_url": f"sqlite:///{ctx['tmp']}/tp.db"}, 1),
@@ -160,9 +172,6 @@ def throughput(rounds: int) -> str:
                      for st in (False, True)]  # fmt: skip
             lines.append(f"| {name} | " + " | ".join(row) + f" | {added[0]:+.2f} / {added[1]:+.2f} ms |")
         return "\n".join(lines)
-    finally:
-        run.stop(procs, sim)
-        _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def main(rounds: int) -> str:
@@ -174,14 +183,7 @@ def main(rounds: int) -> str:
 
 
 def _main(rounds: int) -> str:
-    sim, ctx = run.start_simulator()
-    procs: list[subprocess.Popen] = []
-    pg_name = f"ocilm_bench_{uuid.uuid4().hex[:8]}"
-    _pg(f'CREATE DATABASE "{pg_name}"')
-    try:
-        deployment = {"model_name": "llama", "litellm_params": {"model": f"oci/{run.MODEL}", **ctx["creds"],
-                                                                 "input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7}}  # fmt: skip
-        pg_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}"
+    with _bench_setup() as (ctx, deployment, pg_url, procs):
         stores = {"no governance (no key, no store)": None, "SQLite store, budgeted key": f"sqlite:///{ctx['tmp']}/bench.db",
                   "PostgreSQL store, budgeted key": pg_url, LIMITED: pg_url}  # fmt: skip
         targets: dict[str, tuple[str, list[str]]] = {}
@@ -238,9 +240,6 @@ def _main(rounds: int) -> str:
             lines.append(f"| {name} | {p50:.3f} | {p50 - ref_p50:+.3f} | {rps:.0f} | {(rps / ref_rps - 1) * 100:+.1f}% | {cpu:.2f} "
                          f"| {p50_32:.2f} | {p99:.2f} | {p99 - ref_p99:+.2f} |")
         return "\n".join(lines)
-    finally:
-        run.stop(procs, sim)
-        _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

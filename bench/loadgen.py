@@ -18,6 +18,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from _http1 import read_response  # beside this script
+
 
 async def worker(host: str, port: int, request: bytes, todo: list[int], latencies: list[float], errors: list[str]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
@@ -29,27 +31,7 @@ async def worker(host: str, port: int, request: bytes, todo: list[int], latencie
                 await asyncio.sleep(random.uniform(0, pause))
             start = time.perf_counter()
             writer.write(request)
-            status_line = await reader.readline()
-            status = int(status_line.split()[1])
-            length, chunked = None, False
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                name = name.strip().lower()
-                if name == "content-length":
-                    length = int(value)
-                elif name == "transfer-encoding" and "chunked" in value:
-                    chunked = True
-            if chunked:
-                while True:
-                    size = int((await reader.readline()).strip(), 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            elif length is not None:
-                await reader.readexactly(length)
+            status = await read_response(reader)
             latencies.append(time.perf_counter() - start)
             if status != 200:
                 errors.append(str(status))

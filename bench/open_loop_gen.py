@@ -16,6 +16,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from _http1 import read_response  # beside this script
+
 IDLE_SECONDS = 4.0  # servers close a keep-alive connection idle for 5 s (uvicorn's default): not reused after this
 
 
@@ -42,26 +44,7 @@ async def one(pool: Connections, request: bytes, due: float, latencies: list[flo
     try:
         reader, writer = await pool.take()
         writer.write(request)
-        status = int((await reader.readline()).split()[1])
-        length, chunked = 0, False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding" and "chunked" in value:
-                chunked = True
-        if chunked:
-            while True:
-                size = int((await reader.readline()).strip(), 16)
-                await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        else:
-            await reader.readexactly(length)
+        status = await read_response(reader)
         latencies.append(time.perf_counter() - due)
         if status != 200:
             errors.append(str(status))

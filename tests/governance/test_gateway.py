@@ -260,26 +260,27 @@ def test_with_budget_leases_off_each_request_writes_its_own_hold_and_the_budget_
         migrate(store_url)
     with BackgroundServer(create_app(parse_config(config(creds, store_url, budget_leases=False)))) as gw:
         made = new_key(gw, max_budget=0.2)
-        seen_holds: list[str] = []
 
-        async def burst() -> list[int]:
-            async with httpx.AsyncClient(timeout=30) as http:
-                async def one() -> int:
-                    r = await http.post(f"{gw.base_url}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
-                                        headers={"authorization": f"Bearer {made['key']}"})  # fmt: skip
-                    return r.status_code
-
-                async def look() -> None:
-                    await asyncio.sleep(0.5)  # the streams of "slow" are still running
-                    seen_holds.extend(await _hold_ids(store_url))
-
-                *codes, _ = await asyncio.gather(*(one() for _ in range(12)), look())
-                return codes
-
-        statuses = asyncio.run(burst())
+        statuses, seen_holds = asyncio.run(_streams_and_holds(gw.base_url, made["key"], store_url))
         assert set(statuses) <= {200, 429} and statuses.count(200) >= 1
         assert admin(gw, "/key/info", key=made["token"]).json()["info"]["spend"] <= 0.2
         assert seen_holds and not any(hold.startswith("lease:") for hold in seen_holds)
+
+
+async def _streams_and_holds(base: str, key: str, store_url: str) -> tuple[list[int], list[str]]:
+    """Twelve slow streams at once, and the hold rows seen while they run."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        async def one() -> int:
+            r = await http.post(f"{base}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
+                                headers={"authorization": f"Bearer {key}"})  # fmt: skip
+            return r.status_code
+
+        async def look() -> list[str]:
+            await asyncio.sleep(0.5)  # the streams of "slow" are still running
+            return await _hold_ids(store_url)
+
+        *codes, holds = await asyncio.gather(*(one() for _ in range(12)), look())
+        return codes, holds
 
 
 async def _hold_ids(store_url: str) -> list[str]:
@@ -302,21 +303,7 @@ def test_with_budget_leases_a_burst_holds_one_lease_row_not_one_per_request(cred
         migrate(store_url)
     with BackgroundServer(create_app(parse_config(config(creds, store_url)))) as gw:
         made = new_key(gw, max_budget=100)
-        seen_holds: list[str] = []
 
-        async def burst() -> list[int]:
-            async with httpx.AsyncClient(timeout=30) as http:
-                async def one() -> int:
-                    r = await http.post(f"{gw.base_url}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
-                                        headers={"authorization": f"Bearer {made['key']}"})  # fmt: skip
-                    return r.status_code
-
-                async def look() -> None:
-                    await asyncio.sleep(0.5)  # the streams of "slow" are still running
-                    seen_holds.extend(await _hold_ids(store_url))
-
-                *codes, _ = await asyncio.gather(*(one() for _ in range(12)), look())
-                return codes
-
-        assert asyncio.run(burst()) == [200] * 12
+        statuses, seen_holds = asyncio.run(_streams_and_holds(gw.base_url, made["key"], store_url))
+        assert statuses == [200] * 12
         assert len(seen_holds) == 1 and seen_holds[0].startswith("lease:")  # twelve requests in flight, one row

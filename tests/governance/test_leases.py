@@ -7,8 +7,10 @@ again when a budget changes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -36,6 +38,18 @@ class CountingStore:
     async def lease(self, *args, **kwargs) -> int:
         self.sets += 1
         return await self.store.lease(*args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def _one_key(store_url: str, max_budget: int, hold_seconds: float = 60.0) -> AsyncIterator[tuple[Store, str, CountingStore, Leases]]:
+    """A store with one key of ``max_budget`` nano-USD, and a replica's leases on it, counted."""
+    store = await _store(store_url)
+    try:
+        _, info = await store.create_key({"max_budget": max_budget})
+        counting = CountingStore(store)
+        yield store, info["token"], counting, Leases(counting, hold_seconds, lambda work: asyncio.ensure_future(work))
+    finally:
+        await store.close()
 
 
 async def _held_and_spent(store: Store, token: str, team_id: str | None) -> tuple[int, int, int, int]:
@@ -122,12 +136,7 @@ async def test_three_replicas_leases_never_overshoot_a_key_or_its_team(store_url
 
 async def test_a_lease_is_set_once_for_many_requests_and_given_back_when_idle(store_url, monkeypatch):
     monkeypatch.setattr(_leases, "IDLE_SECONDS", 0.3)
-    store = await _store(store_url)
-    try:
-        _, info = await store.create_key({"max_budget": 100 * NANO})
-        token = info["token"]
-        counting = CountingStore(store)
-        leases = Leases(counting, 60.0, lambda work: asyncio.ensure_future(work))
+    async with _one_key(store_url, 100 * NANO) as (store, token, counting, leases):
         for i in range(50):
             await leases.hold(f"q{i}", token, None, ("b",), NANO // 1000)
             assert await store.settle(_log(f"q{i}", token, NANO // 2000))
@@ -141,16 +150,11 @@ async def test_a_lease_is_set_once_for_many_requests_and_given_back_when_idle(st
         await leases.hold("after", token, None, ("b",), NANO // 1000)  # a new lease is set for the next request
         held, _, _, _ = await _held_and_spent(store, token, None)
         assert held > 0
-    finally:
-        await store.close()
 
 
 async def test_a_lease_takes_at_most_an_eighth_of_what_is_left_and_refuses_only_what_cannot_fit(store_url):
-    store = await _store(store_url)
-    try:
-        _, info = await store.create_key({"max_budget": NANO})
-        token = info["token"]
-        one, other = (Leases(store, 60.0, lambda work: asyncio.ensure_future(work)) for _ in range(2))
+    async with _one_key(store_url, NANO) as (store, token, _, one):
+        other = Leases(store, 60.0, lambda work: asyncio.ensure_future(work))
         await one.hold("a", token, None, ("b",), NANO // 10)  # asks for 0.1 and room for 32 more: gets 0.1 + 0.9/8
         lease = one.lease_of(token, None)
         assert lease is not None and lease.amount == NANO // 10 + (NANO - NANO // 10) // 8
@@ -161,17 +165,10 @@ async def test_a_lease_takes_at_most_an_eighth_of_what_is_left_and_refuses_only_
         assert refused.value.scope == "key" and refused.value.held >= NANO // 10 + 3 * NANO // 4
         # The first replica admits inside its own lease without the store.
         await one.hold("d", token, None, ("b",), NANO // 10)
-    finally:
-        await store.close()
 
 
 async def test_a_changed_budget_sets_the_lease_again_before_the_next_request(store_url):
-    store = await _store(store_url)
-    try:
-        _, info = await store.create_key({"max_budget": 10 * NANO})
-        token = info["token"]
-        counting = CountingStore(store)
-        leases = Leases(counting, 60.0, lambda work: asyncio.ensure_future(work))
+    async with _one_key(store_url, 10 * NANO) as (store, token, counting, leases):
         await leases.hold("a", token, None, (10.0,), NANO // 100)
         assert counting.sets == 1
         await store.settle(_log("a", token, NANO // 100))
@@ -181,17 +178,10 @@ async def test_a_changed_budget_sets_the_lease_again_before_the_next_request(sto
             await leases.hold("b", token, None, (0.015,), NANO // 100)
         assert counting.sets == 2
         await leases.hold("c", token, None, (0.015,), NANO // 1000)
-    finally:
-        await store.close()
 
 
 async def test_a_lease_admits_only_briefly_after_it_was_set_so_a_lost_store_stops_admissions(store_url):
-    store = await _store(store_url)
-    try:
-        _, info = await store.create_key({"max_budget": 10 * NANO})
-        token = info["token"]
-        counting = CountingStore(store)
-        leases = Leases(counting, 0.8, lambda work: asyncio.ensure_future(work))  # admits for 0.1 s after each set
+    async with _one_key(store_url, 10 * NANO, hold_seconds=0.8) as (store, token, counting, leases):  # admits for 0.1 s after each set
         await leases.hold("a", token, None, ("b",), NANO // 1000)
         await leases.hold("b", token, None, ("b",), NANO // 1000)
         assert counting.sets == 1
@@ -201,5 +191,3 @@ async def test_a_lease_admits_only_briefly_after_it_was_set_so_a_lost_store_stop
         async with store.engine.connect() as conn:
             expires = (await conn.exec_driver_sql("SELECT expires_at FROM ocilm_holds WHERE request_id LIKE 'lease:%'")).scalar_one()
         assert time.time() + 0.5 < expires <= time.time() + 0.9 + 0.1  # hold_seconds and an eighth of it
-    finally:
-        await store.close()
