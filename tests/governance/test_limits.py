@@ -239,3 +239,27 @@ async def test_redis_forgetting_its_scripts_does_not_fail_a_decision(redis_url):
     finally:
         await limiter.close()
         await admin.aclose()
+
+
+async def test_the_in_process_window_stays_exact_across_its_compaction():
+    """Entries live in two arrays; those that left the window are dropped now and then. Counts,
+    token sums and reconciliations stay exact across the drops, and memory stays bounded."""
+    now = [0.0]
+    limiter = MemoryLimiter(window_seconds=10.0, clock=lambda: now[0])
+    limit = Limit("key", "key:compact", rpm=100_000, tpm=10**9)
+    tickets = []
+    for i in range(30_000):  # 3,000 a second for 10 s: entries leave the window as others arrive
+        now[0] = i / 3000
+        tickets.append(await limiter.admit(f"r{i}", (limit,), 10))
+    window = limiter._window(limit.ident)
+    assert len(window) == 30_000 and window.token_sum == 300_000  # the first leaves at 10 s
+    now[0] = 15.0
+    await limiter.admit("late", (limit,), 10)
+    in_window = sum(1 for i in range(30_000) if i / 3000 > 5.0) + 1
+    assert len(window) == in_window and len(window.times) < 30_000  # the departed were dropped
+    await limiter.finish(tickets[0], 1)  # long gone: its tokens are no longer counted, nothing changes
+    await limiter.finish(tickets[-1], 3)  # still in the window: reconciled in place
+    assert window.token_sum == 10 * in_window - 7
+    now[0] = 100.0
+    await limiter.admit("later", (limit,), 10)
+    assert len(window) == 1 and window.token_sum == 10

@@ -17,8 +17,8 @@ decide with ``check_limit``.
 
 from __future__ import annotations
 
+import array
 import asyncio
-import collections
 import functools
 import logging
 import time
@@ -71,7 +71,7 @@ class Ticket:
     tokens: int
     headers: dict[str, str] = field(default_factory=dict)
     done: bool = False
-    held: tuple[list, ...] = ()  # in-process: its entry in each limit's window, [admitted at, tokens]
+    held: tuple[int, ...] = ()  # in-process: its entry's sequence number in each limit's window
 
 
 def go_duration(seconds: float) -> str:
@@ -126,23 +126,53 @@ def check_limit(limit: Limit, count: int, used: int, reset: float, in_flight: in
 
 
 class _Window:
-    """One limit's exact sliding window: an entry per request admitted in it, ``[admitted at,
-    tokens]`` (a small list the request's ticket also holds, so its tokens are reconciled in
-    place: no request ids and no dict, about 130 bytes a request for the window's span)."""
+    """One limit's exact sliding window: an entry per request admitted in it, its admission
+    time and tokens in two arrays (16 bytes a request for the window's span, where a small
+    object per request cost about 130). An entry is named by its sequence number: the request's
+    ticket keeps it, so its tokens are reconciled in place while it is in the window."""
 
-    __slots__ = ("entries", "slots", "span", "token_sum")
+    __slots__ = ("base", "first", "slots", "span", "times", "token_sum", "tokens")
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self.entries: collections.deque[list] = collections.deque()  # [admitted at, tokens]; tokens -1 once trimmed
+        self.times = array.array("d")  # admitted at
+        self.tokens = array.array("q")
+        self.base = 0  # the sequence number of times[0]
+        self.first = 0  # the index of the oldest entry still in the window
         self.token_sum = 0
         self.slots: dict[str, float] = {}  # request id -> lease end (requests in flight only)
 
+    def __len__(self) -> int:
+        return len(self.times) - self.first
+
+    def oldest(self) -> float | None:
+        return self.times[self.first] if self.first < len(self.times) else None
+
+    def add(self, now: float, tokens: int) -> int:
+        self.times.append(now)
+        self.tokens.append(tokens)
+        self.token_sum += tokens
+        return self.base + len(self.times) - 1
+
+    def reconcile(self, sequence: int, used: int) -> None:
+        """Set an entry's tokens to what its request used, if it is still in the window."""
+        index = sequence - self.base
+        if self.first <= index < len(self.tokens):
+            self.token_sum += used - self.tokens[index]
+            self.tokens[index] = used
+
     def trim(self, now: float) -> None:
-        while self.entries and self.entries[0][0] <= now - self.span:
-            entry = self.entries.popleft()
-            self.token_sum -= entry[1]
-            entry[1] = -1  # left the window: a later reconciliation must not touch the sum
+        times, tokens, edge = self.times, self.tokens, now - self.span
+        first, count = self.first, len(self.times)
+        while first < count and times[first] <= edge:
+            self.token_sum -= tokens[first]
+            first += 1
+        if first > 1024 and first * 2 > count:  # drop what left the window, now and then: linear over time
+            del times[:first]
+            del tokens[:first]
+            self.base += first
+            first = 0
+        self.first = first
         if self.slots:
             for request_id in [r for r, end in self.slots.items() if end <= now]:
                 del self.slots[request_id]
@@ -150,10 +180,10 @@ class _Window:
     def tokens_free_after(self, now: float, needed: int, limit: int) -> float:
         """Seconds until enough tokens leave the window for ``needed`` more."""
         excess = self.token_sum + needed - limit
-        for admitted, tokens in self.entries:
-            excess -= tokens
+        for index in range(self.first, len(self.times)):
+            excess -= self.tokens[index]
             if excess <= 0:
-                return admitted + self.span - now
+                return self.times[index] + self.span - now
         return self.span
 
 
@@ -182,15 +212,13 @@ class MemoryLimiter:
         tightest: tuple[Stat | None, Stat | None] = (None, None)
         for limit, window in zip(limits, windows, strict=True):
             window.trim(now)
-            reset = window.entries[0][0] + self.window - now if window.entries else self.window
+            oldest = window.oldest()
+            reset = oldest + self.window - now if oldest is not None else self.window
             wait = functools.partial(window.tokens_free_after, now, tokens, limit.tpm or 0)
-            tightest = check_limit(limit, len(window.entries), window.token_sum, reset, len(window.slots), tokens, self.window, wait, tightest)
+            tightest = check_limit(limit, len(window), window.token_sum, reset, len(window.slots), tokens, self.window, wait, tightest)
         held = []
         for limit, window in zip(limits, windows, strict=True):
-            entry = [now, tokens]
-            window.entries.append(entry)
-            window.token_sum += tokens
-            held.append(entry)
+            held.append(window.add(now, tokens))
             if limit.parallel:
                 window.slots[request_id] = now + SLOT_LEASE_SECONDS
         return Ticket(request_id, limits, tokens, rate_headers(*tightest), held=tuple(held))
@@ -202,10 +230,8 @@ class MemoryLimiter:
         for i, limit in enumerate(ticket.limits):
             window = self._window(limit.ident)
             window.slots.pop(ticket.request_id, None)
-            entry = ticket.held[i] if i < len(ticket.held) else None
-            if used_tokens is not None and entry is not None and entry[1] >= 0:
-                window.token_sum += used_tokens - entry[1]
-                entry[1] = used_tokens
+            if used_tokens is not None and i < len(ticket.held):
+                window.reconcile(ticket.held[i], used_tokens)
 
     async def close(self) -> None:
         pass
