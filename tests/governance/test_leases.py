@@ -191,3 +191,24 @@ async def test_a_lease_admits_only_briefly_after_it_was_set_so_a_lost_store_stop
         async with store.engine.connect() as conn:
             expires = (await conn.exec_driver_sql("SELECT expires_at FROM ocilm_holds WHERE request_id LIKE 'lease:%'")).scalar_one()
         assert time.time() + 0.5 < expires <= time.time() + 0.9 + 0.1  # hold_seconds and an eighth of it
+
+
+async def test_requests_waiting_for_a_lease_the_store_cannot_set_all_hear_it_at_once():
+    """A stalled store answers the lease's set with StoreUnavailable after its deadline: every
+    request waiting on that set gets it then, not one deadline after another."""
+    from ocilm.gateway.governance._outcomes import StoreUnavailable
+
+    class StalledStore:
+        calls = 0
+
+        async def lease(self, *args, **kwargs) -> int:
+            self.calls += 1
+            await asyncio.sleep(0.3)  # the statement's deadline, shortened
+            raise StoreUnavailable("the database did not answer")
+
+    store = StalledStore()
+    leases = Leases(store, 60.0, lambda work: asyncio.ensure_future(work))
+    started = time.monotonic()
+    outcomes = await asyncio.gather(*(leases.hold(f"r{i}", "k", None, ("b",), 10) for i in range(10)), return_exceptions=True)
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes)
+    assert time.monotonic() - started < 0.6 and store.calls == 1

@@ -88,8 +88,10 @@ class Leases:
             if lease.pending is not None and lease.busy():
                 try:
                     await asyncio.shield(lease.pending)
-                except Exception:  # the asker hears why; this request looks again
+                except BudgetExceeded:  # no room for the asker's worst case: this one's may fit
                     pass
+                # Anything else (the store unavailable) is every waiter's answer at once: each
+                # trying again in turn would make a stalled store's 503 take a deadline per waiter.
                 continue
             now = time.monotonic()
             if lease.mark == mark and now - lease.granted_at < self.admit_seconds and lease.room() >= estimate:
