@@ -212,3 +212,20 @@ async def test_requests_waiting_for_a_lease_the_store_cannot_set_all_hear_it_at_
     outcomes = await asyncio.gather(*(leases.hold(f"r{i}", "k", None, ("b",), 10) for i in range(10)), return_exceptions=True)
     assert all(isinstance(o, StoreUnavailable) for o in outcomes)
     assert time.monotonic() - started < 0.6 and store.calls == 1
+
+
+async def test_a_gate_gives_its_leases_back_at_shutdown(store_url):
+    """A replica that shuts down leaves no lease behind for the others to wait out."""
+    from ocilm.gateway.governance._gate import Gate
+
+    async with _one_key(store_url, 10 * NANO) as (store, token, _, _):
+        gate = Gate("sk-master-leases-1", store)
+        gate.leases = Leases(store, 60.0, gate.later)
+        await gate.leases.hold("a", token, None, ("b",), NANO // 100)
+        assert await store.settle(_log("a", token, NANO // 200))
+        gate.leases.settled("a", token, None, NANO // 200)
+        held, _, _, _ = await _held_and_spent(store, token, None)
+        assert held > 0
+        await gate.drain()
+        held, spend, _, _ = await _held_and_spent(store, token, None)
+        assert held == 0 and spend == NANO // 200

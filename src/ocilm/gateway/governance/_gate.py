@@ -156,11 +156,6 @@ class Gate:
 
     # ------------------------------------------------------------------ who
 
-    def is_master(self, key: str) -> bool:
-        if self._master_digest is None:
-            return False
-        return hmac.compare_digest(hashlib.sha256(key.encode()).digest(), self._master_digest)
-
     async def caller(self, headers: Any) -> Caller:
         """The caller behind a request's key, or a 401 (503 if the store cannot say)."""
         if self._master_digest is None:

@@ -297,11 +297,13 @@ class SQLiteBudgets:
         if self._checkpointing is not None and not self._checkpointing.done():  # behind it, in the writer thread
             return await loop.run_in_executor(self._thread, self._in_transaction, calls)
         try:
-            outcomes = self._in_transaction(calls, self._loop_connection())
-        except _Busy:
-            return await loop.run_in_executor(self._thread, self._in_transaction, calls)
+            conn = self._loop_connection()
         except sqlite3.Error as exc:  # the file could not be opened on the loop: the writer thread says why
             log.debug("sqlite on the loop: %s", exc)
+            return await loop.run_in_executor(self._thread, self._in_transaction, calls)
+        try:
+            outcomes = self._in_transaction(calls, conn)
+        except _Busy:
             return await loop.run_in_executor(self._thread, self._in_transaction, calls)
         self._inline_commits += 1
         if self._inline_commits % INLINE_CHECKPOINT_EVERY == 0:

@@ -40,7 +40,8 @@ IDLE_SECONDS = 2.0  # a lease with nothing in flight for this long is given back
 
 
 class Lease:
-    __slots__ = ("amount", "consumed", "granted_at", "holds", "in_flight", "lease_id", "mark", "pending", "team_id", "token", "used_at")
+    __slots__ = ("amount", "consumed", "granted_at", "holds", "idle_check", "in_flight", "lease_id", "mark", "pending", "team_id", "token",
+                 "used_at")
 
     def __init__(self, lease_id: str, token: str, team_id: str | None) -> None:
         self.lease_id, self.token, self.team_id = lease_id, token, team_id
@@ -52,6 +53,7 @@ class Lease:
         self.granted_at = -float("inf")
         self.pending: asyncio.Future[None] | None = None  # the amount being set
         self.used_at = 0.0
+        self.idle_check: asyncio.TimerHandle | None = None  # one at a time, not one per settlement
 
     def room(self) -> int:
         return self.amount - self.in_flight - self.consumed
@@ -134,11 +136,16 @@ class Leases:
             return
         lease.in_flight -= held[0]
         lease.consumed += held[0] if cost is None else cost
-        if not lease.holds:
-            asyncio.get_running_loop().call_later(IDLE_SECONDS, self._give_back_if_idle, lease)
+        if not lease.holds and lease.idle_check is None:
+            lease.idle_check = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._give_back_if_idle, lease)
 
     def _give_back_if_idle(self, lease: Lease) -> None:
-        if lease.holds or lease.busy() or time.monotonic() - lease.used_at < IDLE_SECONDS:
+        lease.idle_check = None
+        if lease.holds or lease.busy():
+            return
+        idle = time.monotonic() - lease.used_at
+        if idle < IDLE_SECONDS:  # used since: look again when it would have been idle long enough
+            lease.idle_check = asyncio.get_running_loop().call_later(IDLE_SECONDS - idle, self._give_back_if_idle, lease)
             return
         if self._leases.get((lease.token, lease.team_id)) is lease:
             self.later(self._give_back(lease))
