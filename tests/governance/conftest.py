@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 
 import pytest
+
+from ..servers import OwnRedis
 
 PG_ADMIN = os.environ.get("OCILM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -59,3 +62,13 @@ def migrate(url: str) -> None:
 
     asyncio.run(go())
 
+
+@pytest.fixture
+def own_redis(tmp_path, redis_url):
+    """A redis-server of the test's own, to stop and start (the shared one stays up)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian's redis-server package)")
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

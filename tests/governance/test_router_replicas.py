@@ -5,31 +5,18 @@ others, and Redis going away never stops routing."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 
 import httpx
-import pytest
 import yaml
 
 from ocilm.testing import Fault
 
 from ..servers import serve
-from .test_rate_limits import OwnRedis
 
 MASTER = "sk-master-router-replicas-1"
 HEADERS = {"authorization": f"Bearer {MASTER}"}
-
-
-@pytest.fixture
-def own_redis(tmp_path, redis_url):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (Debian's redis-server package)")
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _start(creds: dict, tmp_path, redis: str, models: list[dict], count: int = 3, **router) -> tuple[list, list[str]]:
