@@ -7,8 +7,10 @@ venv="$root/.venv"
 extras="${1:-}"
 group="${2:-}"
 python="${PYTHON:-python3}"
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
+# A venv left half-made (an install interrupted before pip was in it) is made again.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pip" >/dev/null 2>&1; then
+  "$python" -m venv --clear "$venv"
+  rm -f "$venv/.ocilm-installed"
 fi
 want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)-$extras-$group"
 stamp="$venv/.ocilm-installed"

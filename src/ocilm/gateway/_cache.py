@@ -395,6 +395,7 @@ class StreamRecorder:
         self.store, self.key, self.ttl, self.stored = store, key, ttl, stored
         self.texts: list[str] = []  # each chunk as sent, serialised once (parsed back once, at the end)
         self.size = 0
+        self.unguarded: Callable[[], bool] = lambda: False  # a guardrail failed open on it: never kept
 
     def add(self, batch: list[Any]) -> None:
         if self.size > MAX_ENTRY_BYTES:
@@ -407,7 +408,7 @@ class StreamRecorder:
     async def finish(self, usage: dict[str, Any] | None) -> None:
         """Store the stream; ``usage``: what it used, kept even when this caller did not ask
         for it (a later caller may)."""
-        if not self.texts or self.size > MAX_ENTRY_BYTES:
+        if not self.texts or self.size > MAX_ENTRY_BYTES or self.unguarded():
             return
         chunks = json.loads(f"[{','.join(self.texts)}]")
         finishes = [choice.get("finish_reason") for chunk in chunks for choice in chunk.get("choices") or () if choice.get("finish_reason")]
@@ -481,7 +482,8 @@ class ResponseCache:
         return entry if isinstance(entry, dict) else None
 
     def _ttl(self, plan: CachePlan) -> float:
-        return plan.control.ttl if plan.control.ttl is not None else self.settings.ttl
+        """The operator's ``ttl`` bounds every entry: a request (or a key's policy) may only shorten it."""
+        return self.settings.ttl if plan.control.ttl is None else min(plan.control.ttl, self.settings.ttl)
 
     async def keep(self, plan: CachePlan, reply: Any) -> None:
         if not plan.control.write or not self._ttl(plan):

@@ -1,28 +1,45 @@
 """Guardrails: LiteLLM's ``guardrails:`` config, OCI's ApplyGuardrails as the engine.
 
-A stage of the metered path: ``pre_call`` checks every text of a request before anything is held
-or sent (BLOCK answers 400 ``guardrail_violation``; MASK replaces each detected span with its
+A stage of the metered path, reading texts only through ``_texts`` (every text the model reads,
+every text the caller receives): ``pre_call`` checks every text of a request before anything is
+held or sent (BLOCK answers 400 ``guardrail_violation``; MASK replaces each detected span with its
 label, ``[EMAIL]``, in what goes upstream; MONITOR serves and records), ``post_call`` checks a
-reply before the caller sees it, and ``during_call`` checks a stream in windows of text held back
-at most ``WINDOW_CHARS`` at a time, ending it with the route's error event when a window is
-blocked. Detected text never reaches a log, a metric or an error: only the guardrail's name, the
+reply, or a whole stream held back, before the caller sees it, and ``during_call`` checks a stream
+in overlapping windows, ending it with the route's error event when a window is blocked. Detected text never reaches a log, a metric or an error: only the guardrail's name, the
 category and the label.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import hashlib
+import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import OCIError
 from ._errors import GatewayError
+from ._texts import (
+    Channel,
+    Slot,
+    delta_slots,
+    masked_pieces,
+    merged_spans,
+    reply_slots,
+    request_slots,
+    restated_slots,
+    restates,
+)
 
 log = logging.getLogger("ocilm.gateway")
 ACTIONS = ("MASK", "BLOCK", "MONITOR")
 MODES = ("pre_call", "post_call", "during_call")
-WINDOW_CHARS = 400  # a stream's text held back for a during_call check, at most
+WINDOW_CHARS = 400  # a stream's text gathered before a during_call check
+TAIL_CHARS = 128  # the end of each window checked again with the next: the longest entity a window cannot cut
 FLAGGED = 0.5
 SEPARATOR = "\n\n"
 
@@ -38,6 +55,13 @@ class GuardrailSpec:
     version: str | None = None
     fail_open: bool = False
     params: dict[str, Any] = field(default_factory=dict, repr=False)  # OCI settings for its calls (may hold keys)
+
+    @property
+    def digest(self) -> str:
+        """What this guardrail decides, as a short digest (the cache keys entries by it: a changed
+        policy never replays replies kept under the old one). Its credentials are left out."""
+        policy = [self.name, sorted(self.modes), sorted(self.pii.items()), self.moderation, self.injection, self.version, self.fail_open]
+        return f"{self.name}:{hashlib.sha256(json.dumps(policy).encode()).hexdigest()[:16]}"
 
     def call_params(self) -> dict[str, Any]:
         return {
@@ -57,7 +81,8 @@ class Finding:
 
 
 class Guardrails:
-    """The configured guardrails and the calls that apply them (one ApplyGuardrails per check)."""
+    """The configured guardrails and the calls that apply them (one ApplyGuardrails per guardrail
+    and check: every text of one side joined, spans mapped back to the fields they came from)."""
 
     def __init__(self, specs: list[GuardrailSpec], client: Any, observer: Any) -> None:
         self.specs = {spec.name: spec for spec in specs}
@@ -78,13 +103,16 @@ class Guardrails:
         return [self.specs[n] for n in dict.fromkeys(names) if n in self.specs]
 
     async def _apply(self, spec: GuardrailSpec, text: str, record: Any) -> dict | None:
-        """OCI's results for ``text``, or None when the guardrail could not answer and fails open."""
+        """OCI's results for ``text``, or None when the guardrail could not answer and fails open
+        (the request is marked: nothing it answers may be cached)."""
         started = time.perf_counter()
         try:
             result = await self.client.apply_guardrails(text, **spec.call_params())
         except OCIError as exc:
             if spec.fail_open:
                 log.warning("guardrail %s could not answer (%s); serving unguarded (on_error: fail_open)", spec.name, type(exc).__name__)
+                if record is not None:
+                    record.guardrail_skipped = True
                 return None
             raise GatewayError(503, f"guardrail {spec.name!r} could not check this request; try again shortly", kind="api_error",
                                code="guardrail_unavailable", headers={"retry-after": "1"}) from None  # fmt: skip
@@ -93,244 +121,232 @@ class Guardrails:
                 record.guardrail_seconds = (record.guardrail_seconds or 0.0) + time.perf_counter() - started
         return dict(result.get("results") or {})
 
-    def _judge(self, spec: GuardrailSpec, results: dict, where: str, record: Any) -> list[dict]:
-        """Raise for a BLOCK; record MONITOR findings; return the spans to MASK."""
-        findings: list[Finding] = []
-        if spec.moderation and any(float(c.get("score") or 0) >= FLAGGED for c in (results.get("contentModeration") or {}).get("categories") or []):
-            findings.append(Finding(spec.name, "content_moderation", spec.moderation))
-        if spec.injection and float((results.get("promptInjection") or {}).get("score") or 0) >= FLAGGED:
-            findings.append(Finding(spec.name, "prompt_injection", spec.injection))
-        masks = []
-        for span in results.get("personallyIdentifiableInformation") or []:
-            action = spec.pii.get(str(span.get("label")))
-            if action is None:
-                continue
-            findings.append(Finding(spec.name, f"pii:{span.get('label')}", action))
-            if action == "MASK":
-                masks.append(dict(span))
-        for finding in findings:
-            if record is not None:
-                record.guardrail_findings.append(f"{finding.guardrail}:{finding.category}:{finding.action}")
-            if self.observer is not None:
-                self.observer.guardrail_finding(finding.guardrail, finding.category, finding.action)
-        blocked = next((f for f in findings if f.action == "BLOCK"), None)
+    async def _results(self, specs: list[GuardrailSpec], text: str, record: Any) -> list[tuple[GuardrailSpec, dict]]:
+        """Each guardrail's results for one text, asked at once."""
+        answers = await asyncio.gather(*(self._apply(spec, text, record) for spec in specs))
+        return [(spec, results) for spec, results in zip(specs, answers, strict=True) if results is not None]
+
+    def _found(self, spec: GuardrailSpec, finding: str, action: str, record: Any) -> None:
+        if record is not None:
+            record.guardrail_findings.append(f"{spec.name}:{finding}:{action}")
+        if self.observer is not None:
+            self.observer.guardrail_finding(spec.name, finding, action)
+
+    def _judge(self, answers: list[tuple[GuardrailSpec, dict]], where: str, record: Any, *, start: int = 0, end: int | None = None,
+               flags_seen: set[tuple[str, str]] | None = None) -> list[tuple[int, int, str]]:  # fmt: skip
+        """Record the findings and raise for a BLOCK; return the spans to MASK (merged). Only the
+        personal information in ``[start, end)`` counts (a stream's window: what it releases now);
+        ``flags_seen`` counts a whole-text finding (moderation, injection) once per stream."""
+        blocked: tuple[GuardrailSpec, str] | None = None
+        masks: list[dict] = []
+        for spec, results in answers:
+            flags: list[tuple[str, str | None]] = []
+            if spec.moderation and any(float(c.get("score") or 0) >= FLAGGED for c in (results.get("contentModeration") or {}).get("categories") or []):
+                flags.append(("content_moderation", spec.moderation))
+            if spec.injection and float((results.get("promptInjection") or {}).get("score") or 0) >= FLAGGED:
+                flags.append(("prompt_injection", spec.injection))
+            for category, flag_action in flags:
+                action = str(flag_action)
+                if flags_seen is None or (spec.name, category) not in flags_seen:
+                    self._found(spec, category, action, record)
+                    if flags_seen is not None:
+                        flags_seen.add((spec.name, category))
+                if action == "BLOCK" and blocked is None:
+                    blocked = (spec, category)
+            for span in results.get("personallyIdentifiableInformation") or []:
+                label = str(span.get("label"))
+                pii_action = spec.pii.get(label)
+                if pii_action is None:
+                    continue
+                action = pii_action
+                offset = int(span.get("offset") or 0)
+                if offset + int(span.get("length") or 0) <= start or (end is not None and offset >= end):
+                    continue  # released before (checked then), or after what this check releases
+                self._found(spec, f"pii:{label}", action, record)
+                if action == "BLOCK" and blocked is None:
+                    blocked = (spec, f"pii:{label}")
+                elif action == "MASK":
+                    masks.append(span)
         if blocked is not None:
-            category = blocked.category.replace("pii:", "personal information: ")
-            raise GatewayError(400, f"{where} blocked by guardrail {spec.name!r} ({category})", param="messages" if where == "request" else None,
+            category = blocked[1].replace("pii:", "personal information: ")
+            raise GatewayError(400, f"{where} blocked by guardrail {blocked[0].name!r} ({category})", param="messages" if where == "request" else None,
                                code="guardrail_violation")  # fmt: skip
-        return masks
+        return merged_spans(masks)
+
+    async def _check_slots(self, specs: list[GuardrailSpec], slots: list[Slot], where: str, record: Any) -> None:
+        """Every text of ``slots`` checked in one call per guardrail; masks written back in place."""
+        if not specs or not slots:
+            return
+        texts = [holder[key] for holder, key in slots]
+        starts, offset = [], 0
+        for text in texts:
+            starts.append(offset)
+            offset += len(text) + len(SEPARATOR)
+        masks = self._judge(await self._results(specs, SEPARATOR.join(texts), record), where, record)
+        if masks:
+            for (holder, key), text in zip(slots, masked_pieces(texts, starts, masks), strict=True):
+                holder[key] = text
 
     # ---------------------------------------------------------------- pre_call
 
-    async def check_request(self, specs: list[GuardrailSpec], messages: Any, record: Any) -> Any:
-        """The messages to send upstream (masked where a guardrail says MASK), or a 400/503."""
+    async def check_request(self, specs: list[GuardrailSpec], method: str, first: Any, params: dict[str, Any],
+                            record: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        """The request to send upstream (every text the model reads checked, masked in place
+        where a guardrail says MASK), or a 400/503."""
         specs = [s for s in specs if "pre_call" in s.modes]
         if not specs:
-            return messages
-        texts = _Texts.of(messages)
-        if not texts.segments:
-            return messages
-        for spec in specs:
-            results = await self._apply(spec, texts.joined(), record)
-            if results is not None:
-                masks = self._judge(spec, results, "request", record)
-                if masks:
-                    texts.mask(masks)
-        return texts.rebuilt(messages)
+            return first, params
+        box = {"first": first, "params": params}
+        await self._check_slots(specs, request_slots(method, box), "request", record)
+        return box["first"], params
 
     # ---------------------------------------------------------------- post_call
 
     async def check_reply(self, specs: list[GuardrailSpec], completion: Any, record: Any) -> None:
-        """A reply's text (a chat completion's messages, or a Responses object's output text),
-        checked before the caller sees it (masked in place)."""
-        specs = [s for s in specs if "post_call" in s.modes]
-        if not specs:
-            return
-        holders: list[tuple[Any, str]] = [(dict.get(choice, "message") or {}, "content") for choice in dict.get(completion, "choices") or []]
-        for item in dict.get(completion, "output") or []:
-            if isinstance(item, dict) and item.get("type") == "message":
-                holders += [(part, "text") for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"]
-        for holder, field_name in holders:
-            text = dict.get(holder, field_name)
-            if not isinstance(text, str) or not text:
-                continue
-            for spec in specs:
-                results = await self._apply(spec, text, record)
-                if results is not None:
-                    masks = self._judge(spec, results, "reply", record)
-                    if masks:
-                        text = _masked(text, masks)
-            dict.__setitem__(holder, field_name, text)
+        """Every text of a reply the caller receives (content, refusal, reasoning, tool-call
+        arguments; a Responses object's output items), checked before the caller sees it. A
+        ``during_call`` guardrail checks a whole reply too: it is the one window it has."""
+        specs = [s for s in specs if "post_call" in s.modes or "during_call" in s.modes]
+        await self._check_slots(specs, reply_slots(completion), "reply", record)
 
     def stream_guard(self, specs: list[GuardrailSpec], record: Any) -> StreamGuard | None:
-        specs = [s for s in specs if "during_call" in s.modes]
-        return StreamGuard(self, specs, record) if specs else None
+        """``during_call`` guardrails check a stream in windows; a ``post_call`` one holds the whole
+        stream and checks it before the caller sees any of it (as it does a reply)."""
+        during = [s for s in specs if "during_call" in s.modes]
+        after = [s for s in specs if "post_call" in s.modes]
+        if not during and not after:
+            return None
+        return StreamGuard(self, list(dict.fromkeys(during + after)), record, hold_all=bool(after))
+
+
+class _Channel:
+    """One run of deltas (a choice's content, a tool call's arguments, an output item's text):
+    its pieces not yet released, and what it has released (masked) so far."""
+
+    __slots__ = ("cleared", "pending", "tail")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list, Slot, str]] = []  # (queue entry, slot, text)
+        self.cleared: list[str] = []
+        self.tail = ""  # the last TAIL_CHARS released: context for the next check
 
 
 class StreamGuard:
-    """``during_call`` on a chat stream: text deltas are held back until ``WINDOW_CHARS`` of text
-    have gathered (or the stream ends), the window is checked, then released (masked if need be)."""
+    """Guardrails on a stream. Events are held in order; each text delta joins its channel. When
+    ``WINDOW_CHARS`` of text are held (or the stream ends, or an event restates whole texts) each
+    channel is checked with the end of what it released before as context, and released up to
+    ``TAIL_CHARS`` before its end: that tail is checked again with what follows, so an entity of up
+    to ``TAIL_CHARS`` cut by a window is always seen whole before any of it leaves. An event goes
+    out once every text it carries is released. ``hold_all`` (a ``post_call`` guardrail) checks
+    only at the end: the caller sees nothing the guardrail has not passed."""
 
-    def __init__(self, guardrails: Guardrails, specs: list[GuardrailSpec], record: Any) -> None:
-        self.guardrails, self.specs, self.record = guardrails, specs, record
-        self.held: list[Any] = []
-        self.chars = 0
-        self.replaced: dict[str, str] = {}  # masked text -> its label, for events that restate the whole text
+    def __init__(self, guardrails: Guardrails, specs: list[GuardrailSpec], record: Any, *, hold_all: bool = False) -> None:
+        self.guardrails, self.specs, self.record, self.hold_all = guardrails, specs, record, hold_all
+        self.queue: deque[list] = deque()  # [event, texts of it not yet released]
+        self.channels: dict[Channel, _Channel] = {}
+        self.latest: _Channel | None = None
+        self.held_chars = 0
+        self.checked_at = 0  # the text held after the last check: the next waits for a window more
+        self.flags_seen: set[tuple[str, str]] = set()
+        self.restating: list[Any] = []  # held whole-text events of a held stream
 
     async def see(self, batch: list[Any]) -> list[Any]:
-        self.held += batch
-        self.chars += sum(len(_delta_text(chunk) or "") for chunk in batch)
-        if self.chars < WINDOW_CHARS and not any(_restates(chunk) for chunk in batch):
-            return []
-        return await self._release()
+        for event in batch:
+            if restates(event):
+                if self.hold_all:  # restated once every text is checked, at the end
+                    self.restating.append(event)
+                else:
+                    await self._check(final=True)
+                    await self._restate(event)
+                self.queue.append([event, 0])
+                continue
+            entry = [event, 0]
+            for key, slot in delta_slots(event):
+                channel = self.channels.get(key)
+                if channel is None:
+                    channel = self.channels[key] = _Channel()
+                text = slot[0][slot[1]]
+                channel.pending.append((entry, slot, text))
+                entry[1] += 1
+                self.held_chars += len(text)
+                self.latest = channel
+            self.queue.append(entry)
+        if not self.hold_all and self.held_chars >= WINDOW_CHARS and self.held_chars - self.checked_at >= WINDOW_CHARS - TAIL_CHARS:
+            await self._check(final=False)
+        return self._released()
 
     async def finish(self) -> list[Any]:
-        return await self._release()
+        await self._check(final=True)
+        for event in self.restating:
+            await self._restate(event)
+        self.hold_all = False
+        return self._released()
 
-    async def _release(self) -> list[Any]:
-        held, self.held, self.chars = self.held, [], 0
-        pieces = [(chunk, _delta_text(chunk)) for chunk in held]
-        text = "".join(t for _, t in pieces if t)
-        if text:
-            for spec in self.specs:
-                results = await self.guardrails._apply(spec, text, self.record)
-                if results is not None:
-                    masks = self.guardrails._judge(spec, results, "reply", self.record)
-                    if masks:
-                        _mask_deltas(pieces, masks)
-                        self.replaced.update({str(m.get("text")): f"[{m.get('label')}]" for m in masks if m.get("text")})
-        if self.replaced:
-            for chunk in held:
-                if _restates(chunk):
-                    _replace_everywhere(chunk, self.replaced)
-        return held
-
-
-# -------------------------------------------------------------------- texts
-
-
-class _Texts:
-    """Every text of a chat request (each message's content, or its text parts), joined with a
-    separator for one check, with where each came from, so spans map back to each."""
-
-    def __init__(self) -> None:
-        self.segments: list[tuple[int, int | None, str]] = []  # (message, part or None, text)
-
-    @classmethod
-    def of(cls, messages: Any) -> _Texts:
-        texts = cls()
-        if isinstance(messages, str):  # a Responses input given as one string
-            texts.segments.append((-1, None, messages))
-            return texts
-        for i, message in enumerate(messages if isinstance(messages, list) else []):
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str) and content:
-                texts.segments.append((i, None, content))
-            elif isinstance(content, list):
-                for j, part in enumerate(content):
-                    if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
-                        texts.segments.append((i, j, part["text"]))
-        return texts
-
-    def joined(self) -> str:
-        return SEPARATOR.join(text for _, _, text in self.segments)
-
-    def mask(self, spans: list[dict]) -> None:
-        starts, offset = [], 0
-        for _, _, text in self.segments:
-            starts.append(offset)
-            offset += len(text) + len(SEPARATOR)
-        for k, (i, j, text) in enumerate(self.segments):
-            own = [{**s, "offset": int(s["offset"]) - starts[k]} for s in spans if starts[k] <= int(s["offset"]) < starts[k] + len(text)]
-            if own:
-                self.segments[k] = (i, j, _masked(text, own))
-
-    def rebuilt(self, messages: Any) -> Any:
-        if isinstance(messages, str):
-            return self.segments[0][2] if self.segments else messages
-        out = [dict(m) if isinstance(m, dict) else m for m in messages]
-        for i, j, text in self.segments:
-            if j is None:
-                out[i]["content"] = text
-            else:
-                parts = list(out[i]["content"])
-                parts[j] = {**parts[j], "text": text}
-                out[i]["content"] = parts
+    def _released(self) -> list[Any]:
+        if self.hold_all:
+            return []
+        out = []
+        while self.queue and self.queue[0][1] == 0:
+            out.append(self.queue.popleft()[0])
         return out
 
+    async def _check(self, final: bool) -> None:
+        for channel in self.channels.values():
+            if channel.pending:
+                await self._check_channel(channel, final or channel is not self.latest)
+        self.held_chars = self.checked_at = sum(len(t) for c in self.channels.values() for _, _, t in c.pending)
 
-def _masked(text: str, spans: list[dict]) -> str:
-    for span in sorted(spans, key=lambda s: int(s["offset"]), reverse=True):
-        start = max(0, int(span["offset"]))
-        end = min(len(text), start + int(span["length"]))
-        text = text[:start] + f"[{span.get('label')}]" + text[end:]
-    return text
-
-
-_RESPONSES_TEXT_DELTAS = frozenset({"response.output_text.delta"})
-_RESPONSES_RESTATING = frozenset({"response.output_text.done", "response.content_part.done", "response.output_item.done",
-                                  "response.completed", "response.incomplete", "response.failed"})  # fmt: skip
-
-
-def _restates(chunk: Any) -> bool:
-    """A Responses event that carries the whole text again (it is checked with what came before)."""
-    return dict.get(chunk, "type") in _RESPONSES_RESTATING
-
-
-def _replace_everywhere(value: Any, replaced: dict[str, str]) -> None:
-    """Apply learned masks to every string inside an event (in place)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
-        for key, child in list(pairs):
-            if isinstance(child, str):
-                for original, label in replaced.items():
-                    child = child.replace(original, label)
-                item[key] = child
-            elif isinstance(child, (dict, list)):
-                stack.append(child)
-
-
-def _delta_text(chunk: Any) -> str | None:
-    if dict.get(chunk, "type") in _RESPONSES_TEXT_DELTAS:
-        delta = dict.get(chunk, "delta")
-        return delta if isinstance(delta, str) else None
-    for choice in dict.get(chunk, "choices") or ():
-        text = dict.get(dict.get(choice, "delta") or {}, "content")
-        if isinstance(text, str):
-            return text
-    return None
-
-
-def _mask_deltas(pieces: list[tuple[Any, str | None]], spans: list[dict]) -> None:
-    """Mask spans of a window's text in the chunks that carried it: a span's label goes where it
-    starts, and the rest of the span is removed from the chunks it covers."""
-    bounds, offset = [], 0
-    for chunk, text in pieces:
-        if text:
-            bounds.append((chunk, offset, text))
+    async def _check_channel(self, channel: _Channel, final: bool) -> None:
+        pieces = [text for _, _, text in channel.pending]
+        held = "".join(pieces)
+        context = channel.tail
+        answers = await self.guardrails._results(self.specs, context + held, self.record)
+        starts, offset = [], 0
+        for text in pieces:
+            starts.append(offset)
             offset += len(text)
-    new_texts = {id(chunk): list(text) for chunk, _, text in bounds}
-    for span in spans:
-        start, end = int(span["offset"]), int(span["offset"]) + int(span["length"])
-        placed = False
-        for chunk, first, text in bounds:
-            chars = new_texts[id(chunk)]
-            for k in range(len(text)):
-                position = first + k
-                if start <= position < end:
-                    chars[k] = "" if placed else f"[{span.get('label')}]"
-                    placed = True
-    for chunk, _, _ in bounds:
-        if dict.get(chunk, "type") in _RESPONSES_TEXT_DELTAS:
-            chunk["delta"] = "".join(new_texts[id(chunk)])
-            continue
-        for choice in dict.get(chunk, "choices") or ():
-            delta = dict.get(choice, "delta")
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                delta["content"] = "".join(new_texts[id(chunk)])
-                break
+        cut = len(held) if final else self._cut(answers, len(context), starts, len(held))
+        if cut <= 0:
+            return
+        masks = self.guardrails._judge(answers, "reply", self.record, start=len(context), end=len(context) + cut, flags_seen=self.flags_seen)
+        count = next((i for i, s in enumerate(starts) if s >= cut), len(starts))
+        spans = [(max(0, a - len(context)), b - len(context), label) for a, b, label in masks if b > len(context)]
+        released = masked_pieces(pieces[:count], starts[:count], spans) if spans else pieces[:count]
+        for (entry, (holder, key), _), text in zip(channel.pending[:count], released, strict=True):
+            holder[key] = text
+            entry[1] -= 1
+        channel.cleared.extend(released)
+        channel.tail = (channel.tail + "".join(released))[-TAIL_CHARS:]
+        del channel.pending[:count]
+
+    @staticmethod
+    def _cut(answers: list[tuple[GuardrailSpec, dict]], context: int, starts: list[int], held: int) -> int:
+        """Where a window's release ends: at the last piece boundary at least ``TAIL_CHARS`` before
+        its end that no detected entity straddles (0: nothing can go yet)."""
+        spans = merged_spans([{**s, "offset": int(s.get("offset") or 0) - context} for spec, results in answers
+                              for s in results.get("personallyIdentifiableInformation") or []
+                              if spec.pii.get(str(s.get("label"))) is not None])  # fmt: skip
+        span_starts = [start for start, _, _ in spans]
+        limit = held - TAIL_CHARS
+        for piece in range(bisect.bisect_right(starts, limit) - 1, 0, -1):
+            cut = starts[piece]
+            inside = bisect.bisect_left(span_starts, cut) - 1  # the last entity starting before the cut
+            if inside < 0 or spans[inside][1] <= cut:
+                return cut
+        return 0
+
+    async def _restate(self, event: Any) -> None:
+        """An event carrying whole texts again: each text its deltas carried becomes what was
+        released of them (masked alike); a text no delta carried is checked on its own."""
+        unseen: list[Slot] = []
+        for key, (holder, name) in restated_slots(event):
+            channel = self.channels.get(key) if key is not None else None
+            if channel is not None:
+                holder[name] = "".join(channel.cleared)
+            else:
+                unseen.append((holder, name))
+        if unseen:
+            await self.guardrails._check_slots(self.specs, unseen, "reply", self.record)
 
 
 # -------------------------------------------------------------------- /v1/moderations

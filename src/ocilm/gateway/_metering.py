@@ -136,7 +136,7 @@ class Metered:
         config = self.router.config
         if guards:  # pre_call: once per request, before anything is held or sent
             self.router.deployments(name)  # a 404 before a guardrail call
-            first = await self.guardrails.check_request(guards, first, request.state.record)  # type: ignore[union-attr]
+            first, params = await self.guardrails.check_request(guards, method, first, params, request.state.record)  # type: ignore[union-attr]
         tried_models: list[str] = []
         current: Any = name
         while True:
@@ -162,11 +162,12 @@ class Metered:
         if self.cache is None:
             return None
         control = CacheControl.parse(asked, request.headers.get("cache-control"))
-        deployments = self.router.deployments(name)
-        # the deployments behind the name: another modelId or region behind the same alias never shares an entry
+        # the deployments that may answer this request (after its routing tags): another modelId,
+        # region or tag behind the same alias never shares an entry
+        deployments = self.router.eligible(name, getattr(request.state, "tags", None))
         model = [deployments[0].model_name, sorted(d.id for d in deployments)]
         return self.cache.plan(control, route=route, method=method, model=model, first=first, params=params,
-                               guardrails=[g.name for g in guards], caller=request.state.caller)  # fmt: skip
+                               guardrails=[g.digest for g in guards], caller=request.state.caller)  # fmt: skip
 
     async def _cached(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any], plan: CachePlan,
                       *, stream: bool, door: bool) -> Upstream | None:  # fmt: skip
@@ -254,11 +255,16 @@ class Metered:
         return Upstream(reply, headers, None, deployment)
 
     async def _keep(self, request: Request, plan: CachePlan, upstream: Upstream, stream: bool, method: str) -> None:
+        """Keep what the caller got, unless a guardrail that should have checked it could not
+        (``fail_open``): such a reply is served once, never replayed."""
         assert self.cache is not None
+        record: RequestRecord = request.state.record
         upstream.headers.update({"x-litellm-cache-key": plan.key, "x-ocilm-cache": "miss"})
         if stream:
             upstream.recorder = self.cache.recorder(plan)
-        elif method != "completion" or complete(upstream.result):
+            if upstream.recorder is not None:
+                upstream.recorder.unguarded = lambda: record.guardrail_skipped
+        elif not record.guardrail_skipped and (method != "completion" or complete(upstream.result)):
             await self.cache.keep(plan, upstream.result)
 
     @staticmethod

@@ -137,6 +137,19 @@ class Router:
                                param="model", code="model_not_found")  # fmt: skip
         return random.sample(found, len(found))
 
+    def eligible(self, name: Any, tags: tuple[str, ...] | None) -> list[Deployment]:
+        """The deployments that may answer a request for ``name`` with these routing tags."""
+        return self._tagged(name, self.deployments(name), tags)
+
+    def _tagged(self, name: Any, deployments: list[Deployment], tags: tuple[str, ...] | None) -> list[Deployment]:
+        if not self.config.routing.tag_filtering:
+            return deployments
+        try:
+            return by_tags(deployments, tuple(tags or ()), self.config.routing.tags_match_any)
+        except NoDeploymentForTags as exc:
+            raise GatewayError(400, f"no deployment of model {name!r} serves the tags {exc} (and none is tagged 'default')",
+                               param="tags", code="no_deployment_for_tags") from None  # fmt: skip
+
     async def call(self, name: Any, method: str, *args: Any, stream: bool = False, door: bool = False,
                    tried: list[Deployment] | None = None, worst_case: Callable[[Deployment], tuple[int, int]] | None = None,
                    held: list[Ticket] | None = None, failed: Callable[[Deployment, OCIError], None] | None = None,
@@ -154,12 +167,7 @@ class Router:
             deployments = [d for d in deployments if d.place == pinned]
             if not deployments:
                 raise GatewayError(404, "the deployment that stored this response is no longer configured", code="previous_response_not_found")
-        if self.config.routing.tag_filtering:
-            try:
-                deployments = by_tags(deployments, tuple(tags or ()), self.config.routing.tags_match_any)
-            except NoDeploymentForTags as exc:
-                raise GatewayError(400, f"no deployment of model {name!r} serves the tags {exc} (and none is tagged 'default')",
-                                   param="tags", code="no_deployment_for_tags") from None  # fmt: skip
+        deployments = self._tagged(name, deployments, tags)
         deployments, wait = self.state.candidates(deployments, time.monotonic(), stream)
         if not deployments:
             raise all_cooling(name, wait)
