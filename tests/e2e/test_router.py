@@ -359,3 +359,79 @@ def test_background_health_checks_cool_a_failing_deployment_before_a_caller_meet
             time.sleep(0.1)
         assert not state["good"]["cooling_down"]
         assert served(server, 10) == {"good": 10}
+
+
+class _Hung:
+    """A host that accepts connections and never answers (a dead target behind a load balancer)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_a_hung_deployment_cools_and_requests_fail_over_within_their_deadline(creds):
+    """H6: the gateway's own deadline counts as the deployment's failure, and each attempt but the
+    last gets a share of it, so the request itself still fails over to a healthy deployment."""
+    hung = _Hung()
+    try:
+        model_list = [deployment("m", "hung", {**creds, "api_base": hung.url}, order=1, timeout=2),
+                      deployment("m", "healthy", creds, order=2, timeout=2)]  # fmt: skip
+        with serve(model_list, allowed_fails=1, cooldown_time=60) as server:
+            first = [chat(server) for _ in range(2)]
+            assert all(r.status_code == 200 and r.headers["x-litellm-model-id"] == "healthy" for r in first), [r.text for r in first]
+            state = {d["model_id"]: d for d in httpx.get(f"{server.base_url}/health/deployments", headers=HEADERS).json()["deployments"]}
+            assert state["hung"]["cooling_down"] and state["hung"]["last_error"] == "TimeoutError"
+            started = time.monotonic()
+            assert served(server, 5) == {"healthy": 5}
+            assert time.monotonic() - started < 5  # the cooled one is no longer tried
+    finally:
+        hung.close()
+
+
+def test_a_caller_leaving_is_not_the_deployments_failure(creds):
+    hung = _Hung()
+    try:
+        with serve([deployment("m", "hung", {**creds, "api_base": hung.url}, timeout=30)], allowed_fails=0, cooldown_time=60) as server:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{server.base_url}/v1/chat/completions", headers=HEADERS, timeout=0.5,
+                           json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+            deadline = time.monotonic() + 10
+            while True:  # the gateway notices the caller left, then ends the attempt
+                state = httpx.get(f"{server.base_url}/health/deployments", headers=HEADERS).json()["deployments"][0]
+                if state["in_flight"] == 0:
+                    break
+                assert time.monotonic() < deadline, state
+                time.sleep(0.05)
+            assert not state["cooling_down"] and state["failures_this_minute"] == 0
+    finally:
+        hung.close()
+
+
+@pytest.mark.parametrize("value", ["false", "true", 0, 1])
+def test_disable_cooldowns_takes_a_boolean_only(creds, value):
+    with pytest.raises(GatewayConfigError, match="router_settings.disable_cooldowns: expected true or false"):
+        parse_config({"model_list": [deployment("m", "a", creds)], "router_settings": {"disable_cooldowns": value}})
+
+
+def test_health_checks_probe_each_deployment_with_its_own_kind_of_call(creds, oci_simulator):
+    """L2: an embedding, a rerank and a chat deployment each answer their own probe (no 400s)."""
+    config = {"model_list": [{"model_name": "e", "litellm_params": {"model": "oci/cohere.embed-english-v3.0", **creds}, "model_info": {"id": "e1"}},
+                             {"model_name": "r", "litellm_params": {"model": "oci/cohere.rerank-v3.5", **creds}, "model_info": {"id": "r1"}},
+                             deployment("m", "c1", creds)],
+              "general_settings": {"master_key": MASTER, "background_health_checks": True, "health_check_interval": 0.2}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))):
+        deadline = time.monotonic() + 10
+        while True:
+            actions = collections.Counter(r.path.rsplit("/", 1)[-1] for r in oci_simulator.requests)
+            if all(actions[a] >= 2 for a in ("embedText", "rerankText", "chat")):
+                break
+            assert time.monotonic() < deadline, actions
+            time.sleep(0.1)
+    assert all(r.status == 200 for r in oci_simulator.requests), [(r.path, r.status) for r in oci_simulator.requests if r.status != 200]

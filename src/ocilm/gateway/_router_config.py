@@ -74,7 +74,7 @@ def routing_settings(raw: dict, names: set[str], problems: list[str]) -> tuple[R
         lowest_latency_buffer=_seconds(args, "lowest_latency_buffer", 0.0, problems, place="router_settings.routing_strategy_args"),
         latency_ttl=_seconds(args, "ttl", 3600.0, problems, place="router_settings.routing_strategy_args") or 3600.0,
         num_retries=_whole(merged, "num_retries", None, problems, low=0),
-        disable_cooldowns=bool(router.get("disable_cooldowns", False)),
+        disable_cooldowns=_flag(router, "disable_cooldowns", False, problems),
         tag_filtering=_flag(router, "enable_tag_filtering", False, problems),
         tags_match_any=_flag(router, "tag_filtering_match_any", True, problems),
         retry_policy=_policy(router.get("retry_policy"), "router_settings.retry_policy", RETRY_POLICY_KEYS, problems),

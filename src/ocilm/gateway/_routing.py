@@ -174,72 +174,84 @@ class Router:
         budget = deployments[0].deadline_seconds(stream) or DEFAULT_TIMEOUT
         retries = num_retries if num_retries is not None else self.config.routing.num_retries  # a request's own count wins
         stream_args = {"stream": stream} if method in ("completion", "responses") else {}
-        token = call_deadline.set(time.monotonic() + budget)
+        end = time.monotonic() + budget
+        token = call_deadline.set(end)
         try:
-            async with time_limit(budget):
-                last: OCIError | None = None
-                full: list[RateLimited] = []
-                routing = self.config.routing
-                for position, deployment in enumerate(deployments):
-                    position_left = len(deployments) - 1 - position  # deployments after this one
-                    if position_left:
-                        failover = {"max_retries": 0}  # the next deployment is the retry
-                    else:
-                        failover = {"max_retries": retries} if retries is not None else {}
-                    own = door_params(deployment, params) if door else params
-                    try:
+            last: OCIError | None = None
+            full: list[RateLimited] = []
+            routing = self.config.routing
+            for position, deployment in enumerate(deployments):
+                position_left = len(deployments) - 1 - position  # deployments after this one
+                if position_left:
+                    failover = {"max_retries": 0}  # the next deployment is the retry
+                else:
+                    failover = {"max_retries": retries} if retries is not None else {}
+                own = door_params(deployment, params) if door else params
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    async with time_limit(left):
                         ticket = await self._admit(deployment, worst_case)
-                    except RateLimited as exc:
-                        log.info("%s: %s is at its %s limit, trying the next deployment", name, deployment.place, exc.kind)
-                        full.append(exc)
-                        continue
-                    if tried is not None:
-                        tried.append(deployment)
-                    result = None
-                    started = time.monotonic()
-                    self.state.started(deployment.id, started)
-                    outcome = False
-                    policy = (routing.model_retry_policy.get(deployment.model_name) or routing.retry_policy) if not position_left else None
-                    counting = retry_counts.set(policy) if policy else None
-                    try:
-                        with traced(deployment) if traced is not None else contextlib.nullcontext():
-                            call_args = args[0] if method == "rerank" else args  # (query, documents)
-                            result = await getattr(self.client, method)(
-                                deployment.model, *call_args, **stream_args, **{**deployment.params, **own, **failover}
-                            )
-                        outcome = True
-                        self._succeeded(deployment, result, started, stream)
-                        return result
-                    except OCIError as exc:
-                        outcome = True
-                        cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), error_class_key(exc))
-                        if cooled:
-                            log.warning("%s: %s cools down for %.1f s after %s", name, deployment.place, cooled, type(exc).__name__)
-                            if self.observer is not None:
-                                self.observer.cooled(deployment.model_name, deployment.model)
-                        if failed is not None:
-                            failed(deployment, exc)
-                        if not isinstance(exc, FALLBACK_ERRORS):
-                            raise
-                        log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
-                        last = exc
-                    finally:
-                        if counting is not None:
-                            retry_counts.reset(counting)
-                        if not outcome:  # cancelled (the caller left, or the deadline passed)
-                            self.state.ended(deployment.id)
-                        if ticket is not None:
-                            if stream and result is not None and held is not None:
-                                held.append(ticket)  # reconciled by the stream's watch with its usage
-                            else:
-                                await self._release(ticket, result, stream)
-                if last is None:  # every deployment was at its own limit
-                    err = rate_limited(min(full, key=lambda exc: exc.retry_after))
-                    err.code = "deployments_full"
-                    raise err
-                raise last
-        except TimeoutError:
-            raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)") from None
+                except RateLimited as exc:
+                    log.info("%s: %s is at its %s limit, trying the next deployment", name, deployment.place, exc.kind)
+                    full.append(exc)
+                    continue
+                except TimeoutError:
+                    break
+                if tried is not None:
+                    tried.append(deployment)
+                result = None
+                started = time.monotonic()
+                # each attempt but the last gets a share of what is left, so a hung one still leaves time to fail over
+                share = max(0.0, end - started) / (position_left + 1)
+                self.state.started(deployment.id, started)
+                outcome = False
+                policy = (routing.model_retry_policy.get(deployment.model_name) or routing.retry_policy) if not position_left else None
+                counting = retry_counts.set(policy) if policy else None
+                try:
+                    with traced(deployment) if traced is not None else contextlib.nullcontext():
+                        call_args = args[0] if method == "rerank" else args  # (query, documents)
+                        try:
+                            async with time_limit(share):
+                                result = await getattr(self.client, method)(
+                                    deployment.model, *call_args, **stream_args, **{**deployment.params, **own, **failover}
+                                )
+                        except TimeoutError:  # the gateway's own deadline: this deployment did not answer in time
+                            raise APITimeoutError(f"{name}: {deployment.place} gave no reply within {share:.3g} s") from None
+                    outcome = True
+                    self._succeeded(deployment, result, started, stream)
+                    return result
+                except OCIError as exc:
+                    outcome = True
+                    cooled = self.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), error_class_key(exc))
+                    if cooled:
+                        log.warning("%s: %s cools down for %.1f s after %s", name, deployment.place, cooled, type(exc).__name__)
+                        if self.observer is not None:
+                            self.observer.cooled(deployment.model_name, deployment.model)
+                    if failed is not None:
+                        failed(deployment, exc)
+                    if not isinstance(exc, (*FALLBACK_ERRORS, APITimeoutError)):
+                        raise
+                    log.warning("%s: %s failed (%s: %s), trying the next deployment", name, deployment.place, type(exc).__name__, exc)
+                    last = exc
+                finally:
+                    if counting is not None:
+                        retry_counts.reset(counting)
+                    if not outcome:  # cancelled: the caller left
+                        self.state.ended(deployment.id)
+                    if ticket is not None:
+                        if stream and result is not None and held is not None:
+                            held.append(ticket)  # reconciled by the stream's watch with its usage
+                        else:
+                            await self._release(ticket, result, stream)
+            if last is None and full:  # every deployment was at its own limit
+                err = rate_limited(min(full, key=lambda exc: exc.retry_after))
+                err.code = "deployments_full"
+                raise err
+            if last is None:
+                raise APITimeoutError(f"{name}: no reply within {budget:g} s (the deployment's timeout)")
+            raise last
         finally:
             call_deadline.reset(token)
 
@@ -279,10 +291,36 @@ def door_params(deployment: Deployment, params: dict[str, Any]) -> dict[str, Any
 
 
 
+def probe_kind(deployment: Deployment) -> str:
+    """The kind of call that says whether a deployment is healthy: its own (an embedding model
+    answers embeddings, a rerank model rerank, a Responses-only model on /openai/v1 a response)."""
+    model = deployment.model.removeprefix("oci/")
+    if "embed" in model:
+        return "embedding"
+    if "rerank" in model:
+        return "rerank"
+    if deployment.api_mode == "openai" and model.split(".", 1)[0] == "openai" and model.endswith("-pro"):
+        return "responses"  # OpenAI's -pro models are served by the Responses API only
+    return "completion"
+
+
+async def _probe(router: Router, deployment: Deployment) -> None:
+    params = {**deployment.params, "max_retries": 0}
+    kind = probe_kind(deployment)
+    if kind == "embedding":
+        await router.client.embedding(deployment.model, ["ping"], **params)
+    elif kind == "rerank":
+        await router.client.rerank(deployment.model, "ping", ["ping"], **params)
+    elif kind == "responses":
+        await router.client.responses(deployment.model, "ping", **{**params, "max_output_tokens": 16, "store": False})
+    else:
+        await router.client.completion(deployment.model, [{"role": "user", "content": "ping"}], **{**params, "max_tokens": 1})
+
+
 async def check_health_forever(router: Router, interval: float) -> None:
-    """general_settings.background_health_checks: a one-token call to every deployment each
-    ``interval`` seconds, so a failing one cools before a caller meets it (and a cooled one that
-    answers again is closed). The calls cost tokens: off by default."""
+    """general_settings.background_health_checks: one small call of each deployment's own kind
+    (``probe_kind``) each ``interval`` seconds, so a failing one cools before a caller meets it
+    (and a cooled one that answers again is closed). The calls cost tokens: off by default."""
     while True:
         await asyncio.sleep(interval)
         for group in list(router.config.deployments.values()):
@@ -290,8 +328,7 @@ async def check_health_forever(router: Router, interval: float) -> None:
                 started = time.monotonic()
                 router.state.started(deployment.id, started)
                 try:
-                    await router.client.completion(deployment.model, [{"role": "user", "content": "ping"}],
-                                                   **{**deployment.params, "max_tokens": 1, "max_retries": 0})  # fmt: skip
+                    await _probe(router, deployment)
                 except OCIError as exc:
                     router.state.failed(deployment.id, time.monotonic(), _deployments_fault(exc), _retry_after(exc), error_class_key(exc))
                 except asyncio.CancelledError:
