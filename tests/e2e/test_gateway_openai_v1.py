@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -116,10 +118,17 @@ def test_responses_pass_through_with_the_openai_sdk(gateway, sim):
     assert got.id == first.id and items.data[0].content[0].text == "My name is Ana." and queued.status == "queued"
     sent = [r for r in sim.requests if r.path == "/openai/v1/responses"]
     assert sent[0].json["input"] == "My name is Ana." and sent[0].json["max_output_tokens"] == 50  # as the caller sent it
-    logs = _spend_logs(gateway, made["token"])
+    deadline = time.monotonic() + 15
+    while True:  # the background response is billed once its usage appears (the gateway polls it), never at $0 when queued
+        logs = _spend_logs(gateway, made["token"])
+        if sum(row["call_type"] == "responses" for row in logs) == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     billed = next(row for row in logs if row["call_type"] == "responses" and row["prompt_tokens"] == first.usage.input_tokens)
     assert billed["completion_tokens"] == first.usage.output_tokens and billed["spend"] > 0
-    assert sum(row["call_type"] == "responses" for row in logs) == 4  # two replies, one stream, one background start
+    responses = [row for row in logs if row["call_type"] == "responses"]
+    assert len(responses) == 4 and all(row["spend"] > 0 for row in responses)  # two replies, one stream, one background
+    assert {row["call_type"] for row in logs} >= {"responses.get", "responses.input_items", "responses.delete"}
 
 
 def test_stored_responses_are_invisible_to_other_keys(gateway):

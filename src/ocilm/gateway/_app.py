@@ -33,9 +33,9 @@ from ._cache import ResponseCache
 from ._chat_stream import ChatFraming
 from ._config import GatewayConfig, is_pattern
 from ._errors import GatewayError
-from ._guardrails import Guardrails, moderate
+from ._guardrails import MAX_MODERATION_CHARS, Guardrails, moderate
 from ._http import ClientGone, check_keys, json_body, request_id_header
-from ._metering import Metered, relay
+from ._metering import Metered, SideTarget, relay
 from ._routing import Router, check_health_forever, gateway_error_for
 from ._startup import (
     LOOPBACK_HOSTS,
@@ -46,12 +46,14 @@ from ._startup import (
     tracing_for,
 )
 from .governance._gate import Caller, Gate
+from .governance._policy import Price
 from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
 CHAT_REQUEST_KEYS = (CHAT_PARAMS - {"extra_body"}) | {"model", "messages", "stream", "stream_options", "fallbacks", "num_retries",
                                                       "disable_fallbacks", "guardrails", "cache"}
 EMBED_REQUEST_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user", "input_type", "truncate", "cache"})
+MAX_EMBEDDING_INPUTS = 2048
 RERANK_REQUEST_KEYS = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "max_tokens_per_doc", "cache"})
 
 
@@ -195,6 +197,9 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         if "input" not in payload:
             raise GatewayError(400, "input: required, a string or a list of strings", param="input")
         inputs = payload.pop("input")
+        if isinstance(inputs, list) and len(inputs) > MAX_EMBEDDING_INPUTS:  # capped where it enters: per-input work follows
+            raise GatewayError(400, f"input: at most {MAX_EMBEDDING_INPUTS} inputs per request (OpenAI's limit); got {len(inputs)}",
+                               param="input", code="invalid_value")  # fmt: skip
         reply = await metered.call(request, "embeddings", name, "embedding", inputs, payload)
         result = reply.result
         result["model"] = name
@@ -219,10 +224,16 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             inputs = [i.get("text") if isinstance(i, dict) and i.get("type") == "text" else i for i in inputs]
         if not isinstance(inputs, list) or not 1 <= len(inputs) <= 32 or not all(isinstance(i, str) and i for i in inputs):
             raise GatewayError(400, "input: expected a string, or a list of 1 to 32 strings or {type: text} parts", param="input")
-        record = request.state.record
-        record.model = spec.name
-        results = await moderate(guardrails, spec, inputs, record)
-        return JSONResponse({"id": f"modr-{uuid.uuid4().hex}", "model": spec.name, "results": results})
+        if any(len(i) > MAX_MODERATION_CHARS for i in inputs):
+            raise GatewayError(400, f"input: each input is at most {MAX_MODERATION_CHARS} characters", param="input", code="invalid_value")
+        caller: Caller = request.state.caller
+        # a key restricted to models may use the guardrails it is given (its own, its team's, default_on) or names
+        allowed = not caller.models or spec.name in caller.models or spec.name in caller.guardrails or spec.default_on
+        price = Price(spec.input_cost_per_token or 0.0, 0.0, "config")
+        tokens = sum(-(-len(i) // 4) for i in inputs)  # about four characters a token
+        results, headers = await metered.side_call(request, "moderations", spec.name, lambda: moderate(guardrails, spec, inputs, request.state.record),
+                                                   target=SideTarget(f"guardrail:{spec.name}", price), input_tokens=tokens, allowed=allowed)  # fmt: skip
+        return JSONResponse({"id": f"modr-{uuid.uuid4().hex}", "model": spec.name, "results": results}, headers=headers)
 
     async def rerank(request: Request) -> Response:
         """LiteLLM's and Cohere's rerank (``/v1/rerank``, ``/rerank``, ``/v2/rerank``) on OCI's rerankText."""

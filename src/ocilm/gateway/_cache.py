@@ -171,6 +171,13 @@ class LocalCache:
         self._entries.move_to_end(key)
         return value, stored
 
+    async def get_many(self, keys: list[str]) -> list[tuple[bytes, float] | None]:
+        return [await self.get(key) for key in keys]
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        for key, value in items:
+            await self.put(key, value, ttl)
+
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         self._drop(key)
         now = time.time()
@@ -239,6 +246,39 @@ class RedisCache:
         if not isinstance(raw, bytes) or len(raw) < 17:
             return None
         return raw[17:], float(raw[:17].decode())
+
+    async def get_many(self, keys: list[str]) -> list[tuple[bytes, float] | None]:
+        """Many entries in one round trip (a pipeline of GETs: each key keeps its own slot)."""
+        if self._paused() or not keys:
+            return [None] * len(keys)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(self._name(key))
+            raws = await pipe.execute()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            return [None] * len(keys)
+        self._answered()
+        return [(raw[17:], float(raw[:17].decode())) if isinstance(raw, bytes) and len(raw) >= 17 else None for raw in raws]
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        if self._paused() or not items:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            stamp = f"{time.time():17.6f}".encode()
+            for key, value in items:
+                pipe.set(self._name(key), stamp + value, px=max(1, int(ttl * 1000)))
+            await pipe.execute()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._answered()
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         if self._paused():
@@ -469,7 +509,20 @@ class ResponseCache:
     async def find(self, plan: CachePlan) -> dict[str, Any] | None:
         if not plan.control.read:
             return None
-        found = await self.store.get(plan.key)
+        return self._entry(plan, await self.store.get(plan.key))
+
+    async def find_many(self, plans: list[CachePlan]) -> list[dict[str, Any] | None]:
+        """Entries for many plans in one lookup (an embeddings batch: one round trip, not one per input)."""
+        readable = [plan for plan in plans if plan.control.read]
+        found = iter(await self.store.get_many([plan.key for plan in readable]))
+        out: list[dict[str, Any] | None] = []
+        for plan in plans:
+            raw = next(found) if plan.control.read else None
+            out.append(self._entry(plan, raw))
+        return out
+
+    @staticmethod
+    def _entry(plan: CachePlan, found: tuple[bytes, float] | None) -> dict[str, Any] | None:
         if found is None:
             return None
         value, stored_at = found
@@ -480,6 +533,15 @@ class ResponseCache:
         except ValueError:
             return None
         return entry if isinstance(entry, dict) else None
+
+    async def keep_many(self, items: list[tuple[CachePlan, Any]]) -> None:
+        """Keep many replies at once (an embeddings batch's inputs share one lifetime)."""
+        writable = [(plan, entry_bytes(reply=reply)) for plan, reply in items if plan.control.write and self._ttl(plan)]
+        writable = [(plan, value) for plan, value in writable if len(value) <= MAX_ENTRY_BYTES]
+        if not writable:
+            return
+        await self.store.put_many([(plan.key, value) for plan, value in writable], self._ttl(writable[0][0]))
+        self.stored(sum(len(value) for _, value in writable))
 
     def _ttl(self, plan: CachePlan) -> float:
         """The operator's ``ttl`` bounds every entry: a request (or a key's policy) may only shorten it."""

@@ -13,7 +13,7 @@ from ._guardrails import ACTIONS, MODES, GuardrailSpec
 
 GUARDRAIL_TYPES = ("oci_guardrails",)
 _OWN = frozenset({"guardrail", "mode", "default_on", "pii_entities_config", "content_moderation", "prompt_injection", "guardrail_version",
-                  "on_error"})  # fmt: skip
+                  "on_error", "input_cost_per_token"})  # fmt: skip
 
 
 def guardrail_specs(raw: Any, problems: list[str], check_credentials: bool) -> list[GuardrailSpec]:
@@ -70,6 +70,10 @@ def guardrail_specs(raw: Any, problems: list[str], check_credentials: bool) -> l
         if not isinstance(default_on, bool):
             problems.append(f"{place}.default_on: expected true or false")
             default_on = False
+        price = params.get("input_cost_per_token")
+        if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price < 1):
+            problems.append(f"{place}.input_cost_per_token: expected USD per input token, a number from 0 to 1")
+            price = None
         oci = {k: v for k, v in params.items() if k not in _OWN}
         unknown = sorted(set(oci) - CONNECTION_SETTINGS - CALL_OPTIONS)
         for key in unknown:
@@ -81,5 +85,6 @@ def guardrail_specs(raw: Any, problems: list[str], check_credentials: bool) -> l
                 problems.append(f"{place}.{exc.param}: {exc.message}" if exc.param else f"{place}: {exc.message}")
         specs.append(GuardrailSpec(name=name, modes=frozenset(modes), default_on=default_on, pii=dict(pii),
                                    moderation=checks["content_moderation"], injection=checks["prompt_injection"], version=version,
-                                   fail_open=on_error == "fail_open", params=oci))  # fmt: skip
+                                   fail_open=on_error == "fail_open", params=oci,
+                                   input_cost_per_token=price))  # fmt: skip
     return specs

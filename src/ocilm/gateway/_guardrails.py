@@ -55,6 +55,7 @@ class GuardrailSpec:
     version: str | None = None
     fail_open: bool = False
     params: dict[str, Any] = field(default_factory=dict, repr=False)  # OCI settings for its calls (may hold keys)
+    input_cost_per_token: float | None = None  # what a /v1/moderations call of it costs a key (absent: nothing)
 
     @property
     def digest(self) -> str:
@@ -375,6 +376,9 @@ def moderation_result(results: dict, spec: GuardrailSpec, version: str | None) -
         "oci": {"overall": scores.get("OVERALL"), "blocklist": scores.get("BLOCKLIST"),
                 "prompt_injection": None if injection is None else float(injection), "pii": spans, "guardrail_version": version},
     }  # fmt: skip
+
+
+MAX_MODERATION_CHARS = 100_000  # per input: what one ApplyGuardrails call is sent, at most
 
 
 async def moderate(guardrails: Guardrails, spec: GuardrailSpec, inputs: list[str], record: Any) -> list[dict]:

@@ -10,10 +10,9 @@ closed however it ends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from .._capabilities import DEFAULT_MAX_TOKENS
 from .._errors import OCIError
 from .._retry import retry_listener
 from .._types import ChatCompletion, EmbeddingResponse, RerankResponse
+from ._background import BackgroundSettlements, runs_on
 from ._cache import (
     CacheControl,
     CachedStream,
@@ -67,6 +67,17 @@ class _CacheHit:
 
 
 CACHE_HIT = _CacheHit()
+
+
+@dataclass(frozen=True)
+class SideTarget:
+    """What a call that is not a model's (a moderation, a stored response's read) reaches, as its
+    spend-log row names it, and what it costs (nothing unless the operator prices it)."""
+
+    model: str
+    price: Price = field(default_factory=lambda: Price(0.0, 0.0, "none"))
+
+
 _REPLY_TYPES = {"completion": ChatCompletion, "embedding": EmbeddingResponse, "rerank": RerankResponse}
 
 
@@ -100,6 +111,7 @@ class Metered:
                  cache: ResponseCache | None = None) -> None:  # fmt: skip
         self.gate, self.router, self.observer = gate, router, observer
         self.guardrails, self.cache = guardrails, cache
+        self.background = BackgroundSettlements(gate, router.client)
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                    *, stream: bool = False, door: bool = False, pinned: str | None = None,
@@ -130,6 +142,38 @@ class Metered:
         if plan is not None:
             await self._keep(request, plan, upstream, stream, method)
         return upstream
+
+    async def side_call(self, request: Request, route: str, name: str, work: Callable[[], Awaitable[Any]], *, target: SideTarget,
+                        input_tokens: int = 0, allowed: bool | None = None) -> tuple[Any, dict[str, str]]:  # fmt: skip
+        """A call to OCI that is not a model call (``/v1/moderations``, a stored response's
+        retrieval, deletion or input items): through the same gate as every model call, before any
+        per-item work: the key may use ``name`` (``allowed`` decides where the route knows better),
+        it counts against the key's rate limits (``input_tokens`` against tpm), its worst case is
+        held against budgets when it is priced, it runs while the caller is connected, and it is
+        settled into the spend log once. Returns the result and the headers the reply carries."""
+        caller: Caller = request.state.caller
+        record: RequestRecord = request.state.record
+        if allowed is False or (allowed is None and caller.models and name not in caller.models):
+            raise GatewayError(403, f"key {caller.token} may not use {name!r}; it may use: {', '.join(caller.models)}",
+                               kind="permission_error", param="model", code="model_not_allowed")  # fmt: skip
+        record.model, record.key, record.team = name, caller.token, caller.team_id
+        priced = bool(target.price.input_per_token or target.price.output_per_token)
+        meter = await self.gate.meter(caller, route, name, [target], lambda _: (input_tokens, 0), record.request_id, hold=priced)
+        try:
+            result = await while_connected(request, work)
+        except ClientGone:
+            await meter.settle(deployment=target, status=499, estimated=(input_tokens, 0))
+            raise
+        except OCIError as exc:
+            await meter.settle(deployment=target, status=gateway_error_for(exc).status)
+            raise
+        except GatewayError as err:
+            await meter.settle(deployment=target, status=err.status)
+            raise
+        usage = {"prompt_tokens": input_tokens, "completion_tokens": 0}
+        record.usage(usage)
+        record.cost = cost = await meter.settle(deployment=target, usage=usage)
+        return result, {**meter.rate_headers, **cost_header(cost)}
 
     async def _upstream(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any], *, stream: bool,
                         door: bool, pinned: str | None, fallbacks: list[str] | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
@@ -221,9 +265,9 @@ class Metered:
         assert self.cache is not None
         self._admit(request, name, params)
         plans = [self._cache_plan(request, route, name, "embedding", {"embedding_input": item}, params, [], asked) for item in items]
-        found = await asyncio.gather(*(self.cache.find(plan) for plan in plans if plan is not None))
         entries: list[dict[str, Any] | None] = [None] * len(items)
-        if len(found) == len(items):
+        if all(plan is not None for plan in plans):
+            found = await self.cache.find_many(plans)  # type: ignore[arg-type]
             entries = [dict.get(entry, "reply") if entry else None for entry in found]
         missing = [i for i, entry in enumerate(entries) if not isinstance(entry, dict) or "embedding" not in entry]
         state = "hit" if not missing else "miss" if len(missing) == len(items) else "partial"
@@ -243,11 +287,13 @@ class Metered:
             billed = _tokens_of(dict.get(fresh, "usage"))
             sizes = [len(items[i]) or 1 for i in missing]
             model, deployment = dict.get(fresh, "model"), upstream.deployment
+            kept = []
             for k, (i, vector) in enumerate(zip(missing, data, strict=False)):
                 entries[i] = {"embedding": dict.get(vector, "embedding"), "tokens": round(billed * sizes[k] / sum(sizes)), "model": model}
                 plan = plans[i]
                 if plan is not None:
-                    await self.cache.keep(plan, entries[i])
+                    kept.append((plan, entries[i]))
+            await self.cache.keep_many(kept)
         tokens = sum(int(e.get("tokens") or 0) for e in entries if e)
         reply = EmbeddingResponse({"object": "list", "model": model,
                                    "data": [{"object": "embedding", "index": i, "embedding": e["embedding"] if e else None} for i, e in enumerate(entries)],
@@ -335,6 +381,9 @@ class Metered:
                 record.deployment, record.fallbacks = tried[-1].model, len(tried) - 1
         record.opc_request_id = getattr(result, "opc_request_id", None)
         if not stream:
+            if method == "responses" and runs_on(result):  # background: its hold stays until its usage appears
+                self.background.track(result["id"], meter, tried[-1], worst_case(tried[-1]), record)
+                return Upstream(result, dict(meter.rate_headers), None, tried[-1])
             usage = chat_usage(dict.get(result, "usage"))
             if method == "rerank" and usage is None:  # OCI reports none: the query and documents, about four characters a token
                 usage = {"prompt_tokens": _estimated_prompt(worst_case), "completion_tokens": 0}

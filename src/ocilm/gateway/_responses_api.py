@@ -21,7 +21,7 @@ from starlette.routing import Route
 from .._errors import OCIError
 from ._config import Deployment
 from ._errors import GatewayError
-from ._metering import Metered, relay
+from ._metering import Metered, SideTarget, relay
 from ._routing import Router, gateway_error_for
 from .governance._gate import Caller, Gate, unavailable
 from .governance._outcomes import StoreUnavailable
@@ -133,13 +133,19 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
         query = {k: v for k, v in request.query_params.items() if k in ("limit", "after", "before", "order")}
         call = {"get": metered.router.client.get_responses, "delete": metered.router.client.delete_responses,
                 "input_items": metered.router.client.list_input_items}[what]  # fmt: skip
+        # the key may use the model that stored it; the read counts against its rate limits and is logged
+        allowed = not caller.models or deployment.model_name in caller.models
         try:
-            result = await call(response_id, **deployment.params, **query)
+            result, headers = await metered.side_call(request, f"responses.{what}", deployment.model_name,
+                                                      lambda: call(response_id, **deployment.params, **query),
+                                                      target=SideTarget(deployment.model), allowed=allowed)  # fmt: skip
         except OCIError as exc:
             raise gateway_error_for(exc) from None
         if what == "delete":
             await homes.forget(response_id)
-        return JSONResponse(dict(result))
+        elif what == "get":
+            await metered.background.seen(response_id, dict(result))  # a background response that ended is settled now
+        return JSONResponse(dict(result), headers=headers)
 
     async def get(request: Request) -> Response:
         return await stored(request, "get")

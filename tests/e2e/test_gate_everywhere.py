@@ -1,0 +1,158 @@
+"""Every call to OCI passes the gate (the December 7 review's M2, H4, H5): each route that calls
+OCI or does per-item work is authenticated, rate limited, budgeted and logged through the same
+stages, counts are capped where they enter, and billing follows the usage (a background
+response is billed when its usage appears, never at $0)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from ocilm.gateway import create_app, parse_config
+from ocilm.testing import BackgroundServer, Simulator
+
+MASTER = "sk-master-gate-everywhere-1"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+PRICE = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0003}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway(sim, tmp_path_factory):
+    signed, key = sim.credentials(), sim.api_key_credentials()
+    config = {
+        "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **signed, **PRICE}},
+                       {"model_name": "gpt", "litellm_params": {"model": "oci/xai.grok-3", **key, **PRICE}},
+                       {"model_name": "embed", "litellm_params": {"model": "oci/cohere.embed-english-v3.0", **signed, **PRICE}},
+                       {"model_name": "rerank", "litellm_params": {"model": "oci/cohere.rerank-v3.5", **signed, **PRICE}}],
+        "guardrails": [{"guardrail_name": "safety", "litellm_params": {"guardrail": "oci_guardrails", **signed, "prompt_injection": "BLOCK",
+                                                                       "input_cost_per_token": 0.00001}}],
+        "router_settings": {"model_group_alias": {"claude-x": "llama"}},
+        "litellm_settings": {"cache": True},
+        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path_factory.mktemp('gate') / 'g.db'}"},
+    }  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        yield server
+
+
+def _key(gateway, **fields) -> dict:
+    r = httpx.post(f"{gateway.base_url}/key/generate", headers=ADMIN, json=fields, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _logs(gateway, token: str) -> list[dict]:
+    return httpx.get(f"{gateway.base_url}/spend/logs", headers=ADMIN, params={"api_key": token}, timeout=30).json()
+
+
+def _stored(gateway, key: str) -> str:
+    r = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {key}"}, json={"model": "gpt", "input": "keep me"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def _post(path: str, body: dict) -> Callable:
+    def call(gateway, key: str, _: str | None) -> httpx.Response:
+        return httpx.post(f"{gateway.base_url}{path}", headers={"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}, json=body, timeout=30)
+
+    return call
+
+
+def _stored_call(method: str, suffix: str) -> Callable:
+    def call(gateway, key: str, response_id: str | None) -> httpx.Response:
+        return httpx.request(method, f"{gateway.base_url}/v1/responses/{response_id}{suffix}", headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+    return call
+
+
+# route name in the spend log: the call, and how many stored responses it needs made first
+ROUTES = {
+    "chat": (_post("/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}), 0),
+    "embeddings": (_post("/v1/embeddings", {"model": "embed", "input": ["one", "two"]}), 0),
+    "rerank": (_post("/v1/rerank", {"model": "rerank", "query": "q", "documents": ["a", "b"]}), 0),
+    "responses": (_post("/v1/responses", {"model": "gpt", "input": "hi", "max_output_tokens": 5}), 0),
+    "messages": (_post("/v1/messages", {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}), 0),
+    "moderations": (_post("/v1/moderations", {"model": "safety", "input": "hello there"}), 0),
+    "responses.get": (_stored_call("GET", ""), 1),
+    "responses.input_items": (_stored_call("GET", "/input_items"), 1),
+    "responses.delete": (_stored_call("DELETE", ""), 2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_every_route_that_calls_oci_meets_the_keys_rate_limit_and_is_logged(gateway, sim, route):
+    call, stored = ROUTES[route]
+    made = _key(gateway, rpm_limit=stored + 1, max_budget=5)
+    ids = [_stored(gateway, made["key"]) for _ in range(stored)] or [None]
+    first = call(gateway, made["key"], ids[0])
+    assert first.status_code == 200, first.text
+    calls = len(sim.requests)
+    second = call(gateway, made["key"], ids[-1])
+    assert second.status_code == 429, (second.status_code, second.text[:200])
+    assert len(sim.requests) == calls  # refused before anything reached OCI
+    assert any(row["call_type"] == route and row["status"] == 200 for row in _logs(gateway, made["token"]))
+
+
+@pytest.mark.parametrize("route", ["moderations", "responses.get"])
+def test_a_key_restricted_to_models_reaches_only_what_it_was_given(gateway, sim, route):
+    owner = _key(gateway)
+    response_id = _stored(gateway, owner["key"])
+    httpx.post(f"{gateway.base_url}/key/update", headers=ADMIN, json={"key": owner["key"], "models": ["embed"]}, timeout=30)
+    time.sleep(0.6)  # the key cache's lifetime: the narrowed key is read again
+    calls = len(sim.requests)
+    refused = ROUTES[route][0](gateway, owner["key"], response_id)
+    assert refused.status_code == 403 and len(sim.requests) == calls
+
+
+def test_a_moderation_is_priced_and_capped(gateway):
+    made = _key(gateway, max_budget=5)
+    r = _post("/v1/moderations", {"model": "safety", "input": ["a" * 400, "b" * 400]})(gateway, made["key"], None)
+    assert r.status_code == 200 and float(r.headers["x-litellm-response-cost"]) == pytest.approx(200 * 0.00001)
+    huge = _post("/v1/moderations", {"model": "safety", "input": "x" * 100_001})(gateway, made["key"], None)
+    assert huge.status_code == 400 and huge.json()["error"]["param"] == "input"
+
+
+def test_embedding_inputs_are_capped_before_any_per_input_work(gateway, sim):
+    calls = len(sim.requests)
+    r = _post("/v1/embeddings", {"model": "embed", "input": ["x"] * 2049})(gateway, MASTER, None)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input" and "2048" in r.text
+    assert len(sim.requests) == calls
+    ok = _post("/v1/embeddings", {"model": "embed", "input": [f"w{i}" for i in range(2048)]})(gateway, MASTER, None)
+    assert ok.status_code == 200 and len(ok.json()["data"]) == 2048
+
+
+def _wait_for(check: Callable[[], object], seconds: float = 15.0) -> object:
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("read", [True, False], ids=["a GET sees it end", "the gateway polls"])
+def test_a_background_response_is_billed_when_its_usage_appears(gateway, read):
+    made = _key(gateway, max_budget=5)
+    auth = {"authorization": f"Bearer {made['key']}"}
+    body = {"model": "gpt", "input": "tell me something", "max_output_tokens": 40}
+    foreground = httpx.post(f"{gateway.base_url}/v1/responses", headers=auth, json=body, timeout=30).json()
+    queued = httpx.post(f"{gateway.base_url}/v1/responses", headers=auth, json={**body, "background": True}, timeout=30)
+    assert queued.status_code == 200 and queued.json()["status"] == "queued"
+    if read:
+        _wait_for(lambda: httpx.get(f"{gateway.base_url}/v1/responses/{queued.json()['id']}", headers=auth, timeout=30).json()["status"] == "completed")
+    rows = _wait_for(lambda: [r for r in _logs(gateway, made["token"]) if r["call_type"] == "responses" and r["prompt_tokens"]] if len(
+        [r for r in _logs(gateway, made["token"]) if r["call_type"] == "responses"]) == 2 else None)  # fmt: skip
+    assert len(rows) == 2 and rows[0]["spend"] == pytest.approx(rows[1]["spend"]) and rows[0]["spend"] > 0
+    assert foreground["usage"]["input_tokens"] in {r["prompt_tokens"] for r in rows}
+    info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": made["key"]}, timeout=30).json()
+    spend = info.get("info", info).get("spend")
+    assert spend == pytest.approx(sum(r["spend"] for r in rows))
