@@ -97,6 +97,7 @@ CASES = {
                                                  "type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 50}
                                                                                   for i in range(40)}}}}}),
     "chat reasoning": ("/v1/chat/completions", {"model": "grok4", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    "chat reasoning bounded": ("/v1/chat/completions", {"model": "grok4", "max_completion_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}),
     "chat cohere tools": ("/v1/chat/completions", {"model": "command", "max_tokens": 40, "tools": TOOLS,
                                                    "messages": [{"role": "user", "content": "hello there"}]}),
     "messages tools": ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 32000, "tools": ANTHROPIC_TOOLS, "system": "Be brief.",
@@ -126,6 +127,21 @@ def test_n_choices_are_held_so_a_budget_is_never_overshot(gateway):
     assert post(gateway, "/v1/chat/completions", made["key"], body).status_code == 429  # 8 x 60 output tokens may cost $0.48
     assert post(gateway, "/v1/chat/completions", made["key"], {**body, "n": 1}).status_code == 200
     assert spend(gateway, made["token"]) <= 0.10
+
+
+def test_max_completion_tokens_is_sent_as_ocis_bound_and_held_exactly(gateway, oci_simulator):
+    """A reasoning model's thinking counts within max_completion_tokens (OCI's maxCompletionTokens):
+    20 tokens are held, not 20 plus the 4,000-token allowance that max_tokens still carries."""
+    made = new_key(gateway, max_budget=0.05)  # $0.001 an output token: 20 fit, 4,020 do not
+    body = {"model": "grok4", "messages": [{"role": "user", "content": "hi"}]}
+    assert post(gateway, "/v1/chat/completions", made["key"], {**body, "max_tokens": 20}).status_code == 429
+    reply = post(gateway, "/v1/chat/completions", made["key"], {**body, "max_completion_tokens": 20})
+    assert reply.status_code == 200, reply.text
+    sent = [r.json["chatRequest"] for r in oci_simulator.requests if r.path.endswith("/actions/chat")][-1]
+    assert sent["maxCompletionTokens"] == 20 and "maxTokens" not in sent
+    usage = reply.json()["usage"]
+    assert usage["completion_tokens"] <= 20 and usage["completion_tokens_details"]["reasoning_tokens"] > 0
+    assert spend(gateway, made["token"]) <= 0.05
 
 
 def test_tool_definitions_raise_the_hold(gateway):

@@ -140,7 +140,10 @@ def generic_request(messages: list[dict], params: dict, ctx: ChatContext) -> dic
     p = request_params(params, ctx)
     req: dict[str, Any] = {"apiFormat": "GENERIC", "messages": generic_messages(messages, ctx)}
     limit = output_limit(p)
-    req["maxCompletionTokens" if ctx.info.uses_max_completion_tokens else "maxTokens"] = limit or DEFAULT_MAX_TOKENS
+    # maxCompletionTokens bounds visible and reasoning tokens together: sent for OpenAI's models,
+    # and whenever the caller asked for that bound by its name
+    bounded = ctx.info.uses_max_completion_tokens or p.get("max_completion_tokens") is not None
+    req["maxCompletionTokens" if bounded else "maxTokens"] = limit or DEFAULT_MAX_TOKENS
     sampling(p, req, penalties=(-2, 2), top_k_low=-1, stop_field="stop")
     if (n := integer(p, "n", 1)) is not None and n != 1:
         req["numGenerations"] = n

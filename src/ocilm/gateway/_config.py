@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._capabilities import DEFAULT_MAX_TOKENS, is_reasoning
+from .._capabilities import DEFAULT_MAX_TOKENS, is_reasoning, model_info
 from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
@@ -70,6 +70,20 @@ class Deployment:
         if not is_reasoning(self.model):
             return 0
         return self.max_reasoning_tokens or DEFAULT_MAX_TOKENS
+
+    def reasoning_bounded(self, params: dict[str, Any], method: str) -> bool:
+        """Whether the output limit this call is sent also bounds its reasoning, so its hold needs
+        no thinking allowance: OCI's ``maxCompletionTokens`` (sent for ``max_completion_tokens``
+        on the GENERIC format, and always for OpenAI's models there) and ``/openai/v1``'s
+        ``max_completion_tokens`` and Responses ``max_output_tokens`` are declared to count visible
+        and reasoning tokens together. ``max_tokens`` is not, nor are Cohere's limits."""
+        if not self.reasoning_allowance:
+            return True
+        asked = {**{k: v for k, v in self.params.items() if k in ("max_completion_tokens", "max_tokens")}, **params}
+        if self.api_mode == "openai":
+            return "max_completion_tokens" in asked or (method == "responses" and "max_output_tokens" in asked)
+        info = model_info(self.model.removeprefix("oci/"), self.params.get("oci_api_format"))
+        return info.api_format == "GENERIC" and ("max_completion_tokens" in asked or info.uses_max_completion_tokens)
 
     def deadline_seconds(self, stream: bool) -> float | None:
         """How long a caller may wait for this deployment's answer, retries and fallbacks

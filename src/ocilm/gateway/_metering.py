@@ -40,7 +40,13 @@ from ._http import ClientGone, while_connected
 from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
 from .governance._policy import Price
-from .governance._worst_case import BadNumber, check_numbers, input_ceiling, output_ceiling
+from .governance._worst_case import (
+    OUTPUT_LIMIT_FIELDS,
+    BadNumber,
+    check_numbers,
+    input_ceiling,
+    output_ceiling,
+)
 from .observability import Observer, RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
@@ -98,7 +104,12 @@ class WorstCase:
     def __call__(self, deployment: Deployment) -> tuple[int, int]:
         if self.method not in ("completion", "responses"):
             return self.input_tokens, 0
-        output = output_ceiling(self.params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, self.door, deployment.reasoning_allowance)
+        params = self.params
+        if not any(name in params for name in OUTPUT_LIMIT_FIELDS):  # the deployment's own default limit is what is sent
+            params = {**{k: v for k, v in deployment.params.items() if k in OUTPUT_LIMIT_FIELDS}, **params}
+        # a limit that bounds reasoning too is held exactly; otherwise the model's thinking allowance is added
+        allowance = 0 if deployment.reasoning_bounded(self.params, self.method) else deployment.reasoning_allowance
+        output = output_ceiling(params, deployment.max_output_tokens, DEFAULT_MAX_TOKENS, self.door, allowance)
         return self.input_tokens, output
 
 

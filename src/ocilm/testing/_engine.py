@@ -164,6 +164,8 @@ def plan_generic(req: dict, model: ServedModel, choice: int) -> Plan:
     if choice:
         text = f"{text} (choice {choice + 1})"
     limit = req.get("maxCompletionTokens") or req.get("maxTokens") or SERVER_DEFAULT_MAX_TOKENS
+    if req.get("maxCompletionTokens") and model.reasoning:  # the bound counts the thinking too: less is left to say
+        limit = max(1, limit - min(REASONING_TOKENS, limit - 1))
     return _limit_text(text, limit, req.get("stop") or [])
 
 
@@ -192,6 +194,8 @@ def generic_usage(req: dict, model: ServedModel, plans: list[Plan]) -> dict:
         len(tokens(p.text)) + sum(len(json.dumps(c.arguments)) // 4 + 1 for c in p.calls) for p in plans
     )
     reasoning = REASONING_TOKENS if model.reasoning else 0
+    if reasoning and req.get("maxCompletionTokens"):  # maxCompletionTokens bounds visible and reasoning tokens together
+        reasoning = min(reasoning, max(0, req["maxCompletionTokens"] * max(1, len(plans)) - completion))
     return {
         "promptTokens": prompt,
         "completionTokens": completion + reasoning,
