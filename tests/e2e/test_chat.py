@@ -225,9 +225,12 @@ def test_sampling_parameters_are_mapped(creds, oci_simulator):
                      logprobs=True, top_logprobs=2, logit_bias={6395: 2}, max_completion_tokens=55, **creds)
     sent = oci_simulator.requests[-1].json["chatRequest"]
     assert sent["messages"][0]["role"] == "DEVELOPER"
-    assert {k: sent[k] for k in ("temperature", "topP", "topK", "stop", "seed", "frequencyPenalty", "presencePenalty", "logProbs", "logitBias", "maxTokens")} == {
+    # max_completion_tokens keeps its meaning: OCI's maxCompletionTokens (visible and reasoning tokens together)
+    assert {k: sent[k] for k in ("temperature", "topP", "topK", "stop", "seed", "frequencyPenalty", "presencePenalty", "logProbs", "logitBias",
+                                 "maxCompletionTokens")} == {
         "temperature": 0.2, "topP": 0.9, "topK": 5, "stop": ["END"], "seed": 7, "frequencyPenalty": 0.1,
-        "presencePenalty": 0.2, "logProbs": 2, "logitBias": {"6395": 2}, "maxTokens": 55}
+        "presencePenalty": 0.2, "logProbs": 2, "logitBias": {"6395": 2}, "maxCompletionTokens": 55}
+    assert "maxTokens" not in sent
     r = ocilm.completion("oci/xai.grok-3-mini", [{"role": "user", "content": "Hi"}], reasoning_effort="low", logprobs=True, **creds)
     assert oci_simulator.requests[-1].json["chatRequest"]["reasoningEffort"] == "LOW"
     assert r.choices[0].logprobs.content[0].token == "Hello "
