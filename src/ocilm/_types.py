@@ -3,8 +3,9 @@
 ``response.choices[0].message.content == response["choices"][0]["message"]["content"]``.
 They are dicts underneath, so ``json.dumps(response)`` works and printing shows JSON, and the
 dict holds exactly what is on the wire. Each class declares the fields openai-python's type
-of the same name declares: reading a declared field the reply did not carry gives ``None``
-(as openai-python does), while an undeclared name raises ``AttributeError``.
+of the same name declares: reading a declared field the reply did not carry gives ``None``, by
+attribute and by key alike (as openai-python's objects do, whichever of OCI's APIs answered),
+while an undeclared name raises ``AttributeError`` (``KeyError`` by key).
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ class OpenAIObject(dict):
         object.__setattr__(self, "opc_request_id", None)
 
     def __getitem__(self, key: str) -> Any:
-        value = dict.__getitem__(self, key)
+        try:
+            value = dict.__getitem__(self, key)
+        except KeyError:
+            if key in type(self)._fields:  # declared but not carried: None by key as by attribute, whichever API answered
+                return None
+            raise
         kind = type(value)
         if kind is dict or kind is list:
             return self._wrap_field(key, value)
