@@ -416,3 +416,29 @@ def test_simulate_and_chat_commands(tmp_path):
         sim.terminate()
         sim.wait(10)
     assert "OCI_CONFIG_FILE=" in sim.stdout.read()
+
+
+@pytest.mark.parametrize(("settings", "needle"), [
+    ({"totally_bogus_setting": 42}, "general_settings.totally_bogus_setting: unknown setting"),
+    ({"alerting": ["slack"]}, "general_settings.alerting: not supported by ocilm's gateway; use general_settings.budget_alert_webhooks"),
+    ({"allow_requests_on_db_unavailable": True}, "general_settings.allow_requests_on_db_unavailable: ocilm always behaves as false"),
+    ({"custom_auth": "my_module.auth"}, "general_settings.custom_auth: not supported"),
+    ({"store_prompts_in_spend_logs": True}, "use general_settings.log_prompts"),
+])  # fmt: skip
+def test_every_general_setting_is_honoured_refused_or_explained(creds, settings, needle):
+    config = {"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+              "general_settings": {"master_key": "sk-general-1", **settings}}  # fmt: skip
+    with pytest.raises(GatewayConfigError) as refused:
+        parse_config(config)
+    assert needle in str(refused.value)
+    assert "my_module" not in str(refused.value)  # a setting is named, never its value
+
+
+def test_litellms_internal_general_settings_are_accepted(creds):
+    from ocilm.gateway._general_settings import AT_DEFAULT, INTERNAL
+
+    config = {"model_list": [{"model_name": "m", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **creds}}],
+              "general_settings": {"master_key": "sk-general-1", **dict.fromkeys(INTERNAL, 10), **AT_DEFAULT}}  # fmt: skip
+    assert parse_config(config).master_key == "sk-general-1"
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert all(f"`{key}`" in readme for key in INTERNAL)  # each is listed with why it changes nothing

@@ -19,6 +19,7 @@ from .._core import CALL_OPTIONS
 from .._errors import ConfigurationError, OCIError
 from .._settings import CONNECTION_SETTINGS, resolve_settings
 from ..formats._common import CHAT_PARAMS
+from ._general_settings import general_problems
 from ._guardrail_config import guardrail_specs
 from ._router_config import cache_settings, routing_settings
 from ._routing_policy import RoutingSettings
@@ -318,6 +319,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         for group in deployments.values():
             for deployment in group:
                 deployment.params["drop_params"] = True
+    problems += general_problems(raw.get("general_settings"))
     master_key = parsed.general_settings.master_key if parsed.general_settings else None
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
