@@ -30,13 +30,28 @@ HI = "Hello there"
 
 
 @pytest.fixture(scope="module")
-def gateway(_oci_simulator_session):
-    creds = _oci_simulator_session.credentials()
+def module_simulator(_oci_simulator_session):
+    """This module's own view of the shared simulator: its gateway lives as long as the module."""
+    return _oci_simulator_session.view()
+
+
+@pytest.fixture
+def oci_simulator(module_simulator):
+    module_simulator.reset()  # each test reads only what it sent
+    return module_simulator
+
+
+@pytest.fixture(scope="module")
+def gateway(module_simulator):
+    creds = module_simulator.credentials()
     config = {
         "model_list": [{"model_name": name, "litellm_params": {"model": model, **creds}} for name, model in FAMILIES.items()]
-        + [{"model_name": "throttled", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
-            "extra_headers": {"x-ocilm-sim-fault": Fault(status=429, retry_after="3", times=None).header()}}},
-           {"model_name": "overloaded", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
+        # one throttled deployment per test that meets it: a 429 with Retry-After cools its deployment, and a
+        # later test meeting the cooling one would read the time left (2 s) instead of OCI's 3
+        + [{"model_name": name, "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
+            "extra_headers": {"x-ocilm-sim-fault": Fault(status=429, retry_after="3", times=None).header()}}}
+           for name in ("throttled", "throttled-messages")]
+        + [{"model_name": "overloaded", "litellm_params": {"model": FAMILIES["llama"], **creds, "max_retries": 0,
             "extra_headers": {"x-ocilm-sim-fault": Fault(status=503, times=None).header()}}}],
         "router_settings": {"model_group_alias": {"gpt-5*": "llama", "claude-sonnet-4-5": "llama", "claude-haiku-*": "command-a"}},
         "general_settings": {"master_key": KEY},
@@ -287,7 +302,7 @@ def test_messages_errors_use_anthropics_envelope(gateway, an):
     with pytest.raises(anthropic.NotFoundError):
         an.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": HI}])
     with pytest.raises(anthropic.RateLimitError) as err:
-        an.messages.create(model="throttled", max_tokens=10, messages=[{"role": "user", "content": HI}])
+        an.messages.create(model="throttled-messages", max_tokens=10, messages=[{"role": "user", "content": HI}])
     assert err.value.response.headers["retry-after"] == "3"
     with pytest.raises(anthropic.APIStatusError) as overloaded:
         an.messages.create(model="overloaded", max_tokens=10, messages=[{"role": "user", "content": HI}])

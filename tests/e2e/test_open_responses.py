@@ -49,8 +49,20 @@ CASES = [(family, scenario) for family in FAMILIES for scenario in SCENARIOS if 
 
 
 @pytest.fixture(scope="module")
-def gateway(_oci_simulator_session):
-    creds = _oci_simulator_session.credentials()
+def module_simulator(_oci_simulator_session):
+    """This module's own view of the shared simulator: its gateway lives as long as the module."""
+    return _oci_simulator_session.view()
+
+
+@pytest.fixture
+def oci_simulator(module_simulator):
+    module_simulator.reset()  # each test reads only what it sent
+    return module_simulator
+
+
+@pytest.fixture(scope="module")
+def gateway(module_simulator):
+    creds = module_simulator.credentials()
     config = {"model_list": [{"model_name": name, "litellm_params": {"model": model, **creds}} for name, model in FAMILIES.items()],
               "general_settings": {"master_key": KEY}}  # fmt: skip
     with BackgroundServer(create_app(parse_config(config))) as server:

@@ -448,3 +448,19 @@ def test_listening_socket_lets_asyncio_disable_nagle(oci_simulator):
     import socket
 
     assert oci_simulator._server._sock.proto == socket.IPPROTO_TCP
+
+
+def test_each_view_sees_only_its_own_requests_and_faults(_oci_simulator_session):
+    """Tests share one simulator; a straggler of another test (a gateway draining, a background
+    poll) never shows in a view's requests, nor meets its queued faults."""
+    import ocilm
+    from ocilm.testing import Fault
+
+    mine, other = _oci_simulator_session.view(), _oci_simulator_session.view()
+    other.inject(Fault(status=500, times=1))
+    reply = ocilm.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "hi"}], max_retries=0, **mine.credentials())
+    assert reply.choices[0].message.content and [r.status for r in mine.requests] == [200] and other.requests == []
+    with pytest.raises(ocilm.InternalServerError):
+        ocilm.completion("oci/meta.llama-3.3-70b-instruct", [{"role": "user", "content": "hi"}], max_retries=0, **other.credentials())
+    assert len(mine.requests) == 1 and [r.status for r in other.requests] == [500]
+    assert mine.requests[0].path == "/20231130/actions/chat"  # routed without the view's prefix, signed with it

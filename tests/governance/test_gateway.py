@@ -268,16 +268,28 @@ def test_with_budget_leases_off_each_request_writes_its_own_hold_and_the_budget_
 
 
 async def _streams_and_holds(base: str, key: str, store_url: str) -> tuple[list[int], list[str]]:
-    """Twelve slow streams at once, and the hold rows seen while they run."""
+    """Twelve slow streams at once, and the hold rows seen once every one has been answered and
+    those admitted are still running (a condition, not a sleep: a busy machine only waits longer)."""
+    answered, running = asyncio.Event(), asyncio.Event()
+    heard = [0]
     async with httpx.AsyncClient(timeout=30) as http:
         async def one() -> int:
-            r = await http.post(f"{base}/v1/chat/completions", json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True},
-                                headers={"authorization": f"Bearer {key}"})  # fmt: skip
-            return r.status_code
+            async with http.stream("POST", f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                                   json={"model": "slow", "messages": HI, "max_tokens": 20, "stream": True}) as r:  # fmt: skip
+                heard[0] += 1
+                if heard[0] == 12:
+                    answered.set()
+                if r.status_code == 200:
+                    await running.wait()  # hold the stream open until the holds were read
+                await r.aread()
+                return r.status_code
 
         async def look() -> list[str]:
-            await asyncio.sleep(0.5)  # the streams of "slow" are still running
-            return await _hold_ids(store_url)
+            await answered.wait()
+            try:
+                return await _hold_ids(store_url)
+            finally:
+                running.set()
 
         *codes, holds = await asyncio.gather(*(one() for _ in range(12)), look())
         return codes, holds

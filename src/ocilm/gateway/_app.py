@@ -291,6 +291,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
                 out.append({"model_name": deployment.model_name, "model_id": deployment.id, "model": deployment.model, "place": deployment.place,
                             "order": deployment.order, "weight": deployment.weight, "in_flight": state.in_flight,
                             "cooling_down": state.cooling(now), "cooldown_remaining_s": round(max(0.0, state.cooldown_until - now), 3),
+                            "cooldowns_in_a_row": state.cooldowns_in_a_row,
                             "recent_latency_ms": None if latency is None else round(latency * 1000, 3),
                             "failures_this_minute": len(state.failures), "last_error": state.last_error or None})  # fmt: skip
         return JSONResponse({"strategy": config.routing.strategy, "deployments": out})

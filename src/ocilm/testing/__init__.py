@@ -8,7 +8,7 @@ way OCI streams, and misbehaves on demand (``Fault``).
 from ._app import RecordedRequest, SimulatorApp
 from ._catalog import MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
-from ._server import SIM_COMPARTMENT, BackgroundServer, Simulator
+from ._server import SIM_COMPARTMENT, BackgroundServer, Simulator, SimulatorView
 
 __all__ = [
     "FAULT_HEADER",
@@ -20,4 +20,5 @@ __all__ = [
     "ServedModel",
     "Simulator",
     "SimulatorApp",
+    "SimulatorView",
 ]

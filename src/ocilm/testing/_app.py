@@ -48,6 +48,8 @@ class RecordedRequest:
     events_sent: int = 0  # stream events written before the stream ended
     disconnected_at: float | None = None  # time.monotonic() when the client left before the answer ended
     finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set when answered or abandoned
+    tag: str | None = None  # the /t/<tag> prefix it was sent under: which view (a test) it belongs to
+    sent_target: str = ""  # the request-target as sent (with its prefix): what its signature covers
 
     @property
     def json(self) -> Any:
@@ -56,6 +58,9 @@ class RecordedRequest:
     @property
     def action(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+TAG_PREFIX = "/t/"  # /t/<tag>/...: a view's requests (see Simulator.view)
 
 
 class SimulatorApp:
@@ -128,7 +133,11 @@ class SimulatorApp:
             if not message.get("more_body"):
                 break
         client = scope.get("client")
-        record = RecordedRequest(scope["method"], target, headers, body, client=tuple(client) if client else None)
+        sent, tag = target, None
+        if target.startswith(TAG_PREFIX):  # a view's prefix (one test's): recorded, then routed without it
+            tag, _, rest = target[len(TAG_PREFIX):].partition("/")
+            target = "/" + rest
+        record = RecordedRequest(scope["method"], target, headers, body, client=tuple(client) if client else None, tag=tag, sent_target=sent)
         with self._lock:
             self.requests.append(record)
         gone = asyncio.Event()
@@ -150,7 +159,7 @@ class SimulatorApp:
                       gone: asyncio.Event) -> None:  # fmt: skip
         """Answers one request; stops, as a server does, when the client goes away."""
         try:
-            fault = self._fault_for(headers, target, body)
+            fault = self._fault_for(headers, target, body, record.tag)
             if fault and fault.delay and fault.stall_after is None:
                 await _unless(gone, asyncio.sleep(fault.delay))
                 if gone.is_set():
@@ -158,7 +167,7 @@ class SimulatorApp:
             if target.startswith(OPENAI_PREFIX):
                 await self._openai(send, record, headers, target, body, fault, gone)
                 return
-            self._verify_signature(record.method, target, headers, body)
+            self._verify_signature(record.method, record.sent_target, headers, body)
             if fault and fault.status and fault.raw_body is not None:
                 record.status = fault.status
                 await self._send(send, fault.status, fault.raw_body.encode(), "text/plain", headers)
@@ -195,7 +204,7 @@ class SimulatorApp:
                     raise ServiceError(401, "NotAuthenticated", NOT_AUTHENTICATED)
                 signed = False
             else:
-                self._verify_signature(record.method, target, headers, body)
+                self._verify_signature(record.method, record.sent_target, headers, body)
                 signed = True
             if fault and fault.status:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
@@ -217,13 +226,13 @@ class SimulatorApp:
 
     # ------------------------------------------------------------- steps
 
-    def _fault_for(self, headers: dict[str, str], target: str, body: bytes) -> Fault | None:
-        fault = self._fault_chosen(headers, target, body)
+    def _fault_for(self, headers: dict[str, str], target: str, body: bytes, tag: str | None = None) -> Fault | None:
+        fault = self._fault_chosen(headers, target, body, tag)
         if fault is not None and fault.probability < 1.0 and random.random() >= fault.probability:
             return None  # this request is spared
         return fault
 
-    def _fault_chosen(self, headers: dict[str, str], target: str, body: bytes) -> Fault | None:
+    def _fault_chosen(self, headers: dict[str, str], target: str, body: bytes, tag: str | None = None) -> Fault | None:
         action = target.split("?")[0].rsplit("/", 1)[-1]
         spec = headers.get(FAULT_HEADER)
         with self._lock:
@@ -238,6 +247,8 @@ class SimulatorApp:
                     return fault if fault.times is None or self._attempts[call] <= fault.times else None
             for i, fault in enumerate(self.queued_faults):
                 if (fault.action and fault.action != action) or (fault.match and fault.match.encode() not in body):
+                    continue
+                if fault.tag is not None and fault.tag != tag:  # a view's fault: only its own requests meet it
                     continue
                 if fault.times is not None:
                     fault.times -= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FAULT_HEADER = "x-ocilm-sim-fault"
 
@@ -39,6 +39,7 @@ class Fault:
     malformed: bool = False
     raw_body: str | None = None
     action: str | None = None
+    tag: str | None = field(default=None, repr=False)  # set by a Simulator view: only that view's requests meet it
     match: str | None = None
     probability: float = 1.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import uuid
@@ -168,6 +169,13 @@ class Simulator:
             self._credentials = make_credentials(self.app)
         return {**self._credentials, "api_base": self.base_url}
 
+    def view(self, tag: str | None = None) -> SimulatorView:
+        """This simulator as one test (or one tenant of it) sees it: credentials whose ``api_base``
+        carries a ``/t/<tag>`` prefix (the simulator strips it), ``requests`` holding only what
+        came under that prefix, and faults that only its requests meet. Many tests can then share
+        one simulator without seeing each other's stragglers."""
+        return SimulatorView(self, tag or uuid.uuid4().hex[:12])
+
     def __repr__(self) -> str:
         return f"Simulator(base_url={self.base_url!r})"
 
@@ -209,3 +217,44 @@ def write_profile(credentials: dict[str, str], directory: str) -> str:
             f"key_file={key_path}\n"
         )
     return config_path
+
+
+class SimulatorView:
+    """One test's view of a shared ``Simulator`` (see ``Simulator.view``)."""
+
+    def __init__(self, simulator: Simulator, tag: str) -> None:
+        self.simulator, self.tag = simulator, tag
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.simulator.base_url}/t/{self.tag}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """What this view's credentials sent, oldest first."""
+        return [r for r in self.simulator.app.requests if r.tag == self.tag]
+
+    def credentials(self) -> dict[str, Any]:
+        return {**self.simulator.credentials(), "api_base": self.base_url}
+
+    def api_key_credentials(self) -> dict[str, Any]:
+        return {**self.simulator.api_key_credentials(), "api_base": self.base_url}
+
+    def inject(self, fault: Fault) -> None:
+        """Make this view's next request(s) misbehave (no other view's)."""
+        self.simulator.inject(dataclasses.replace(fault, tag=self.tag))
+
+    def reset(self) -> None:
+        """Forget this view's recorded requests and queued faults (other views keep theirs)."""
+        app = self.simulator.app
+        with app._lock:
+            kept = [r for r in app.requests if r.tag != self.tag]
+            app.requests.clear()
+            app.requests.extend(kept)
+            app.queued_faults[:] = [f for f in app.queued_faults if f.tag != self.tag]
+
+    def __getattr__(self, name: str) -> Any:  # keys, endpoints, ports: the simulator's own
+        return getattr(self.simulator, name)
+
+    def __repr__(self) -> str:
+        return f"SimulatorView(base_url={self.base_url!r})"

@@ -1,4 +1,4 @@
-"""pytest fixtures: ``oci_simulator`` (one per session, reset per test) and ``oci_credentials``.
+"""pytest fixtures: ``oci_simulator`` (one per session, a view of its own per test) and ``oci_credentials``.
 
 Enable with ``pytest_plugins = ["ocilm.testing.pytest_plugin"]`` in a conftest.py.
 """
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._server import Simulator
+from ._server import Simulator, SimulatorView
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +19,11 @@ def _oci_simulator_session() -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def oci_simulator(_oci_simulator_session: Simulator) -> Iterator[Simulator]:
-    _oci_simulator_session.reset()
-    yield _oci_simulator_session
+def oci_simulator(_oci_simulator_session: Simulator) -> Iterator[SimulatorView]:
+    """The session's simulator as this test alone sees it (``Simulator.view``): what another
+    test's work sends it late (a gateway still draining, a background poll) never shows in this
+    test's ``requests`` nor meets its faults."""
+    yield _oci_simulator_session.view()
 
 
 @pytest.fixture
