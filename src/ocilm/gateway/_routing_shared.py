@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Any
 
-from ._routing_policy import RoutingState
+from ._routing_policy import MAX_COOLDOWN, RoutingState
 
 log = logging.getLogger("ocilm.gateway")
 CHANNEL = "ocilm:router:cooldowns"
@@ -52,29 +53,34 @@ class SharedRouting:
             log.warning("router: Redis answers again; replicas share cooldowns and load again")
 
     def _cooled(self, deployment_id: str, seconds: float, in_a_row: int) -> None:
-        task = asyncio.ensure_future(self._announce(deployment_id, time.time() + seconds, in_a_row))
+        task = asyncio.ensure_future(self._announce(deployment_id, seconds, in_a_row))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _announce(self, deployment_id: str, until: float, in_a_row: int) -> None:
-        message = json.dumps({"id": deployment_id, "until": until, "in_a_row": in_a_row, "from": self.replica})
+    async def _announce(self, deployment_id: str, seconds: float, in_a_row: int) -> None:
+        # a duration, never a wall-clock time: replicas' clocks disagree; a stored cooldown's time
+        # left is read from Redis's own clock (PTTL)
+        message = json.dumps({"id": deployment_id, "seconds": seconds, "in_a_row": in_a_row, "from": self.replica})
         try:
-            await self._redis.set(COOLDOWN_KEYS + deployment_id, message, px=max(1, int((until - time.time()) * 1000)))
+            await self._redis.set(COOLDOWN_KEYS + deployment_id, message, px=max(1, int(seconds * 1000)))
             await self._redis.publish(CHANNEL, message)
             self._up()
         except Exception as exc:
             self._down(exc)
 
-    def _apply(self, raw: Any) -> None:
+    def _apply(self, raw: Any, left: float | None = None) -> None:
+        """Another replica's cooldown: for ``seconds`` from now (a message just published), or for
+        what Redis says its key has ``left``; never longer than any cooldown can be."""
         try:
             message = json.loads(raw)
-        except (TypeError, ValueError):
+            remaining = float(message["seconds"]) if left is None else left
+            in_a_row = int(message.get("in_a_row", 1))
+            deployment_id = str(message["id"])
+        except (TypeError, ValueError, KeyError):
             return
-        if message.get("from") == self.replica:
+        if message.get("from") == self.replica or not math.isfinite(remaining) or remaining <= 0:
             return
-        remaining = float(message["until"]) - time.time()
-        if remaining > 0:
-            self.state.apply_cooldown(str(message["id"]), time.monotonic() + remaining, int(message.get("in_a_row", 1)))
+        self.state.apply_cooldown(deployment_id, time.monotonic() + min(remaining, MAX_COOLDOWN), max(1, min(in_a_row, 32)))
 
     async def _listen(self) -> None:
         while True:
@@ -82,7 +88,9 @@ class SharedRouting:
             try:
                 await pubsub.subscribe(CHANNEL)
                 async for key in self._redis.scan_iter(match=COOLDOWN_KEYS + "*", count=500):  # cooldowns started before this replica
-                    self._apply(await self._redis.get(key))
+                    left = await self._redis.pttl(key)
+                    if left > 0:
+                        self._apply(await self._redis.get(key), left / 1000)
                 self._up()
                 while True:  # polled with a timeout, so that closing never waits on a blocked read
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
