@@ -301,3 +301,32 @@ async def test_sqlite_writes_on_the_loop_are_checkpointed_so_the_wal_stays_bound
         assert wal.stat().st_size < 4 * 1024 * 1024  # as SQLite's own autocheckpoint keeps it (1,000 pages)
     finally:
         await store.close()
+
+
+async def test_a_flood_of_unknown_keys_never_evicts_a_tenants_cached_key():
+    """The review's negative-cache item: lookups of keys that do not exist are remembered apart,
+    so 20,000 made-up keys cost their own lookups and leave a real key's cache entry alone."""
+
+    class Counting:
+        def __init__(self) -> None:
+            self.lookups: list[str] = []
+
+        async def authenticate(self, key: str):
+            self.lookups.append(key)
+            if key == "sk-real-key-1":
+                from ocilm.gateway.governance._outcomes import KeyView
+
+                return KeyView(token="tok", team_id=None, models=(), team_models=(), has_budget=False, blocked=False, expires_at=None)
+            return None
+
+    gate = Gate("sk-master-flood-1")
+    gate.clock = lambda: 1000.0  # all within one cache lifetime, however slow the machine
+    gate.store = store = Counting()  # type: ignore[assignment]
+    real = {"authorization": "Bearer sk-real-key-1"}
+    assert (await gate.caller(real)).token == "tok"
+    for i in range(20_000):
+        with pytest.raises(Exception, match="wrong API key"):
+            await gate.caller({"authorization": f"Bearer sk-made-up-{i}"})
+    before = len(store.lookups)
+    assert (await gate.caller(real)).token == "tok" and len(store.lookups) == before  # still cached: no lookup
+    assert len(gate._unknown) <= 10_000

@@ -14,6 +14,7 @@ import hmac
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ocilm.gateway")
 AUTH_CACHE_SECONDS = 0.5  # a revoked key stops working on every replica within this (plus a query)
+AUTH_CACHE_ENTRIES = 10_000  # keys (and, apart, unknown keys) remembered, the least recently used going first
 LOOKUP_SECONDS = 5.0  # a key lookup the store has not answered by then is a store outage (503), not a hang
 
 
@@ -137,7 +139,11 @@ class Gate:
         self.limits_refused = limits_refused  # why keys may not have rate limits here (several replicas, no Redis)
         self.hold_seconds = hold_seconds
         self.strict = strict
-        self._cache: dict[bytes, tuple[float, KeyView | None]] = {}
+        # keys that exist, and digests that name none, apart: a flood of unknown keys evicts only
+        # other unknown keys (oldest first), never a tenant's cached key
+        self._cache: OrderedDict[bytes, tuple[float, KeyView | None]] = OrderedDict()
+        self._unknown: OrderedDict[bytes, tuple[float, KeyView | None]] = OrderedDict()
+        self.clock: Callable[[], float] = time.monotonic  # the key cache's clock
         self._looking_up: dict[bytes, asyncio.Future[KeyView | None]] = {}
         self._generation = 0
         self.observer: Any = None  # told when the store stops or starts answering
@@ -180,8 +186,8 @@ class Gate:
 
     async def _view(self, key: str, digest: bytes) -> KeyView | None:
         # The cache is keyed by the key's digest: it never holds a secret.
-        now = time.monotonic()
-        cached = self._cache.get(digest)
+        now = self.clock()
+        cached = self._cache.get(digest) or self._unknown.get(digest)
         if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
             return cached[1]
         # One lookup per key at a time: when a busy key's entry expires, its concurrent requests
@@ -203,15 +209,18 @@ class Gate:
         generation = self._generation
         view = await self.store.authenticate(key)
         if generation == self._generation:  # not read before this process changed a key
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now, view)
+            table = self._cache if view is not None else self._unknown
+            table[digest] = (now, view)
+            table.move_to_end(digest)
+            while len(table) > AUTH_CACHE_ENTRIES:
+                table.popitem(last=False)
         return view
 
     def forget(self) -> None:
         """Drop cached key lookups (this process changed a key); lookups in flight started
         before the change, so later requests do not wait for them."""
         self._cache.clear()
+        self._unknown.clear()
         self._looking_up.clear()
         self._generation += 1
 
