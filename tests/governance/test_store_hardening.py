@@ -330,3 +330,20 @@ async def test_a_flood_of_unknown_keys_never_evicts_a_tenants_cached_key():
     before = len(store.lookups)
     assert (await gate.caller(real)).token == "tok" and len(store.lookups) == before  # still cached: no lookup
     assert len(gate._unknown) <= 10_000
+
+
+async def test_a_statement_timeout_on_the_responses_tables_is_an_outage_not_a_500(postgres_url):
+    """The review's last open item: a statement that runs into the driver's command timeout (a
+    table locked by someone else) is StoreUnavailable, which the Responses routes answer 503."""
+    import asyncpg
+
+    store = await _store(postgres_url)
+    lock = await asyncpg.connect(postgres_url.replace("postgresql://", "postgres://", 1))
+    try:
+        async with lock.transaction():
+            await lock.execute("LOCK TABLE ocilm_responses, ocilm_conversations IN ACCESS EXCLUSIVE MODE")
+            outcomes = await asyncio.gather(store.response_home("resp_x"), store.load_conversation("resp_x", "key:t"), return_exceptions=True)
+        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    finally:
+        await lock.close()
+        await store.close()

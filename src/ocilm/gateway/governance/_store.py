@@ -10,6 +10,7 @@ settlement is retried, and nothing is billed that has no log row.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -364,7 +365,7 @@ def _unavailable_on_lost_connection() -> Iterator[None]:
     any other database error is a bug and stays what it is."""
     try:
         yield
-    except (OSError, TimeoutError, OperationalError, InterfaceError) as exc:
+    except (OSError, TimeoutError, asyncio.TimeoutError, OperationalError, InterfaceError) as exc:  # asyncio's is its own class before 3.11
         raise StoreUnavailable(f"the database failed ({type(exc).__name__})") from None
     except DBAPIError as exc:
         if exc.connection_invalidated:
