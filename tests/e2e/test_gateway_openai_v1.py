@@ -143,3 +143,22 @@ def test_stored_responses_are_invisible_to_other_keys(gateway):
                          json={"model": "gpt-pro", "input": "what was it?", "previous_response_id": made["id"]}, timeout=30)  # fmt: skip
     assert chained.status_code == 404 and chained.json()["error"]["code"] == "previous_response_not_found"
     assert httpx.get(f"{gateway.base_url}/v1/responses/{made['id']}", headers={"authorization": f"Bearer {mine}"}, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"conversation": "conv_123"}, "conversation"),
+    ({"input": [{"type": "item_reference", "id": "msg_abc"}]}, "input"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}, "input"),
+    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_abc"]}]}, "tools"),
+    ({"tools": [{"type": "code_interpreter", "container": "cntr_abc"}]}, "tools"),
+])  # fmt: skip
+def test_an_id_the_gateway_cannot_attribute_never_reaches_oci(gateway, sim, body, param):
+    """The review's open item: every tenant shares the gateway's API key at OCI, so an object
+    named by id (a conversation, an item, a file, a vector store, a container) could be another
+    tenant's. Until the gateway records owners for them, such a request is refused, not sent."""
+    made = _key(gateway)
+    before = len(sim.requests)
+    r = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {made['key']}"}, timeout=30,
+                   json={"model": "gpt-pro", "input": "hi", **body})  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    assert len(sim.requests) == before

@@ -163,6 +163,33 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
     ]
 
 
+def unowned_reference(first: Any, params: dict[str, Any]) -> tuple[str, str] | None:
+    """An id in a Responses request that names an object OCI keeps under the gateway's one
+    credential (shared by every tenant) and that the gateway has no owner for: ``conversation``,
+    an ``item_reference``, a ``file_id``, a ``file_search`` tool's vector stores, a
+    ``code_interpreter`` container named by id. (param, what) of the first, or None. Such a
+    request is refused, never sent: one key could otherwise read another's objects by id.
+    ``previous_response_id`` is checked against its owner instead."""
+    if params.get("conversation") is not None:
+        return "conversation", "conversation"
+    for item in first if isinstance(first, list) else ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "item_reference":
+            return "input", "item_reference"
+        for part in item.get("content") if isinstance(item.get("content"), list) else ():
+            if isinstance(part, dict) and part.get("file_id") is not None:
+                return "input", "file_id"
+    for tool in params.get("tools") if isinstance(params.get("tools"), list) else ():
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "file_search" and tool.get("vector_store_ids"):
+            return "tools", "file_search vector_store_ids"
+        if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
+            return "tools", "code_interpreter container"
+    return None
+
+
 async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes) -> Response:
     """``POST /v1/responses`` for a model served through /openai/v1."""
     caller: Caller = request.state.caller
@@ -178,6 +205,12 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     if "input" not in params:
         raise GatewayError(400, "input: required, a string or a list of input items", param="input")
     first = params.pop("input")
+    unowned = unowned_reference(first, params)
+    if unowned is not None:
+        param, what = unowned
+        raise GatewayError(400, f"{param}: {what} names an object OCI keeps for every key of this gateway alike, which the gateway "
+                           "cannot yet tell the owner of; it is refused rather than shared (previous_response_id works, per key)",
+                           param=param, code="unsupported_reference")  # fmt: skip
     pinned = None
     if params.get("previous_response_id") is not None:
         pinned = await homes.find(params["previous_response_id"], owner)
