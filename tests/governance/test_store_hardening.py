@@ -347,3 +347,33 @@ async def test_a_statement_timeout_on_the_responses_tables_is_an_outage_not_a_50
     finally:
         await lock.close()
         await store.close()
+
+
+async def test_stored_conversations_are_bounded_per_tenant_and_one_never_evicts_another(store_url):
+    """The review's open item: conversations had no bound per key. Now a tenant over its bound
+    loses its own oldest conversations; another tenant's stay."""
+    store = await _store(store_url)
+    try:
+        await store.save_conversation("theirs", "team:b", "x" * 100, 3600)
+        for i in range(6):
+            await store.save_conversation(f"mine-{i}", "team:a", "y" * 100, 3600, max_owner_chars=350, max_owner_count=5)
+        kept = [i for i in range(6) if await store.load_conversation(f"mine-{i}", "team:a") is not None]
+        assert kept == [3, 4, 5]  # 350 characters hold three of a hundred: the newest
+        for i in range(6, 12):
+            await store.save_conversation(f"mine-{i}", "team:a", "y", 3600, max_owner_chars=10**9, max_owner_count=5)
+        assert [i for i in range(12) if await store.load_conversation(f"mine-{i}", "team:a") is not None] == [7, 8, 9, 10, 11]
+        assert await store.load_conversation("theirs", "team:b") == "x" * 100
+    finally:
+        await store.close()
+
+
+def test_in_memory_conversations_are_bounded_per_tenant():
+    from ocilm.doors.responses import ResponseStore
+
+    memory = ResponseStore(max_chars=10_000, max_owner_chars=2_500)
+    memory.put("theirs", "team:b", [{"role": "user", "content": "x" * 900}])
+    for i in range(20):
+        memory.put(f"mine-{i}", "team:a", [{"role": "user", "content": "y" * 900}])
+    assert memory.get("theirs", "team:b") is not None  # a flood by one tenant never evicts another's
+    mine = [i for i in range(20) if memory.get(f"mine-{i}", "team:a") is not None]
+    assert mine == [18, 19] and memory.chars <= 10_000

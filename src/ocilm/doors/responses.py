@@ -522,9 +522,12 @@ class ResponseStore:
     total size (the oldest go first), each readable only by the owner that stored it (a team, or
     a key without one): an id that leaks is no way into another tenant's conversation."""
 
-    def __init__(self, max_chars: int = 64 * 1024 * 1024, max_entry_chars: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, max_chars: int = 64 * 1024 * 1024, max_entry_chars: int = 8 * 1024 * 1024, max_owner_chars: int | None = None) -> None:
         self.max_chars, self.max_entry_chars = max_chars, max_entry_chars
+        self.max_owner_chars = max_owner_chars if max_owner_chars is not None else max_chars
         self._items: OrderedDict[str, tuple[str, list[dict], int]] = OrderedDict()
+        self._owners: dict[str, OrderedDict[str, int]] = {}  # each owner's entries, oldest first, and their sizes
+        self._owner_chars: dict[str, int] = {}
         self.chars = 0
 
     def get(self, response_id: str, owner: str) -> list[dict] | None:
@@ -532,20 +535,35 @@ class ResponseStore:
         if found is None or found[0] != owner:
             return None  # another owner's id reads as unknown: its existence is not confirmed
         self._items.move_to_end(response_id)
+        self._owners[owner].move_to_end(response_id)
         return found[1]
 
     def put(self, response_id: str, owner: str, conversation: list[dict]) -> None:
         size = json_size(conversation)
         if size > self.max_entry_chars:
             return  # too large to keep: a later previous_response_id finds nothing, and says so
-        old = self._items.pop(response_id, None)
-        if old is not None:
-            self.chars -= old[2]
+        self._drop(response_id)
         self._items[response_id] = (owner, conversation, size)
+        mine = self._owners.setdefault(owner, OrderedDict())
+        mine[response_id] = size
+        self._owner_chars[owner] = self._owner_chars.get(owner, 0) + size
         self.chars += size
+        while self._owner_chars[owner] > self.max_owner_chars and len(mine) > 1:  # an owner over its share loses its own oldest
+            self._drop(next(iter(mine)))
         while self.chars > self.max_chars and self._items:
-            _, (_, _, dropped) = self._items.popitem(last=False)
-            self.chars -= dropped
+            self._drop(next(iter(self._items)))
+
+    def _drop(self, response_id: str) -> None:
+        found = self._items.pop(response_id, None)
+        if found is None:
+            return
+        owner, _, size = found
+        self.chars -= size
+        self._owner_chars[owner] -= size
+        mine = self._owners[owner]
+        del mine[response_id]
+        if not mine:
+            del self._owners[owner], self._owner_chars[owner]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -15,12 +15,16 @@ from .governance._outcomes import StoreUnavailable
 
 RETENTION_SECONDS = 30 * 86400  # as OCI's own stored responses (720 h at most)
 MAX_CONVERSATION_CHARS = 8 * 1024 * 1024
+# what one tenant (a team, or a key without one) keeps at most; past it, its own oldest go first
+MAX_OWNER_CHARS = 256 * 1024 * 1024
+MAX_OWNER_CONVERSATIONS = 10_000
+MEMORY_OWNER_CHARS = 16 * 1024 * 1024  # without a store: of the process's 64 MiB, so no tenant evicts the others
 
 
 class Conversations:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
-        self.memory = openai_responses.ResponseStore(max_entry_chars=MAX_CONVERSATION_CHARS)
+        self.memory = openai_responses.ResponseStore(max_entry_chars=MAX_CONVERSATION_CHARS, max_owner_chars=MEMORY_OWNER_CHARS)
 
     async def get(self, response_id: Any, owner: str) -> list[dict] | None:
         if not isinstance(response_id, str) or not 0 < len(response_id) <= 128:
@@ -40,6 +44,7 @@ class Conversations:
         if json_size(conversation) > MAX_CONVERSATION_CHARS:
             return  # too large to keep: a later previous_response_id finds nothing, and says so
         try:
-            await self.gate.store.save_conversation(response_id, owner, json.dumps(conversation), RETENTION_SECONDS)
+            await self.gate.store.save_conversation(response_id, owner, json.dumps(conversation), RETENTION_SECONDS,
+                                                    max_owner_chars=MAX_OWNER_CHARS, max_owner_count=MAX_OWNER_CONVERSATIONS)  # fmt: skip
         except StoreUnavailable:
             pass  # the reply went out; the conversation is not kept, and the next turn is told so (404)

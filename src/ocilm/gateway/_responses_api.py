@@ -177,10 +177,12 @@ def unowned_reference(first: Any, params: dict[str, Any]) -> tuple[str, str] | N
             continue
         if item.get("type") == "item_reference":
             return "input", "item_reference"
-        for part in item.get("content") if isinstance(item.get("content"), list) else ():
+        content = item.get("content")
+        for part in content if isinstance(content, list) else ():
             if isinstance(part, dict) and part.get("file_id") is not None:
                 return "input", "file_id"
-    for tool in params.get("tools") if isinstance(params.get("tools"), list) else ():
+    tools = params.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, dict):
             continue
         if tool.get("type") == "file_search" and tool.get("vector_store_ids"):

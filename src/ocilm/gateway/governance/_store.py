@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import delete, event, insert, or_, select, update
+from sqlalchemy import delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -326,15 +326,33 @@ class Store:
         async with self._tx() as conn:
             await conn.execute(delete(StoredResponse).where(StoredResponse.response_id == response_id))
 
-    async def save_conversation(self, response_id: str, owner: str, history: str, retention_seconds: float) -> None:
+    async def save_conversation(self, response_id: str, owner: str, history: str, retention_seconds: float, *,
+                                max_owner_chars: int = 2**62, max_owner_count: int = 2**62) -> None:  # fmt: skip
         """Keep a conversation (JSON text) for ``previous_response_id``; conversations older than
-        the retention go as new ones come."""
+        the retention go as new ones come, and an owner over its bounds (characters kept, or
+        conversations) loses its own oldest first: one tenant never evicts another's."""
         now = time.time()
         async with self._tx() as conn:
             await conn.execute(delete(Conversation).where(Conversation.created_at < now - retention_seconds))
             await conn.execute(delete(Conversation).where(Conversation.response_id == response_id))
             await conn.execute(insert(Conversation).values(response_id=response_id, owner=owner, history=history, chars=len(history),
                                                            created_at=now))  # fmt: skip
+            held = (await conn.execute(select(func.coalesce(func.sum(Conversation.chars), 0), func.count())
+                                       .where(Conversation.owner == owner))).one()  # fmt: skip
+            chars_over, count_over = int(held[0]) - max_owner_chars, int(held[1]) - max_owner_count
+            if chars_over <= 0 and count_over <= 0:
+                return
+            dropped: list[str] = []
+            oldest = await conn.stream(select(Conversation.response_id, Conversation.chars).where(Conversation.owner == owner,
+                                       Conversation.response_id != response_id).order_by(Conversation.created_at))  # fmt: skip
+            async for row in oldest:
+                if chars_over <= 0 and count_over <= 0:
+                    break
+                dropped.append(row.response_id)
+                chars_over, count_over = chars_over - int(row.chars), count_over - 1
+            await oldest.close()
+            for start in range(0, len(dropped), 500):
+                await conn.execute(delete(Conversation).where(Conversation.response_id.in_(dropped[start:start + 500])))
 
     async def load_conversation(self, response_id: str, owner: str) -> str | None:
         """A kept conversation's JSON, only for its owner (anyone else: as if it did not exist)."""
