@@ -170,16 +170,16 @@ def test_every_answered_request_is_billed_once_when_a_replica_dies(gateways, sig
     (victim, a), (_, b) = gateways.start(), gateways.start()
     made = _key(b, max_budget=100)
 
-    async def burst() -> list[int]:
+    async def burst() -> list[tuple[int, str | None]]:
         async with httpx.AsyncClient(timeout=60) as http:
-            async def one(i: int) -> int:
+            async def one(i: int) -> tuple[int, str | None]:
                 await asyncio.sleep(i * 0.02)
                 try:
                     r = await http.post(f"{a}/v1/chat/completions", headers={"authorization": f"Bearer {made['key']}"},
                                         json={"model": "slow", "messages": HI, "max_tokens": 20})  # fmt: skip
-                    return r.status_code
+                    return r.status_code, r.headers.get("x-litellm-call-id")
                 except httpx.HTTPError:
-                    return 0  # the process died before it answered
+                    return 0, None  # the process died before it answered
 
             async def kill() -> None:
                 await asyncio.sleep(0.7)  # mid-burst: some answered, some in flight, some not sent
@@ -188,13 +188,18 @@ def test_every_answered_request_is_billed_once_when_a_replica_dies(gateways, sig
             *codes, _ = await asyncio.gather(*(one(i) for i in range(40)), kill())
             return codes
 
-    codes = asyncio.run(burst())
+    replies = asyncio.run(burst())
     victim.wait(60)
-    answered = codes.count(200)
-    assert answered >= 1 and set(codes) <= {0, 200}  # answered, or never answered: nothing in between
+    codes = [code for code, _ in replies]
+    answered = {call_id for code, call_id in replies if code == 200}
+    assert answered and set(codes) <= {0, 200} and None not in answered  # answered, or never answered: nothing in between
     billed = [r for r in _logs(b, made["token"]) if r["status"] == 200]
-    assert len(billed) == answered  # no answered request unbilled, none billed twice
-    assert len({r["request_id"] for r in billed}) == len(billed)
+    assert len({r["request_id"] for r in billed}) == len(billed)  # none billed twice
+    assert answered <= {r["request_id"] for r in billed}  # every answered request billed, by its id
+    # A reply's row is written before the reply is sent: a kill between the two bills work OCI did for a
+    # caller who never heard it (never more than the requests the kill cut off). A graceful stop answers all.
+    unanswered = len(billed) - len(answered)
+    assert unanswered == 0 if sig == signal.SIGTERM else 0 <= unanswered <= codes.count(0)
 
 
 def test_a_killed_replicas_hold_expires(gateways):

@@ -107,6 +107,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             finally:
                 observer.leave(record)
             record.status = record.status or response.status_code
+            response.headers["x-litellm-call-id"] = record.request_id  # the id of its spend-log row and access line
             if not isinstance(response, StreamingResponse):
                 observer.finish(record)
             elif not record.closes_itself:
