@@ -581,6 +581,17 @@ class _Call:
     output_index: int = -1
 
 
+EVENT_NAMES = ("openai", "open_responses")
+REASONING_EVENTS = {"openai": "response.reasoning_text", "open_responses": "response.reasoning"}
+
+
+def renamed_event(kind: str, event_names: str) -> str:
+    """A Responses event's type under ``event_names`` (only reasoning's names differ)."""
+    if event_names == "open_responses" and kind.startswith("response.reasoning_text."):
+        return "response.reasoning." + kind[len("response.reasoning_text."):]
+    return kind
+
+
 class ResponsesStream:
     """Chat chunks in, Responses SSE frames out (pure state machine, reference C5).
 
@@ -588,8 +599,10 @@ class ResponsesStream:
     ``finish()``; or ``fail(code, message)`` if the upstream breaks after the start.
     """
 
-    def __init__(self, call: ResponsesCall) -> None:
+    def __init__(self, call: ResponsesCall, event_names: str = "openai") -> None:
         self.call = call
+        # OpenAI's SDK and Codex read response.reasoning_text.*; the Open Responses specification names response.reasoning.*
+        self.reasoning_events = REASONING_EVENTS[event_names]
         self.seq = 0
         self.output: list[dict] = []
         self.text_item: dict | None = None
@@ -633,7 +646,7 @@ class ResponsesStream:
             return
         index = self.output.index(item)
         part = {"type": "reasoning_text", "text": self.reasoning}
-        out.append(self._event("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0, text=self.reasoning))
+        out.append(self._event(f"{self.reasoning_events}.done", item_id=item["id"], output_index=index, content_index=0, text=self.reasoning))
         out.append(self._event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part))
         item["content"] = [part]
         out.append(self._event("response.output_item.done", output_index=index, item=item))
@@ -697,7 +710,7 @@ class ResponsesStream:
                                    content_index=0, part={"type": "reasoning_text", "text": ""}))  # fmt: skip
         self.reasoning += text
         index = self.output.index(self.reasoning_item)
-        out.append(self._event("response.reasoning_text.delta", item_id=self.reasoning_item["id"], output_index=index, content_index=0, delta=text))
+        out.append(self._event(f"{self.reasoning_events}.delta", item_id=self.reasoning_item["id"], output_index=index, content_index=0, delta=text))
 
     def _text(self, text: str, out: list[bytes]) -> None:
         self._close_reasoning(out)

@@ -138,6 +138,7 @@ class GatewayConfig:
     health_check_interval: float | None = None  # general_settings.background_health_checks: probe every deployment this often
     guardrails: list[Any] = field(default_factory=list, repr=False)  # GuardrailSpec: their OCI settings may hold keys
     cache: Any = None  # CacheSettings (litellm_settings.cache: true), or None
+    responses_event_names: str = "openai"  # general_settings.responses_event_names: openai | open_responses
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -223,6 +224,7 @@ def _pydantic_models() -> Any:
         budget_alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
         background_health_checks: bool = False
         health_check_interval: float = Field(default=300.0, ge=0.1, le=86400, allow_inf_nan=False)
+        responses_event_names: Literal["openai", "open_responses"] = "openai"
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -336,7 +338,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          rate_limit_window_seconds=general.rate_limit_window_seconds if general else 60.0,
                          observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks,
                          health_check_interval=general.health_check_interval if general and general.background_health_checks else None,
-                         guardrails=guardrails, cache=cache)  # fmt: skip
+                         guardrails=guardrails, cache=cache,
+                         responses_event_names=general.responses_event_names if general else "openai")  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

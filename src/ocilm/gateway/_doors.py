@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .._errors import OCIError, ServiceUnavailableError
 from ..doors import messages as anthropic
@@ -22,7 +22,9 @@ from ._errors import GatewayError
 from ._http import json_body
 from ._metering import Metered, Upstream, relay
 from ._responses_api import ResponseHomes, pass_through, passes_through, stored_response_routes
+from ._responses_ws import ConnectionMemory, websocket_endpoint
 from ._routing import Router, gateway_error_for
+from ._warm_up import warm_up as _warm_up
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -93,7 +95,7 @@ def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
     return _DoorFraming(machine, machine.finish_events, fail)
 
 
-def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered) -> list[Route]:
+def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered, event_names: str = "openai") -> list[BaseRoute]:
     conversations = Conversations(metered.gate)
     homes = ResponseHomes(metered.gate)
 
@@ -101,25 +103,39 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
         body = await json_body(request)
         request.state.guardrails_asked = body.pop("guardrails", None)
         request.state.cache_asked = body.pop("cache", None)
+        generate = body.pop("generate", True)  # WebSocket mode's warm-up: false makes a response without calling the model
+        if not isinstance(generate, bool):
+            raise GatewayError(400, "generate: expected true or false", param="generate")
         if passes_through(router.deployments(body.get("model"))):
-            return await pass_through(request, body, metered, homes)
+            return await pass_through(request, body, metered, homes, generate=generate, event_names=event_names)
         owner = _owner(request)
+        local: ConnectionMemory | None = getattr(request.state, "connection", None)  # a WebSocket connection's own responses
         previous = body.get("previous_response_id")
-        history = await conversations.get(previous, owner) if previous is not None else None
+        if local is not None and previous in local:
+            history = local.get(previous)
+        else:
+            history = await conversations.get(previous, owner) if previous is not None else None
         call = openai_responses.parse_request(body, lambda response_id: history if response_id == previous else None)
         router.deployments(call.model)  # 404 before anything else
-        keep = body.get("store") is not False  # store: false means the response is not kept
+        keep = body.get("store") is not False  # store: false means the response is not kept (but for its connection)
+        if not generate:
+            return await _warm_up(metered, request, call, local, lambda: conversations.put(call.response_id, owner, call.history) if keep else None)
         upstream = await _door_call(metered, request, call.model, call.chat, call.stream)
         reply = upstream.result
         if not call.stream:
             if keep:
                 await conversations.put(call.response_id, owner, openai_responses.history_after(call, reply))
+            if local is not None:
+                local.put(call.response_id, openai_responses.history_after(call, reply))
             return JSONResponse(openai_responses.from_completion(call, reply), headers=upstream.headers)
-        machine = openai_responses.ResponsesStream(call)
+        machine = openai_responses.ResponsesStream(call, event_names)
 
         async def stored() -> None:
+            after = openai_responses.history_after(call, machine.completion())
+            if local is not None:
+                local.put(call.response_id, after)
             if keep:
-                await conversations.put(call.response_id, owner, openai_responses.history_after(call, machine.completion()))
+                await conversations.put(call.response_id, owner, after)
 
         events = relay(upstream, _responses_framing(machine), call.model, stored)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})
@@ -148,10 +164,13 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
     async def hello(request: Request) -> Response:
         return Response(status_code=200)
 
+    create = guarded(responses)  # the HTTP door and each WebSocket frame run this one endpoint
     return [
-        Route("/v1/responses", guarded(responses), methods=["POST"]),
+        Route("/v1/responses", create, methods=["POST"]),
+        WebSocketRoute("/v1/responses", websocket_endpoint(create, "/v1/responses")),
         *stored_response_routes(router, guarded, metered, homes),
-        Route("/responses", guarded(responses), methods=["POST"]),
+        Route("/responses", create, methods=["POST"]),
+        WebSocketRoute("/responses", websocket_endpoint(create, "/responses")),
         Route("/v1/messages", guarded(messages, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/v1/messages/count_tokens", guarded(count_tokens, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/", hello, methods=["HEAD", "GET"]),

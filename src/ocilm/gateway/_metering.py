@@ -113,6 +113,15 @@ class WorstCase:
         return self.input_tokens, output
 
 
+@dataclass
+class _Prepared:
+    """A request as it goes upstream: masked by ``pre_call`` once, whichever model answers it."""
+
+    first: Any
+    params: dict[str, Any]
+    checked: bool
+
+
 class Metered:
     """The upstream call every model route makes: the key may use the model, its worst case is
     reserved against its limits and budgets, the call runs while the client is connected, and
@@ -189,14 +198,12 @@ class Metered:
     async def _upstream(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any], *, stream: bool,
                         door: bool, pinned: str | None, fallbacks: list[str] | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
         config = self.router.config
-        if guards:  # pre_call: once per request, before anything is held or sent
-            self.router.deployments(name)  # a 404 before a guardrail call
-            first, params = await self.guardrails.check_request(guards, method, first, params, request.state.record)  # type: ignore[union-attr]
+        prepared = _Prepared(first, params, checked=not guards)
         tried_models: list[str] = []
         current: Any = name
         while True:
             try:
-                upstream = await self._call_model(request, route, current, method, first, params, stream=stream, door=door, pinned=pinned,
+                upstream = await self._call_model(request, route, current, method, prepared, stream=stream, door=door, pinned=pinned,
                                                   guards=guards)  # fmt: skip
             except (OCIError, GatewayError) as exc:
                 resolved = config.resolve(current) if isinstance(current, str) else current
@@ -338,16 +345,30 @@ class Metered:
         caller: Caller = request.state.caller
         return self.guardrails.selected(getattr(request.state, "guardrails_asked", None), caller.guardrails)
 
-    async def _call_model(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
+    async def _call_model(self, request: Request, route: str, name: Any, method: str, prepared: _Prepared,
                           *, stream: bool, door: bool, pinned: str | None, guards: list[GuardrailSpec]) -> Upstream:  # fmt: skip
+        """The stages in their order: the key may use the model and its rate limits admit it;
+        ``pre_call`` guardrails (once per request, whichever model answers); the budget holds the
+        worst case of what is then sent; the call; the settlement."""
         caller: Caller = request.state.caller
-        deployments, resolved = self._admit(request, name, params)
-        worst_case = WorstCase(method, first, params, door)
+        deployments, resolved = self._admit(request, name, prepared.params)
         record: RequestRecord = request.state.record
         record.model, record.key, record.team, record.stream = resolved, caller.token, caller.team_id, stream
+        meter = await self.gate.meter(caller, route, resolved, deployments, WorstCase(method, prepared.first, prepared.params, door),
+                                      record.request_id, hold=False)  # fmt: skip
+        if not prepared.checked:  # a request a guardrail refuses still counted against the key's rate limits, and is logged
+            try:
+                prepared.first, prepared.params = await self.guardrails.check_request(guards, method, prepared.first, prepared.params,  # type: ignore[union-attr]
+                                                                                      record)  # fmt: skip
+            except (GatewayError, OCIError) as err:
+                await meter.settle(status=err.status if isinstance(err, GatewayError) else 503)
+                raise
+            prepared.checked = True
+        first, params = prepared.first, prepared.params
+        worst_case = WorstCase(method, first, params, door)
         if self.observer.log_prompts:
             record.prompt = first
-        meter = await self.gate.meter(caller, route, resolved, deployments, worst_case, record.request_id)
+        await self.gate.hold(meter, caller, resolved, deployments, worst_case)
         asked_usage = bool((params.get("stream_options") or {}).get("include_usage")) if stream else False
         if stream and method == "completion":
             params = {**params, "stream_options": {"include_usage": True}}  # tokens and cost come from OCI's usage

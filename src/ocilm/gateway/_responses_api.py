@@ -19,10 +19,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._errors import OCIError
+from ..doors.responses import renamed_event
 from ._config import Deployment
 from ._errors import GatewayError
 from ._metering import Metered, SideTarget, relay
 from ._routing import Router, gateway_error_for
+from ._warm_up import as_items, warm_up_pass_through
 from .governance._gate import Caller, Gate, unavailable
 from .governance._outcomes import StoreUnavailable
 
@@ -88,8 +90,9 @@ class _EventFraming:
     remembered as soon as it exists (``response.created``); a failure after the start is an
     ``error`` event."""
 
-    def __init__(self, on_created: Callable[[str], None]) -> None:
-        self.on_created = on_created
+    def __init__(self, on_created: Callable[[str], None], on_completed: Callable[[dict], None] = lambda response: None,
+                 event_names: str = "openai") -> None:  # fmt: skip
+        self.on_created, self.on_completed, self.event_names = on_created, on_completed, event_names
         self.sequence = 0
 
     def start(self) -> bytes:
@@ -103,6 +106,11 @@ class _EventFraming:
                 response = event.get("response") or {}
                 if isinstance(response.get("id"), str) and response.get("store") is not False:
                     self.on_created(response["id"])
+            elif kind == "response.completed" and isinstance(event.get("response"), dict):
+                self.on_completed(event["response"])
+            elif self.event_names != "openai" and isinstance(kind, str) and kind.startswith("response.reasoning_text."):
+                kind = renamed_event(kind, self.event_names)
+                event = {**event, "type": kind}
             self.sequence = max(self.sequence, int(event.get("sequence_number") or 0))
             out.append(b"event: " + str(kind).encode() + b"\ndata: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n")
         return b"".join(out)
@@ -192,8 +200,11 @@ def unowned_reference(first: Any, params: dict[str, Any]) -> tuple[str, str] | N
     return None
 
 
-async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes) -> Response:
-    """``POST /v1/responses`` for a model served through /openai/v1."""
+async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes, *, generate: bool = True,
+                       event_names: str = "openai") -> Response:  # fmt: skip
+    """``POST /v1/responses`` for a model served through /openai/v1 (and each ``response.create``
+    of a WebSocket connection, whose own responses continue with ``store: false``: the items they
+    carried are sent again, in place of ``previous_response_id``, which OCI could not resolve)."""
     caller: Caller = request.state.caller
     owner = owner_of(caller)
     if getattr(request.state, "cache_asked", None) is not None:
@@ -213,16 +224,26 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
         raise GatewayError(400, f"{param}: {what} names an object OCI keeps for every key of this gateway alike, which the gateway "
                            "cannot yet tell the owner of; it is refused rather than shared (previous_response_id works, per key)",
                            param=param, code="unsupported_reference")  # fmt: skip
+    local = getattr(request.state, "connection", None)
+    previous = params.get("previous_response_id")
+    if local is not None and previous in local:
+        first = [*local.get(previous), *as_items(first)]
+        del params["previous_response_id"]
+    if not generate:
+        return await warm_up_pass_through(metered, request, name, as_items(first), stream, local)
     pinned = None
     if params.get("previous_response_id") is not None:
         pinned = await homes.find(params["previous_response_id"], owner)
     upstream = await metered.call(request, "responses", name, "responses", first, params, stream=stream, pinned=pinned)
+    sent = as_items(first)
     assert upstream.deployment is not None
     place = upstream.deployment.place
     if not stream:
         result = upstream.result
         if isinstance(result.get("id"), str) and params.get("store") is not False:
             await homes.remember(result["id"], owner, place)
+        if local is not None and isinstance(result.get("id"), str):
+            local.put(result["id"], [*sent, *(result.get("output") or [])])
         reply = dict(result)
         reply["model"] = name
         return JSONResponse(reply, headers=upstream.headers)
@@ -230,5 +251,9 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     def created(response_id: str) -> None:
         metered.gate.later(homes.remember(response_id, owner, place))
 
-    events = relay(upstream, _EventFraming(created), name)
+    def completed(response: dict) -> None:
+        if local is not None and isinstance(response.get("id"), str):
+            local.put(response["id"], [*sent, *(response.get("output") or [])])
+
+    events = relay(upstream, _EventFraming(created, completed, event_names), name)
     return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})

@@ -263,6 +263,19 @@ class Gate:
             raise
         return meter
 
+    async def hold(self, meter: Meter, caller: Caller, model: str, deployments: list[Any], worst_case: Callable[[Any], tuple[int, int]]) -> None:
+        """The budget hold of a request metered with ``hold=False`` (its rate limits met first, then
+        a stage that may refuse it, such as a guardrail): 429 if a budget has no room, its rate
+        ticket then given back."""
+        if self.store is None:
+            return
+        try:
+            await self._hold(meter, caller, model, deployments, worst_case)
+        except BaseException:
+            if self.limits is not None:
+                await self.limits.finish(meter.ticket, 0)
+            raise
+
     async def _hold(self, meter: Meter, caller: Caller, model: str, deployments: list[Any], worst_case: Callable[[Any], tuple[int, int]]) -> None:
         if caller.has_budget:
             prices = [d.price for d in deployments]
