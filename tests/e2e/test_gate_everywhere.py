@@ -73,12 +73,35 @@ def _stored_call(method: str, suffix: str) -> Callable:
     return call
 
 
+def _websocket(body: dict) -> Callable:
+    """A turn of the Responses door's WebSocket mode, answered as the HTTP door would be (an
+    error event's status, or 200 for a completed response)."""
+
+    def call(gateway, key: str, _: str | None) -> httpx.Response:
+        import json
+
+        from websockets.sync.client import connect
+
+        url = gateway.base_url.replace("http://", "ws://") + "/v1/responses"
+        with connect(url, additional_headers={"authorization": f"Bearer {key}"}, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "response.create", **body}))
+            while True:
+                event = json.loads(ws.recv(timeout=30))
+                if event["type"] == "error":
+                    return httpx.Response(event["status"], json={"error": event["error"]})
+                if event["type"] in ("response.completed", "response.failed", "response.incomplete"):
+                    return httpx.Response(200, json=event["response"])
+
+    return call
+
+
 # route name in the spend log: the call, and how many stored responses it needs made first
 ROUTES = {
     "chat": (_post("/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}), 0),
     "embeddings": (_post("/v1/embeddings", {"model": "embed", "input": ["one", "two"]}), 0),
     "rerank": (_post("/v1/rerank", {"model": "rerank", "query": "q", "documents": ["a", "b"]}), 0),
     "responses": (_post("/v1/responses", {"model": "gpt", "input": "hi", "max_output_tokens": 5}), 0),
+    "responses over a websocket": (_websocket({"model": "llama", "input": "hi", "max_output_tokens": 5}), 0),
     "messages": (_post("/v1/messages", {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}), 0),
     "moderations": (_post("/v1/moderations", {"model": "safety", "input": "hello there"}), 0),
     "responses.get": (_stored_call("GET", ""), 1),
@@ -98,7 +121,8 @@ def test_every_route_that_calls_oci_meets_the_keys_rate_limit_and_is_logged(gate
     second = call(gateway, made["key"], ids[-1])
     assert second.status_code == 429, (second.status_code, second.text[:200])
     assert len(sim.requests) == calls  # refused before anything reached OCI
-    assert any(row["call_type"] == route and row["status"] == 200 for row in _logs(gateway, made["token"]))
+    logged_as = "responses" if route == "responses over a websocket" else route
+    assert any(row["call_type"] == logged_as and row["status"] == 200 for row in _logs(gateway, made["token"]))
 
 
 @pytest.mark.parametrize("route", ["moderations", "responses.get"])

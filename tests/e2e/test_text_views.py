@@ -119,6 +119,7 @@ MESSAGES_REQUESTS = {
 
 REQUEST_CASES = ([("chat", field, body) for field, body in CHAT_REQUESTS.items()]
                  + [("responses", field, body) for field, body in RESPONSES_REQUESTS.items()]
+                 + [("responses-ws", field, body) for field, body in RESPONSES_REQUESTS.items()]
                  + [("messages", field, body) for field, body in MESSAGES_REQUESTS.items()])  # fmt: skip
 
 
@@ -129,6 +130,8 @@ def _send(gateway, door: str, upstream: str, body: dict, guardrail: str, stream:
         return httpx.post(f"{gateway.base_url}/v1/chat/completions", headers=AUTH, json={"model": model, "max_tokens": 60, **body}, timeout=30)
     if door == "responses":
         return httpx.post(f"{gateway.base_url}/v1/responses", headers=AUTH, json={"model": model, "max_output_tokens": 60, **body}, timeout=30)
+    if door == "responses-ws":  # the WebSocket mode: its events as an SSE body, its error event as the HTTP error
+        return _over_websocket(gateway, {"model": model, "max_output_tokens": 60, **body})
     return httpx.post(f"{gateway.base_url}/v1/messages", headers={**AUTH, "anthropic-version": "2023-06-01"},
                       json={"model": claude, "max_tokens": 60, **body}, timeout=30)  # fmt: skip
 
@@ -173,21 +176,39 @@ def _delivered(door: str, raw: str) -> tuple[str, bool]:
 
 REPLY_CASES = {
     "content": ({"chat": {"messages": [{"role": "user", "content": f"say {PHONE}"}]}, "responses": {"input": f"say {PHONE}"},
+                 "responses-ws": {"input": f"say {PHONE}"},
                  "messages": {"messages": [{"role": "user", "content": f"say {PHONE}"}]}}),
     "tool-call arguments": ({"chat": {"messages": [{"role": "user", "content": "please send_sms now"}], "tools": [{"type": "function", "function": _with_description("enum")}]},
                              "responses": {"input": "please send_sms now", "tools": [_responses_tool("enum")]},
+                             "responses-ws": {"input": "please send_sms now", "tools": [_responses_tool("enum")]},
                              "messages": {"messages": [{"role": "user", "content": "please send_sms now"}], "tools": [_messages_tool("enum")]}}),
 }  # fmt: skip
 
 
+def _over_websocket(gateway, body: dict) -> httpx.Response:
+    from websockets.sync.client import connect
+
+    with connect(gateway.base_url.replace("http://", "ws://") + "/v1/responses", additional_headers=AUTH, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "response.create", **{k: v for k, v in body.items() if k != "stream"}}))
+        frames = []
+        while True:
+            event = json.loads(ws.recv(timeout=30))
+            if event["type"] == "error" and not frames:
+                return httpx.Response(event["status"], json={"error": event["error"]})
+            frames.append(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n")
+            if event["type"] in ("error", "response.completed", "response.failed", "response.incomplete"):
+                return httpx.Response(200, text="".join(frames))
+
+
 @pytest.mark.parametrize("upstream", list(UPSTREAMS))
-@pytest.mark.parametrize("door", ["chat", "responses", "messages"])
+@pytest.mark.parametrize("door", ["chat", "responses", "responses-ws", "messages"])
 @pytest.mark.parametrize("field", list(REPLY_CASES))
 @pytest.mark.parametrize("mode", ["post_call", "during_call"])
 @pytest.mark.parametrize("stream", [False, True], ids=["reply", "stream"])
 def test_replies_are_read_whole_whatever_the_mode(gateway, sim, door, field, mode, upstream, stream):
     r = _send(gateway, door, upstream, REPLY_CASES[field][door], mode, stream)
-    if not stream:
+    stream = stream or door == "responses-ws"  # a socket always streams
+    if not stream or r.status_code != 200:  # refused before any event (a held stream, or a socket's first event an error)
         assert r.status_code == 400 and "guardrail" in r.text and PHONE not in r.text, (r.status_code, r.text[:300])
         return
     assert r.status_code == 200

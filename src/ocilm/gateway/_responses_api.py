@@ -120,7 +120,7 @@ class _EventFraming:
 
     def fail(self, err: GatewayError, exc: OCIError | None) -> bytes:
         event = {"type": "error", "code": err.code or "server_error", "message": err.message, "param": None,
-                 "sequence_number": self.sequence + 1}  # fmt: skip
+                 "sequence_number": self.sequence + 1, "status": err.status}  # fmt: skip
         return b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
 
 

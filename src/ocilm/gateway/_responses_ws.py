@@ -85,9 +85,22 @@ def error_event(status: int, error: dict[str, Any]) -> str:
     return json.dumps({"type": "error", "status": status, "error": error}, separators=(",", ":"))
 
 
+def _socket_error(payload: str) -> str:
+    """A stream's own error event (SSE's shape: code and message at the top) in the socket's shape
+    (the HTTP status and an ``error`` object); any other event as it is."""
+    event = json.loads(payload)
+    if event.get("type") != "error" or isinstance(event.get("error"), dict):
+        return payload
+    return error_event(int(event.get("status") or 500), {"type": "api_error", "code": event.get("code"), "message": event.get("message"),
+                                                        "param": event.get("param")})  # fmt: skip
+
+
+_FAILURES = ('"type":"response.failed"', '"type": "response.failed"', '"type":"error"', '"type": "error"')
+
+
 def _failed(payload: str) -> bool:
-    head = payload[:48]
-    return '"type":"response.failed"' in head or '"type":"error"' in head or '"type": "response.failed"' in head
+    head = payload[:48]  # every event names its type first
+    return any(kind in head for kind in _FAILURES)
 
 
 class _Connection:
@@ -212,7 +225,9 @@ class _Connection:
             nonlocal failed
             async for chunk in response.body_iterator:
                 for payload in sse_payloads(chunk if isinstance(chunk, bytes) else str(chunk).encode()):
-                    failed = failed or _failed(payload)
+                    if _failed(payload):
+                        failed = True
+                        payload = _socket_error(payload)
                     await self.websocket.send_text(payload)
 
         sending = asyncio.ensure_future(pump())
