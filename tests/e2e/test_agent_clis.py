@@ -107,3 +107,26 @@ def test_codex_through_an_api_key_deployment(oci_simulator, tmp_path):
     passed = [r for r in oci_simulator.requests if r.path == "/openai/v1/responses"]
     assert passed and any(item.get("type") == "function_call_output" for item in passed[-1].json["input"] if isinstance(item, dict))
     assert all(r.headers["authorization"].startswith("Bearer ") for r in passed)
+
+
+def test_codex_over_a_websocket(gateway, oci_simulator, tmp_path, caplog):
+    """Codex with `supports_websockets = true`: its turns (the warm-up, the tool call, the answer to
+    the tool's output, which carries only the new items) go over the socket, not a fall-back to HTTP."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ocilm.access")
+    codex = _cli("codex")
+    home = tmp_path / "codex"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model = "gpt-5"\nmodel_provider = "ocilm"\n[model_providers.ocilm]\nname = "ocilm"\n'
+        f'base_url = "{gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\nsupports_websockets = true\n'
+    )
+    env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": KEY}
+    out = _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+    assert "The tool said:" in out
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ocilm.access"]
+    responses = [line for line in lines if line["route"] == "responses"]
+    assert responses and all(line["transport"] == "websocket" for line in responses), [(l["transport"], l["status"]) for l in responses]  # noqa: E741
+    assert sum(line["stream"] for line in responses) >= 2  # the tool turn and the answer, both over the socket
+    assert _tool_turns(oci_simulator)

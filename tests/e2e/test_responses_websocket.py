@@ -158,3 +158,26 @@ def test_an_unknown_event_names_setting_is_refused(sim, tmp_path):
 
     with pytest.raises(GatewayConfigError, match="responses_event_names"):
         parse_config(_config(sim, tmp_path, responses_event_names="both"))
+
+
+@pytest.mark.parametrize("transport", ["http", "websocket"])
+def test_a_continuation_may_carry_only_the_tool_output(gateway, sim, transport):
+    """What Codex sends after a tool ran: previous_response_id and only the function_call_output.
+    The output answers the previous response's call (it used to be refused: no call precedes it)."""
+    tools = [{"type": "function", "name": "run_shell", "description": "Runs a command",
+              "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]  # fmt: skip
+    first_body = {"model": "llama", "input": "please run_shell Pwd", "tools": tools, "store": transport == "http"}
+    if transport == "http":
+        first = httpx.post(f"{gateway.base_url}/v1/responses", headers=ADMIN, json=first_body, timeout=30).json()
+    else:
+        ws = _connect(gateway).__enter__()
+        first = _turn(ws, **first_body)[-1]["response"]
+    call = next(item for item in first["output"] if item["type"] == "function_call")
+    follow_body = {"model": "llama", "previous_response_id": first["id"], "tools": tools, "store": transport == "http",
+                   "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "/home/ana"}]}  # fmt: skip
+    if transport == "http":
+        follow = httpx.post(f"{gateway.base_url}/v1/responses", headers=ADMIN, json=follow_body, timeout=30).json()
+    else:
+        follow = _turn(ws, **follow_body)[-1]["response"]
+        ws.close()
+    assert follow["status"] == "completed" and "/home/ana" in json.dumps(follow["output"])

@@ -263,12 +263,19 @@ class _Conversation:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
 
 
-def map_input(value: Any, table: dict[str, ToolSpec]) -> list[dict]:
+def map_input(value: Any, table: dict[str, ToolSpec], prior: list[dict] | None = None) -> list[dict]:
+    """The conversation: ``prior`` (a previous response's, whose last tool calls may be answered
+    by this input's outputs, as a continuation that sends only the new items does) and the input."""
     if isinstance(value, str):
-        return [{"role": "user", "content": value}]
+        value = [{"role": "user", "content": value}]
     if not isinstance(value, list):
         raise DoorError("input: expected a string or a list of input items", param="input")
     conv = _Conversation()
+    if prior:
+        conv.messages = [dict(m) for m in prior]
+        last = conv.messages[-1]
+        if last.get("role") == "assistant" and last.get("tool_calls"):  # its calls' outputs may come now
+            conv.awaiting = [call.get("id") for call in last["tool_calls"] if isinstance(call, dict) and call.get("id")]
     for i, item in enumerate(value):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -344,7 +351,7 @@ def parse_request(body: dict, history: Callable[[str], list[dict] | None]) -> Re
         prior = found
     if "input" not in body:
         raise DoorError("input: required", param="input")
-    conversation = prior + map_input(body.get("input"), table)
+    conversation = map_input(body.get("input"), table, prior)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise DoorError("instructions: expected a string", param="instructions")

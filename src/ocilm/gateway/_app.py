@@ -102,6 +102,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         async def endpoint(request: Request) -> Response:
             route = request.scope["route"].path.removeprefix("/v1").lstrip("/")
             record = request.state.record = observer.start(route, request.method)
+            record.transport = request.scope.get("state", {}).get("transport", "http")
             try:
                 response = await answer(request, record)
             finally:

@@ -25,6 +25,7 @@ def access_line(record: RequestRecord, *, with_prompt: bool = False) -> dict[str
         "reason": record.reason, "upstream_status": record.upstream_status, "upstream_code": record.upstream_code,
         "fallbacks": record.fallbacks, "retries": record.retries, "guardrails": record.guardrail_findings or None, "cache": record.cache,
         "guardrail_ms": None if record.guardrail_seconds is None else round(record.guardrail_seconds * 1000, 3),
+        "transport": record.transport,
     }  # fmt: skip
     if with_prompt:
         line["prompt"] = record.prompt

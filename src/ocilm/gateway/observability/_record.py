@@ -44,6 +44,7 @@ class RequestRecord:
     closes_itself: bool = False  # a relayed stream closes its record at its end
     guardrail_findings: list[str] = field(default_factory=list)  # "name:category:action", never the detected text
     guardrail_seconds: float | None = None  # time spent in guardrail checks
+    transport: str = "http"  # "websocket": a frame of the Responses door's WebSocket mode
     guardrail_skipped: bool = False  # a guardrail could not answer and failed open: nothing of it is cached
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
     span_token: Any = None
