@@ -275,7 +275,7 @@ def map_input(value: Any, table: dict[str, ToolSpec], prior: list[dict] | None =
         conv.messages = [dict(m) for m in prior]
         last = conv.messages[-1]
         if last.get("role") == "assistant" and last.get("tool_calls"):  # its calls' outputs may come now
-            conv.awaiting = [call.get("id") for call in last["tool_calls"] if isinstance(call, dict) and call.get("id")]
+            conv.awaiting = [str(call["id"]) for call in last["tool_calls"] if isinstance(call, dict) and call.get("id")]
     for i, item in enumerate(value):
         where = f"input[{i}]"
         if not isinstance(item, dict):
