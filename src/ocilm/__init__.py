@@ -1,7 +1,8 @@
 """ocilm: OCI Generative AI with the OpenAI calling convention.
 
 ``completion``/``acompletion``, ``embedding``/``aembedding``, ``rerank``/``arerank``,
-``responses``/``aresponses`` (with ``get_responses``, ``delete_responses``, ``list_input_items``),
+``responses``/``aresponses`` (with ``get_responses``, ``delete_responses``, ``list_input_items``,
+``cancel_responses``),
 ``Client``/``AsyncClient`` for pooled use, and the error classes. Heavy modules (httpx,
 cryptography) load on first use, so ``import ocilm`` stays cheap.
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._api import (
     aapply_guardrails,
+    acancel_responses,
     acompletion,
     adelete_responses,
     aembedding,
@@ -20,6 +22,7 @@ from ._api import (
     apply_guardrails,
     arerank,
     aresponses,
+    cancel_responses,
     completion,
     delete_responses,
     embedding,
@@ -108,6 +111,7 @@ __all__ = [
     "UnsupportedParamsError",
     "__version__",
     "aapply_guardrails",
+    "acancel_responses",
     "acompletion",
     "adelete_responses",
     "aembedding",
@@ -116,6 +120,7 @@ __all__ = [
     "apply_guardrails",
     "arerank",
     "aresponses",
+    "cancel_responses",
     "completion",
     "delete_responses",
     "embedding",

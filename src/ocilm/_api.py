@@ -143,6 +143,15 @@ async def alist_input_items(response_id: str, **params: Any) -> Any:
     return await (await _async_client()).list_input_items(response_id, **params)
 
 
+def cancel_responses(response_id: str, **params: Any) -> Any:
+    """Cancel a background response that has not ended (LiteLLM's name)."""
+    return _client().cancel_responses(response_id, **params)
+
+
+async def acancel_responses(response_id: str, **params: Any) -> Any:
+    return await (await _async_client()).cancel_responses(response_id, **params)
+
+
 def apply_guardrails(input: str, **params: Any) -> Any:
     """OCI's ApplyGuardrails on one text: content moderation, personal information (spans with
     offsets) and prompt injection; OCI's result as it is."""

@@ -212,6 +212,10 @@ class Client(_Base):
     def list_input_items(self, response_id: str, **params: Any) -> Any:
         return self._run(prepare_stored_response(self._settings, "input_items", response_id, self._params(params)))
 
+    def cancel_responses(self, response_id: str, **params: Any) -> Any:
+        """Cancel a background response that has not ended (OCI's OpenAI-compatible API)."""
+        return self._run(prepare_stored_response(self._settings, "cancel", response_id, self._params(params)))
+
     # -------------------------------------------------------------- transport
 
     def _run(self, call: PreparedCall) -> OpenAIObject | Stream:
@@ -475,6 +479,9 @@ class AsyncClient(_Base):
 
     async def list_input_items(self, response_id: str, **params: Any) -> Any:
         return await self._run(prepare_stored_response(self._settings, "input_items", response_id, self._params(params)))
+
+    async def cancel_responses(self, response_id: str, **params: Any) -> Any:
+        return await self._run(prepare_stored_response(self._settings, "cancel", response_id, self._params(params)))
 
     arerank = rerank
 

@@ -128,6 +128,7 @@ _STORED = {
     "get": ("GET", "", Response),
     "delete": ("DELETE", "", ResponseDeleted),
     "input_items": ("GET", "/input_items", ResponseItemList),
+    "cancel": ("POST", "/cancel", Response),  # a background response that has not ended
 }
 
 

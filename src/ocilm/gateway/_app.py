@@ -362,7 +362,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/metrics", _plain_errors(metrics), methods=["GET"]),
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
-        *door_routes(router, guarded, metered, config.responses_event_names),
+        *door_routes(router, guarded, metered, config.responses_event_names, config.master_key),
         *admin_routes(gate, router),
         *console_routes(),
         Route("/health/deployments", guarded(deployments_health), methods=["GET"]),

@@ -7,6 +7,7 @@ each door's envelope; after it, the door's own failure event.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,16 +18,20 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from .._errors import OCIError, ServiceUnavailableError
 from ..doors import messages as anthropic
 from ..doors import responses as openai_responses
+from ..doors._common import estimate_tokens
+from ._compaction import MAX_SUMMARY_TOKENS, SUMMARY_PROMPT, Sealer, compaction_object, expand
 from ._conversations import Conversations
 from ._errors import GatewayError
-from ._http import json_body
+from ._http import check_keys, json_body
 from ._metering import Metered, Upstream, relay
 from ._responses_api import ResponseHomes, pass_through, passes_through, stored_response_routes
 from ._responses_ws import ConnectionMemory, websocket_endpoint
 from ._routing import Router, gateway_error_for
+from ._warm_up import as_items
 from ._warm_up import warm_up as _warm_up
 
 Handler = Callable[[Request], Awaitable[Response]]
+COMPACT_KEYS = frozenset({"model", "input", "instructions", "previous_response_id", "guardrails"})
 
 
 def _anthropic_error(err: GatewayError) -> Response:
@@ -95,9 +100,66 @@ def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
     return _DoorFraming(machine, machine.finish_events, fail)
 
 
-def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered, event_names: str = "openai") -> list[BaseRoute]:
+def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered, event_names: str = "openai",
+                master_key: str | None = None) -> list[BaseRoute]:  # fmt: skip
     conversations = Conversations(metered.gate)
     homes = ResponseHomes(metered.gate)
+    sealer = Sealer(master_key)  # compaction items, sealed under a key derived from the master key
+
+    async def history_of(request: Request, previous: Any, owner: str) -> list[dict] | None:
+        """A previous response's conversation: the connection's own (WebSocket mode), else the store's."""
+        local: ConnectionMemory | None = getattr(request.state, "connection", None)
+        if local is not None and previous in local:
+            return local.get(previous)  # type: ignore[no-any-return]
+        return await conversations.get(previous, owner) if previous is not None else None
+
+    async def conversation_of(request: Request, body: dict[str, Any]) -> tuple[openai_responses.ResponsesCall, bool]:
+        """The request's conversation as chat (compaction items opened, a previous response's
+        history first), and whether its model is served through /openai/v1."""
+        owner = _owner(request)
+        if "input" in body:
+            body["input"] = expand(body["input"], sealer, owner)
+        through = passes_through(router.deployments(body.get("model")))
+        previous = body.get("previous_response_id")
+        local: ConnectionMemory | None = getattr(request.state, "connection", None)
+        if through and previous is not None:  # the pass-through's own items are Responses items: sent again as input
+            if local is None or previous not in local:
+                raise GatewayError(400, "previous_response_id: a response kept by OCI cannot be read back here; send its input",
+                                   param="previous_response_id")  # fmt: skip
+            body = {**body, "input": [*local.get(previous), *as_items(body.get("input", []))], "previous_response_id": None}
+            previous = None
+        history = await history_of(request, previous, owner) if previous is not None else None
+        call = openai_responses.parse_request(body, lambda response_id: history if response_id == previous else None)
+        return call, through
+
+    async def compact(request: Request) -> Response:
+        """POST /v1/responses/compact: the conversation summarised by its model (billed as any call),
+        returned as one sealed compaction item."""
+        body = await json_body(request)
+        check_keys(body, COMPACT_KEYS, "compact")
+        request.state.guardrails_asked = body.pop("guardrails", None)
+        body.setdefault("input", [])
+        call, _ = await conversation_of(request, body)
+        messages = [*call.chat["messages"], {"role": "user", "content": SUMMARY_PROMPT}]
+        upstream = await metered.call(request, "responses.compact", call.model, "completion", messages, {"max_tokens": MAX_SUMMARY_TOKENS},
+                                      door=True)  # fmt: skip
+        reply = upstream.result
+        summary = ((dict.get(reply, "choices") or [{}])[0].get("message") or {}).get("content") or ""
+        sealed = sealer.seal(_owner(request), call.model, summary)
+        usage = openai_responses.usage_object(dict.get(reply, "usage"))
+        return JSONResponse(compaction_object(call.response_id, call.created_at, sealed, usage), headers=upstream.headers)
+
+    async def input_tokens(request: Request) -> Response:
+        """POST /v1/responses/input_tokens: the request's input counted locally, as the Messages
+        door's count_tokens counts (OCI has no tokenizer endpoint); no model is called."""
+        body = await json_body(request)
+        for name in ("stream", "background", "store", "generate", "guardrails", "cache"):
+            body.pop(name, None)
+        call, _ = await conversation_of(request, body)
+        deployments = router.deployments(call.model)
+        request.app.state.gate.allow(request.state.caller, call.model, deployments[0].model_name)
+        counted = estimate_tokens(json.dumps(call.chat["messages"])) + (estimate_tokens(json.dumps(call.chat["tools"])) if call.chat.get("tools") else 0)
+        return JSONResponse({"object": "response.input_tokens", "input_tokens": counted})
 
     async def responses(request: Request) -> Response:
         body = await json_body(request)
@@ -106,15 +168,14 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
         generate = body.pop("generate", True)  # WebSocket mode's warm-up: false makes a response without calling the model
         if not isinstance(generate, bool):
             raise GatewayError(400, "generate: expected true or false", param="generate")
+        if "input" in body:  # a compaction item sent back: opened (checked) into the summary it seals
+            body["input"] = expand(body["input"], sealer, _owner(request))
         if passes_through(router.deployments(body.get("model"))):
             return await pass_through(request, body, metered, homes, generate=generate, event_names=event_names)
         owner = _owner(request)
         local: ConnectionMemory | None = getattr(request.state, "connection", None)  # a WebSocket connection's own responses
         previous = body.get("previous_response_id")
-        if local is not None and previous in local:
-            history = local.get(previous)
-        else:
-            history = await conversations.get(previous, owner) if previous is not None else None
+        history = await history_of(request, previous, owner)
         call = openai_responses.parse_request(body, lambda response_id: history if response_id == previous else None)
         router.deployments(call.model)  # 404 before anything else
         keep = body.get("store") is not False  # store: false means the response is not kept (but for its connection)
@@ -166,6 +227,10 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
 
     create = guarded(responses)  # the HTTP door and each WebSocket frame run this one endpoint
     return [
+        Route("/v1/responses/compact", guarded(compact), methods=["POST"]),
+        Route("/responses/compact", guarded(compact), methods=["POST"]),
+        Route("/v1/responses/input_tokens", guarded(input_tokens), methods=["POST"]),
+        Route("/responses/input_tokens", guarded(input_tokens), methods=["POST"]),
         Route("/v1/responses", create, methods=["POST"]),
         WebSocketRoute("/v1/responses", websocket_endpoint(create, "/v1/responses")),
         *stored_response_routes(router, guarded, metered, homes),

@@ -140,7 +140,7 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
         deployment = deployment_at(await homes.find(response_id, owner_of(caller)))
         query = {k: v for k, v in request.query_params.items() if k in ("limit", "after", "before", "order")}
         call = {"get": metered.router.client.get_responses, "delete": metered.router.client.delete_responses,
-                "input_items": metered.router.client.list_input_items}[what]  # fmt: skip
+                "input_items": metered.router.client.list_input_items, "cancel": metered.router.client.cancel_responses}[what]  # fmt: skip
         # the key may use the model that stored it; the read counts against its rate limits and is logged
         allowed = not caller.models or deployment.model_name in caller.models
         try:
@@ -151,7 +151,7 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
             raise gateway_error_for(exc) from None
         if what == "delete":
             await homes.forget(response_id)
-        elif what == "get":
+        elif what in ("get", "cancel"):
             await metered.background.seen(response_id, dict(result))  # a background response that ended is settled now
         return JSONResponse(dict(result), headers=headers)
 
@@ -164,10 +164,15 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
     async def input_items(request: Request) -> Response:
         return await stored(request, "input_items")
 
+    async def cancel(request: Request) -> Response:
+        return await stored(request, "cancel")
+
     return [
         Route("/v1/responses/{response_id}", guarded(get), methods=["GET"]),
         Route("/v1/responses/{response_id}", guarded(delete), methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", guarded(input_items), methods=["GET"]),
+        Route("/v1/responses/{response_id}/cancel", guarded(cancel), methods=["POST"]),
+        Route("/responses/{response_id}/cancel", guarded(cancel), methods=["POST"]),
     ]
 
 

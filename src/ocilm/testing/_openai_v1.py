@@ -98,6 +98,8 @@ class OpenAIv1:
                 return 200, self.delete_response(parts[1], owner)
             if len(parts) == 3 and parts[2] == "input_items" and method == "GET":
                 return 200, self.input_items(parts[1], owner, query)
+            if len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+                return 200, self.cancel_response(parts[1], owner)
         raise APIError(404, "NotAuthorizedOrNotFound", f"No route for {method} {path}")
 
     # ---------------------------------------------------------------- chat
@@ -195,6 +197,17 @@ class OpenAIv1:
             found.response, found.final = found.final, None
         elif found.final is not None:
             found.response = {**found.response, "status": "in_progress"}
+        return found.response
+
+    def cancel_response(self, response_id: str, owner: str) -> dict:
+        """OpenAI's rule: only a background response can be cancelled; one that ended is returned as it is."""
+        found = self._owned(response_id, owner)
+        if not found.response.get("background"):
+            raise APIError(400, "InvalidParameter", "Only responses created with background=true can be cancelled.")
+        if found.final is not None and self.clock() < found.ready_at:  # still running: cancelled, with what it used so far (nothing)
+            found.response, found.final = {**found.response, "status": "cancelled"}, None
+        elif found.final is not None:
+            found.response, found.final = found.final, None
         return found.response
 
     def delete_response(self, response_id: str, owner: str) -> dict:
