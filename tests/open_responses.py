@@ -11,7 +11,9 @@ Where the specification and openai-python disagree, both are satisfied and the d
 named here:
 - reasoning text events: the specification names them ``response.reasoning.delta`` and
   ``.done``; openai-python (and Codex) ``response.reasoning_text.delta`` and ``.done``. The door
-  sends openai-python's names; this checker holds them to the specification's fields.
+  sends openai-python's names by default and the specification's with
+  ``general_settings.responses_event_names: open_responses``; this checker holds both to the
+  specification's fields.
 - ``text.format`` of type ``json_schema``: the specification's ``schema`` is declared as type
   null (an artifact of its generator); any JSON value is accepted for it.
 - items and tools the specification does not define (``custom_tool_call``, ``local_shell_call``,
@@ -114,6 +116,11 @@ EVENTS: dict[str, dict[str, Any]] = {
                                       "fields": {**_IN_ITEM, "content_index": INT, "delta": STR, "obfuscation": STR}},
     "response.reasoning_text.done": {"required": ["type", "sequence_number", "item_id", "output_index", "content_index", "text"],
                                      "fields": {**_IN_ITEM, "content_index": INT, "text": STR}},
+    # the specification's own names (general_settings.responses_event_names: open_responses)
+    "response.reasoning.delta": {"required": ["type", "sequence_number", "item_id", "output_index", "content_index", "delta"],
+                                 "fields": {**_IN_ITEM, "content_index": INT, "delta": STR, "obfuscation": STR}},
+    "response.reasoning.done": {"required": ["type", "sequence_number", "item_id", "output_index", "content_index", "text"],
+                                "fields": {**_IN_ITEM, "content_index": INT, "text": STR}},
     "response.function_call_arguments.delta": {"required": ["type", "sequence_number", "item_id", "output_index", "delta"],
                                                "fields": {**_IN_ITEM, "delta": STR, "obfuscation": STR}},
     "response.function_call_arguments.done": {"required": ["type", "sequence_number", "item_id", "output_index", "arguments"],

@@ -1,6 +1,7 @@
-"""The Responses door against the Open Responses specification: its compliance suite's six
-scenarios (a basic response, a streamed one, a system prompt, tool calling, image input and a
-multi-turn conversation), streamed and not, on every OCI family, through ``ocilm serve``'s app to
+"""The Responses door against the Open Responses specification: its compliance suite's
+scenarios (a basic response, a streamed one, a system prompt, tool calling, image input, a
+multi-turn conversation, assistant phases; compaction and the WebSocket mode in their own modules,
+test_responses_compaction and test_responses_websocket), streamed and not, on every OCI family, through ``ocilm serve``'s app to
 the simulator; every object and event checked by ``tests/open_responses.py`` and, where the
 openai SDK reads it, by openai-python's types too. The Messages door is held to the anthropic
 SDK's declared types the same way."""
@@ -44,6 +45,11 @@ SCENARIOS = {
                                                            {"type": "input_image", "image_url": PIXEL}]}]},
     "multi-turn": {"input": [{"role": "user", "content": "My name is Ana."}, {"role": "assistant", "content": "Hello Ana!"},
                              {"role": "user", "content": "What is my name?"}]},
+    # assistant messages of earlier turns carry their phase (commentary, final_answer), as newer clients send them back
+    "assistant phase": {"input": [{"role": "user", "content": "Plan, then answer."},
+                                  {"type": "message", "role": "assistant", "phase": "commentary", "content": [{"type": "output_text", "text": "Planning."}]},
+                                  {"type": "message", "role": "assistant", "phase": "final_answer", "content": [{"type": "output_text", "text": "Done."}]},
+                                  {"role": "user", "content": "Again, please."}]},
 }  # fmt: skip
 CASES = [(family, scenario) for family in FAMILIES for scenario in SCENARIOS if scenario != "image input" or family in VISION]
 
@@ -97,6 +103,48 @@ def test_a_stream_meets_the_specification(gateway, family, scenario):
     terminal = check_responses(raw)
     assert terminal["status"] == "completed" and events[0]["response"]["completed_at"] is None
     assert terminal["completed_at"] >= terminal["created_at"]
+
+
+@pytest.fixture(scope="module")
+def spec_gateway(module_simulator):
+    """The specification's event names, with a family served through /openai/v1 beside the native ones."""
+    creds, key = module_simulator.credentials(), module_simulator.api_key_credentials()
+    config = {"model_list": [{"model_name": name, "litellm_params": {"model": model, **creds}} for name, model in FAMILIES.items()]
+              + [{"model_name": "grok-v1", "litellm_params": {"model": "oci/xai.grok-4", **key}}],
+              "general_settings": {"master_key": KEY, "responses_event_names": "open_responses"}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        yield server
+
+
+SPEC_CASES = [*CASES, *((("grok-v1", s)) for s in SCENARIOS)]
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
+@pytest.mark.parametrize(("family", "scenario"), SPEC_CASES)
+def test_the_specifications_event_names_on_every_family_and_transport(spec_gateway, family, scenario, transport):
+    """Every scenario, streamed over SSE and over the WebSocket mode, with responses_event_names:
+    open_responses: every event meets the specification, and never both names in one stream."""
+    import json
+
+    if transport == "sse":
+        with httpx.stream("POST", f"{spec_gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {KEY}"}, timeout=60,
+                          json={"model": family, "stream": True, **SCENARIOS[scenario]}) as reply:  # fmt: skip
+            assert reply.status_code == 200
+            events = [payload for _, payload in frames(reply.read())]
+    else:
+        from websockets.sync.client import connect
+
+        url = spec_gateway.base_url.replace("http://", "ws://") + "/v1/responses"
+        with connect(url, additional_headers={"authorization": f"Bearer {KEY}"}, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "response.create", "model": family, **SCENARIOS[scenario]}))
+            events = []
+            while not events or events[-1]["type"] not in ("response.completed", "response.incomplete", "response.failed", "error"):
+                events.append(json.loads(ws.recv(timeout=60)))
+    for event in events:
+        check_event(event)
+    kinds = {event["type"] for event in events}
+    assert events[-1]["type"] == "response.completed" and not any(kind.startswith("response.reasoning_text.") for kind in kinds)
+    assert [event["sequence_number"] for event in events] == sorted(event["sequence_number"] for event in events)
 
 
 def test_the_response_echoes_the_requests_settings(gateway):
