@@ -13,6 +13,7 @@ import importlib.util
 import json
 import sys
 import time
+from typing import Any
 
 import ocilm
 
@@ -100,6 +101,7 @@ def main() -> int:
             reply = client.responses.create(model="gpt-5-codex", input="Hello from a Responses client")
             print(f"POST /v1/responses, model 'gpt-5-codex' (an alias of grok): {reply.output_text}")
             client.close()
+            _responses_over_a_websocket(gateway.base_url)
             if _installed("anthropic"):
                 import anthropic
 
@@ -117,6 +119,28 @@ def main() -> int:
         _governed_gateway(creds)
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")
     return 0
+
+
+def _responses_over_a_websocket(base_url: str) -> None:
+    """Codex's WebSocket mode: a warm-up, then two turns on one socket, the second continuing the
+    first with store: false (only the new input is sent)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    def turn(ws: Any, **body: Any) -> dict:
+        ws.send(json.dumps({"type": "response.create", "model": "gpt-5-codex", "store": False, **body}))
+        while True:
+            event = json.loads(ws.recv(timeout=60))
+            if event["type"] in ("response.completed", "response.failed", "response.incomplete", "error"):
+                return event
+
+    with connect(base_url.replace("http://", "ws://") + "/v1/responses", additional_headers={"authorization": f"Bearer {MASTER_KEY}"}) as ws:
+        warm = turn(ws, input="You are terse.", generate=False)
+        first = turn(ws, input="My name is Ana.", previous_response_id=warm["response"]["id"])
+        second = turn(ws, input="What is my name?", previous_response_id=first["response"]["id"])
+    texts = [part["text"] for item in second["response"]["output"] if item["type"] == "message" for part in item["content"]]
+    print(f"WebSocket /v1/responses (Codex's mode), three frames on one socket, the last continuing the others: {' '.join(texts)}")
 
 
 def _governed_gateway(creds: dict) -> None:
