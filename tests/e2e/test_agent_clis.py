@@ -74,16 +74,22 @@ def test_claude_code_through_the_gateway(gateway, oci_simulator, tmp_path):
     assert any(c.get("name") == "Read" for m in turns[-1].json["chatRequest"]["messages"] for c in m.get("toolCalls") or [])
 
 
-def test_codex_through_the_gateway(gateway, oci_simulator, tmp_path):
+def _codex(base_url: str, tmp_path: Path, *, websockets: bool = False) -> str:
+    """``codex exec`` with a model provider that is the gateway (over a socket with ``websockets``): its output."""
     codex = _cli("codex")
     home = tmp_path / "codex"
     home.mkdir()
     (home / "config.toml").write_text(
         'model = "gpt-5"\nmodel_provider = "ocilm"\n[model_providers.ocilm]\nname = "ocilm"\n'
-        f'base_url = "{gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\n'
+        f'base_url = "{base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\n'
+        + ("supports_websockets = true\n" if websockets else "")
     )
     env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": KEY}
-    out = _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+    return _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+
+
+def test_codex_through_the_gateway(gateway, oci_simulator, tmp_path):
+    out = _codex(gateway.base_url, tmp_path)
     assert "The tool said:" in out  # the command's output went back through the gateway and was answered
     turns = _tool_turns(oci_simulator)
     assert turns and "Pwd" in json.dumps(turns[-1].json)
@@ -91,18 +97,10 @@ def test_codex_through_the_gateway(gateway, oci_simulator, tmp_path):
 
 def test_codex_through_an_api_key_deployment(oci_simulator, tmp_path):
     """Codex's Responses requests passed through to OCI's /openai/v1 with a Generative AI API key."""
-    codex = _cli("codex")
     config = {"model_list": [{"model_name": "gpt-5", "litellm_params": {"model": "oci/openai.gpt-oss-120b", **oci_simulator.api_key_credentials()}}],
               "general_settings": {"master_key": KEY}}  # fmt: skip
-    home = tmp_path / "codex"
-    home.mkdir()
     with BackgroundServer(create_app(parse_config(config))) as gateway:
-        (home / "config.toml").write_text(
-            'model = "gpt-5"\nmodel_provider = "ocilm"\n[model_providers.ocilm]\nname = "ocilm"\n'
-            f'base_url = "{gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\n'
-        )
-        env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": KEY}
-        out = _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+        out = _codex(gateway.base_url, tmp_path)
     assert "The tool said:" in out
     passed = [r for r in oci_simulator.requests if r.path == "/openai/v1/responses"]
     assert passed and any(item.get("type") == "function_call_output" for item in passed[-1].json["input"] if isinstance(item, dict))
@@ -115,15 +113,7 @@ def test_codex_over_a_websocket(gateway, oci_simulator, tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="ocilm.access")
-    codex = _cli("codex")
-    home = tmp_path / "codex"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        'model = "gpt-5"\nmodel_provider = "ocilm"\n[model_providers.ocilm]\nname = "ocilm"\n'
-        f'base_url = "{gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\nsupports_websockets = true\n'
-    )
-    env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": KEY}
-    out = _run([codex, "exec", "--skip-git-repo-check", "please run the shell command Pwd"], env, tmp_path)
+    out = _codex(gateway.base_url, tmp_path, websockets=True)
     assert "The tool said:" in out
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ocilm.access"]
     responses = [line for line in lines if line["route"] == "responses"]

@@ -12,17 +12,11 @@ import httpx
 import pytest
 
 from ocilm.gateway import create_app, parse_config
-from ocilm.testing import BackgroundServer, Simulator
+from ocilm.testing import BackgroundServer
 
 MASTER = "sk-master-gate-everywhere-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 PRICE = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0003}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,13 @@ import httpx
 import pytest
 
 from ocilm.gateway import GatewayConfigError, create_app, parse_config
-from ocilm.testing import BackgroundServer, Simulator
+from ocilm.testing import BackgroundServer
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
 MASTER = "sk-master-openai-v1-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
 
 
 @pytest.fixture

@@ -54,16 +54,9 @@ SCENARIOS = {
 CASES = [(family, scenario) for family in FAMILIES for scenario in SCENARIOS if scenario != "image input" or family in VISION]
 
 
-@pytest.fixture(scope="module")
-def module_simulator(_oci_simulator_session):
-    """This module's own view of the shared simulator: its gateway lives as long as the module."""
-    return _oci_simulator_session.view()
-
-
 @pytest.fixture
-def oci_simulator(module_simulator):
-    module_simulator.reset()  # each test reads only what it sent
-    return module_simulator
+def oci_simulator(module_oci_simulator):  # this module's gateway lives as long as the module: its own view
+    return module_oci_simulator
 
 
 @pytest.fixture(scope="module")

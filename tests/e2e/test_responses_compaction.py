@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ocilm.gateway import create_app, parse_config
-from ocilm.testing import BackgroundServer, Simulator
+from ocilm.testing import BackgroundServer
 
 MASTER = "sk-master-compaction-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -19,12 +19,6 @@ PRICE = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0003}
 CONVERSATION = [{"role": "user", "content": "My name is Ana and I am porting the ledger to Rust."},
                 {"role": "assistant", "content": "Noted: Ana, ledger, Rust."},
                 {"role": "user", "content": "We decided on sqlx for the database."}]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,13 @@ import httpx
 import pytest
 
 from ocilm.gateway import create_app, parse_config
-from ocilm.testing import BackgroundServer, Fault, Simulator
+from ocilm.testing import BackgroundServer, Fault
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 MASTER = "sk-master-ws-tests-1"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
 ENDS = ("response.completed", "response.incomplete", "response.failed", "error")
 PRICE = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0003}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
 
 
 def _config(sim, tmp_path, **general) -> dict:

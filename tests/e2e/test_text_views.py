@@ -11,19 +11,13 @@ import httpx
 import pytest
 
 from ocilm.gateway import create_app, parse_config
-from ocilm.testing import BackgroundServer, Simulator
+from ocilm.testing import BackgroundServer
 
 MASTER = "sk-master-text-views-1"
 AUTH = {"authorization": f"Bearer {MASTER}"}
 PHONE = "+1 415 555 0100"
 BLOCK = {"TELEPHONE_NUMBER": "BLOCK"}
 UPSTREAMS = {"native": ("llama", "claude-native"), "openai_v1": ("gpt", "claude-v1")}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -233,19 +233,7 @@ class RedisCache:
             log.warning("cache: Redis answers again")
 
     async def get(self, key: str) -> tuple[bytes, float] | None:
-        if self._paused():
-            return None
-        try:
-            raw = await self._redis.get(self._name(key))
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            self._failed(exc)
-            return None
-        self._answered()
-        if not isinstance(raw, bytes) or len(raw) < 17:
-            return None
-        return raw[17:], float(raw[:17].decode())
+        return (await self.get_many([key]))[0]
 
     async def get_many(self, keys: list[str]) -> list[tuple[bytes, float] | None]:
         """Many entries in one round trip (a pipeline of GETs: each key keeps its own slot)."""
@@ -281,16 +269,7 @@ class RedisCache:
         self._answered()
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
-        if self._paused():
-            return
-        try:
-            await self._redis.set(self._name(key), f"{time.time():17.6f}".encode() + value, px=max(1, int(ttl * 1000)))
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            self._failed(exc)
-            return
-        self._answered()
+        await self.put_many([(key, value)], ttl)
 
     async def close(self) -> None:
         try:

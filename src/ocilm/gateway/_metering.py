@@ -354,8 +354,8 @@ class Metered:
         deployments, resolved = self._admit(request, name, prepared.params)
         record: RequestRecord = request.state.record
         record.model, record.key, record.team, record.stream = resolved, caller.token, caller.team_id, stream
-        meter = await self.gate.meter(caller, route, resolved, deployments, WorstCase(method, prepared.first, prepared.params, door),
-                                      record.request_id, hold=False)  # fmt: skip
+        worst_case = WorstCase(method, prepared.first, prepared.params, door)
+        meter = await self.gate.meter(caller, route, resolved, deployments, worst_case, record.request_id, hold=False)
         if not prepared.checked:  # a request a guardrail refuses still counted against the key's rate limits, and is logged
             try:
                 prepared.first, prepared.params = await self.guardrails.check_request(guards, method, prepared.first, prepared.params,  # type: ignore[union-attr]
@@ -364,8 +364,8 @@ class Metered:
                 await meter.settle(status=err.status if isinstance(err, GatewayError) else 503)
                 raise
             prepared.checked = True
+            worst_case = WorstCase(method, prepared.first, prepared.params, door)  # of what is sent: masks change the texts
         first, params = prepared.first, prepared.params
-        worst_case = WorstCase(method, first, params, door)
         if self.observer.log_prompts:
             record.prompt = first
         await self.gate.hold(meter, caller, resolved, deployments, worst_case)

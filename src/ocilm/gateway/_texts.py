@@ -72,6 +72,19 @@ def _content(holder: Any, key: str, out: list[Slot]) -> None:
         _parts(value, out)
 
 
+def _chat_message(message: Any, out: list[Slot]) -> None:
+    """A chat message's texts: content (or its text parts), refusal, reasoning, tool-call arguments."""
+    if not isinstance(message, dict):
+        return
+    _content(message, "content", out)
+    _text(message, "refusal", out)
+    _text(message, "reasoning_content", out)
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        if isinstance(call, dict):
+            _text(call.get("function"), "arguments", out)
+
+
 # ------------------------------------------------------------------------- what the model reads
 
 
@@ -100,14 +113,7 @@ def request_slots(method: str, box: dict[str, Any]) -> list[Slot]:
         return out
     messages = box.get("first")
     for message in messages if isinstance(messages, list) else ():
-        if not isinstance(message, dict):
-            continue
-        _content(message, "content", out)
-        _text(message, "refusal", out)
-        _text(message, "reasoning_content", out)
-        for call in message.get("tool_calls") or () if isinstance(message.get("tool_calls"), list) else ():
-            if isinstance(call, dict):
-                _text(call.get("function"), "arguments", out)
+        _chat_message(message, out)
     for name in ("tools", "documents", "response_format"):
         if params.get(name) is not None:
             _strings(params[name], out)
@@ -148,14 +154,7 @@ def reply_slots(reply: Any) -> list[Slot]:
     refusal, reasoning, tool-call arguments) or a Responses object's output items."""
     out: list[Slot] = []
     for choice in dict.get(reply, "choices") or ():
-        message = dict.get(choice, "message")
-        if isinstance(message, dict):
-            _content(message, "content", out)
-            _text(message, "refusal", out)
-            _text(message, "reasoning_content", out)
-            for call in message.get("tool_calls") or () if isinstance(message.get("tool_calls"), list) else ():
-                if isinstance(call, dict):
-                    _text(call.get("function"), "arguments", out)
+        _chat_message(dict.get(choice, "message"), out)
     _response_items(dict.get(reply, "output"), out)
     _text(reply, "output_text", out)
     return out

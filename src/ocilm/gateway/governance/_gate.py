@@ -253,14 +253,8 @@ class Gate:
                 raise rate_limited(exc) from None
             except LimiterUnavailable:
                 raise limits_unavailable() from None
-        if not hold:  # nothing to spend (a response-cache hit): no budget is held or checked
-            return meter
-        try:
-            await self._hold(meter, caller, model, deployments, worst_case)
-        except BaseException:
-            if self.limits is not None:
-                await self.limits.finish(meter.ticket, 0)
-            raise
+        if hold:  # else nothing to spend yet (a response-cache hit; or a stage may still refuse it, and hold() follows)
+            await self.hold(meter, caller, model, deployments, worst_case)
         return meter
 
     async def hold(self, meter: Meter, caller: Caller, model: str, deployments: list[Any], worst_case: Callable[[Any], tuple[int, int]]) -> None:
