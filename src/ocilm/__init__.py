@@ -3,7 +3,8 @@
 ``completion``/``acompletion``, ``embedding``/``aembedding``, ``rerank``/``arerank``,
 ``responses``/``aresponses`` (with ``get_responses``, ``delete_responses``, ``list_input_items``,
 ``cancel_responses``),
-``Client``/``AsyncClient`` for pooled use, and the error classes. Heavy modules (httpx,
+``Client``/``AsyncClient`` for pooled use, ``OpenAI``/``AsyncOpenAI`` (openai-python's clients on
+OCI's ``/openai/v1``, extra ``[openai]``), and the error classes. Heavy modules (httpx,
 cryptography) load on first use, so ``import ocilm`` stays cheap.
 """
 
@@ -53,6 +54,7 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, AsyncStream, Client, Stream
+    from ._openai_clients import AsyncOpenAI, OpenAI
     from ._types import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -68,6 +70,7 @@ _LAZY = {
     "Client": "._client", "AsyncClient": "._client", "Stream": "._client", "AsyncStream": "._client",
     "ChatCompletion": "._types", "ChatCompletionChunk": "._types", "EmbeddingResponse": "._types",
     "RerankResponse": "._types", "Response": "._types", "ResponseStreamEvent": "._types",
+    "OpenAI": "._openai_clients", "AsyncOpenAI": "._openai_clients",
 }  # fmt: skip
 
 
@@ -86,6 +89,7 @@ __all__ = [
     "APIResponseValidationError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncOpenAI",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -99,6 +103,7 @@ __all__ = [
     "InvalidParameterError",
     "NotFoundError",
     "OCIError",
+    "OpenAI",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
