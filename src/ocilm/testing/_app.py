@@ -20,7 +20,7 @@ from . import _engine
 from ._catalog import DEFAULT_ENDPOINTS, MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
 from ._openai_v1 import PREFIX as OPENAI_PREFIX
-from ._openai_v1 import APIError, OpenAIv1
+from ._openai_v1 import APIError, OpenAIv1, RawBody
 from ._schema import CHAT_DETAILS, EMBED_DETAILS, RERANK_DETAILS, SchemaError, check
 
 API_PREFIX = "/20231130/actions/"
@@ -221,6 +221,8 @@ class SimulatorApp:
         record.status = status
         if isinstance(result, list):
             await self._stream(send, result, headers, fault, record, gone)
+        elif isinstance(result, RawBody):
+            await self._send(send, status, result.content, result.content_type, headers)
         else:
             await self._send_json(send, status, result, headers)
 

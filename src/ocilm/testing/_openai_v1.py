@@ -41,6 +41,27 @@ class APIError(Exception):
 
 
 @dataclass
+class RawBody:
+    """A reply that is not JSON (a file's content)."""
+
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+JSONL_ONLY = ("batch", "fine-tune", "evals")
+VISION_TYPES = (".gif", ".jpeg", ".jpg", ".png", ".webp")
+MAX_FILE_BYTES = 512 * 1024 * 1024  # OpenAI's cap (Oracle states none)
+
+
+@dataclass
+class StoredFile:
+    owner: str
+    meta: dict
+    content: bytes
+
+
+@dataclass
 class Stored:
     owner: str
     response: dict
@@ -56,6 +77,7 @@ class OpenAIv1:
 
     api_keys: dict[str, bool] = field(default_factory=dict)  # secret -> has a policy
     stored: dict[str, Stored] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = time.time
 
@@ -86,6 +108,8 @@ class OpenAIv1:
         """(status, a JSON value or a list of SSE frames as bytes)."""
         rest = path[len(PREFIX):]
         owner = self.principal(headers, signed)
+        if rest == "files" or rest.startswith("files/"):
+            return self.files_route(method, rest.split("/")[1:], query, headers, body, owner)
         if rest == "chat/completions" and method == "POST":
             return 200, self.chat(_json(body))
         if rest == "responses" and method == "POST":
@@ -180,6 +204,76 @@ class OpenAIv1:
             self._store(owner, response, items, door.history_after(call, completion))
         return response
 
+    # ---------------------------------------------------------------- files
+
+    def files_route(self, method: str, parts: list[str], query: str, headers: dict[str, str], body: bytes, owner: str) -> tuple[int, Any]:
+        if not parts and method == "POST":
+            return 200, self.upload_file(headers, body, owner)
+        if not parts and method == "GET":
+            return 200, self.list_files(owner, query)
+        if len(parts) == 1 and method == "GET":
+            return 200, self._file(parts[0], owner).meta
+        if len(parts) == 1 and method == "DELETE":
+            self._file(parts[0], owner)
+            with self.lock:
+                del self.files[parts[0]]
+            return 200, {"id": parts[0], "object": "file", "deleted": True}
+        if len(parts) == 2 and parts[1] == "content" and method == "GET":
+            return 200, RawBody(self._file(parts[0], owner).content)
+        raise APIError(404, "NotAuthorizedOrNotFound", "No such route for files")
+
+    def _file(self, file_id: str, owner: str) -> StoredFile:
+        found = self.files.get(file_id)
+        if found is None or found.owner != owner or (found.meta["expires_at"] and found.meta["expires_at"] <= self.clock()):
+            raise APIError(404, "NotAuthorizedOrNotFound", f"No such File object: {file_id}")
+        return found
+
+    def upload_file(self, headers: dict[str, str], body: bytes, owner: str) -> dict:
+        """OpenAI's multipart upload, as OCI documents it: purpose and file type checked."""
+        fields, upload = _multipart(headers.get("content-type", ""), body)
+        purpose = fields.get("purpose")
+        if purpose not in FILE_PURPOSES:
+            raise APIError(400, "InvalidParameter", f"purpose: expected one of {', '.join(FILE_PURPOSES)}")
+        if upload is None:
+            raise APIError(400, "InvalidParameter", "file: required, a multipart file part")
+        filename, content = upload
+        lowered = filename.lower()
+        if purpose in JSONL_ONLY and not lowered.endswith(".jsonl"):
+            raise APIError(400, "InvalidParameter", f"files with purpose {purpose} must be .jsonl")
+        if purpose == "vision" and not lowered.endswith(VISION_TYPES):
+            raise APIError(400, "InvalidParameter", f"files with purpose vision must be one of {', '.join(VISION_TYPES)}")
+        if len(content) > MAX_FILE_BYTES:
+            raise APIError(413, "RequestEntityTooLarge", "file exceeds 512 MB")
+        now = int(self.clock())
+        expires_at = None
+        if "expires_after[seconds]" in fields or "expires_after[anchor]" in fields:
+            seconds = fields.get("expires_after[seconds]", "")
+            if fields.get("expires_after[anchor]") != "created_at" or not seconds.isdigit() or not 3600 <= int(seconds) <= 2_592_000:
+                raise APIError(400, "InvalidParameter", "expires_after: anchor created_at and seconds from 3600 to 2592000")
+            expires_at = now + int(seconds)
+        file_id = f"file-ord-{uuid.uuid4()}"
+        meta = {"id": file_id, "object": "file", "bytes": len(content), "created_at": now, "expires_at": expires_at,
+                "filename": filename, "purpose": purpose, "status": "processed", "status_details": None}  # fmt: skip
+        with self.lock:
+            self.files[file_id] = StoredFile(owner, meta, content)
+        return meta
+
+    def list_files(self, owner: str, query: str) -> dict:
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        now = self.clock()
+        mine = [f.meta for f in self.files.values() if f.owner == owner and not (f.meta["expires_at"] and f.meta["expires_at"] <= now)
+                and (not params.get("purpose") or f.meta["purpose"] == params["purpose"])]  # fmt: skip
+        mine.sort(key=lambda m: (m["created_at"], m["id"]), reverse=params.get("order", "desc") != "asc")
+        if params.get("after"):
+            ids = [m["id"] for m in mine]
+            mine = mine[ids.index(params["after"]) + 1 :] if params["after"] in ids else []
+        limit = int(params["limit"]) if params.get("limit", "").isdigit() else 10_000
+        if not 1 <= limit <= 10_000:
+            raise APIError(400, "InvalidParameter", "limit: from 1 to 10000")
+        page = mine[:limit]
+        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
+                "has_more": len(mine) > limit}  # fmt: skip
+
     def _store(self, owner: str, response: dict, items: list[dict], history: list[dict], final: dict | None = None) -> None:
         with self.lock:
             ready = self.clock() + BACKGROUND_SECONDS if final is not None else 0.0
@@ -228,6 +322,28 @@ class OpenAIv1:
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """A multipart/form-data body's fields, and its file part (filename, bytes), by the standard library."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise APIError(400, "InvalidParameter", "the body must be multipart/form-data")
+    message = BytesParser(policy=HTTP).parsebytes(b"content-type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    upload = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")  # type: ignore[union-attr]
+        filename = part.get_filename()
+        raw = part.get_payload(decode=True)
+        payload = raw if isinstance(raw, bytes) else b""
+        if filename is not None and name == "file":
+            upload = (filename, payload)
+        elif isinstance(name, str):
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields, upload
 
 
 def _json(body: bytes) -> dict:
