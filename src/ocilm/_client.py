@@ -27,7 +27,12 @@ from ._errors import (
     error_from_response,
 )
 from ._guardrails import prepare_guardrails
-from ._openai_api import prepare_responses_create, prepare_stored_response
+from ._openai_api import (
+    RawReply,
+    prepare_openai_resource,
+    prepare_responses_create,
+    prepare_stored_response,
+)
 from ._rerank import prepare_rerank
 from ._responses_native import anative_events, native_events, native_request, native_response
 from ._retry import RetryPolicy, note_retry, retry_after_seconds
@@ -82,6 +87,8 @@ def _reply(call: PreparedCall, response: httpx.Response | AsyncReply, body: byte
             f"not {_EVENT_STREAM}{detail}",
             status_code=response.status_code, code=found.code, opc_request_id=request_id,
         )  # fmt: skip
+    if call.raw:
+        return RawReply(body, response.headers.get("content-type") or "application/octet-stream", request_id)
     data = decode_json(body, call.context, request_id)
     with reply_shape(call.context, request_id):
         result = call.parse(data, request_id)
@@ -482,6 +489,13 @@ class AsyncClient(_Base):
 
     async def cancel_responses(self, response_id: str, **params: Any) -> Any:
         return await self._run(prepare_stored_response(self._settings, "cancel", response_id, self._params(params)))
+
+    async def openai_resource(self, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = "",
+                              **params: Any) -> RawReply:  # fmt: skip
+        """One call to a resource of OCI's ``/openai/v1`` (files, vector stores, conversations,
+        containers), body and reply as bytes, authenticated as every call is: what the gateway
+        forwards a tenant's request with."""
+        return await self._run(prepare_openai_resource(self._settings, method, path, body, content_type, query, self._params(params)))  # type: ignore[return-value]
 
     arerank = rerank
 

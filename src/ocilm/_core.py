@@ -61,6 +61,7 @@ class PreparedCall:
     new_assembler: Callable[[str | None], Any] | None = field(default=None, repr=False)  # a ChunkAssembler, or /openai/v1's pass-through
     context: str = ""  # what the call was, for error messages
     method: str = "POST"
+    raw: bool = False  # the reply's bytes as they came (a file's content, a body passed on), not parsed JSON
     # time.monotonic() past which no retry starts; the gateway sets it per request.
     deadline: float | None = field(default_factory=lambda: call_deadline.get())
 

@@ -10,6 +10,8 @@ rerank are not on this API.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from ._core import (
@@ -148,6 +150,38 @@ def prepare_stored_response(cache: SettingsCache, what: str, response_id: Any, p
         stream=False, timeout=timeout, max_retries=retries, parse=lambda data, rid: cls(data), context=f"responses {what} (/openai/v1)",
         method=method,
     )  # fmt: skip
+
+
+@dataclass
+class RawReply:
+    """A reply passed on as it came: its bytes, content type and OCI's request id."""
+
+    body: bytes
+    content_type: str
+    opc_request_id: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def prepare_openai_resource(cache: SettingsCache, method: str, path: str, body: bytes, content_type: str | None, query: str,
+                            params: dict) -> PreparedCall:  # fmt: skip
+    """A call to ``/openai/v1/<path>`` with the exact body given (a multipart upload, or JSON)."""
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/") or "?" in path:
+        raise bad("path", "expected a resource path such as 'files/file-abc'")
+    settings, _, (timeout, retries, extra) = _call(cache, params)
+    if settings.api_mode != "openai":
+        raise ConfigurationError("files, vector stores, conversations and containers live on OCI's OpenAI-compatible API: pass "
+                                 "oci_api_mode='openai' (or an API key)", param="oci_api_mode")  # fmt: skip
+    headers = openai_headers(settings, "*/*", extra)
+    if content_type:
+        headers["content-type"] = content_type
+    elif not body:
+        headers.pop("content-type", None)
+    url = openai_url(path, region=settings.region, api_base=settings.api_base)
+    return PreparedCall(url=f"{url}?{query}" if query else url, body=body, headers=headers, signer=settings.signer, stream=False,
+                        timeout=timeout, max_retries=retries, parse=lambda data, rid: data, context=f"{method} /openai/v1/{path.split('/')[0]}",
+                        method=method, raw=True)  # fmt: skip
 
 
 class PassThroughAssembler:

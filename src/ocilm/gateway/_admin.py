@@ -195,7 +195,10 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
 
     async def key_info(request: Request, store: Store) -> Any:
         token = key_token(request.query_params.get("key"))
-        return {"key": token, "info": await found_key(store, token)}
+        info = await found_key(store, token)
+        # the files its tenant holds (the team's when the key has one: files belong to the team)
+        owner = f"team:{info['team_id']}" if info.get("team_id") else f"key:{token}"
+        return {"key": token, "info": {**info, "file_bytes_held": await store.bytes_held(owner)}}
 
     async def key_list(request: Request, store: Store) -> Any:
         return {"keys": await store.list_keys()}
@@ -261,7 +264,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         info = await store.team_info(team_id)
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
-        return {"team_id": team_id, "team_info": info}
+        return {"team_id": team_id, "team_info": {**info, "file_bytes_held": await store.bytes_held(f"team:{team_id}")}}
 
     async def team_update(request: Request, store: Store) -> Any:
         body = await body_of(request)

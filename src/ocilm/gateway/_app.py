@@ -70,6 +70,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     """
     from ._admin import admin_routes
     from ._doors import door_routes
+    from ._platform import platform_routes
     from .console import console_routes
 
     upstream = client or AsyncClient()
@@ -363,6 +364,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
         *door_routes(router, guarded, metered, config.responses_event_names, config.master_key),
+        *platform_routes(router, guarded, metered, config.file_storage_quota_bytes),
         *admin_routes(gate, router),
         *console_routes(),
         Route("/health/deployments", guarded(deployments_health), methods=["GET"]),

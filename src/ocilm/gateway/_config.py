@@ -139,6 +139,7 @@ class GatewayConfig:
     guardrails: list[Any] = field(default_factory=list, repr=False)  # GuardrailSpec: their OCI settings may hold keys
     cache: Any = None  # CacheSettings (litellm_settings.cache: true), or None
     responses_event_names: str = "openai"  # general_settings.responses_event_names: openai | open_responses
+    file_storage_quota_bytes: int | None = None  # general_settings.file_storage_quota_mb: what a tenant's files may hold
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -225,6 +226,7 @@ def _pydantic_models() -> Any:
         background_health_checks: bool = False
         health_check_interval: float = Field(default=300.0, ge=0.1, le=86400, allow_inf_nan=False)
         responses_event_names: Literal["openai", "open_responses"] = "openai"
+        file_storage_quota_mb: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -339,7 +341,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          observability=observability, routing=routing, fallbacks=fallbacks, max_fallbacks=max_fallbacks,
                          health_check_interval=general.health_check_interval if general and general.background_health_checks else None,
                          guardrails=guardrails, cache=cache,
-                         responses_event_names=general.responses_event_names if general else "openai")  # fmt: skip
+                         responses_event_names=general.responses_event_names if general else "openai",
+                         file_storage_quota_bytes=int(general.file_storage_quota_mb * 1024 * 1024) if general and general.file_storage_quota_mb else None)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

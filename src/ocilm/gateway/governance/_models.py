@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -128,6 +128,22 @@ class StoredResponse(Base):
     response_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
     deployment: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PlatformObject(Base):
+    """An object a tenant made on OCI's agent platform through the gateway (a file, ...): its owner
+    (``team:<id>``, or ``key:<token>`` for a key without a team), the deployment it lives through,
+    its size (migration 0014)."""
+
+    __tablename__ = "ocilm_objects"
+    __table_args__ = (Index("ix_ocilm_objects_owner_kind", "owner", "kind"),)
+
+    object_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(128))
+    deployment: Mapped[str] = mapped_column(String(300))
+    bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[float] = mapped_column(Float)
 
 

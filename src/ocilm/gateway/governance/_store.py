@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import STATEMENT_SECONDS, PostgresBudgets, Refused, SQLiteBudgets
-from ._models import Conversation, Key, SpendLog, StoredResponse, Team
+from ._models import Conversation, Key, PlatformObject, SpendLog, StoredResponse, Team
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, Lost, RateLimits, StoreUnavailable
 from ._policy import key_hash, masked, new_key, token_of
 
@@ -325,6 +325,34 @@ class Store:
     async def forget_response(self, response_id: str) -> None:
         async with self._tx() as conn:
             await conn.execute(delete(StoredResponse).where(StoredResponse.response_id == response_id))
+
+    async def record_object(self, object_id: str, kind: str, owner: str, deployment: str, size: int) -> None:
+        """Remember who made an object on OCI's agent platform (once; a retry changes nothing)."""
+        async with self._tx() as conn:
+            found = (await conn.execute(select(PlatformObject.object_id).where(PlatformObject.object_id == object_id))).first()
+            if found is None:
+                await conn.execute(insert(PlatformObject).values(object_id=object_id, kind=kind, owner=owner, deployment=deployment,
+                                                                 bytes=size, created_at=time.time()))  # fmt: skip
+
+    async def object_home(self, object_id: str) -> tuple[str, str, str] | None:
+        """(kind, owner, deployment) of an object, or None."""
+        async with self._tx() as conn:
+            row = (await conn.execute(select(PlatformObject).where(PlatformObject.object_id == object_id))).first()
+        return None if row is None else (row.kind, row.owner, row.deployment)
+
+    async def owned_objects(self, owner: str, kind: str) -> set[str]:
+        async with self._tx() as conn:
+            rows = await conn.execute(select(PlatformObject.object_id).where(PlatformObject.owner == owner, PlatformObject.kind == kind))
+        return {row.object_id for row in rows}
+
+    async def bytes_held(self, owner: str) -> int:
+        async with self._tx() as conn:
+            total = (await conn.execute(select(func.coalesce(func.sum(PlatformObject.bytes), 0)).where(PlatformObject.owner == owner))).scalar()
+        return int(total or 0)
+
+    async def forget_object(self, object_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(delete(PlatformObject).where(PlatformObject.object_id == object_id))
 
     async def save_conversation(self, response_id: str, owner: str, history: str, retention_seconds: float, *,
                                 max_owner_chars: int = 2**62, max_owner_count: int = 2**62) -> None:  # fmt: skip

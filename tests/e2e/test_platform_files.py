@@ -1,0 +1,92 @@
+"""Files through the gateway, one tenant at a time, driven by the official openai SDK: two teams
+upload, list, read and delete; every cross-team access is a 404 that never reaches the simulator;
+the master key sees all; every call passes the gate (rate limits, the spend log); uploads are
+bounded before they are read, and a tenant's bytes by its quota."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from ocilm.gateway import create_app, parse_config
+from ocilm.testing import BackgroundServer
+
+openai = pytest.importorskip("openai")
+MASTER = "sk-master-files-1"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+
+
+@pytest.fixture(scope="module", params=["api_key", "iam"])
+def gateway(request, sim, tmp_path_factory):
+    creds = sim.api_key_credentials() if request.param == "api_key" else {**sim.credentials(), "oci_api_mode": "openai"}
+    config = {
+        "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **sim.credentials()}},
+                       {"model_name": "gpt", "litellm_params": {"model": "oci/xai.grok-3", **creds}}],
+        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path_factory.mktemp('files') / 'f.db'}",
+                             "file_storage_quota_mb": 1},
+    }  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        yield server
+
+
+def _team_key(gateway, **fields) -> dict:
+    team = httpx.post(f"{gateway.base_url}/team/new", headers=ADMIN, json={}, timeout=30).json()["team_id"]
+    return httpx.post(f"{gateway.base_url}/key/generate", headers=ADMIN, json={"team_id": team, **fields}, timeout=30).json()
+
+
+def _client(gateway, key: str):
+    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key, max_retries=0, _strict_response_validation=True)
+
+
+def test_each_team_sees_only_its_own_files_and_nothing_reaches_oci_for_anothers(gateway, sim):
+    a, b = _team_key(gateway), _team_key(gateway)
+    with _client(gateway, a["key"]) as oa, _client(gateway, b["key"]) as ob, _client(gateway, MASTER) as om:
+        mine = oa.files.create(file=("ana.txt", b"Ana likes Rust."), purpose="assistants")
+        theirs = ob.files.create(file=("bob.txt", b"Bob likes Go."), purpose="assistants")
+        assert [f.id for f in oa.files.list()] == [mine.id] and [f.id for f in ob.files.list()] == [theirs.id]
+        assert oa.files.retrieve(mine.id).filename == "ana.txt" and oa.files.content(mine.id).read() == b"Ana likes Rust."
+        before = len(sim.requests)
+        for attempt in (lambda: oa.files.retrieve(theirs.id), lambda: oa.files.content(theirs.id).read(), lambda: oa.files.delete(theirs.id)):
+            with pytest.raises(openai.NotFoundError):
+                attempt()
+        assert len(sim.requests) == before  # refused by the gateway: nothing reached OCI
+        assert {mine.id, theirs.id} <= {f.id for f in om.files.list()}  # the master key sees every tenant's
+        assert oa.files.delete(mine.id).deleted and oa.files.list().data == []
+        assert ob.files.content(theirs.id).read() == b"Bob likes Go."  # untouched
+
+
+def test_files_pass_the_gate(gateway):
+    made = _team_key(gateway, rpm_limit=2)
+    with _client(gateway, made["key"]) as client:
+        made_file = client.files.create(file=("a.txt", b"hello"), purpose="assistants")
+        client.files.retrieve(made_file.id)
+        with pytest.raises(openai.RateLimitError):
+            client.files.list()
+    rows = httpx.get(f"{gateway.base_url}/spend/logs", headers=ADMIN, params={"api_key": made["token"]}, timeout=30).json()
+    assert sorted(r["call_type"] for r in rows) == ["files.create", "files.retrieve"]
+    restricted = _team_key(gateway, models=["llama"])  # the files deployment's model group is not this key's
+    with _client(gateway, restricted["key"]) as client, pytest.raises(openai.PermissionDeniedError):
+        client.files.create(file=("a.txt", b"x"), purpose="assistants")
+
+
+def test_uploads_are_bounded_before_they_are_read(gateway, sim):
+    made = _team_key(gateway)
+    before = len(sim.requests)
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:  # 200 MB announced, none of it sent
+        raw.sendall(f"POST /v1/files HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {made['key']}\r\n"
+                    f"content-type: multipart/form-data; boundary=x\r\ncontent-length: {200 * 1024 * 1024}\r\n\r\n".encode())  # fmt: skip
+        assert raw.recv(65536).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
+    with _client(gateway, made["key"]) as client:
+        client.files.create(file=("a.bin", b"x" * 700_000), purpose="assistants")
+        with pytest.raises(openai.RateLimitError) as over:  # 1 MB a tenant: 700 KB held, 700 KB more refused
+            client.files.create(file=("b.bin", b"y" * 700_000), purpose="assistants")
+        assert "quota" in str(over.value)
+    info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": made["token"]}, timeout=30).json()["info"]
+    team = httpx.get(f"{gateway.base_url}/team/info", headers=ADMIN, params={"team_id": info["team_id"]}, timeout=30).json()["team_info"]
+    assert info["file_bytes_held"] == team["file_bytes_held"] == 700_000
+    with _client(gateway, made["key"]) as client, pytest.raises(openai.BadRequestError):  # OCI's own rule, passed on: batch files are .jsonl
+        client.files.create(file=("c.txt", b"z"), purpose="batch")
+    assert len([r for r in sim.requests[before:] if r.path == "/openai/v1/files"]) == 2  # the first upload and the .txt batch
