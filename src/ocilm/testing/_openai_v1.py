@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _engine
 from ._catalog import MODELS
+from ._vector_stores import StoreError, VectorStores
 
 PREFIX = "/openai/v1/"
 PLACEHOLDER_KEYS = frozenset({"not-used", "<NOTUSED>", "OCI", "none", ""})
@@ -81,6 +82,16 @@ class OpenAIv1:
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = time.time
 
+    def __post_init__(self) -> None:
+        self.vector_stores = VectorStores(self._file_text, lambda: self.clock())
+
+    def _file_text(self, file_id: str, owner: str) -> tuple[str, str]:
+        try:
+            found = self._file(file_id, owner)
+        except APIError:
+            raise StoreError(404, "NotAuthorizedOrNotFound", f"No such File object: {file_id}") from None
+        return found.meta["filename"], found.content.decode("utf-8", "replace")
+
     # ---------------------------------------------------------------- who
 
     def principal(self, headers: dict[str, str], signed: bool) -> str:
@@ -108,6 +119,12 @@ class OpenAIv1:
         """(status, a JSON value or a list of SSE frames as bytes)."""
         rest = path[len(PREFIX):]
         owner = self.principal(headers, signed)
+        if rest == "vector_stores" or rest.startswith("vector_stores/"):
+            params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+            try:
+                return 200, self.vector_stores.route(method, rest.split("/")[1:], params, _json(body) if method == "POST" else {}, owner)
+            except StoreError as exc:
+                raise APIError(exc.status, exc.code, exc.message) from None
         if rest == "files" or rest.startswith("files/"):
             return self.files_route(method, rest.split("/")[1:], query, headers, body, owner)
         if rest == "chat/completions" and method == "POST":
@@ -164,6 +181,7 @@ class OpenAIv1:
         from ..doors._common import DoorError
 
         name = self._model(body)
+        searched = self._file_search(body, owner)  # OCI runs the hosted tool itself: its call comes first in the output
 
         def history(response_id: str) -> list[dict] | None:
             found = self.stored.get(response_id)
@@ -177,6 +195,11 @@ class OpenAIv1:
         messages = chat.pop("messages")
         store = body.get("store") is not False
         items = _input_items(body.get("input"))
+        if body.get("stream") is True and searched is not None:  # the hosted tool's call, then the answer, as events
+            final = _answered_from_files(door.from_completion(call, _chat_completion(name, messages, chat)), searched)
+            if store:
+                self._store(owner, final, items, door.history_after(call, _chat_completion(name, messages, chat)))
+            return _events_of(final)
         if body.get("stream") is True:
             machine = door.ResponsesStream(call)
             frames = list(machine.start())
@@ -188,6 +211,8 @@ class OpenAIv1:
             return frames
         completion = _chat_completion(name, messages, chat)
         response = door.from_completion(call, completion)
+        if searched is not None:
+            response = _answered_from_files(response, searched)
         if name.startswith("xai.") and any(isinstance(t, dict) and t.get("type") == "web_search" for t in body.get("tools") or []):
             # xAI's hosted web search runs on OCI's side: its call comes first in the output
             query = body["input"] if isinstance(body.get("input"), str) else "search"
@@ -203,6 +228,34 @@ class OpenAIv1:
         if store:
             self._store(owner, response, items, door.history_after(call, completion))
         return response
+
+    def _file_search(self, body: dict, owner: str) -> tuple[dict, list[dict]] | None:
+        """The ``file_search`` hosted tool, as OCI runs it: the request's text searched in the named
+        stores (the caller's own), its tool taken out of what the model sees."""
+        given = body.get("tools")
+        tools: list[Any] = given if isinstance(given, list) else []
+        searching = [t for t in tools if isinstance(t, dict) and t.get("type") == "file_search"]
+        if not searching:
+            return None
+        body["tools"] = [t for t in tools if t not in searching] or None
+        if body["tools"] is None:
+            del body["tools"]
+        query = body["input"] if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
+        hits: list[dict] = []
+        for tool in searching:
+            ids = tool.get("vector_store_ids")
+            if not isinstance(ids, list) or not ids:
+                raise APIError(400, "InvalidParameter", "tools[].vector_store_ids: required for file_search")
+            for store_id in ids:
+                try:
+                    store = self.vector_stores._store(store_id, owner)
+                except StoreError as exc:
+                    raise APIError(exc.status, exc.code, exc.message) from None
+                hits += VectorStores.hits(store, query, int(tool.get("max_num_results") or 10))
+        hits.sort(key=lambda h: -h["score"])
+        call = {"type": "file_search_call", "id": f"fs_{uuid.uuid4().hex[:24]}", "status": "completed", "queries": [query[:200]],
+                "results": None}  # fmt: skip
+        return call, hits
 
     # ---------------------------------------------------------------- files
 
@@ -322,6 +375,45 @@ class OpenAIv1:
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def _events_of(response: dict) -> list[bytes]:
+    """A finished response as the events of its stream (each item added and done, text in one delta)."""
+    frames: list[bytes] = []
+
+    def event(kind: str, **fields: Any) -> None:
+        payload = {"type": kind, "sequence_number": len(frames), **fields}
+        frames.append(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+
+    opening = {**response, "status": "in_progress", "output": [], "usage": None, "completed_at": None}
+    event("response.created", response=opening)
+    event("response.in_progress", response=opening)
+    for index, item in enumerate(response["output"]):
+        if item.get("type") == "message":
+            text = item["content"][0]["text"]
+            event("response.output_item.added", output_index=index, item={**item, "status": "in_progress", "content": []})
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            event("response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part)
+            event("response.output_text.delta", item_id=item["id"], output_index=index, content_index=0, delta=text, logprobs=[])
+            event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0, text=text, logprobs=[])
+            event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part={**part, "text": text})
+        else:
+            event("response.output_item.added", output_index=index, item=item)
+        event("response.output_item.done", output_index=index, item=item)
+    event("response.completed", response=response)
+    return frames
+
+
+def _answered_from_files(response: dict, searched: tuple[dict, list[dict]]) -> dict:
+    """A response whose answer cites what file_search found (its call item first in the output)."""
+    call, hits = searched
+    text = f"According to {hits[0]['filename']}: {hits[0]['content'][0]['text']}" if hits else "The files say nothing about it."
+    output = [call]
+    for item in response["output"]:
+        if item.get("type") == "message":
+            item = {**item, "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+        output.append(item)
+    return {**response, "output": output}
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, bytes] | None]:
