@@ -90,3 +90,41 @@ def test_uploads_are_bounded_before_they_are_read(gateway, sim):
     with _client(gateway, made["key"]) as client, pytest.raises(openai.BadRequestError):  # OCI's own rule, passed on: batch files are .jsonl
         client.files.create(file=("c.txt", b"z"), purpose="batch")
     assert len([r for r in sim.requests[before:] if r.path == "/openai/v1/files"]) == 2  # the first upload and the .txt batch
+
+
+def test_two_teams_build_search_and_answer_from_their_own_vector_stores(gateway, sim):
+    """The issue's proof: each team uploads a file, builds a store, searches it and answers with
+    file_search; every cross-team access is a 404 that never reaches the simulator."""
+    a, b = _team_key(gateway), _team_key(gateway)
+    with _client(gateway, a["key"]) as oa, _client(gateway, b["key"]) as ob, _client(gateway, MASTER) as om:
+        a_file = oa.files.create(file=("ledger.txt", b"The ledger port to Rust uses sqlx for the database."), purpose="assistants")
+        b_file = ob.files.create(file=("menu.txt", b"The canteen serves lentil soup on Fridays."), purpose="assistants")
+        a_store = oa.vector_stores.create(name="ledger", file_ids=[a_file.id])
+        b_store = ob.vector_stores.create(name="canteen")
+        ob.vector_stores.files.create(b_store.id, file_id=b_file.id)
+        found = oa.vector_stores.search(a_store.id, query="which database library")
+        assert found.data and found.data[0].filename == "ledger.txt"
+        answer = oa.responses.create(model="gpt", input="Which database library does the ledger use?",
+                                     tools=[{"type": "file_search", "vector_store_ids": [a_store.id]}])  # fmt: skip
+        assert answer.output[0].type == "file_search_call" and "sqlx" in answer.output_text
+        assert [s.id for s in oa.vector_stores.list()] == [a_store.id] and [s.id for s in ob.vector_stores.list()] == [b_store.id]
+        assert {a_store.id, b_store.id} <= {s.id for s in om.vector_stores.list(limit=100)}
+        before = len(sim.requests)
+        for attempt in (lambda: ob.vector_stores.retrieve(a_store.id), lambda: ob.vector_stores.search(a_store.id, query="database"),
+                        lambda: ob.vector_stores.files.list(a_store.id), lambda: ob.vector_stores.delete(a_store.id),
+                        lambda: ob.vector_stores.files.create(b_store.id, file_id=a_file.id),
+                        lambda: ob.vector_stores.create(name="theft", file_ids=[a_file.id]),
+                        lambda: ob.vector_stores.file_batches.create(b_store.id, file_ids=[a_file.id]),
+                        lambda: ob.responses.create(model="gpt", input="database?", tools=[{"type": "file_search", "vector_store_ids": [a_store.id]}]),
+                        lambda: ob.responses.create(model="gpt", input=[{"role": "user", "content": [{"type": "input_file", "file_id": a_file.id}]}])):  # fmt: skip
+            with pytest.raises(openai.NotFoundError):
+                attempt()
+        assert len(sim.requests) == before  # not one of them reached OCI
+        assert oa.vector_stores.delete(a_store.id).deleted and oa.vector_stores.list().data == []
+
+
+@pytest.mark.parametrize("tool", [{"type": "file_search", "vector_store_ids": ["vs_x"]}, {"type": "code_interpreter", "container": {"type": "auto"}},
+                                  {"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:1/mcp"}])  # fmt: skip
+def test_a_hosted_tool_on_a_native_deployment_is_a_400_naming_it(gateway, tool):
+    r = httpx.post(f"{gateway.base_url}/v1/responses", headers=ADMIN, json={"model": "llama", "input": "hi", "tools": [tool]}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0]" and tool["type"] in r.json()["error"]["message"]

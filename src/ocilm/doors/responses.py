@@ -108,6 +108,9 @@ def _custom_function(name: str, tool: dict) -> dict:
     return _function(name, description.strip() or None, parameters)
 
 
+PLATFORM_TOOLS = frozenset({"file_search", "code_interpreter", "mcp", "image_generation", "computer_use_preview"})
+
+
 def map_tools(raw: Any) -> tuple[list[dict], dict[str, ToolSpec], list[str]]:
     """(chat tools, chat name -> client tool, skipped hosted tool types)."""
     if raw is None:
@@ -142,8 +145,11 @@ def map_tools(raw: Any) -> tuple[list[dict], dict[str, ToolSpec], list[str]]:
                 "type": "object", "required": ["command"], "properties": {
                     "command": {"type": "array", "items": {"type": "string"}, "description": "The program and its arguments."},
                     "workdir": {"type": "string"}, "timeout_ms": {"type": "integer"}}}))  # fmt: skip
+        elif kind in PLATFORM_TOOLS:  # they act on objects OCI keeps: answering without them would be a silent lie
+            raise DoorError(f"{where}: {kind} is a hosted tool OCI runs on its /openai/v1 API; serve this model through an "
+                            "/openai/v1 deployment (oci_api_key, or oci_api_mode: openai) to use it", param=where)  # fmt: skip
         elif isinstance(kind, str):
-            skipped.append(kind)  # hosted tools run on OpenAI's side: OCI cannot offer them
+            skipped.append(kind)  # other hosted tools (web search, which Codex always offers) are left out, with a warning
         else:
             raise DoorError(f"{where}: expected a tool object with a type", param=where)
 

@@ -70,6 +70,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     """
     from ._admin import admin_routes
     from ._doors import door_routes
+    from ._ownership import ObjectHomes
     from ._platform import platform_routes
     from .console import console_routes
 
@@ -92,6 +93,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     guardrails = Guardrails(config.guardrails, upstream, observer) if config.guardrails else None
     cache = ResponseCache(config.cache, observer=observer) if config.cache is not None else None
     metered = Metered(gate, router, observer, guardrails, cache)
+    objects = ObjectHomes(gate)  # who owns each file and vector store: platform routes and the Responses pass-through alike
     router.observer = observer
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -363,8 +365,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/metrics", _plain_errors(metrics), methods=["GET"]),
         Route("/v1/models/{model:path}", guarded(model), methods=["GET"]),
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
-        *door_routes(router, guarded, metered, config.responses_event_names, config.master_key),
-        *platform_routes(router, guarded, metered, config.file_storage_quota_bytes),
+        *door_routes(router, guarded, metered, config.responses_event_names, config.master_key, objects),
+        *platform_routes(router, guarded, metered, objects, config.file_storage_quota_bytes),
         *admin_routes(gate, router),
         *console_routes(),
         Route("/health/deployments", guarded(deployments_health), methods=["GET"]),

@@ -101,7 +101,7 @@ def _messages_framing(machine: anthropic.MessagesStream) -> _DoorFraming:
 
 
 def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metered, event_names: str = "openai",
-                master_key: str | None = None) -> list[BaseRoute]:  # fmt: skip
+                master_key: str | None = None, objects: Any = None) -> list[BaseRoute]:  # fmt: skip
     conversations = Conversations(metered.gate)
     homes = ResponseHomes(metered.gate)
     sealer = Sealer(master_key)  # compaction items, sealed under a key derived from the master key
@@ -171,7 +171,7 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
         if "input" in body:  # a compaction item sent back: opened (checked) into the summary it seals
             body["input"] = expand(body["input"], sealer, _owner(request))
         if passes_through(router.deployments(body.get("model"))):
-            return await pass_through(request, body, metered, homes, generate=generate, event_names=event_names)
+            return await pass_through(request, body, metered, homes, generate=generate, event_names=event_names, objects=objects)
         owner = _owner(request)
         local: ConnectionMemory | None = getattr(request.state, "connection", None)  # a WebSocket connection's own responses
         previous = body.get("previous_response_id")

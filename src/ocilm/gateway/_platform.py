@@ -12,9 +12,10 @@ bytes held are bounded by ``general_settings.file_storage_quota_mb``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -23,81 +24,20 @@ from starlette.routing import Route
 from .._errors import NotFoundError, OCIError
 from ._config import Deployment
 from ._errors import GatewayError
-from ._http import ClientGone
+from ._http import ClientGone, json_body
 from ._metering import Metered, SideTarget
+from ._ownership import ObjectHomes, tenant_of
 from ._routing import gateway_error_for
-from .governance._gate import Caller, unavailable
-from .governance._outcomes import StoreUnavailable
+from .governance._gate import Caller
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # a file the gateway passes on, at most (read whole: IAM signs its digest)
-MAX_REMEMBERED = 100_000  # objects one process remembers without a governance store
 LIST_PAGE = 10_000  # OCI's largest page of files: a tenant's list is filtered from it
+MAX_STORE_PAGES = 100  # pages of 100 stores read for one list (a tenant's are filtered from all of them)
 
 
-def tenant_of(caller: Caller) -> str | None:
-    """Who owns what a caller makes: its team, else its key; None for the master key (sees all)."""
-    if caller.is_master:
-        return None
-    return f"team:{caller.team_id}" if caller.team_id else f"key:{caller.token}"
-
-
-class ObjectHomes:
-    """Who owns each object, and where it lives: in the governance store, else in this process."""
-
-    def __init__(self, gate: Any) -> None:
-        self.gate = gate
-        self._local: OrderedDict[str, tuple[str, str, str, int]] = OrderedDict()  # id -> (kind, owner, place, bytes)
-
-    async def _store(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
-        try:
-            return await work(self.gate.store)
-        except StoreUnavailable:
-            raise unavailable() from None
-
-    async def remember(self, object_id: str, kind: str, owner: str, place: str, size: int) -> None:
-        if self.gate.store is None:
-            self._local[object_id] = (kind, owner, place, size)
-            while len(self._local) > MAX_REMEMBERED:
-                self._local.popitem(last=False)
-            return
-        await self._store(lambda store: store.record_object(object_id, kind, owner, place, size))
-
-    async def find(self, object_id: str, kind: str, owner: str | None) -> str | None:
-        """Where an object the caller may reach lives (None: not one the gateway made, which only
-        the master key may name); else a 404 as if it did not exist."""
-        home = None
-        if 0 < len(object_id) <= 256:
-            if self.gate.store is None:
-                local = self._local.get(object_id)
-                home = None if local is None else local[:3]
-            else:
-                home = await self._store(lambda store: store.object_home(object_id))
-        if home is not None and home[0] == kind and (owner is None or home[1] == owner):
-            return str(home[2])
-        if owner is None and home is None:
-            return None
-        raise GatewayError(404, f"no {kind} {object_id[:256]!r}", param=f"{kind}_id", code="not_found")
-
-    async def owned(self, owner: str, kind: str) -> set[str]:
-        if self.gate.store is None:
-            return {i for i, (k, o, _, _) in self._local.items() if o == owner and k == kind}
-        return set(await self._store(lambda store: store.owned_objects(owner, kind)))
-
-    async def bytes_held(self, owner: str) -> int:
-        if self.gate.store is None:
-            return sum(size for _, o, _, size in self._local.values() if o == owner)
-        return int(await self._store(lambda store: store.bytes_held(owner)))
-
-    async def forget(self, object_id: str) -> None:
-        if self.gate.store is None:
-            self._local.pop(object_id, None)
-        else:
-            await self._store(lambda store: store.forget_object(object_id))
-
-
-def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Metered, quota_bytes: int | None = None) -> list[Route]:
-    homes = ObjectHomes(metered.gate)
+def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Metered, homes: ObjectHomes,
+                    quota_bytes: int | None = None) -> list[Route]:  # fmt: skip
 
     def deployment_for(request: Request, asked: Any = None) -> Deployment:
         """The ``/openai/v1`` deployment that serves the platform for this request: the model group
@@ -180,7 +120,7 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         limit_text = query.get("limit", str(LIST_PAGE))
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIST_PAGE:
             raise GatewayError(400, f"limit: expected a whole number from 1 to {LIST_PAGE}", param="limit")
-        upstream = f"limit={LIST_PAGE}&order={order}" + (f"&purpose={query['purpose']}" if query.get("purpose") else "")
+        upstream = urlencode({"limit": LIST_PAGE, "order": order, **({"purpose": query["purpose"]} if query.get("purpose") else {})})
         reply, headers = await forward(request, "files.list", deployment_for(request), "GET", "files", query=upstream)
         data = list((reply.json() or {}).get("data") or [])
         if owner is not None:  # a tenant's own files only, paginated after filtering
@@ -216,7 +156,105 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
     async def content(request: Request) -> Response:
         return await one(request, "content")
 
+    async def owned_files(body: dict[str, Any], owner: str | None, deployment: Deployment) -> None:
+        """Every file a body names (``file_id``, ``file_ids``, ``files[].file_id``) is the caller's,
+        and lives where the store does: else a 404 (or a 400 naming the field) before OCI hears of it."""
+        named: list[Any] = []
+        if "file_id" in body:
+            named.append(body["file_id"])
+        for field_name in ("file_ids", "files"):
+            value = body.get(field_name)
+            if value is not None and not isinstance(value, list):
+                raise GatewayError(400, f"{field_name}: expected a list", param=field_name)
+            for entry in value or ():
+                named.append(entry.get("file_id") if isinstance(entry, dict) else entry)
+        for file_id in named:
+            if not isinstance(file_id, str) or not file_id:
+                raise GatewayError(400, "file_id: expected a file id", param="file_id")
+            place = await homes.find(file_id, "file", owner)
+            if place is not None and place != deployment.place:
+                raise GatewayError(400, f"file_id: {file_id[:64]!r} lives with another deployment than this vector store", param="file_id")
+
+    async def store_create(request: Request) -> Response:
+        caller: Caller = request.state.caller
+        owner = tenant_of(caller)
+        body = await json_body(request)
+        deployment = deployment_for(request, body.pop("target_model_names", None))
+        await owned_files(body, owner, deployment)
+        reply, headers = await forward(request, "vector_stores.create", deployment, "POST", "vector_stores", json.dumps(body).encode(),
+                                       "application/json")  # fmt: skip
+        made = reply.json()
+        if isinstance(made, dict) and isinstance(made.get("id"), str):
+            await homes.remember(made["id"], "vector_store", owner or "master", deployment.place, 0)
+        return JSONResponse(made, headers=headers)
+
+    async def store_list(request: Request) -> Response:
+        """A tenant's stores, from every page OCI has (filtered, then paginated as asked)."""
+        caller: Caller = request.state.caller
+        owner = tenant_of(caller)
+        query = request.query_params
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise GatewayError(400, "order: expected asc or desc", param="order")
+        limit_text = query.get("limit", "20")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+            raise GatewayError(400, "limit: expected a whole number from 1 to 100", param="limit")
+        deployment = deployment_for(request)
+        data: list[dict] = []
+        after: str | None = None
+        headers: dict[str, str] = {}
+        for _ in range(MAX_STORE_PAGES):
+            upstream = urlencode({"limit": 100, "order": order, **({"after": after} if after else {})})
+            reply, headers = await forward(request, "vector_stores.list", deployment, "GET", "vector_stores", query=upstream)
+            listed = reply.json() or {}
+            data += [item for item in listed.get("data") or [] if isinstance(item, dict)]
+            after = listed.get("last_id")
+            if not listed.get("has_more") or not after:
+                break
+        if owner is not None:
+            mine = await homes.owned(owner, "vector_store")
+            data = [item for item in data if item.get("id") in mine]
+        for name in ("after", "before"):
+            mark = query.get(name)
+            if mark:
+                ids = [item.get("id") for item in data]
+                if mark not in ids:
+                    data = []
+                else:
+                    data = data[ids.index(mark) + 1 :] if name == "after" else data[: ids.index(mark)]
+        page = data[: int(limit_text)]
+        return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                             "last_id": page[-1]["id"] if page else None, "has_more": len(data) > len(page)}, headers=headers)  # fmt: skip
+
+    async def store_call(request: Request) -> Response:
+        """Everything under one store (retrieve, modify, delete, search, its files and file
+        batches): the store must be the caller's, and so must every file a body names."""
+        caller: Caller = request.state.caller
+        owner = tenant_of(caller)
+        store_id = request.path_params["store_id"]
+        rest = request.path_params.get("rest", "").strip("/")
+        deployment = placed(await homes.find(store_id, "vector_store", owner), request)
+        body: dict[str, Any] | None = None
+        if request.method == "POST":
+            body = await json_body(request)
+            await owned_files(body, owner, deployment)
+        query = urlencode({k: v for k, v in request.query_params.items() if k in ("after", "before", "limit", "order", "filter")})
+        what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
+        path = f"vector_stores/{store_id}" + (f"/{rest}" if rest else "")
+        reply, headers = await forward(request, f"vector_stores.{what}", deployment, request.method, path,
+                                       json.dumps(body).encode() if body is not None else b"", "application/json" if body is not None else None, query)  # fmt: skip
+        if request.method == "DELETE" and not rest:
+            await homes.forget(store_id)
+        return JSONResponse(reply.json(), headers=headers)
+
     routes = []
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(f"{prefix}/vector_stores", guarded(store_create), methods=["POST"]),
+            Route(f"{prefix}/vector_stores", guarded(store_list), methods=["GET"]),
+            Route(f"{prefix}/vector_stores/{{store_id}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/vector_stores/{{store_id}}/{{rest:path}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+        ]
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/files", guarded(upload), methods=["POST"]),

@@ -23,6 +23,7 @@ from ..doors.responses import renamed_event
 from ._config import Deployment
 from ._errors import GatewayError
 from ._metering import Metered, SideTarget, relay
+from ._ownership import tenant_of
 from ._routing import Router, gateway_error_for
 from ._warm_up import as_items, warm_up_pass_through
 from .governance._gate import Caller, Gate, unavailable
@@ -176,13 +177,13 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
     ]
 
 
-def unowned_reference(first: Any, params: dict[str, Any]) -> tuple[str, str] | None:
-    """An id in a Responses request that names an object OCI keeps under the gateway's one
-    credential (shared by every tenant) and that the gateway has no owner for: ``conversation``,
-    an ``item_reference``, a ``file_id``, a ``file_search`` tool's vector stores, a
-    ``code_interpreter`` container named by id. (param, what) of the first, or None. Such a
-    request is refused, never sent: one key could otherwise read another's objects by id.
-    ``previous_response_id`` is checked against its owner instead."""
+async def unowned_reference(first: Any, params: dict[str, Any], objects: Any, owner: str | None) -> tuple[str, str] | None:
+    """An id in a Responses request naming an object OCI keeps under the gateway's one credential
+    (shared by every tenant) that the caller does not own: files (``file_id`` of an input part)
+    and vector stores (a ``file_search`` tool's) are checked against their owners (``objects``:
+    a 404 for another tenant's); a ``conversation``, an ``item_reference`` and a container named by
+    id have no owner recorded yet, and are refused. (param, what) of the first refused, or None.
+    Nothing is sent for an id the caller does not own. ``previous_response_id`` is checked apart."""
     if params.get("conversation") is not None:
         return "conversation", "conversation"
     for item in first if isinstance(first, list) else ():
@@ -193,20 +194,26 @@ def unowned_reference(first: Any, params: dict[str, Any]) -> tuple[str, str] | N
         content = item.get("content")
         for part in content if isinstance(content, list) else ():
             if isinstance(part, dict) and part.get("file_id") is not None:
-                return "input", "file_id"
+                if objects is None or not isinstance(part["file_id"], str):
+                    return "input", "file_id"
+                await objects.find(part["file_id"], "file", owner)
     tools = params.get("tools")
     for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, dict):
             continue
-        if tool.get("type") == "file_search" and tool.get("vector_store_ids"):
-            return "tools", "file_search vector_store_ids"
+        if tool.get("type") == "file_search":
+            ids = tool.get("vector_store_ids")
+            if objects is None or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                return "tools", "file_search vector_store_ids"
+            for store_id in ids:
+                await objects.find(store_id, "vector_store", owner)
         if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
             return "tools", "code_interpreter container"
     return None
 
 
 async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes, *, generate: bool = True,
-                       event_names: str = "openai") -> Response:  # fmt: skip
+                       event_names: str = "openai", objects: Any = None) -> Response:  # fmt: skip
     """``POST /v1/responses`` for a model served through /openai/v1 (and each ``response.create``
     of a WebSocket connection, whose own responses continue with ``store: false``: the items they
     carried are sent again, in place of ``previous_response_id``, which OCI could not resolve)."""
@@ -223,7 +230,7 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     if "input" not in params:
         raise GatewayError(400, "input: required, a string or a list of input items", param="input")
     first = params.pop("input")
-    unowned = unowned_reference(first, params)
+    unowned = await unowned_reference(first, params, objects, tenant_of(caller))
     if unowned is not None:
         param, what = unowned
         raise GatewayError(400, f"{param}: {what} names an object OCI keeps for every key of this gateway alike, which the gateway "
