@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _engine
 from ._catalog import MODELS
-from ._vector_stores import StoreError, VectorStores
+from ._vector_stores import StoreError, VectorStores, page
 
 PREFIX = "/openai/v1/"
 PLACEHOLDER_KEYS = frozenset({"not-used", "<NOTUSED>", "OCI", "none", ""})
@@ -63,6 +63,13 @@ class StoredFile:
 
 
 @dataclass
+class StoredConversation:
+    owner: str
+    meta: dict
+    items: list[dict] = field(default_factory=list)
+
+
+@dataclass
 class Stored:
     owner: str
     response: dict
@@ -79,6 +86,7 @@ class OpenAIv1:
     api_keys: dict[str, bool] = field(default_factory=dict)  # secret -> has a policy
     stored: dict[str, Stored] = field(default_factory=dict)
     files: dict[str, StoredFile] = field(default_factory=dict)
+    conversations: dict[str, StoredConversation] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = time.time
 
@@ -125,6 +133,9 @@ class OpenAIv1:
                 return 200, self.vector_stores.route(method, rest.split("/")[1:], params, _json(body) if method == "POST" else {}, owner)
             except StoreError as exc:
                 raise APIError(exc.status, exc.code, exc.message) from None
+        if rest == "conversations" or rest.startswith("conversations/"):
+            params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+            return 200, self.conversations_route(method, rest.split("/")[1:], params, _json(body) if method == "POST" else {}, owner)
         if rest == "files" or rest.startswith("files/"):
             return self.files_route(method, rest.split("/")[1:], query, headers, body, owner)
         if rest == "chat/completions" and method == "POST":
@@ -176,7 +187,78 @@ class OpenAIv1:
 
     # ---------------------------------------------------------------- responses
 
+    # ---------------------------------------------------------------- conversations
+
+    def _conversation(self, conversation_id: Any, owner: str) -> StoredConversation:
+        found = self.conversations.get(conversation_id) if isinstance(conversation_id, str) else None
+        if found is None or found.owner != owner:
+            raise APIError(404, "NotAuthorizedOrNotFound", f"Conversation with id '{conversation_id}' not found.")
+        return found
+
+    def conversations_route(self, method: str, parts: list[str], query: dict[str, str], body: dict, owner: str) -> Any:
+        if not parts and method == "POST":
+            unknown = sorted(set(body) - {"items", "metadata"})
+            if unknown:
+                raise APIError(400, "InvalidParameter", f"Unrecognized request argument supplied: {unknown[0]}")
+            conversation_id = f"conv_{uuid.uuid4().hex[:32]}"
+            meta = {"id": conversation_id, "object": "conversation", "created_at": int(self.clock()), "metadata": body.get("metadata") or {}}
+            conversation = StoredConversation(owner, meta, _input_items(body.get("items") or []))
+            with self.lock:
+                self.conversations[conversation_id] = conversation
+            return meta
+        if not parts:
+            raise APIError(404, "NotAuthorizedOrNotFound", "No such route for conversations")
+        conversation = self._conversation(parts[0], owner)
+        if len(parts) == 1:
+            if method == "GET":
+                return conversation.meta
+            if method == "POST":
+                conversation.meta["metadata"] = body.get("metadata") or {}
+                return conversation.meta
+            if method == "DELETE":
+                with self.lock:
+                    del self.conversations[parts[0]]
+                return {"id": parts[0], "object": "conversation.deleted", "deleted": True}
+        if parts[1] == "items":
+            if len(parts) == 2 and method == "GET":
+                return page([{**item, "created_at": index} for index, item in enumerate(conversation.items)], query)
+            if len(parts) == 2 and method == "POST":
+                added = _input_items(body.get("items") or [])
+                conversation.items += added
+                return {"object": "list", "data": added, "first_id": added[0]["id"] if added else None,
+                        "last_id": added[-1]["id"] if added else None, "has_more": False}  # fmt: skip
+            found = next((item for item in conversation.items if item.get("id") == parts[2]), None) if len(parts) == 3 else None
+            if found is None:
+                raise APIError(404, "NotAuthorizedOrNotFound", "No such item in this conversation")
+            if method == "GET":
+                return found
+            if method == "DELETE":
+                conversation.items.remove(found)
+                return conversation.meta
+        raise APIError(404, "NotAuthorizedOrNotFound", "No such route for conversations")
+
     def create_response(self, body: dict, owner: str) -> Any:
+        """A response, in a conversation when ``conversation`` names one: its items come first, and
+        the request's input and the response's output are added to it."""
+        named = body.pop("conversation", None)
+        if named is None:
+            return self._create_response(body, owner)
+        conversation = self._conversation(named.get("id") if isinstance(named, dict) else named, owner)
+        if body.get("previous_response_id") is not None:
+            raise APIError(400, "InvalidParameter", "conversation and previous_response_id cannot both be given")
+        added = _input_items(body.get("input"))
+        prior = [{k: v for k, v in item.items() if k not in ("id", "status")} for item in conversation.items]
+        result = self._create_response({**body, "input": [*prior, *added]}, owner)
+        if isinstance(result, list):  # a stream: its output is the final event's
+            final = next(json.loads(frame.split(b"data: ", 1)[1]) for frame in reversed(result) if b'"response.completed"' in frame[:80])
+            output = final["response"]["output"]
+        else:
+            output = result["output"]
+            result = {**result, "conversation": {"id": conversation.meta["id"]}}
+        conversation.items += added + [dict(item) for item in output]
+        return result
+
+    def _create_response(self, body: dict, owner: str) -> Any:
         from ..doors import responses as door
         from ..doors._common import DoorError
 
