@@ -139,20 +139,19 @@ def test_stored_responses_are_invisible_to_other_keys(gateway):
     assert httpx.get(f"{gateway.base_url}/v1/responses/{made['id']}", headers={"authorization": f"Bearer {mine}"}, timeout=30).status_code == 200
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"conversation": "conv_123"}, "conversation"),
-    ({"input": [{"type": "item_reference", "id": "msg_abc"}]}, "input"),
-    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}, "input"),
-    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_abc"]}]}, "tools"),
-    ({"tools": [{"type": "code_interpreter", "container": "cntr_abc"}]}, "tools"),
+@pytest.mark.parametrize(("body", "status", "param"), [
+    ({"input": [{"type": "item_reference", "id": "msg_abc"}]}, 400, "input"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}, 404, "file_id"),
+    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_abc"]}]}, 404, "vector_store_id"),
+    ({"tools": [{"type": "code_interpreter", "container": "cntr_abc"}]}, 400, "tools"),
 ])  # fmt: skip
-def test_an_id_the_gateway_cannot_attribute_never_reaches_oci(gateway, sim, body, param):
-    """The review's open item: every tenant shares the gateway's API key at OCI, so an object
-    named by id (a conversation, an item, a file, a vector store, a container) could be another
-    tenant's. Until the gateway records owners for them, such a request is refused, not sent."""
+def test_an_id_the_gateway_cannot_attribute_never_reaches_oci(gateway, sim, body, status, param):
+    """Every tenant shares the gateway's API key at OCI, so an object named by id (an item, a file,
+    a vector store, a container) could be another tenant's: one the key's tenant does not own is a
+    404, and one whose owner the gateway does not record is refused; neither is sent."""
     made = _key(gateway)
     before = len(sim.requests)
     r = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {made['key']}"}, timeout=30,
                    json={"model": "gpt-pro", "input": "hi", **body})  # fmt: skip
-    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    assert r.status_code == status and r.json()["error"]["param"] == param, r.text
     assert len(sim.requests) == before

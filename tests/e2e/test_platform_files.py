@@ -128,3 +128,31 @@ def test_two_teams_build_search_and_answer_from_their_own_vector_stores(gateway,
 def test_a_hosted_tool_on_a_native_deployment_is_a_400_naming_it(gateway, tool):
     r = httpx.post(f"{gateway.base_url}/v1/responses", headers=ADMIN, json={"model": "llama", "input": "hi", "tools": [tool]}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0]" and tool["type"] in r.json()["error"]["message"]
+
+
+def test_conversations_are_a_tenants_own_and_carry_file_search_answers(gateway, sim):
+    """The issue's proof, end to end: a team answers with file_search in a conversation; another
+    team cannot read, extend, continue or delete that conversation, and none of it reaches OCI."""
+    a, b = _team_key(gateway), _team_key(gateway)
+    with _client(gateway, a["key"]) as oa, _client(gateway, b["key"]) as ob:
+        a_file = oa.files.create(file=("ledger.txt", b"The ledger port to Rust uses sqlx for the database."), purpose="assistants")
+        a_store = oa.vector_stores.create(name="ledger", file_ids=[a_file.id])
+        conversation = oa.conversations.create(items=[{"type": "message", "role": "user", "content": "We are porting the ledger."}])
+        answer = oa.responses.create(model="gpt", input="Which database library does the ledger use?", conversation=conversation.id,
+                                     tools=[{"type": "file_search", "vector_store_ids": [a_store.id]}])  # fmt: skip
+        assert "sqlx" in answer.output_text
+        kept = oa.conversations.items.list(conversation.id)
+        assert len(kept.data) >= 3  # the first message, the question, the search and the answer
+        before = len(sim.requests)
+        for attempt in (lambda: ob.conversations.retrieve(conversation.id), lambda: ob.conversations.items.list(conversation.id),
+                        lambda: ob.conversations.items.create(conversation.id, items=[{"type": "message", "role": "user", "content": "hi"}]),
+                        lambda: ob.conversations.delete(conversation.id),
+                        lambda: ob.responses.create(model="gpt", input="and then?", conversation=conversation.id),
+                        lambda: ob.conversations.create(items=[{"type": "message", "role": "user", "content": [
+                            {"type": "input_file", "file_id": a_file.id}]}])):  # fmt: skip
+            with pytest.raises(openai.NotFoundError):
+                attempt()
+        assert len(sim.requests) == before
+        assert oa.conversations.delete(conversation.id).deleted
+        with pytest.raises(openai.NotFoundError):
+            oa.conversations.retrieve(conversation.id)

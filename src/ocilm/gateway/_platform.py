@@ -175,18 +175,60 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
             if place is not None and place != deployment.place:
                 raise GatewayError(400, f"file_id: {file_id[:64]!r} lives with another deployment than this vector store", param="file_id")
 
-    async def store_create(request: Request) -> Response:
+    async def created(request: Request, kind: str, collection: str, check: Callable[..., Awaitable[None]]) -> Response:
+        """A new object of ``kind``: every id its body names checked, then made, then owned."""
         caller: Caller = request.state.caller
         owner = tenant_of(caller)
         body = await json_body(request)
         deployment = deployment_for(request, body.pop("target_model_names", None))
-        await owned_files(body, owner, deployment)
-        reply, headers = await forward(request, "vector_stores.create", deployment, "POST", "vector_stores", json.dumps(body).encode(),
+        await check(body, owner, deployment)
+        reply, headers = await forward(request, f"{collection}.create", deployment, "POST", collection, json.dumps(body).encode(),
                                        "application/json")  # fmt: skip
         made = reply.json()
         if isinstance(made, dict) and isinstance(made.get("id"), str):
-            await homes.remember(made["id"], "vector_store", owner or "master", deployment.place, 0)
+            await homes.remember(made["id"], kind, owner or "master", deployment.place, 0)
         return JSONResponse(made, headers=headers)
+
+    async def owned_call(request: Request, kind: str, collection: str, check: Callable[..., Awaitable[None]]) -> Response:
+        """Everything under one object (retrieve, modify, delete, and what hangs under it): the object
+        must be the caller's tenant's, and so must every id a body names."""
+        caller: Caller = request.state.caller
+        owner = tenant_of(caller)
+        object_id = request.path_params["object_id"]
+        rest = request.path_params.get("rest", "").strip("/")
+        deployment = placed(await homes.find(object_id, kind, owner), request)
+        body: dict[str, Any] | None = None
+        if request.method == "POST":
+            body = await json_body(request)
+            await check(body, owner, deployment)
+        query = urlencode({k: v for k, v in request.query_params.items() if k in ("after", "before", "limit", "order", "filter", "include")})
+        what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
+        path = f"{collection}/{object_id}" + (f"/{rest}" if rest else "")
+        reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path,
+                                       json.dumps(body).encode() if body is not None else b"", "application/json" if body is not None else None, query)  # fmt: skip
+        if request.method == "DELETE" and not rest:
+            await homes.forget(object_id)
+        return JSONResponse(reply.json(), headers=headers)
+
+    async def owned_items(body: dict[str, Any], owner: str | None, deployment: Deployment) -> None:
+        """Input items a conversation is given: each file they name is the caller's."""
+        for item in body.get("items") or () if isinstance(body.get("items"), list) else ():
+            content = item.get("content") if isinstance(item, dict) else None
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and part.get("file_id") is not None:
+                    await owned_files({"file_id": part["file_id"]}, owner, deployment)
+
+    async def store_create(request: Request) -> Response:
+        return await created(request, "vector_store", "vector_stores", owned_files)
+
+    async def store_call(request: Request) -> Response:
+        return await owned_call(request, "vector_store", "vector_stores", owned_files)
+
+    async def conversation_create(request: Request) -> Response:
+        return await created(request, "conversation", "conversations", owned_items)
+
+    async def conversation_call(request: Request) -> Response:
+        return await owned_call(request, "conversation", "conversations", owned_items)
 
     async def store_list(request: Request) -> Response:
         """A tenant's stores, from every page OCI has (filtered, then paginated as asked)."""
@@ -226,34 +268,16 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
                              "last_id": page[-1]["id"] if page else None, "has_more": len(data) > len(page)}, headers=headers)  # fmt: skip
 
-    async def store_call(request: Request) -> Response:
-        """Everything under one store (retrieve, modify, delete, search, its files and file
-        batches): the store must be the caller's, and so must every file a body names."""
-        caller: Caller = request.state.caller
-        owner = tenant_of(caller)
-        store_id = request.path_params["store_id"]
-        rest = request.path_params.get("rest", "").strip("/")
-        deployment = placed(await homes.find(store_id, "vector_store", owner), request)
-        body: dict[str, Any] | None = None
-        if request.method == "POST":
-            body = await json_body(request)
-            await owned_files(body, owner, deployment)
-        query = urlencode({k: v for k, v in request.query_params.items() if k in ("after", "before", "limit", "order", "filter")})
-        what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
-        path = f"vector_stores/{store_id}" + (f"/{rest}" if rest else "")
-        reply, headers = await forward(request, f"vector_stores.{what}", deployment, request.method, path,
-                                       json.dumps(body).encode() if body is not None else b"", "application/json" if body is not None else None, query)  # fmt: skip
-        if request.method == "DELETE" and not rest:
-            await homes.forget(store_id)
-        return JSONResponse(reply.json(), headers=headers)
-
     routes = []
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/vector_stores", guarded(store_create), methods=["POST"]),
             Route(f"{prefix}/vector_stores", guarded(store_list), methods=["GET"]),
-            Route(f"{prefix}/vector_stores/{{store_id}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
-            Route(f"{prefix}/vector_stores/{{store_id}}/{{rest:path}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/vector_stores/{{object_id}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/vector_stores/{{object_id}}/{{rest:path}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/conversations", guarded(conversation_create), methods=["POST"]),
+            Route(f"{prefix}/conversations/{{object_id}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/conversations/{{object_id}}/{{rest:path}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),
         ]
     for prefix in ("/v1", ""):
         routes += [

@@ -179,13 +179,17 @@ def stored_response_routes(router: Router, guarded: Callable[..., Handler], mete
 
 async def unowned_reference(first: Any, params: dict[str, Any], objects: Any, owner: str | None) -> tuple[str, str] | None:
     """An id in a Responses request naming an object OCI keeps under the gateway's one credential
-    (shared by every tenant) that the caller does not own: files (``file_id`` of an input part)
-    and vector stores (a ``file_search`` tool's) are checked against their owners (``objects``:
-    a 404 for another tenant's); a ``conversation``, an ``item_reference`` and a container named by
+    (shared by every tenant) that the caller does not own: files (``file_id`` of an input part),
+    vector stores (a ``file_search`` tool's) and a ``conversation`` are checked against their
+    owners (``objects``: a 404 for another tenant's); an ``item_reference`` and a container named by
     id have no owner recorded yet, and are refused. (param, what) of the first refused, or None.
     Nothing is sent for an id the caller does not own. ``previous_response_id`` is checked apart."""
-    if params.get("conversation") is not None:
-        return "conversation", "conversation"
+    named = params.get("conversation")
+    if named is not None:
+        conversation_id = named.get("id") if isinstance(named, dict) else named
+        if objects is None or not isinstance(conversation_id, str):
+            return "conversation", "conversation"
+        await objects.find(conversation_id, "conversation", owner)
     for item in first if isinstance(first, list) else ():
         if not isinstance(item, dict):
             continue
@@ -246,6 +250,9 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     pinned = None
     if params.get("previous_response_id") is not None:
         pinned = await homes.find(params["previous_response_id"], owner)
+    named = params.get("conversation")
+    if named is not None and objects is not None:  # a conversation lives with the deployment that made it
+        pinned = await objects.find(named.get("id") if isinstance(named, dict) else named, "conversation", tenant_of(caller)) or pinned
     upstream = await metered.call(request, "responses", name, "responses", first, params, stream=stream, pinned=pinned)
     sent = as_items(first)
     assert upstream.deployment is not None
