@@ -4,7 +4,9 @@ Starts the OCI simulator and the gateway on loopback, then:
 1. calls a model with ``ocilm.completion`` (signed exactly as OCI requires),
 2. streams a reply, 3. runs a tool call round trip, 4. embeds text,
 5. streams a reply through the gateway with the official OpenAI SDK,
-6. sends a Responses request (as Codex does) and streams a Messages reply (as Claude Code does).
+6. sends a Responses request (as Codex does, over HTTP and its WebSocket mode) and streams a
+   Messages reply (as Claude Code does),
+7. a team's virtual key with a budget and a rate limit, 8. a team's file answered through file_search.
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ def main() -> int:
 
         step("7. a team's virtual key: budget, rate limit, spend, metrics and the usage console")
         _governed_gateway(creds)
+
+        step("8. OCI's agent platform, one team at a time: a team's file answered through file_search")
+        _team_file_search(sim)
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")
     return 0
 
@@ -141,6 +146,42 @@ def _responses_over_a_websocket(base_url: str) -> None:
         second = turn(ws, input="What is my name?", previous_response_id=first["response"]["id"])
     texts = [part["text"] for item in second["response"]["output"] if item["type"] == "message" for part in item["content"]]
     print(f"WebSocket /v1/responses (Codex's mode), three frames on one socket, the last continuing the others: {' '.join(texts)}")
+
+
+def _team_file_search(sim: Any) -> None:
+    """A team uploads a file, builds a vector store and answers from it with file_search, through
+    the gateway in front of an /openai/v1 deployment; another team cannot see any of it."""
+    import tempfile
+
+    import openai
+
+    from ocilm.gateway import create_app, parse_config
+    from ocilm.testing import BackgroundServer
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = parse_config({
+            "model_list": [{"model_name": "grok", "litellm_params": {"model": "oci/xai.grok-4", **sim.api_key_credentials()}}],
+            "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{folder}/platform.db"},
+        })  # fmt: skip
+        with BackgroundServer(create_app(config)) as gateway:
+            admin = openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY)
+
+            def team_key() -> str:
+                team = admin.post("/team/new", body={}, cast_to=dict)["team_id"]
+                return str(admin.post("/key/generate", body={"team_id": team}, cast_to=dict)["key"])
+
+            ledger, canteen = (openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=team_key()) for _ in range(2))
+            uploaded = ledger.files.create(file=("ledger.txt", b"The ledger port to Rust uses sqlx for the database."), purpose="assistants")
+            store = ledger.vector_stores.create(name="ledger notes", file_ids=[uploaded.id])
+            answer = ledger.responses.create(model="grok", input="Which database library does the ledger use?",
+                                             tools=[{"type": "file_search", "vector_store_ids": [store.id]}])  # fmt: skip
+            print(f"team ledger: uploaded {uploaded.filename}, built vector store {store.id}; file_search answered: {answer.output_text}")
+            try:
+                canteen.vector_stores.retrieve(store.id)
+            except openai.NotFoundError:
+                print(f"team canteen asking for {store.id}: 404, and nothing reached OCI; it lists {len(canteen.files.list().data)} files")
+            for client in (admin, ledger, canteen):
+                client.close()
 
 
 def _governed_gateway(creds: dict) -> None:

@@ -156,3 +156,27 @@ def test_conversations_are_a_tenants_own_and_carry_file_search_answers(gateway, 
         assert oa.conversations.delete(conversation.id).deleted
         with pytest.raises(openai.NotFoundError):
             oa.conversations.retrieve(conversation.id)
+
+
+def test_the_openai_agents_sdk_runs_an_agent_with_file_search_through_the_gateway(gateway):
+    """The OpenAI Agents SDK (openai-agents), pointed at the gateway with a team's key, answers from
+    the team's own vector store with its FileSearchTool."""
+    import asyncio
+
+    agents = pytest.importorskip("agents")
+    agents.set_tracing_disabled(True)  # offline: no traces leave for OpenAI
+    made = _team_key(gateway)
+    with _client(gateway, made["key"]) as setup:
+        uploaded = setup.files.create(file=("ledger.txt", b"The ledger port to Rust uses sqlx for the database."), purpose="assistants")
+        store = setup.vector_stores.create(name="ledger", file_ids=[uploaded.id])
+
+    async def run() -> str:
+        client = openai.AsyncOpenAI(base_url=f"{gateway.base_url}/v1", api_key=made["key"], max_retries=0)
+        agent = agents.Agent(name="ledger", instructions="Answer from the team's files.",
+                             model=agents.OpenAIResponsesModel(model="gpt", openai_client=client),
+                             tools=[agents.FileSearchTool(vector_store_ids=[store.id], max_num_results=3)])  # fmt: skip
+        result = await agents.Runner.run(agent, "Which database library does the ledger use?")
+        await client.close()
+        return str(result.final_output)
+
+    assert "sqlx" in asyncio.run(run())
