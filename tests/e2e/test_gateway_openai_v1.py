@@ -143,12 +143,14 @@ def test_stored_responses_are_invisible_to_other_keys(gateway):
     ({"input": [{"type": "item_reference", "id": "msg_abc"}]}, 400, "input"),
     ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}, 404, "file_id"),
     ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_abc"]}]}, 404, "vector_store_id"),
-    ({"tools": [{"type": "code_interpreter", "container": "cntr_abc"}]}, 400, "tools"),
+    ({"tools": [{"type": "code_interpreter", "container": "cntr_abc"}]}, 404, "container_id"),
+    ({"conversation": "conv_abc"}, 404, "conversation_id"),
 ])  # fmt: skip
 def test_an_id_the_gateway_cannot_attribute_never_reaches_oci(gateway, sim, body, status, param):
-    """Every tenant shares the gateway's API key at OCI, so an object named by id (an item, a file,
-    a vector store, a container) could be another tenant's: one the key's tenant does not own is a
-    404, and one whose owner the gateway does not record is refused; neither is sent."""
+    """Every tenant shares the gateway's API key at OCI, so an object named by id (a file, a vector
+    store, a container, a conversation, an item) could be another tenant's: one the key's tenant does
+    not own is a 404, and an item_reference, whose owner the gateway does not record, is refused;
+    neither is sent."""
     made = _key(gateway)
     before = len(sim.requests)
     r = httpx.post(f"{gateway.base_url}/v1/responses", headers={"authorization": f"Bearer {made['key']}"}, timeout=30,

@@ -180,3 +180,29 @@ def test_the_openai_agents_sdk_runs_an_agent_with_file_search_through_the_gatewa
         return str(result.final_output)
 
     assert "sqlx" in asyncio.run(run())
+
+
+def test_containers_and_code_interpreter_belong_to_their_tenant(gateway, sim):
+    """A team's container (made by it, or by OCI for its code_interpreter with {"type": "auto"}) is
+    its own: another team gets 404 for it everywhere, and nothing of that reaches OCI."""
+    a, b = _team_key(gateway), _team_key(gateway)
+    with _client(gateway, a["key"]) as oa, _client(gateway, b["key"]) as ob:
+        data = oa.files.create(file=("data.csv", b"x,y\n1,2\n"), purpose="assistants")
+        box = oa.containers.create(name="analysis", file_ids=[data.id])
+        added = oa.containers.files.create(box.id, file=("notes.txt", b"hello"))
+        assert oa.containers.files.content.retrieve(added.id, container_id=box.id).read() == b"hello"
+        ran = oa.responses.create(model="gpt", input="sum the column", tools=[{"type": "code_interpreter", "container": {"type": "auto"}}])
+        auto = next(item for item in ran.output if item.type == "code_interpreter_call").container_id
+        again = oa.responses.create(model="gpt", input="and again", tools=[{"type": "code_interpreter", "container": auto}])
+        assert any(item.type == "code_interpreter_call" for item in again.output)
+        assert {c.id for c in oa.containers.list()} == {box.id, auto} and ob.containers.list().data == []
+        before = len(sim.requests)
+        for attempt in (lambda: ob.containers.retrieve(box.id), lambda: ob.containers.files.list(box.id),
+                        lambda: ob.containers.files.create(box.id, file=("x.txt", b"x")), lambda: ob.containers.delete(auto),
+                        lambda: ob.containers.create(name="theft", file_ids=[data.id]),
+                        lambda: ob.responses.create(model="gpt", input="hi", tools=[{"type": "code_interpreter", "container": auto}])):  # fmt: skip
+            with pytest.raises(openai.NotFoundError):
+                attempt()
+        assert len(sim.requests) == before
+        oa.containers.delete(box.id)
+        assert {c.id for c in oa.containers.list()} == {auto}

@@ -81,30 +81,40 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
             raise gateway_error_for(exc) from None
         return reply, headers
 
-    async def upload(request: Request) -> Response:
-        caller: Caller = request.state.caller
-        owner = tenant_of(caller)
+    def upload_length(request: Request) -> int:
+        """An upload's announced size, bounded before anything of it is read."""
         length = request.headers.get("content-length")
         if not length or not length.isdigit():
             raise GatewayError(411, "content-length: an upload says its size first", param="content-length")
-        if int(length) > MAX_UPLOAD_BYTES:  # refused before the body is read
+        if int(length) > MAX_UPLOAD_BYTES:
             raise GatewayError(413, f"file: at most {MAX_UPLOAD_BYTES} bytes an upload through this gateway", param="file")
-        content_type = request.headers.get("content-type", "")
-        if not content_type.lower().startswith("multipart/form-data"):
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise GatewayError(415, "content-type: a file is uploaded as multipart/form-data", param="content-type")
-        if owner is not None and quota_bytes is not None and await homes.bytes_held(owner) + int(length) > quota_bytes:
-            raise GatewayError(429, f"file storage quota: this tenant may hold at most {quota_bytes} bytes of files",
-                               kind="rate_limit_error", code="storage_quota_exceeded")  # fmt: skip
+        return int(length)
+
+    async def bounded_body(request: Request) -> bytes:
+        length = upload_length(request)
         body = bytearray()
         try:
             async for part in request.stream():
                 body += part
-                if len(body) > int(length):
+                if len(body) > length:
                     raise GatewayError(400, "content-length: the body is longer than it said", param="content-length")
         except ClientDisconnect:
             raise ClientGone from None
+        return bytes(body)
+
+    async def upload(request: Request) -> Response:
+        caller: Caller = request.state.caller
+        owner = tenant_of(caller)
+        content_type = request.headers.get("content-type", "")
+        length = upload_length(request)  # refused before the body is read
+        if owner is not None and quota_bytes is not None and await homes.bytes_held(owner) + length > quota_bytes:
+            raise GatewayError(429, f"file storage quota: this tenant may hold at most {quota_bytes} bytes of files",
+                               kind="rate_limit_error", code="storage_quota_exceeded")  # fmt: skip
+        body = await bounded_body(request)
         deployment = deployment_for(request)
-        reply, headers = await forward(request, "files.create", deployment, "POST", "files", bytes(body), content_type)
+        reply, headers = await forward(request, "files.create", deployment, "POST", "files", body, content_type)
         made = reply.json()
         if isinstance(made, dict) and isinstance(made.get("id"), str):
             await homes.remember(made["id"], "file", owner or "master", deployment.place, int(made.get("bytes") or len(body)))
@@ -198,16 +208,22 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         rest = request.path_params.get("rest", "").strip("/")
         deployment = placed(await homes.find(object_id, kind, owner), request)
         body: dict[str, Any] | None = None
-        if request.method == "POST":
+        raw: bytes | None = None
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and content_type.lower().startswith("multipart/form-data"):
+            raw = await bounded_body(request)  # a file uploaded into the object (a container's files)
+        elif request.method == "POST":
             body = await json_body(request)
             await check(body, owner, deployment)
         query = urlencode({k: v for k, v in request.query_params.items() if k in ("after", "before", "limit", "order", "filter", "include")})
         what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
         path = f"{collection}/{object_id}" + (f"/{rest}" if rest else "")
-        reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path,
-                                       json.dumps(body).encode() if body is not None else b"", "application/json" if body is not None else None, query)  # fmt: skip
+        sent, sent_type = (raw, content_type) if raw is not None else (json.dumps(body).encode(), "application/json") if body is not None else (b"", None)
+        reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path, sent, sent_type, query)
         if request.method == "DELETE" and not rest:
             await homes.forget(object_id)
+        if not reply.content_type.startswith("application/json"):  # a file's content
+            return Response(reply.body, media_type=reply.content_type, headers=headers)
         return JSONResponse(reply.json(), headers=headers)
 
     async def owned_items(body: dict[str, Any], owner: str | None, deployment: Deployment) -> None:
@@ -224,6 +240,15 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
     async def store_call(request: Request) -> Response:
         return await owned_call(request, "vector_store", "vector_stores", owned_files)
 
+    async def container_create(request: Request) -> Response:
+        return await created(request, "container", "containers", owned_files)
+
+    async def container_list(request: Request) -> Response:
+        return await owned_list(request, "container", "containers")
+
+    async def container_call(request: Request) -> Response:
+        return await owned_call(request, "container", "containers", owned_files)
+
     async def conversation_create(request: Request) -> Response:
         return await created(request, "conversation", "conversations", owned_items)
 
@@ -231,7 +256,10 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         return await owned_call(request, "conversation", "conversations", owned_items)
 
     async def store_list(request: Request) -> Response:
-        """A tenant's stores, from every page OCI has (filtered, then paginated as asked)."""
+        return await owned_list(request, "vector_store", "vector_stores")
+
+    async def owned_list(request: Request, kind: str, collection: str) -> Response:
+        """A tenant's objects of ``kind``, from every page OCI has (filtered, then paginated as asked)."""
         caller: Caller = request.state.caller
         owner = tenant_of(caller)
         query = request.query_params
@@ -247,14 +275,14 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         headers: dict[str, str] = {}
         for _ in range(MAX_STORE_PAGES):
             upstream = urlencode({"limit": 100, "order": order, **({"after": after} if after else {})})
-            reply, headers = await forward(request, "vector_stores.list", deployment, "GET", "vector_stores", query=upstream)
+            reply, headers = await forward(request, f"{collection}.list", deployment, "GET", collection, query=upstream)
             listed = reply.json() or {}
             data += [item for item in listed.get("data") or [] if isinstance(item, dict)]
             after = listed.get("last_id")
             if not listed.get("has_more") or not after:
                 break
         if owner is not None:
-            mine = await homes.owned(owner, "vector_store")
+            mine = await homes.owned(owner, kind)
             data = [item for item in data if item.get("id") in mine]
         for name in ("after", "before"):
             mark = query.get(name)
@@ -275,6 +303,10 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
             Route(f"{prefix}/vector_stores", guarded(store_list), methods=["GET"]),
             Route(f"{prefix}/vector_stores/{{object_id}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
             Route(f"{prefix}/vector_stores/{{object_id}}/{{rest:path}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
+            Route(f"{prefix}/containers", guarded(container_create), methods=["POST"]),
+            Route(f"{prefix}/containers", guarded(container_list), methods=["GET"]),
+            Route(f"{prefix}/containers/{{object_id}}", guarded(container_call), methods=["GET", "DELETE"]),
+            Route(f"{prefix}/containers/{{object_id}}/{{rest:path}}", guarded(container_call), methods=["GET", "POST", "DELETE"]),
             Route(f"{prefix}/conversations", guarded(conversation_create), methods=["POST"]),
             Route(f"{prefix}/conversations/{{object_id}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),
             Route(f"{prefix}/conversations/{{object_id}}/{{rest:path}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),

@@ -212,8 +212,21 @@ async def unowned_reference(first: Any, params: dict[str, Any], objects: Any, ow
             for store_id in ids:
                 await objects.find(store_id, "vector_store", owner)
         if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
-            return "tools", "code_interpreter container"
+            if objects is None:
+                return "tools", "code_interpreter container"
+            await objects.find(tool["container"], "container", owner)
     return None
+
+
+async def own_what_it_made(objects: Any, response: Any, owner: str | None, place: str) -> None:
+    """The containers OCI made on its own for a response (``code_interpreter`` with ``{"type":
+    "auto"}``) belong to the tenant whose request made them."""
+    if objects is None or not isinstance(response, dict):
+        return
+    for item in response.get("output") or ():
+        made = item.get("container_id") if isinstance(item, dict) and item.get("type") == "code_interpreter_call" else None
+        if isinstance(made, str) and await objects.find(made, "container", None) is None:  # not recorded yet: this tenant's now
+            await objects.remember(made, "container", owner or "master", place, 0)
 
 
 async def pass_through(request: Request, body: dict[str, Any], metered: Metered, homes: ResponseHomes, *, generate: bool = True,
@@ -263,6 +276,7 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
             await homes.remember(result["id"], owner, place)
         if local is not None and isinstance(result.get("id"), str):
             local.put(result["id"], [*sent, *(result.get("output") or [])])
+        await own_what_it_made(objects, dict(result), tenant_of(caller), place)
         reply = dict(result)
         reply["model"] = name
         return JSONResponse(reply, headers=upstream.headers)
@@ -273,6 +287,7 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
     def completed(response: dict) -> None:
         if local is not None and isinstance(response.get("id"), str):
             local.put(response["id"], [*sent, *(response.get("output") or [])])
+        metered.gate.later(own_what_it_made(objects, response, tenant_of(caller), place))
 
     events = relay(upstream, _EventFraming(created, completed, event_names), name)
     return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache", **upstream.headers})

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _engine
 from ._catalog import MODELS
+from ._containers import Containers
 from ._vector_stores import StoreError, VectorStores, page
 
 PREFIX = "/openai/v1/"
@@ -92,6 +93,14 @@ class OpenAIv1:
 
     def __post_init__(self) -> None:
         self.vector_stores = VectorStores(self._file_text, lambda: self.clock())
+        self.containers = Containers(self._file_bytes, lambda: self.clock())
+
+    def _file_bytes(self, file_id: Any, owner: str) -> tuple[str, bytes]:
+        try:
+            found = self._file(str(file_id), owner)
+        except APIError:
+            raise StoreError(404, "NotAuthorizedOrNotFound", f"No such File object: {file_id}") from None
+        return found.meta["filename"], found.content
 
     def _file_text(self, file_id: str, owner: str) -> tuple[str, str]:
         try:
@@ -133,6 +142,18 @@ class OpenAIv1:
                 return 200, self.vector_stores.route(method, rest.split("/")[1:], params, _json(body) if method == "POST" else {}, owner)
             except StoreError as exc:
                 raise APIError(exc.status, exc.code, exc.message) from None
+        if rest == "containers" or rest.startswith("containers/"):
+            params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+            upload, payload = None, {}
+            if method == "POST" and headers.get("content-type", "").lower().startswith("multipart/form-data"):
+                upload = _multipart(headers["content-type"], body)[1]
+            elif method == "POST":
+                payload = _json(body)
+            try:
+                result = self.containers.route(method, rest.split("/")[1:], params, payload, upload, owner)
+            except StoreError as exc:
+                raise APIError(exc.status, exc.code, exc.message) from None
+            return 200, RawBody(result) if isinstance(result, bytes) else result
         if rest == "conversations" or rest.startswith("conversations/"):
             params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
             return 200, self.conversations_route(method, rest.split("/")[1:], params, _json(body) if method == "POST" else {}, owner)
@@ -264,6 +285,7 @@ class OpenAIv1:
 
         name = self._model(body)
         searched = self._file_search(body, owner)  # OCI runs the hosted tool itself: its call comes first in the output
+        coded = self._code_interpreter(body, owner)
 
         def history(response_id: str) -> list[dict] | None:
             found = self.stored.get(response_id)
@@ -277,8 +299,10 @@ class OpenAIv1:
         messages = chat.pop("messages")
         store = body.get("store") is not False
         items = _input_items(body.get("input"))
-        if body.get("stream") is True and searched is not None:  # the hosted tool's call, then the answer, as events
-            final = _answered_from_files(door.from_completion(call, _chat_completion(name, messages, chat)), searched)
+        if body.get("stream") is True and (searched is not None or coded):  # the hosted tools' calls, then the answer, as events
+            final = door.from_completion(call, _chat_completion(name, messages, chat))
+            final = _answered_from_files(final, searched) if searched is not None else final
+            final = {**final, "output": [*coded, *final["output"]]}
             if store:
                 self._store(owner, final, items, door.history_after(call, _chat_completion(name, messages, chat)))
             return _events_of(final)
@@ -295,6 +319,8 @@ class OpenAIv1:
         response = door.from_completion(call, completion)
         if searched is not None:
             response = _answered_from_files(response, searched)
+        if coded:
+            response = {**response, "output": [*coded, *response["output"]]}
         if name.startswith("xai.") and any(isinstance(t, dict) and t.get("type") == "web_search" for t in body.get("tools") or []):
             # xAI's hosted web search runs on OCI's side: its call comes first in the output
             query = body["input"] if isinstance(body.get("input"), str) else "search"
@@ -310,6 +336,29 @@ class OpenAIv1:
         if store:
             self._store(owner, response, items, door.history_after(call, completion))
         return response
+
+    def _code_interpreter(self, body: dict, owner: str) -> list[dict]:
+        """The ``code_interpreter`` hosted tool, as OCI runs it: in the container it names, or in one
+        made for the request (``{"type": "auto"}``); its call (with the container's id) first."""
+        given = body.get("tools")
+        tools: list[Any] = given if isinstance(given, list) else []
+        coding = [t for t in tools if isinstance(t, dict) and t.get("type") == "code_interpreter"]
+        if not coding:
+            return []
+        body["tools"] = [t for t in tools if t not in coding] or None
+        if body["tools"] is None:
+            del body["tools"]
+        prompt = body["input"] if isinstance(body.get("input"), str) else "the request"
+        calls = []
+        for tool in coding:
+            try:
+                container = self.containers.for_code(tool, owner)
+            except StoreError as exc:
+                raise APIError(exc.status, exc.code, exc.message) from None
+            calls.append({"type": "code_interpreter_call", "id": f"ci_{uuid.uuid4().hex[:24]}", "status": "completed",
+                          "container_id": container.meta["id"], "code": f"print({json.dumps(prompt)})",
+                          "outputs": [{"type": "logs", "logs": prompt}]})  # fmt: skip
+        return calls
 
     def _file_search(self, body: dict, owner: str) -> tuple[dict, list[dict]] | None:
         """The ``file_search`` hosted tool, as OCI runs it: the request's text searched in the named
