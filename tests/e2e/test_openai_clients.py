@@ -60,3 +60,22 @@ def test_settings_ocilm_owns_are_refused_naming_them(oci_simulator, options, par
     with pytest.raises(ocilm.ConfigurationError) as refused:
         ocilm.OpenAI(**{**oci_simulator.api_key_credentials(), **options})
     assert refused.value.param == param
+
+
+def test_the_agent_platform_through_ocilm_openai(settings):
+    """Files, vector stores (search and file_search), conversations and containers, through
+    ocilm.OpenAI against the simulator: every multipart and JSON body signed as sent."""
+    with ocilm.OpenAI(**settings, max_retries=0) as client:
+        uploaded = client.files.create(file=("ledger.txt", b"The ledger port to Rust uses sqlx for the database."), purpose="assistants")
+        store = client.vector_stores.create(name="ledger", file_ids=[uploaded.id])
+        assert client.vector_stores.search(store.id, query="database library").data[0].filename == "ledger.txt"
+        conversation = client.conversations.create(items=[{"type": "message", "role": "user", "content": "We port the ledger."}])
+        answer = client.responses.create(model="xai.grok-3", input="Which database library?", conversation=conversation.id,
+                                         tools=[{"type": "file_search", "vector_store_ids": [store.id]}])  # fmt: skip
+        assert "sqlx" in answer.output_text and len(client.conversations.items.list(conversation.id).data) >= 3
+        box = client.containers.create(name="analysis", file_ids=[uploaded.id])
+        assert client.containers.files.list(box.id).data[0].path == "/mnt/data/ledger.txt"
+        assert client.files.content(uploaded.id).read().startswith(b"The ledger")
+        client.containers.delete(box.id)
+        assert client.vector_stores.delete(store.id).deleted and client.conversations.delete(conversation.id).deleted
+        assert client.files.delete(uploaded.id).deleted
