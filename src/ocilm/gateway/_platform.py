@@ -234,30 +234,6 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
                 if isinstance(part, dict) and part.get("file_id") is not None:
                     await owned_files({"file_id": part["file_id"]}, owner, deployment)
 
-    async def store_create(request: Request) -> Response:
-        return await created(request, "vector_store", "vector_stores", owned_files)
-
-    async def store_call(request: Request) -> Response:
-        return await owned_call(request, "vector_store", "vector_stores", owned_files)
-
-    async def container_create(request: Request) -> Response:
-        return await created(request, "container", "containers", owned_files)
-
-    async def container_list(request: Request) -> Response:
-        return await owned_list(request, "container", "containers")
-
-    async def container_call(request: Request) -> Response:
-        return await owned_call(request, "container", "containers", owned_files)
-
-    async def conversation_create(request: Request) -> Response:
-        return await created(request, "conversation", "conversations", owned_items)
-
-    async def conversation_call(request: Request) -> Response:
-        return await owned_call(request, "conversation", "conversations", owned_items)
-
-    async def store_list(request: Request) -> Response:
-        return await owned_list(request, "vector_store", "vector_stores")
-
     async def owned_list(request: Request, kind: str, collection: str) -> Response:
         """A tenant's objects of ``kind``, from every page OCI has (filtered, then paginated as asked)."""
         caller: Caller = request.state.caller
@@ -296,21 +272,24 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
                              "last_id": page[-1]["id"] if page else None, "has_more": len(data) > len(page)}, headers=headers)  # fmt: skip
 
+    def bound(work: Callable[..., Awaitable[Response]], *args: Any) -> Handler:
+        async def handler(request: Request) -> Response:
+            return await work(request, *args)
+
+        return handler
+
+    # (kind, collection, what every id a body names must be, whether a tenant lists its own)
+    kinds = (("vector_store", "vector_stores", owned_files, True), ("container", "containers", owned_files, True),
+             ("conversation", "conversations", owned_items, False))  # fmt: skip
     routes = []
     for prefix in ("/v1", ""):
-        routes += [
-            Route(f"{prefix}/vector_stores", guarded(store_create), methods=["POST"]),
-            Route(f"{prefix}/vector_stores", guarded(store_list), methods=["GET"]),
-            Route(f"{prefix}/vector_stores/{{object_id}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
-            Route(f"{prefix}/vector_stores/{{object_id}}/{{rest:path}}", guarded(store_call), methods=["GET", "POST", "DELETE"]),
-            Route(f"{prefix}/containers", guarded(container_create), methods=["POST"]),
-            Route(f"{prefix}/containers", guarded(container_list), methods=["GET"]),
-            Route(f"{prefix}/containers/{{object_id}}", guarded(container_call), methods=["GET", "DELETE"]),
-            Route(f"{prefix}/containers/{{object_id}}/{{rest:path}}", guarded(container_call), methods=["GET", "POST", "DELETE"]),
-            Route(f"{prefix}/conversations", guarded(conversation_create), methods=["POST"]),
-            Route(f"{prefix}/conversations/{{object_id}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),
-            Route(f"{prefix}/conversations/{{object_id}}/{{rest:path}}", guarded(conversation_call), methods=["GET", "POST", "DELETE"]),
-        ]
+        for kind, collection, check, listed in kinds:
+            routes.append(Route(f"{prefix}/{collection}", guarded(bound(created, kind, collection, check)), methods=["POST"]))
+            if listed:
+                routes.append(Route(f"{prefix}/{collection}", guarded(bound(owned_list, kind, collection)), methods=["GET"]))
+            one_of = guarded(bound(owned_call, kind, collection, check))
+            routes += [Route(f"{prefix}/{collection}/{{object_id}}", one_of, methods=["GET", "POST", "DELETE"]),
+                       Route(f"{prefix}/{collection}/{{object_id}}/{{rest:path}}", one_of, methods=["GET", "POST", "DELETE"])]  # fmt: skip
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/files", guarded(upload), methods=["POST"]),
