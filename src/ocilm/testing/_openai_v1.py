@@ -17,9 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from . import _engine
 from ._catalog import MODELS
 from ._containers import Containers
+from ._mcp_client import MCPError, MCPSession
 from ._vector_stores import StoreError, VectorStores, page
 
 PREFIX = "/openai/v1/"
@@ -285,7 +288,7 @@ class OpenAIv1:
 
         name = self._model(body)
         searched = self._file_search(body, owner)  # OCI runs the hosted tool itself: its call comes first in the output
-        coded = self._code_interpreter(body, owner)
+        coded = self._code_interpreter(body, owner) + self._mcp(body)
 
         def history(response_id: str) -> list[dict] | None:
             found = self.stored.get(response_id)
@@ -302,7 +305,7 @@ class OpenAIv1:
         if body.get("stream") is True and (searched is not None or coded):  # the hosted tools' calls, then the answer, as events
             final = door.from_completion(call, _chat_completion(name, messages, chat))
             final = _answered_from_files(final, searched) if searched is not None else final
-            final = {**final, "output": [*coded, *final["output"]]}
+            final = _answered_by_tools({**final, "output": [*coded, *final["output"]]})
             if store:
                 self._store(owner, final, items, door.history_after(call, _chat_completion(name, messages, chat)))
             return _events_of(final)
@@ -320,7 +323,7 @@ class OpenAIv1:
         if searched is not None:
             response = _answered_from_files(response, searched)
         if coded:
-            response = {**response, "output": [*coded, *response["output"]]}
+            response = _answered_by_tools({**response, "output": [*coded, *response["output"]]})
         if name.startswith("xai.") and any(isinstance(t, dict) and t.get("type") == "web_search" for t in body.get("tools") or []):
             # xAI's hosted web search runs on OCI's side: its call comes first in the output
             query = body["input"] if isinstance(body.get("input"), str) else "search"
@@ -336,6 +339,50 @@ class OpenAIv1:
         if store:
             self._store(owner, response, items, door.history_after(call, completion))
         return response
+
+    def _mcp(self, body: dict) -> list[dict]:
+        """The ``mcp`` hosted tool, as OCI runs it: the named remote server's tools listed, and the
+        one the request mentions called (``require_approval: never``) or put up for approval."""
+        given = body.get("tools")
+        tools: list[Any] = given if isinstance(given, list) else []
+        serving = [t for t in tools if isinstance(t, dict) and t.get("type") == "mcp"]
+        if not serving:
+            return []
+        body["tools"] = [t for t in tools if t not in serving] or None
+        if body["tools"] is None:
+            del body["tools"]
+        prompt = body["input"] if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
+        items: list[dict] = []
+        for tool in serving:
+            url, label = tool.get("server_url"), tool.get("server_label")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise APIError(400, "InvalidParameter", "tools[].server_url: an http(s) URL of a remote MCP server")
+            if not isinstance(label, str) or not label:
+                raise APIError(400, "InvalidParameter", "tools[].server_label: required")
+            allowed = tool.get("allowed_tools")
+            names = allowed.get("tool_names") if isinstance(allowed, dict) else allowed
+            listing: dict[str, Any] = {"type": "mcp_list_tools", "id": f"mcpl_{uuid.uuid4().hex[:24]}", "server_label": label, "tools": [], "error": None}
+            items.append(listing)
+            try:
+                with MCPSession(url, tool.get("headers") if isinstance(tool.get("headers"), dict) else None) as session:
+                    listed = [t for t in session.tools() if names is None or t.get("name") in names]
+                    listing["tools"] = [{"name": t.get("name"), "description": t.get("description"), "input_schema": t.get("inputSchema") or {},
+                                         "annotations": None} for t in listed]  # fmt: skip
+                    chosen = next((t for t in listed if _engine._mentions(str(t.get("name")), prompt)), None)
+                    if chosen is None:
+                        continue
+                    arguments = _engine._tool_arguments(chosen.get("inputSchema") or {}, prompt, None)
+                    if tool.get("require_approval", "always") != "never":
+                        items.append({"type": "mcp_approval_request", "id": f"mcpr_{uuid.uuid4().hex[:24]}", "server_label": label,
+                                      "name": chosen["name"], "arguments": json.dumps(arguments)})  # fmt: skip
+                        continue
+                    output, failed = session.call(chosen["name"], arguments)
+                    items.append({"type": "mcp_call", "id": f"mcp_{uuid.uuid4().hex[:24]}", "server_label": label, "name": chosen["name"],
+                                  "arguments": json.dumps(arguments), "output": None if failed else output,
+                                  "error": output if failed else None, "status": "failed" if failed else "completed"})  # fmt: skip
+            except (MCPError, httpx.HTTPError, ValueError) as exc:
+                listing["error"] = f"the MCP server could not be used: {type(exc).__name__}"
+        return items
 
     def _code_interpreter(self, body: dict, owner: str) -> list[dict]:
         """The ``code_interpreter`` hosted tool, as OCI runs it: in the container it names, or in one
@@ -533,6 +580,17 @@ def _events_of(response: dict) -> list[bytes]:
         event("response.output_item.done", output_index=index, item=item)
     event("response.completed", response=response)
     return frames
+
+
+def _answered_by_tools(response: dict) -> dict:
+    """A response whose answer says what a remote MCP tool it called returned."""
+    called = [item for item in response["output"] if item.get("type") == "mcp_call" and item.get("output")]
+    if not called:
+        return response
+    text = f"The {called[-1]['name']} tool said: {called[-1]['output']}"
+    output = [{**item, "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]} if item.get("type") == "message"
+              else item for item in response["output"]]  # fmt: skip
+    return {**response, "output": output}
 
 
 def _answered_from_files(response: dict, searched: tuple[dict, list[dict]]) -> dict:
