@@ -60,6 +60,13 @@ def _post(path: str, body: dict) -> Callable:
     return call
 
 
+def _get(path: str) -> Callable:
+    def call(gateway, key: str, _: str | None) -> httpx.Response:
+        return httpx.get(f"{gateway.base_url}{path}", headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+    return call
+
+
 def _stored_call(method: str, suffix: str) -> Callable:
     def call(gateway, key: str, response_id: str | None) -> httpx.Response:
         return httpx.request(method, f"{gateway.base_url}/v1/responses/{response_id}{suffix}", headers={"authorization": f"Bearer {key}"}, timeout=30)
@@ -101,6 +108,11 @@ ROUTES = {
     "responses.get": (_stored_call("GET", ""), 1),
     "responses.input_items": (_stored_call("GET", "/input_items"), 1),
     "responses.delete": (_stored_call("DELETE", ""), 2),
+    "files.list": (_get("/v1/files"), 0),
+    "vector_stores.list": (_get("/v1/vector_stores"), 0),
+    "vector_stores.create": (_post("/v1/vector_stores", {"name": "notes"}), 0),
+    "conversations.create": (_post("/v1/conversations", {}), 0),
+    "containers.list": (_get("/v1/containers"), 0),
 }  # fmt: skip
 
 
