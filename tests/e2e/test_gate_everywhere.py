@@ -186,3 +186,19 @@ def test_a_background_response_is_billed_when_its_usage_appears(gateway, read):
     info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": made["key"]}, timeout=30).json()
     spend = info.get("info", info).get("spend")
     assert spend == pytest.approx(sum(r["spend"] for r in rows))
+
+
+def test_a_background_response_running_at_shutdown_is_billed_at_its_worst_case(sim, tmp_path):
+    """A graceful stop settles what is still running at its worst case, at once: never $0, and the
+    stop does not wait out a poller."""
+    config = {"model_list": [{"model_name": "gpt", "litellm_params": {"model": "oci/xai.grok-3", **sim.api_key_credentials(), **PRICE}}],
+              "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path / 'bg.db'}"}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as first:
+        made = _key(first, max_budget=5)
+        queued = _post("/v1/responses", {"model": "gpt", "input": "slow work", "background": True, "max_output_tokens": 40})(first, made["key"], None)
+        assert queued.json()["status"] == "queued"
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 10
+    with BackgroundServer(create_app(parse_config(config))) as second:
+        rows = [r for r in _logs(second, made["token"]) if r["call_type"] == "responses"]
+    assert len(rows) == 1 and rows[0]["completion_tokens"] == 40 and rows[0]["spend"] > 0  # its worst case: every output token it could use

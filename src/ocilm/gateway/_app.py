@@ -338,6 +338,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
                 checks.cancel()
             if shared is not None:
                 await shared.close()
+            await metered.background.close()  # background responses still running: settled at their worst case
             await gate.drain()  # spend of cancelled streams is still being written
             await limits.close()
             observer.close()

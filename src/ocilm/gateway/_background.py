@@ -53,6 +53,15 @@ class BackgroundSettlements:
         pending.task = asyncio.ensure_future(self._poll(response_id, pending))
         self.gate.later(pending.task)  # drained at shutdown like any settlement
 
+    async def close(self, seconds: float = 5.0) -> None:
+        """At shutdown: every response still running is settled now, at its worst case (a poller
+        would otherwise hold the shutdown until the drain's deadline)."""
+        tasks = [pending.task for pending in self.pending.values() if pending.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+
     async def seen(self, response_id: str, response: Any) -> None:
         """A caller read the response: if it has ended, settle it now."""
         pending = self.pending.get(response_id)

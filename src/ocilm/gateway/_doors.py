@@ -226,16 +226,17 @@ def door_routes(router: Router, guarded: Callable[..., Handler], metered: Metere
         return Response(status_code=200)
 
     create = guarded(responses)  # the HTTP door and each WebSocket frame run this one endpoint
+    sockets: dict[str, int] = {}  # each key's open WebSocket connections, whichever path
     return [
         Route("/v1/responses/compact", guarded(compact), methods=["POST"]),
         Route("/responses/compact", guarded(compact), methods=["POST"]),
         Route("/v1/responses/input_tokens", guarded(input_tokens), methods=["POST"]),
         Route("/responses/input_tokens", guarded(input_tokens), methods=["POST"]),
         Route("/v1/responses", create, methods=["POST"]),
-        WebSocketRoute("/v1/responses", websocket_endpoint(create, "/v1/responses")),
+        WebSocketRoute("/v1/responses", websocket_endpoint(create, "/v1/responses", sockets)),
         *stored_response_routes(router, guarded, metered, homes),
         Route("/responses", create, methods=["POST"]),
-        WebSocketRoute("/responses", websocket_endpoint(create, "/responses")),
+        WebSocketRoute("/responses", websocket_endpoint(create, "/responses", sockets)),
         Route("/v1/messages", guarded(messages, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/v1/messages/count_tokens", guarded(count_tokens, _anthropic_error, _anthropic_status), methods=["POST"]),
         Route("/", hello, methods=["HEAD", "GET"]),

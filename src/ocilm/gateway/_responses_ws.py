@@ -243,9 +243,9 @@ class _Connection:
         return failed
 
 
-def websocket_endpoint(endpoint: Endpoint, route_path: str) -> Callable[[WebSocket], Awaitable[None]]:
-    """The WebSocket mode of a Responses route whose HTTP endpoint is ``endpoint``."""
-    open_per_key: dict[str, int] = {}
+def websocket_endpoint(endpoint: Endpoint, route_path: str, open_per_key: dict[str, int]) -> Callable[[WebSocket], Awaitable[None]]:
+    """The WebSocket mode of a Responses route whose HTTP endpoint is ``endpoint``; ``open_per_key``
+    counts each key's open connections, shared by every path the mode is served on."""
 
     async def serve(websocket: WebSocket) -> None:
         gate = websocket.app.state.gate
