@@ -152,3 +152,16 @@ def test_checking_is_linear_in_the_text():
         out = _run(guard, _responses_events(text, size=7)[:-2])
         assert "".join(e["delta"] for e in out) == PHONE.sub("[TELEPHONE_NUMBER]", text)
         assert oci.chars <= 2 * size * WINDOW_CHARS / (WINDOW_CHARS - TAIL_CHARS)
+
+
+def test_a_hosted_tools_configuration_is_not_prompt_text():
+    """An MCP tool's headers (a service token) and URL never go to a guardrail, nor get masked."""
+    secret = "Bearer svc-token-415-555-0100"
+    box = {"first": "hi", "params": {"tools": [
+        {"type": "mcp", "server_label": "orders", "server_url": "https://orders.internal/mcp", "headers": {"authorization": secret},
+         "server_description": "Orders desk"},
+        {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object", "properties": {"x": {"description": "px"}}}}]}}  # fmt: skip
+    seen = [holder[key] for holder, key in request_slots("responses", box)]
+    assert sorted(seen) == ["Orders desk", "d", "hi", "px"] and secret not in seen
+    chat = {"first": [{"role": "user", "content": "hi"}], "params": {"tools": [{"type": "function", "function": {"name": "f", "description": "d"}}]}}
+    assert sorted(holder[key] for holder, key in request_slots("completion", chat)) == ["d", "hi"]

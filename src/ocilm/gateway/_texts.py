@@ -106,7 +106,7 @@ def request_slots(method: str, box: dict[str, Any]) -> list[Slot]:
             _response_items(instructions, out)
         tools = params.get("tools")
         for tool in tools if isinstance(tools, list) else ():
-            _strings(tool, out)
+            _tool(tool, out)
         text = params.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             _strings(text["format"], out)
@@ -114,10 +114,30 @@ def request_slots(method: str, box: dict[str, Any]) -> list[Slot]:
     messages = box.get("first")
     for message in messages if isinstance(messages, list) else ():
         _chat_message(message, out)
-    for name in ("tools", "documents", "response_format"):
+    tools = params.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        _tool(tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool, out)
+    for name in ("documents", "response_format"):
         if params.get(name) is not None:
             _strings(params[name], out)
     return out
+
+
+# What of a tool definition the model reads. A hosted tool's configuration (an MCP server's
+# ``headers`` and ``server_url``, a container, vector store ids) is not prompt text: it may hold a
+# secret, and a mask there would break the tool.
+_TOOL_TEXTS = ("description", "parameters", "input_schema", "format", "server_description")
+
+
+def _tool(tool: Any, out: list[Slot]) -> None:
+    if not isinstance(tool, dict):
+        return
+    for name in _TOOL_TEXTS:
+        value = tool.get(name)
+        if isinstance(value, str):
+            _text(tool, name, out)
+        elif isinstance(value, (dict, list)):
+            _strings(value, out)
 
 
 def _response_items(items: Any, out: list[Slot]) -> None:
