@@ -191,8 +191,10 @@ class Router:
                 if left <= 0:
                     break
                 try:
-                    async with time_limit(left):
-                        ticket = await self._admit(deployment, worst_case)
+                    ticket = None
+                    if self.limits is not None and (deployment.rpm or deployment.tpm):  # a wait only where there is one
+                        async with time_limit(left):
+                            ticket = await self._admit(deployment, worst_case)
                 except RateLimited as exc:
                     log.info("%s: %s is at its %s limit, trying the next deployment", name, deployment.place, exc.kind)
                     full.append(exc)
