@@ -36,6 +36,32 @@ LIST_PAGE = 10_000  # OCI's largest page of files: a tenant's list is filtered f
 MAX_STORE_PAGES = 100  # pages of 100 stores read for one list (a tenant's are filtered from all of them)
 
 
+def list_options(query: Any, default: int, most: int) -> tuple[str, int]:
+    """A list request's ``order`` and ``limit``, or a 400 naming what is valid."""
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise GatewayError(400, "order: expected asc or desc", param="order")
+    limit = query.get("limit", str(default))
+    if not limit.isdigit() or not 1 <= int(limit) <= most:
+        raise GatewayError(400, f"limit: expected a whole number from 1 to {most}", param="limit")
+    return order, int(limit)
+
+
+def list_page(data: list[dict], query: Any, limit: int) -> dict[str, Any]:
+    """OpenAI's list object over a tenant's (already filtered) objects, from ``after`` or up to ``before``."""
+    for name in ("after", "before"):
+        mark = query.get(name)
+        if mark:
+            ids = [item.get("id") for item in data]
+            if mark not in ids:
+                data = []
+            else:
+                data = data[ids.index(mark) + 1 :] if name == "after" else data[: ids.index(mark)]
+    page = data[:limit]
+    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
+            "has_more": len(data) > len(page)}  # fmt: skip
+
+
 def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Metered, homes: ObjectHomes,
                     quota_bytes: int | None = None) -> list[Route]:  # fmt: skip
 
@@ -124,25 +150,14 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         caller: Caller = request.state.caller
         owner = tenant_of(caller)
         query = request.query_params
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise GatewayError(400, "order: expected asc or desc", param="order")
-        limit_text = query.get("limit", str(LIST_PAGE))
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIST_PAGE:
-            raise GatewayError(400, f"limit: expected a whole number from 1 to {LIST_PAGE}", param="limit")
+        order, limit = list_options(query, LIST_PAGE, LIST_PAGE)
         upstream = urlencode({"limit": LIST_PAGE, "order": order, **({"purpose": query["purpose"]} if query.get("purpose") else {})})
         reply, headers = await forward(request, "files.list", deployment_for(request), "GET", "files", query=upstream)
         data = list((reply.json() or {}).get("data") or [])
         if owner is not None:  # a tenant's own files only, paginated after filtering
             mine = await homes.owned(owner, "file")
             data = [item for item in data if isinstance(item, dict) and item.get("id") in mine]
-        after = query.get("after")
-        if after:
-            ids = [item.get("id") for item in data]
-            data = data[ids.index(after) + 1 :] if after in ids else []
-        page = data[: int(limit_text)]
-        return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                             "last_id": page[-1]["id"] if page else None, "has_more": len(data) > len(page)}, headers=headers)  # fmt: skip
+        return JSONResponse(list_page(data, query, limit), headers=headers)
 
     async def one(request: Request, what: str) -> Response:
         caller: Caller = request.state.caller
@@ -239,12 +254,7 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         caller: Caller = request.state.caller
         owner = tenant_of(caller)
         query = request.query_params
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise GatewayError(400, "order: expected asc or desc", param="order")
-        limit_text = query.get("limit", "20")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-            raise GatewayError(400, "limit: expected a whole number from 1 to 100", param="limit")
+        order, limit = list_options(query, 20, 100)
         deployment = deployment_for(request)
         data: list[dict] = []
         after: str | None = None
@@ -260,17 +270,7 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         if owner is not None:
             mine = await homes.owned(owner, kind)
             data = [item for item in data if item.get("id") in mine]
-        for name in ("after", "before"):
-            mark = query.get(name)
-            if mark:
-                ids = [item.get("id") for item in data]
-                if mark not in ids:
-                    data = []
-                else:
-                    data = data[ids.index(mark) + 1 :] if name == "after" else data[: ids.index(mark)]
-        page = data[: int(limit_text)]
-        return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                             "last_id": page[-1]["id"] if page else None, "has_more": len(data) > len(page)}, headers=headers)  # fmt: skip
+        return JSONResponse(list_page(data, query, limit), headers=headers)
 
     def bound(work: Callable[..., Awaitable[Response]], *args: Any) -> Handler:
         async def handler(request: Request) -> Response:

@@ -343,14 +343,9 @@ class OpenAIv1:
     def _mcp(self, body: dict) -> list[dict]:
         """The ``mcp`` hosted tool, as OCI runs it: the named remote server's tools listed, and the
         one the request mentions called (``require_approval: never``) or put up for approval."""
-        given = body.get("tools")
-        tools: list[Any] = given if isinstance(given, list) else []
-        serving = [t for t in tools if isinstance(t, dict) and t.get("type") == "mcp"]
+        serving = _take_tools(body, "mcp")
         if not serving:
             return []
-        body["tools"] = [t for t in tools if t not in serving] or None
-        if body["tools"] is None:
-            del body["tools"]
         prompt = body["input"] if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
         items: list[dict] = []
         for tool in serving:
@@ -387,14 +382,9 @@ class OpenAIv1:
     def _code_interpreter(self, body: dict, owner: str) -> list[dict]:
         """The ``code_interpreter`` hosted tool, as OCI runs it: in the container it names, or in one
         made for the request (``{"type": "auto"}``); its call (with the container's id) first."""
-        given = body.get("tools")
-        tools: list[Any] = given if isinstance(given, list) else []
-        coding = [t for t in tools if isinstance(t, dict) and t.get("type") == "code_interpreter"]
+        coding = _take_tools(body, "code_interpreter")
         if not coding:
             return []
-        body["tools"] = [t for t in tools if t not in coding] or None
-        if body["tools"] is None:
-            del body["tools"]
         prompt = body["input"] if isinstance(body.get("input"), str) else "the request"
         calls = []
         for tool in coding:
@@ -410,14 +400,9 @@ class OpenAIv1:
     def _file_search(self, body: dict, owner: str) -> tuple[dict, list[dict]] | None:
         """The ``file_search`` hosted tool, as OCI runs it: the request's text searched in the named
         stores (the caller's own), its tool taken out of what the model sees."""
-        given = body.get("tools")
-        tools: list[Any] = given if isinstance(given, list) else []
-        searching = [t for t in tools if isinstance(t, dict) and t.get("type") == "file_search"]
+        searching = _take_tools(body, "file_search")
         if not searching:
             return None
-        body["tools"] = [t for t in tools if t not in searching] or None
-        if body["tools"] is None:
-            del body["tools"]
         query = body["input"] if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
         hits: list[dict] = []
         for tool in searching:
@@ -580,6 +565,20 @@ def _events_of(response: dict) -> list[bytes]:
         event("response.output_item.done", output_index=index, item=item)
     event("response.completed", response=response)
     return frames
+
+
+def _take_tools(body: dict, kind: str) -> list[dict]:
+    """The request's hosted tools of ``kind``, taken out of what the model sees (OCI runs them)."""
+    given = body.get("tools")
+    tools: list[Any] = given if isinstance(given, list) else []
+    taken = [t for t in tools if isinstance(t, dict) and t.get("type") == kind]
+    if taken:
+        rest = [t for t in tools if t not in taken]
+        if rest:
+            body["tools"] = rest
+        else:
+            del body["tools"]
+    return taken
 
 
 def _answered_by_tools(response: dict) -> dict:
