@@ -6,6 +6,7 @@ and never with the value that was there, since values may be secrets.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import hashlib
@@ -25,6 +26,8 @@ from ._router_config import cache_settings, routing_settings
 from ._routing_policy import RoutingSettings
 from .governance._policy import Price
 from .governance._prices import builtin_price
+from .governance._tool_calls import DEFAULT_MAX_HOSTED_CALLS, MAX_HOSTED_CALLS
+from .governance._tool_calls import parse_prices as parse_tool_prices
 
 ENV_PREFIX = "os.environ/"
 # LiteLLM routing keys of litellm_params the router does not act on, and what to do instead.
@@ -140,6 +143,14 @@ class GatewayConfig:
     cache: Any = None  # CacheSettings (litellm_settings.cache: true), or None
     responses_event_names: str = "openai"  # general_settings.responses_event_names: openai | open_responses
     file_storage_quota_bytes: int | None = None  # general_settings.file_storage_quota_mb: what a tenant's files may hold
+    max_hosted_tool_calls: int = DEFAULT_MAX_HOSTED_CALLS  # general_settings.max_hosted_tool_calls: bounds a priced request's tools
+
+    @functools.cached_property
+    def priced_tools(self) -> frozenset[str]:
+        """The hosted tool types some deployment prices: a request offering one is bounded in its
+        calls, whichever model (or fallback) answers it."""
+        return frozenset(kind for group in self.deployments.values() for d in group if d.price is not None
+                         for kind, _ in d.price.per_tool_call)  # fmt: skip
 
     @functools.cached_property
     def deployment_limits(self) -> bool:
@@ -227,6 +238,7 @@ def _pydantic_models() -> Any:
         health_check_interval: float = Field(default=300.0, ge=0.1, le=86400, allow_inf_nan=False)
         responses_event_names: Literal["openai", "open_responses"] = "openai"
         file_storage_quota_mb: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+        max_hosted_tool_calls: int = Field(default=DEFAULT_MAX_HOSTED_CALLS, ge=1, le=MAX_HOSTED_CALLS)
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -302,6 +314,9 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                             "which an API key (or oci_api_mode: openai) reaches; use IAM credentials for this deployment")  # fmt: skip
         if price is None and str(params.get("oci_serving_mode", "ON_DEMAND")).upper() != "DEDICATED":
             price = builtin_price(model)
+        tool_prices = parse_tool_prices(entry.model_info or {}, f"model_list[{i}].model_info", problems)
+        if tool_prices:
+            price = dataclasses.replace(price or Price(0.0, 0.0), per_tool_call=tool_prices)
         counts = {}
         for info_field in ("max_output_tokens", "max_reasoning_tokens"):
             value = (entry.model_info or {}).get(info_field)
@@ -342,7 +357,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          health_check_interval=general.health_check_interval if general and general.background_health_checks else None,
                          guardrails=guardrails, cache=cache,
                          responses_event_names=general.responses_event_names if general else "openai",
-                         file_storage_quota_bytes=int(general.file_storage_quota_mb * 1024 * 1024) if general and general.file_storage_quota_mb else None)  # fmt: skip
+                         file_storage_quota_bytes=int(general.file_storage_quota_mb * 1024 * 1024) if general and general.file_storage_quota_mb else None,
+                         max_hosted_tool_calls=general.max_hosted_tool_calls if general else DEFAULT_MAX_HOSTED_CALLS)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

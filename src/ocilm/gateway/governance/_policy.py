@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ._worst_case import nano_cost
+from ._tool_calls import calls_nano, worst_nano
+from ._worst_case import MAX_ESTIMATE_NANO, nano_cost
 
 NANO = 1_000_000_000  # nano-dollars per dollar: money is stored in whole nano-dollars
 MAX_USD = 1_000_000_000  # well inside a 64-bit count of nano-dollars, with room for spend to add up
@@ -79,12 +80,21 @@ def masked(key: str) -> str:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per input and per output token, and where the figures came from (the deployment's
-    config, or the built-in OCI table)."""
+    """USD per input and per output token, where the figures came from (the deployment's
+    config, or the built-in OCI table), and USD per call of each hosted tool the operator prices
+    (``model_info.<tool>_cost_per_call``)."""
 
     input_per_token: float
     output_per_token: float
     source: str = "config"
+    per_tool_call: tuple[tuple[str, float], ...] = ()
 
-    def nano(self, input_tokens: int, output_tokens: int) -> int:
-        return nano_cost(self.input_per_token, self.output_per_token, input_tokens, output_tokens)
+    def nano(self, input_tokens: int, output_tokens: int, tool_calls: dict[str, int] | None = None) -> int:
+        tokens = nano_cost(self.input_per_token, self.output_per_token, input_tokens, output_tokens)
+        if not (tool_calls and self.per_tool_call):
+            return tokens
+        return min(tokens + calls_nano(self.per_tool_call, tool_calls), MAX_ESTIMATE_NANO)
+
+    def worst_tools_nano(self, offered: set[str], most_calls: int) -> int:
+        """The most a request's hosted-tool calls can cost (none priced: 0)."""
+        return worst_nano(self.per_tool_call, offered, most_calls) if self.per_tool_call and offered and most_calls else 0
