@@ -4,6 +4,7 @@ spend logs. Master key only; every bad field is a 400 that names it."""
 from __future__ import annotations
 
 import datetime
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -153,6 +154,7 @@ def _spend_row(row: dict[str, Any]) -> dict[str, Any]:
         "completion_tokens": row["output_tokens"], "total_tokens": row["input_tokens"] + row["output_tokens"], "status": row["status"],
         "latency_ms": round(row["latency_ms"], 3), "startTime": _iso(row["started_at"]),
         "endTime": _iso(row["started_at"] + row["latency_ms"] / 1000),
+        "tool_calls": json.loads(row["tool_calls"]) if row.get("tool_calls") else None,
     }  # fmt: skip
 
 

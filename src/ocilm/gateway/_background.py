@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import NotFoundError, OCIError
-from ._routing import chat_usage
+from .governance._tool_calls import responses_usage
 
 log = logging.getLogger("ocilm.gateway")
 ENDED = frozenset({"completed", "failed", "cancelled", "incomplete"})
@@ -35,6 +35,7 @@ class _Pending:
     deployment: Any
     worst_case: tuple[int, int]
     record: Any
+    worst_tool_calls: dict[str, int]  # the dearest hosted-tool calls it may make (priced ones only)
     until: float  # when its hold expires: then it is settled at its worst case
     task: asyncio.Future | None = None
 
@@ -47,8 +48,9 @@ class BackgroundSettlements:
         self.poll_first, self.poll_most = poll_first, poll_most
         self.pending: dict[str, _Pending] = {}
 
-    def track(self, response_id: str, meter: Any, deployment: Any, worst_case: tuple[int, int], record: Any) -> None:
-        pending = _Pending(meter, deployment, worst_case, record, time.monotonic() + self.gate.hold_seconds)
+    def track(self, response_id: str, meter: Any, deployment: Any, worst_case: tuple[int, int], record: Any,
+              worst_tool_calls: dict[str, int] | None = None) -> None:  # fmt: skip
+        pending = _Pending(meter, deployment, worst_case, record, worst_tool_calls or {}, time.monotonic() + self.gate.hold_seconds)
         self.pending[response_id] = pending
         pending.task = asyncio.ensure_future(self._poll(response_id, pending))
         self.gate.later(pending.task)  # drained at shutdown like any settlement
@@ -102,13 +104,16 @@ class BackgroundSettlements:
     async def _settle(self, response_id: str, pending: _Pending, response: dict | None) -> None:
         if self.pending.pop(response_id, None) is None:
             return  # settled already (a GET and the poller crossed)
-        usage = chat_usage(response.get("usage")) if response is not None else None
+        usage = responses_usage(response) if response is not None else None
         record = pending.record
         status = response.get("status") if response is not None else None
         if usage:
             cost = await pending.meter.settle(deployment=pending.deployment, usage=usage)
         elif status in ("failed", "cancelled"):  # stopped with no usage: its prompt was read (never $0)
             cost = await pending.meter.settle(deployment=pending.deployment, estimated=(max(1, -(-pending.worst_case[0] // 4)), 0))
+        elif pending.worst_tool_calls:  # never seen to end: its worst case, its priced tool calls included
+            worst = {"prompt_tokens": pending.worst_case[0], "completion_tokens": pending.worst_case[1], "tool_calls": pending.worst_tool_calls}
+            cost = await pending.meter.settle(deployment=pending.deployment, usage=worst)
         else:  # never seen to end, or ended with no usage: its worst case
             cost = await pending.meter.settle(deployment=pending.deployment, estimated=pending.worst_case)
         if record is not None:

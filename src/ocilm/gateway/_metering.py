@@ -40,6 +40,7 @@ from ._http import ClientGone, while_connected
 from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
 from .governance._policy import Price
+from .governance._tool_calls import hosted_types, responses_usage, worst_calls
 from .governance._worst_case import (
     OUTPUT_LIMIT_FIELDS,
     BadNumber,
@@ -94,6 +95,10 @@ class WorstCase:
     def __init__(self, method: str, first: Any, params: dict[str, Any], door: bool) -> None:
         self.method, self.first, self.params, self.door = method, first, params, door
         self._input: int | None = None
+        # the hosted tools the request offers and the most calls it may make (bounded by the route)
+        offered = hosted_types(params.get("tools")) if method == "responses" else set()
+        most = params.get("max_tool_calls") if offered else 0
+        self.hosted_tools = (offered, most if isinstance(most, int) and not isinstance(most, bool) and most > 0 else 0)
 
     @property
     def input_tokens(self) -> int:
@@ -414,9 +419,11 @@ class Metered:
         record.opc_request_id = getattr(result, "opc_request_id", None)
         if not stream:
             if method == "responses" and runs_on(result):  # background: its hold stays until its usage appears
-                self.background.track(result["id"], meter, tried[-1], worst_case(tried[-1]), record)
+                offered, most_calls = getattr(worst_case, "hosted_tools", (set(), 0))
+                worst_tools = worst_calls(tried[-1].price.per_tool_call, offered, most_calls) if tried[-1].price is not None else {}
+                self.background.track(result["id"], meter, tried[-1], worst_case(tried[-1]), record, worst_tools)
                 return Upstream(result, dict(meter.rate_headers), None, tried[-1])
-            usage = chat_usage(dict.get(result, "usage"))
+            usage = responses_usage(result) if method == "responses" else chat_usage(dict.get(result, "usage"))
             if method == "rerank" and usage is None:  # OCI reports none: the query and documents, about four characters a token
                 usage = {"prompt_tokens": _estimated_prompt(worst_case), "completion_tokens": 0}
             record.usage(usage)

@@ -28,6 +28,7 @@ from ._routing import Router, gateway_error_for
 from ._warm_up import as_items, warm_up_pass_through
 from .governance._gate import Caller, Gate, unavailable
 from .governance._outcomes import StoreUnavailable
+from .governance._tool_calls import hosted_types
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_REMEMBERED = 100_000  # stored responses one process remembers without a governance store
@@ -218,6 +219,24 @@ async def unowned_reference(first: Any, params: dict[str, Any], objects: Any, ow
     return None
 
 
+def bound_hosted_calls(params: dict[str, Any], priced: frozenset[str], most: int) -> None:
+    """A request offering a hosted tool some deployment prices (``priced``: a fallback may be the
+    one that answers) makes at most ``most`` calls
+    (``general_settings.max_hosted_tool_calls``): ``max_tool_calls`` is sent as that when the caller
+    gave none, so that its budget hold bounds what its tools can cost; more is a 400."""
+    offered = hosted_types(params.get("tools"))
+    asked = params.get("max_tool_calls")
+    if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 1):
+        raise GatewayError(400, "max_tool_calls: expected a whole number of at least 1", param="max_tool_calls", code="invalid_value")
+    if not offered & priced:
+        return
+    if asked is None:
+        params["max_tool_calls"] = most
+    elif asked > most:
+        raise GatewayError(400, f"max_tool_calls: at most {most} on this gateway for a request whose hosted tools are priced "
+                           "(general_settings.max_hosted_tool_calls)", param="max_tool_calls", code="invalid_value")  # fmt: skip
+
+
 async def own_what_it_made(objects: Any, response: Any, owner: str | None, place: str) -> None:
     """The containers OCI made on its own for a response (``code_interpreter`` with ``{"type":
     "auto"}``) belong to the tenant whose request made them."""
@@ -253,6 +272,7 @@ async def pass_through(request: Request, body: dict[str, Any], metered: Metered,
         raise GatewayError(400, f"{param}: {what} names an object OCI keeps for every key of this gateway alike, which the gateway "
                            "cannot yet tell the owner of; it is refused rather than shared (previous_response_id works, per key)",
                            param=param, code="unsupported_reference")  # fmt: skip
+    bound_hosted_calls(params, metered.router.config.priced_tools, metered.router.config.max_hosted_tool_calls)
     local = getattr(request.state, "connection", None)
     previous = params.get("previous_response_id")
     if local is not None and previous in local:

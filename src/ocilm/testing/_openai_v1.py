@@ -287,8 +287,21 @@ class OpenAIv1:
         from ..doors._common import DoorError
 
         name = self._model(body)
+        most_calls = body.get("max_tool_calls")
+        if most_calls is not None and (isinstance(most_calls, bool) or not isinstance(most_calls, int) or most_calls < 1):
+            raise APIError(400, "InvalidParameter", "max_tool_calls: expected an integer of at least 1")
         searched = self._file_search(body, owner)  # OCI runs the hosted tool itself: its call comes first in the output
         coded = self._code_interpreter(body, owner) + self._mcp(body)
+        if most_calls is not None:  # the hosted tools' calls stop at the request's bound
+            left = most_calls - (searched is not None)
+            kept = []
+            for item in coded:
+                if item["type"] in ("code_interpreter_call", "mcp_call"):
+                    if left <= 0:
+                        continue
+                    left -= 1
+                kept.append(item)
+            coded = kept
 
         def history(response_id: str) -> list[dict] | None:
             found = self.stored.get(response_id)

@@ -24,6 +24,7 @@ from ._leases import Leases
 from ._limits import Limit, LimiterUnavailable, Limits, RateLimited, Ticket, rate_headers
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, RateLimits, StoreUnavailable
 from ._policy import Price, to_usd
+from ._tool_calls import as_column, responses_usage
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -277,7 +278,9 @@ class Gate:
                 raise GatewayError(400, f"model {model!r} has no price (no built-in OCI price for its model, or a dedicated endpoint, "
                                    "which OCI bills by the hour): set input_cost_per_token and output_cost_per_token on its "
                                    "deployments, so a key with a budget can use it", param="model", code="price_unknown")  # fmt: skip
-            estimate = max((d.price.nano(*worst_case(d)) for d in deployments if d.price is not None), default=0)
+            offered, most_calls = getattr(worst_case, "hosted_tools", (set(), 0))  # hosted tools the request may call
+            estimate = max((d.price.nano(*worst_case(d)) + d.price.worst_tools_nano(offered, most_calls) for d in deployments
+                            if d.price is not None), default=0)  # fmt: skip
             assert caller.token is not None and self.store is not None
             try:
                 if self.use_leases:
@@ -386,15 +389,16 @@ class Meter:
         else:
             input_tokens, output_tokens = (_tokens(t) for t in (estimated or (0, 0)))
         price: Price | None = deployment.price if deployment is not None else None
+        tool_calls = usage.get("tool_calls") if usage else None
         if status >= 400 and not estimated:
             cost: int | None = 0  # refused or failed before any output: nothing to bill
         else:
-            cost = price.nano(input_tokens, output_tokens) if price is not None else None
+            cost = price.nano(input_tokens, output_tokens, tool_calls) if price is not None else None
         row = {
             "request_id": self.request_id, "token": self.caller.token, "team_id": self.caller.team_id, "model": self.model,
             "deployment": deployment.model if deployment is not None else "", "route": self.route, "input_tokens": input_tokens,
             "output_tokens": output_tokens, "cost": cost, "status": status, "latency_ms": (time.time() - self.started) * 1000,
-            "started_at": self.started,
+            "started_at": self.started, "tool_calls": as_column(tool_calls),
         }  # fmt: skip
         return row, cost
 
@@ -509,7 +513,7 @@ class StreamWatch:
                 if kind in _RESPONSES_ENDS:
                     usage = dict.get(dict.get(chunk, "response") or {}, "usage")
                     if usage:
-                        self.usage = {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens")}
+                        self.usage = responses_usage(dict.get(chunk, "response"))
                 elif kind in _RESPONSES_DELTAS:
                     delivered += len(dict.get(chunk, "delta") or "")
                 continue

@@ -30,7 +30,7 @@ from ._policy import stored_duration_seconds
 log = logging.getLogger("ocilm.gateway")
 
 LOG_COLUMNS = ("request_id", "token", "team_id", "model", "deployment", "route", "input_tokens", "output_tokens", "cost", "status",
-               "latency_ms", "started_at")  # fmt: skip
+               "latency_ms", "started_at", "tool_calls")  # fmt: skip
 MAX_BATCH = 128
 STATEMENT_SECONDS = 5.0  # a database that has not answered by then is down (503), however it failed
 
@@ -137,7 +137,7 @@ _PG_RESERVE_MANY = ("SELECT i, scope, max_budget, spend, held, set_config('synch
                     "FROM ocilm_reserve_many($1, $2, $3, $4, $5, $6)")  # fmt: skip
 _PG_LEASE_MANY = ("SELECT i, scope, max_budget, spend, held, granted, set_config('synchronous_commit', 'off', true) "
                   "FROM ocilm_lease_many($1, $2, $3, $4, $5, $6, $7)")  # fmt: skip
-_PG_SETTLE_MANY = "SELECT request_id FROM ocilm_settle_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS request_id"
+_PG_SETTLE_MANY = "SELECT request_id FROM ocilm_settle_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS request_id"
 _PG_SETTLE_MANY_ASYNC = _PG_SETTLE_MANY.replace("SELECT request_id", "SELECT request_id, set_config('synchronous_commit', 'off', true)")
 _DEADLOCK_RETRIES = 3
 
@@ -228,7 +228,7 @@ class PostgresBudgets:
 
     async def _settle_many(self, logs: list[dict[str, Any]]) -> list[bool]:
         ordered = [log for _, log in sorted(enumerate(logs), key=lock_order)]
-        columns = [[log[c] for log in ordered] for c in LOG_COLUMNS]
+        columns = [[log.get(c) for log in ordered] for c in LOG_COLUMNS]  # a row without tool calls has none
         rows = await self._fetch("settle", _PG_SETTLE_MANY if self.synchronous_commit else _PG_SETTLE_MANY_ASYNC, *columns)
         logged = {row["request_id"] for row in rows}
         return [log["request_id"] in logged for log in logs]
@@ -423,7 +423,7 @@ def _sqlite_lease(conn: sqlite3.Connection, lease_id: str, token: str, team_id: 
 
 
 def _sqlite_settle(conn: sqlite3.Connection, log: dict[str, Any]) -> bool:
-    if conn.execute(_SQLITE_SETTLE, [log[c] for c in LOG_COLUMNS]).rowcount == 0:
+    if conn.execute(_SQLITE_SETTLE, [log.get(c) for c in LOG_COLUMNS]).rowcount == 0:
         return False  # settled before
     charge = log.get("cost") or 0
     if charge and log.get("token"):

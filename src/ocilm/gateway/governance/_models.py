@@ -96,6 +96,7 @@ class SpendLog(Base):
     status: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float] = mapped_column(Float, index=True)
+    tool_calls: Mapped[str | None] = mapped_column(String(256), nullable=True)  # hosted-tool calls by type, JSON (migration 0015)
 
 
 class RateWindowEntry(Base):
