@@ -8,4 +8,5 @@ source "$root/scripts/_browser.sh"
 cd "$root"
 ruff check src tests bench
 mypy
-python -m pytest "$@"
+# every core: each test owns its databases, Redis keys, ports and files
+python -m pytest -n "${OCILM_TEST_WORKERS:-auto}" --dist worksteal "$@"
