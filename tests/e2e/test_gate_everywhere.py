@@ -20,7 +20,25 @@ PRICE = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0003}
 
 
 @pytest.fixture(scope="module")
-def gateway(sim, tmp_path_factory):
+def mcp_upstream():
+    """An MCP server (the official package) behind the gateway's MCP door, counting its tool calls."""
+    mcpserver = pytest.importorskip("mcp.server.mcpserver")
+    server = mcpserver.MCPServer("tools")
+    calls: list[str] = []
+
+    @server.tool()
+    def ping(text: str) -> str:
+        """Answers pong."""
+        calls.append(text)
+        return "pong"
+
+    with BackgroundServer(server.streamable_http_app(json_response=True)) as running:
+        running.calls = calls
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(sim, tmp_path_factory, mcp_upstream):
     signed, key = sim.credentials(), sim.api_key_credentials()
     config = {
         "model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **signed, **PRICE}},
@@ -31,6 +49,8 @@ def gateway(sim, tmp_path_factory):
                                                                        "input_cost_per_token": 0.00001}}],
         "router_settings": {"model_group_alias": {"claude-x": "llama"}},
         "litellm_settings": {"cache": True},
+        "mcp_servers": {"tools": {"url": f"{mcp_upstream.base_url}/mcp", "transport": "http", "allow_all_keys": True,
+                                  "mcp_info": {"mcp_server_cost_info": {"default_cost_per_query": 0.01}}}},
         "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path_factory.mktemp('gate') / 'g.db'}"},
     }  # fmt: skip
     with BackgroundServer(create_app(parse_config(config))) as server:
@@ -96,6 +116,21 @@ def _websocket(body: dict) -> Callable:
     return call
 
 
+def _mcp_call(path: str) -> Callable:
+    """A ``tools/call`` on the MCP door (stateless: one POST), answered with the status the gate
+    gave (a JSON-RPC error carries it in ``data.status``)."""
+
+    def call(gateway, key: str, _: str | None) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "tools-ping" if path == "/mcp" else "ping",
+                                                                               "arguments": {"text": "hi"}}}  # fmt: skip
+        reply = httpx.post(f"{gateway.base_url}{path}", headers=headers, json=body, timeout=30)
+        error = reply.json().get("error") if reply.status_code == 200 else None
+        return httpx.Response((error.get("data") or {}).get("status", 500), json={"error": error}) if error else reply
+
+    return call
+
+
 # route name in the spend log: the call, and how many stored responses it needs made first
 ROUTES = {
     "chat": (_post("/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}), 0),
@@ -113,21 +148,24 @@ ROUTES = {
     "vector_stores.create": (_post("/v1/vector_stores", {"name": "notes"}), 0),
     "conversations.create": (_post("/v1/conversations", {}), 0),
     "containers.list": (_get("/v1/containers"), 0),
+    "mcp": (_mcp_call("/mcp"), 0),
+    "mcp on one server's route": (_mcp_call("/mcp/tools"), 0),
+    "mcp over REST": (_post("/mcp-rest/tools/call", {"name": "tools-ping", "arguments": {"text": "hi"}}), 0),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
-def test_every_route_that_calls_oci_meets_the_keys_rate_limit_and_is_logged(gateway, sim, route):
+def test_every_route_that_calls_oci_meets_the_keys_rate_limit_and_is_logged(gateway, sim, mcp_upstream, route):
     call, stored = ROUTES[route]
     made = _key(gateway, rpm_limit=stored + 1, max_budget=5)
     ids = [_stored(gateway, made["key"]) for _ in range(stored)] or [None]
     first = call(gateway, made["key"], ids[0])
     assert first.status_code == 200, first.text
-    calls = len(sim.requests)
+    calls, tool_calls = len(sim.requests), len(mcp_upstream.calls)
     second = call(gateway, made["key"], ids[-1])
     assert second.status_code == 429, (second.status_code, second.text[:200])
-    assert len(sim.requests) == calls  # refused before anything reached OCI
-    logged_as = "responses" if route == "responses over a websocket" else route
+    assert len(sim.requests) == calls and len(mcp_upstream.calls) == tool_calls  # refused before anything reached OCI or a tool server
+    logged_as = "responses" if route == "responses over a websocket" else "mcp" if route.startswith("mcp") else route
     assert any(row["call_type"] == logged_as and row["status"] == 200 for row in _logs(gateway, made["token"]))
 
 

@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 _COUNTS = frozenset({"rpm_limit", "tpm_limit", "max_parallel_requests"})
 _PER_MODEL = frozenset({"model_rpm_limit", "model_tpm_limit"})
 KEY_FIELDS = frozenset({"models", "max_budget", "budget_duration", "team_id", "user_id", "key_alias", "metadata", "duration", "blocked",
-                        "guardrails", "cache",
+                        "guardrails", "cache", "object_permission",
                          *_COUNTS, *_PER_MODEL})  # fmt: skip
-TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", "guardrails", "cache", *_COUNTS})
+TEAM_FIELDS = frozenset({"team_id", "team_alias", "models", "max_budget", "budget_duration", "metadata", "blocked", "guardrails", "cache",
+                         "object_permission", *_COUNTS})  # fmt: skip
 
 
 def _bad(field: str, problem: str) -> GatewayError:
@@ -99,6 +100,8 @@ def admin_fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayC
                 out[name] = list(value) if value else None
             elif name == "cache":
                 out[name] = cache_policy(value)
+            elif name == "object_permission":
+                out[name] = object_permission(value, config)
             elif name == "blocked":
                 if not isinstance(value, bool):
                     raise PolicyError(name, "expected true or false")
@@ -111,6 +114,53 @@ def admin_fields(body: dict[str, Any], allowed: frozenset[str], config: GatewayC
         except PolicyError as exc:
             raise _bad(exc.field, str(exc).split(": ", 1)[1]) from None
     return out
+
+
+_PERMISSION_REFUSED = {
+    "vector_stores": "vector stores belong to the tenant that made them (every other tenant gets 404); no grant is needed",
+    "mcp_access_groups": "name the servers in mcp_servers",
+    "agents": "not supported",
+    "agent_access_groups": "not supported",
+}
+
+
+def object_permission(value: Any, config: GatewayConfig) -> dict[str, Any] | None:
+    """LiteLLM's ``object_permission``: ``mcp_servers`` (server names or aliases, stored as the
+    server's name) and ``mcp_tool_permissions`` (``{server: [tool, ...]}``); null clears it."""
+    field = "object_permission"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise PolicyError(field, 'expected an object such as {"mcp_servers": ["alpha"], "mcp_tool_permissions": {"alpha": ["echo"]}}')
+    servers, aliases = config.mcp_servers, config.mcp_aliases
+    out: dict[str, Any] = {}
+    for key, given in value.items():
+        if key in _PERMISSION_REFUSED:
+            if given:
+                raise PolicyError(f"{field}.{key}", f"not supported: {_PERMISSION_REFUSED[key]}")
+            continue
+        if key == "mcp_servers":
+            if given is None:
+                continue
+            if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+                raise PolicyError(f"{field}.mcp_servers", "expected a list of MCP server names")
+            unknown = [s for s in given if aliases.get(s, s) not in servers]
+            if unknown:
+                raise PolicyError(f"{field}.mcp_servers", f"no such MCP server: {', '.join(u[:64] for u in unknown)}; "
+                                  f"this gateway has: {', '.join(servers) or 'none'}")  # fmt: skip
+            out["mcp_servers"] = list(dict.fromkeys(aliases.get(s, s) for s in given))
+        elif key == "mcp_tool_permissions":
+            if given is None:
+                continue
+            if not (isinstance(given, dict) and all(isinstance(t, list) and all(isinstance(n, str) and n for n in t) for t in given.values())):
+                raise PolicyError(f"{field}.mcp_tool_permissions", 'expected an object of server name to a list of tool names, such as {"alpha": ["echo"]}')
+            unknown = [s for s in given if aliases.get(s, s) not in servers]
+            if unknown:
+                raise PolicyError(f"{field}.mcp_tool_permissions", f"no such MCP server: {', '.join(u[:64] for u in unknown)}")
+            out["mcp_tool_permissions"] = {aliases.get(s, s): list(dict.fromkeys(t)) for s, t in given.items()}
+        else:
+            raise PolicyError(f"{field}.{key}", "unknown; expected mcp_servers or mcp_tool_permissions")
+    return out or None
 
 
 def key_token(value: Any, field: str = "key") -> str:

@@ -94,6 +94,12 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     cache = ResponseCache(config.cache, observer=observer) if config.cache is not None else None
     metered = Metered(gate, router, observer, guardrails, cache)
     objects = ObjectHomes(gate)  # who owns each file and vector store: platform routes and the Responses pass-through alike
+    mcp_door = None
+    if config.mcp_servers:
+        from .mcp._door import McpDoor
+
+        mcp_door = McpDoor(config.mcp_servers, config.mcp_aliases, metered, allowed_fails=config.routing.allowed_fails,
+                           cooldown=config.routing.cooldown_time)  # fmt: skip
     router.observer = observer
 
     def guarded(handler: Callable[[Request], Awaitable[Response]], render: Callable[[GatewayError], Response] = GatewayError.response,
@@ -331,7 +337,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
         checks = asyncio.ensure_future(check_health_forever(router, config.health_check_interval)) if config.health_check_interval else None
         try:
-            yield
+            async with mcp_door.running() if mcp_door is not None else contextlib.nullcontext():
+                yield
         finally:
             pruner.cancel()
             if checks is not None:
@@ -373,6 +380,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/health/deployments", guarded(deployments_health), methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
+        *(mcp_door.routes(guarded) if mcp_door is not None else ()),
     ]
     middleware = []
     if config.master_key is None:

@@ -36,7 +36,8 @@ REFUSED_ROUTING_KEYS = {
     "region_name": "a deployment's region is its oci_region",
 }
 _EMBED_DEFAULTS = frozenset({"dimensions", "encoding_format", "input_type", "truncate"})
-_KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables", "guardrails"})
+_KNOWN_TOP_LEVEL = frozenset({"model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables", "guardrails",
+                              "mcp_servers"})  # fmt: skip
 
 
 class GatewayConfigError(ConfigurationError):
@@ -144,6 +145,8 @@ class GatewayConfig:
     responses_event_names: str = "openai"  # general_settings.responses_event_names: openai | open_responses
     file_storage_quota_bytes: int | None = None  # general_settings.file_storage_quota_mb: what a tenant's files may hold
     max_hosted_tool_calls: int = DEFAULT_MAX_HOSTED_CALLS  # general_settings.max_hosted_tool_calls: bounds a priced request's tools
+    mcp_servers: dict[str, Any] = field(default_factory=dict)  # mcp_servers: name -> McpServer (the MCP gateway)
+    mcp_aliases: dict[str, str] = field(default_factory=dict)  # litellm_settings.mcp_aliases: alias -> server name
 
     @functools.cached_property
     def priced_tools(self) -> frozenset[str]:
@@ -242,7 +245,7 @@ def _pydantic_models() -> Any:
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
-        model_list: list[ModelEntry] = Field(min_length=1)
+        model_list: list[ModelEntry] = Field(default_factory=list)  # empty only for an MCP-only gateway (checked below)
         general_settings: GeneralSettings | None = None
 
     return FileModel
@@ -330,7 +333,12 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
                        counts["max_reasoning_tokens"], api_mode, deployment_id, order, float(weight) if weight is not None else None,
                        tuple(tags or ())))  # fmt: skip
+    if not parsed.model_list and not raw.get("mcp_servers"):
+        problems.append("model_list: expected at least one model (or mcp_servers, for a gateway to MCP servers only)")
     aliases = _aliases(raw, deployments, problems)
+    from .mcp._config import mcp_settings
+
+    mcp_servers, mcp_aliases = mcp_settings(raw, problems)
     routing, fallbacks, max_fallbacks, drop_params = routing_settings(raw, set(deployments), problems)
     guardrails = guardrail_specs(raw.get("guardrails"), problems, check_credentials)
     cache = cache_settings(raw, parsed.general_settings.redis_url if parsed.general_settings else None, problems)
@@ -358,7 +366,8 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          guardrails=guardrails, cache=cache,
                          responses_event_names=general.responses_event_names if general else "openai",
                          file_storage_quota_bytes=int(general.file_storage_quota_mb * 1024 * 1024) if general and general.file_storage_quota_mb else None,
-                         max_hosted_tool_calls=general.max_hosted_tool_calls if general else DEFAULT_MAX_HOSTED_CALLS)  # fmt: skip
+                         max_hosted_tool_calls=general.max_hosted_tool_calls if general else DEFAULT_MAX_HOSTED_CALLS,
+                         mcp_servers=mcp_servers, mcp_aliases=mcp_aliases)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

@@ -85,6 +85,17 @@ class SideTarget:
     price: Price = field(default_factory=lambda: Price(0.0, 0.0, "none"))
 
 
+class _SideWorstCase:
+    """A side call's worst case: its input tokens, and its priced calls (each made at most once)."""
+
+    def __init__(self, input_tokens: int, calls: dict[str, int] | None) -> None:
+        self.input_tokens = input_tokens
+        self.hosted_tools = (set(calls or ()), max((calls or {}).values(), default=0))
+
+    def __call__(self, deployment: Any) -> tuple[int, int]:
+        return self.input_tokens, 0
+
+
 _REPLY_TYPES = {"completion": ChatCompletion, "embedding": EmbeddingResponse, "rerank": RerankResponse}
 
 
@@ -169,23 +180,27 @@ class Metered:
         return upstream
 
     async def side_call(self, request: Request, route: str, name: str, work: Callable[[], Awaitable[Any]], *, target: SideTarget,
-                        input_tokens: int = 0, allowed: bool | None = None) -> tuple[Any, dict[str, str]]:  # fmt: skip
+                        input_tokens: int = 0, allowed: bool | None = None, calls: dict[str, int] | None = None,
+                        watch: bool = True) -> tuple[Any, dict[str, str]]:  # fmt: skip
         """A call to OCI that is not a model call (``/v1/moderations``, a stored response's
         retrieval, deletion or input items): through the same gate as every model call, before any
         per-item work: the key may use ``name`` (``allowed`` decides where the route knows better),
         it counts against the key's rate limits (``input_tokens`` against tpm), its worst case is
         held against budgets when it is priced, it runs while the caller is connected, and it is
-        settled into the spend log once. Returns the result and the headers the reply carries."""
+        settled into the spend log once. ``calls``: the priced calls it makes (an MCP tool's,
+        by ``target.price.per_tool_call``), held for and billed through the same settlement.
+        ``watch``: False where another layer owns the caller's channel (the MCP transport).
+        Returns the result and the headers the reply carries."""
         caller: Caller = request.state.caller
         record: RequestRecord = request.state.record
         if allowed is False or (allowed is None and caller.models and name not in caller.models):
             raise GatewayError(403, f"key {caller.token} may not use {name!r}; it may use: {', '.join(caller.models)}",
                                kind="permission_error", param="model", code="model_not_allowed")  # fmt: skip
         record.model, record.key, record.team = name, caller.token, caller.team_id
-        priced = bool(target.price.input_per_token or target.price.output_per_token)
-        meter = await self.gate.meter(caller, route, name, [target], lambda _: (input_tokens, 0), record.request_id, hold=priced)
+        priced = bool(target.price.input_per_token or target.price.output_per_token or calls)
+        meter = await self.gate.meter(caller, route, name, [target], _SideWorstCase(input_tokens, calls), record.request_id, hold=priced)
         try:
-            result = await while_connected(request, work)
+            result = await (while_connected(request, work) if watch else work())
         except ClientGone:
             await meter.settle(deployment=target, status=499, estimated=(input_tokens, 0))
             raise
@@ -195,7 +210,9 @@ class Metered:
         except GatewayError as err:
             await meter.settle(deployment=target, status=err.status)
             raise
-        usage = {"prompt_tokens": input_tokens, "completion_tokens": 0}
+        usage: dict[str, Any] = {"prompt_tokens": input_tokens, "completion_tokens": 0}
+        if calls:
+            usage["tool_calls"] = calls
         record.usage(usage)
         record.cost = cost = await meter.settle(deployment=target, usage=usage)
         return result, {**meter.rate_headers, **cost_header(cost)}

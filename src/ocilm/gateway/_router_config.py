@@ -36,6 +36,7 @@ _ROUTER_KEYS = frozenset({"routing_strategy", "routing_strategy_args", "num_retr
                           "allowed_fails_policy",
                           "model_group_alias", "enable_pre_call_checks", "max_fallbacks", "default_fallbacks", *FALLBACK_KINDS})  # fmt: skip
 _LITELLM_KEYS = frozenset({"model_group_alias", "drop_params", "num_retries", "default_fallbacks", "max_fallbacks", "cache", "cache_params",
+                           "mcp_aliases",
                            *FALLBACK_KINDS})  # fmt: skip
 
 

@@ -48,6 +48,7 @@ class Caller:
     guardrails: tuple[str, ...] = ()  # guardrails the key's and team's settings turn on
     cache: dict[str, Any] | None = None  # the response cache's say for this key (its team's, the key's over it)
     budget_mark: tuple[Any, ...] = ()  # the key's and team's budgets as last read
+    object_permission: tuple[Any, Any] = (None, None)  # the key's and its team's (MCP servers and tools)
 
     def rate_limits(self, model: str) -> tuple[Limit, ...]:
         """Every rate limit a request for ``model`` touches: its key's, its team's, and its key's
@@ -83,7 +84,13 @@ def allowed_models(key_models: tuple[str, ...], team_models: tuple[str, ...]) ->
 
 
 def presented_key(headers: Any) -> str:
-    """``Authorization: Bearer <key>`` (OpenAI clients) or ``x-api-key: <key>`` (Anthropic's)."""
+    """``Authorization: Bearer <key>`` (OpenAI clients), ``x-api-key: <key>`` (Anthropic's), or
+    LiteLLM's ``x-litellm-api-key`` (with or without ``Bearer``), which wins: it leaves
+    ``Authorization`` to a header meant for someone else (an MCP upstream's)."""
+    litellm = headers.get("x-litellm-api-key", "").strip()
+    if litellm:
+        scheme, _, given = litellm.partition(" ")
+        return given.strip() if scheme.lower() == "bearer" and given.strip() else litellm
     scheme, _, given = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
         return given.strip()
@@ -183,7 +190,7 @@ class Gate:
         if view.expires_at is not None and view.expires_at <= time.time():
             raise _unauthorized(f"key {view.token} has expired")
         return Caller(view.token, view.team_id, allowed_models(view.models, view.team_models), view.has_budget, view.limits,
-                      view.team_limits, view.guardrails, view.cache, view.budget_mark)  # fmt: skip
+                      view.team_limits, view.guardrails, view.cache, view.budget_mark, view.object_permission)  # fmt: skip
 
     async def _view(self, key: str, digest: bytes) -> KeyView | None:
         # The cache is keyed by the key's digest: it never holds a secret.

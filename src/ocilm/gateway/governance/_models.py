@@ -34,6 +34,7 @@ class Team(Base):
     alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
     guardrails: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))  # guardrail names it turns on (migration 0010)
     cache: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # the response cache's say (migration 0011)
+    object_permission: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # MCP servers and tools (migration 0016)
 
 
 class Key(Base):
@@ -65,6 +66,7 @@ class Key(Base):
     alert_budget: Mapped[int | None] = mapped_column(BigInteger)  # against this max_budget (migration 0007)
     guardrails: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))  # guardrail names it turns on (migration 0010)
     cache: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # the response cache's say (migration 0011)
+    object_permission: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # MCP servers and tools (migration 0016)
     model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))  # model name -> requests per minute
     model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True))
 

@@ -60,3 +60,4 @@ class KeyView:
     guardrails: tuple[str, ...] = ()  # the key's and its team's
     cache: dict[str, Any] | None = None  # the team's cache policy, the key's settings over it
     budget_mark: tuple[Any, ...] = ()  # the key's and team's budgets: a budget lease set against others is set again
+    object_permission: tuple[Any, Any] = (None, None)  # the key's and its team's object_permission

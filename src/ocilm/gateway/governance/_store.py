@@ -154,6 +154,7 @@ class Store:
             guardrails=tuple(dict.fromkeys([*(row.guardrails or ()), *((team.guardrails or ()) if team else ())])),
             cache={**((team.cache or {}) if team else {}), **(row.cache or {})} or None,
             budget_mark=(row.max_budget, row.budget_duration, team.max_budget, team.budget_duration) if team else (row.max_budget, row.budget_duration),
+            object_permission=(row.object_permission, team.object_permission if team else None),
         )  # fmt: skip
 
     async def has_rate_limits(self) -> bool:
@@ -434,6 +435,7 @@ def _key_dict(row: Any) -> dict[str, Any]:
         "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
         "max_parallel_requests": row.max_parallel_requests, "model_rpm_limit": dict(row.model_rpm_limit or {}),
         "model_tpm_limit": dict(row.model_tpm_limit or {}), "guardrails": list(row.guardrails or []), "cache": row.cache,
+        "object_permission": row.object_permission,
     }  # fmt: skip
 
 
@@ -445,7 +447,7 @@ def _team_dict(row: Any) -> dict[str, Any]:
         "budget_duration": row.budget_duration, "budget_reset_at": row.budget_reset_at, "spend": to_usd(row.spend),
         "blocked": bool(row.blocked), "metadata": dict(row.metadata or {}), "created_at": row.created_at, "rpm_limit": row.rpm_limit,
         "tpm_limit": row.tpm_limit, "max_parallel_requests": row.max_parallel_requests, "guardrails": list(row.guardrails or []),
-        "cache": row.cache,
+        "cache": row.cache, "object_permission": row.object_permission,
     }  # fmt: skip
 
 
