@@ -44,6 +44,7 @@ def test_sdk_installs_httpx_and_cryptography_only():
     assert {"starlette", "uvicorn", "pydantic", "pyyaml"} <= extras["gateway"]
     assert extras["fast"] == {"aiohttp", "orjson"} and extras["fast"] <= extras["gateway"]  # the gateway runs fast
     assert {"sqlalchemy", "alembic", "aiosqlite", "asyncpg", "redis", "prometheus-client"} <= extras["gateway"]  # governance needs nothing else
+    assert "mcp" in extras["gateway"]  # the MCP gateway's server and client sides
     assert extras["otel"] == {"opentelemetry-api", "opentelemetry-sdk"}  # traces are optional
     assert "uvicorn" in extras["testing"]
     assert not {"ruff", "mypy", "oci", "pytest"} & set().union(*extras.values())  # contributors' tools are a dev group

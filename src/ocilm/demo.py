@@ -122,6 +122,12 @@ def main() -> int:
 
         step("8. OCI's agent platform, one team at a time: a team's file answered through file_search")
         _team_file_search(sim)
+
+        step("9. the MCP gateway: a team's key lists and calls its tools through /mcp, deny by default")
+        if _installed("mcp"):
+            _mcp_gateway()
+        else:
+            print("(the MCP step needs the mcp package: pip install 'ocilm[gateway]')")
     print("\ndone: every call above was signed, sent over HTTP and verified by the simulator.")
     return 0
 
@@ -182,6 +188,70 @@ def _team_file_search(sim: Any) -> None:
                 print(f"team canteen asking for {store.id}: 404, and nothing reached OCI; it lists {len(canteen.files.list().data)} files")
             for client in (admin, ledger, canteen):
                 client.close()
+
+
+def _mcp_gateway() -> None:
+    """Two tool servers (built on the official mcp package) behind one gateway: a team's key sees
+    and calls the one its team was granted; the other is not there for it."""
+    import asyncio
+    import tempfile
+
+    import httpx
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.mcpserver import MCPServer
+
+    from ocilm.gateway import create_app, parse_config
+    from ocilm.testing import BackgroundServer
+
+    weather, payroll = MCPServer("weather", log_level="WARNING"), MCPServer("payroll", log_level="WARNING")
+
+    @weather.tool()
+    def forecast(city: str) -> str:
+        """Tomorrow's weather in a city."""
+        return f"Sunny in {city} tomorrow, 22 C"
+
+    @payroll.tool()
+    def salaries() -> str:
+        """Everyone's salary."""
+        return "confidential"
+
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    with tempfile.TemporaryDirectory() as state, BackgroundServer(weather.streamable_http_app(json_response=True, stateless_http=True)) as w, \
+            BackgroundServer(payroll.streamable_http_app(json_response=True, stateless_http=True)) as p:  # fmt: skip
+        config = parse_config({
+            "mcp_servers": {"weather": {"url": f"{w.base_url}/mcp", "transport": "http",
+                                        "mcp_info": {"mcp_server_cost_info": {"default_cost_per_query": 0.001}}},
+                            "payroll": {"url": f"{p.base_url}/mcp", "transport": "http", "auth_type": "bearer_token",
+                                        "authentication_token": "payroll-service-token"}},
+            "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{state}/mcp.db"},
+        })  # fmt: skip
+        with BackgroundServer(create_app(config)) as gateway:
+            team = httpx.post(f"{gateway.base_url}/team/new", headers=admin, json={"team_alias": "travel",
+                              "object_permission": {"mcp_servers": ["weather"]}}).json()  # fmt: skip
+            made = httpx.post(f"{gateway.base_url}/key/generate", headers=admin, json={"team_id": team["team_id"], "max_budget": 1}).json()
+
+            async def session_work() -> tuple[list[str], str, str]:
+                async with httpx2.AsyncClient(headers={"authorization": f"Bearer {made['key']}"}) as http, \
+                        streamable_http_client(f"{gateway.base_url}/mcp", http_client=http) as streams, \
+                        ClientSession(streams[0], streams[1]) as session:  # fmt: skip
+                    await session.initialize()
+                    tools = [t.name for t in (await session.list_tools()).tools]
+                    answer = await session.call_tool("weather-forecast", {"city": "Lisbon"})
+                    try:
+                        await session.call_tool("payroll-salaries", {})
+                        denied = "called (wrong!)"
+                    except Exception as exc:  # the gateway's JSON-RPC error
+                        denied = str(exc)
+                    return tools, " ".join(getattr(part, "text", "") for part in answer.content), denied
+
+            tools, answer, denied = asyncio.run(session_work())
+            print(f"tools/list for the travel team's key: {tools} (payroll is not theirs)")
+            print(f"tools/call weather-forecast: {answer}")
+            print(f"tools/call payroll-salaries: refused ({denied}); the payroll server never saw it")
+            rows = httpx.get(f"{gateway.base_url}/spend/logs", headers=admin, params={"api_key": made["token"]}).json()
+            print(f"spend log: {[(r['call_type'], r['model'], r['tool_calls'], r['spend']) for r in rows]}")
 
 
 def _governed_gateway(creds: dict) -> None:

@@ -120,3 +120,82 @@ def test_codex_over_a_websocket(gateway, oci_simulator, tmp_path, caplog):
     assert responses and all(line["transport"] == "websocket" for line in responses), [(l["transport"], l["status"]) for l in responses]  # noqa: E741
     assert sum(line["stream"] for line in responses) >= 2  # the tool turn and the answer, both over the socket
     assert _tool_turns(oci_simulator)
+
+
+@pytest.fixture
+def weather_tools():
+    """An MCP server (the official package) with one tool, recording the headers that reach it."""
+    mcpserver = pytest.importorskip("mcp.server.mcpserver")
+    server = mcpserver.MCPServer("weather")
+    calls: list[str] = []
+    headers: list[dict[str, str]] = []
+
+    @server.tool()
+    def lookup_weather(city: str) -> str:
+        """Today's weather in a city."""
+        calls.append(city)
+        return f"Sunny in {city}, 21 C"
+
+    app = server.streamable_http_app(json_response=True)
+
+    async def recording(scope, receive, send):
+        if scope["type"] == "http":
+            headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+        await app(scope, receive, send)
+
+    with BackgroundServer(recording) as running:
+        running.calls, running.headers = calls, headers
+        yield running
+
+
+@pytest.fixture
+def mcp_gateway(oci_simulator, weather_tools, tmp_path):
+    """The model and the MCP tools behind one gateway; a team key granted the weather server."""
+    import httpx
+
+    config = {"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **oci_simulator.credentials()}}],
+              "router_settings": {"model_group_alias": {"claude-sonnet-4-5": "llama", "gpt-5": "llama"}},
+              "mcp_servers": {"weather": {"url": f"{weather_tools.base_url}/mcp", "transport": "http"}},
+              "general_settings": {"master_key": KEY, "database_url": f"sqlite:///{tmp_path / 'agents.db'}"}}  # fmt: skip
+    with BackgroundServer(create_app(parse_config(config))) as server:
+        made = httpx.post(f"{server.base_url}/key/generate", headers={"authorization": f"Bearer {KEY}"},
+                          json={"object_permission": {"mcp_servers": ["weather"]}}, timeout=30).json()  # fmt: skip
+        server.team_key = made["key"]
+        yield server
+
+
+def _mcp_answered(weather_tools, key: str) -> None:
+    assert weather_tools.calls == ["Lisbon"]  # the agent's call reached the tool server through the gateway
+    assert not any(key in value for seen in weather_tools.headers for value in seen.values())  # its gateway key did not
+
+
+def test_claude_code_calls_an_mcp_tool_through_the_gateway(mcp_gateway, weather_tools, oci_simulator, tmp_path):
+    claude = _cli("claude")
+    key = mcp_gateway.team_key
+    mcp_config = tmp_path / "mcp.json"
+    mcp_config.write_text(json.dumps({"mcpServers": {"gw": {"type": "http", "url": f"{mcp_gateway.base_url}/mcp",
+                                                            "headers": {"Authorization": f"Bearer {key}"}}}}))  # fmt: skip
+    env = {"HOME": str(tmp_path / "home"), "ANTHROPIC_BASE_URL": mcp_gateway.base_url, "ANTHROPIC_API_KEY": key,
+           "ANTHROPIC_MODEL": "claude-sonnet-4-5", "ANTHROPIC_DEFAULT_HAIKU_MODEL": "llama", "ENABLE_TOOL_SEARCH": "false",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
+    out = _run([claude, "-p", "please lookup_weather for Lisbon", "--mcp-config", str(mcp_config), "--strict-mcp-config",
+                "--allowedTools", "mcp__gw__weather-lookup_weather", "--output-format", "json"], env, tmp_path)  # fmt: skip
+    result = json.loads(out)
+    assert result["is_error"] is False and "Sunny in Lisbon" in result["result"]
+    _mcp_answered(weather_tools, key)
+
+
+def test_codex_calls_an_mcp_tool_through_the_gateway(mcp_gateway, weather_tools, oci_simulator, tmp_path):
+    codex = _cli("codex")
+    key = mcp_gateway.team_key
+    home = tmp_path / "codex"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model = "gpt-5"\nmodel_provider = "ocilm"\napproval_policy = "never"\n'
+        f'[model_providers.ocilm]\nname = "ocilm"\nbase_url = "{mcp_gateway.base_url}/v1"\nenv_key = "OCILM_GATEWAY_KEY"\nwire_api = "responses"\n'
+        f'[mcp_servers.gw]\nurl = "{mcp_gateway.base_url}/mcp"\nhttp_headers = {{ authorization = "Bearer {key}" }}\ndefault_tools_approval_mode = "approve"\n'
+    )
+    env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(home), "OCILM_GATEWAY_KEY": key}
+    out = _run([codex, "exec", "--skip-git-repo-check", "please lookup_weather for Lisbon"], env, tmp_path)
+    assert "Sunny in Lisbon" in out
+    _mcp_answered(weather_tools, key)

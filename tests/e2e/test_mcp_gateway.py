@@ -423,3 +423,46 @@ def test_object_permission_is_checked_by_name(gateway):
                         ({"object_permission": ["alpha"]}, "object_permission")):  # fmt: skip
         reply = httpx.post(f"{gateway.base_url}/key/generate", headers=ADMIN, json=body, timeout=30)
         assert reply.status_code == 400 and reply.json()["error"]["param"] == named, reply.text
+
+
+STDIO_SERVER = """
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("local", log_level="WARNING")
+
+@server.tool(description="Says it louder.")
+def shout(text: str) -> str:
+    return text.upper()
+
+server.run("stdio")
+"""
+
+
+def test_stdio_and_sse_upstreams_are_reached_like_http_ones(tmp_path):
+    """A stdio server (a process the gateway starts) and a legacy SSE server, behind the same door."""
+    import sys
+
+    script = tmp_path / "local_server.py"
+    script.write_text(STDIO_SERVER)
+    legacy = mcpserver.MCPServer("legacy", log_level="WARNING")
+
+    @legacy.tool()
+    def whisper(text: str) -> str:
+        """Says it softer."""
+        return text.lower()
+
+    with BackgroundServer(legacy.sse_app()) as sse_server:
+        config = {"mcp_servers": {"local": {"transport": "stdio", "command": sys.executable, "args": [str(script)], "allow_all_keys": True},
+                                  "legacy": {"url": f"{sse_server.base_url}/sse", "allow_all_keys": True}},  # LiteLLM's default: sse
+                  "general_settings": {"master_key": MASTER}}  # fmt: skip
+
+        async def go(base_url):
+            async with _session(f"{base_url}/mcp", MASTER) as session:
+                names = sorted(t.name for t in (await session.list_tools()).tools)
+                loud = await session.call_tool("local-shout", {"text": "hello"})
+                soft = await session.call_tool("legacy-whisper", {"text": "HELLO"})
+                return names, loud.content[0].text, soft.content[0].text
+
+        with BackgroundServer(create_app(parse_config(config, check_credentials=False))) as gateway:
+            names, loud, soft = _run(go(gateway.base_url))
+    assert names == ["legacy-whisper", "local-shout"] and loud == "HELLO" and soft == "hello"

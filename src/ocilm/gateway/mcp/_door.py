@@ -14,8 +14,10 @@ is a JSON-RPC error that never reaches the upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +36,7 @@ from ._upstream import UpstreamError, Upstreams
 
 log = logging.getLogger("ocilm.gateway")
 Handler = Callable[[Request], Awaitable[Response]]
+PRUNE_EVERY = 60.0  # seconds between closing idle upstream sessions
 MAX_PAGES = 20  # an upstream's list pages followed, at most
 INVALID_PARAMS, INTERNAL, GATEWAY_REFUSED = -32602, -32603, -32001
 
@@ -160,6 +163,24 @@ class McpDoor:
                                          lambda session: session.get_prompt(prompt, arguments))  # fmt: skip
 
     async def read_resource(self, request: Request, uri: str) -> Any:
+        home = await self._home_of(request, uri)
+        return await self.upstreams.call(home, self.forwarded(self.servers[home], request), lambda session: session.read_resource(uri))
+
+    async def subscription(self, request: Request, uri: str, subscribe: bool) -> Any:
+        """A resource subscription passed to the server that lists the resource (its update
+        notices are not relayed: the MCP face is stateless)."""
+        home = await self._home_of(request, uri)
+        method = "subscribe_resource" if subscribe else "unsubscribe_resource"
+
+        async def work(session: Any) -> Any:
+            with warnings.catch_warnings():  # removed as of 2026-07-28; servers on earlier revisions still offer it
+                warnings.simplefilter("ignore")
+                return await getattr(session, method)(uri)
+
+        return await self.upstreams.call(home, self.forwarded(self.servers[home], request), work)
+
+    async def _home_of(self, request: Request, uri: str) -> str:
+        """The server (among those this caller may use here) that listed the resource."""
         servers, _ = self.scope(request)
         home = self.resource_homes.get(uri)
         if home not in servers:
@@ -175,7 +196,7 @@ class McpDoor:
                 home = servers[0]  # a templated URI: its one server decides
         if home is None:
             raise _Refused(f"Unknown resource: {uri[:256]}")
-        return await self.upstreams.call(home, self.forwarded(self.servers[home], request), lambda session: session.read_resource(uri))
+        return home
 
     # ------------------------------------------------------------------ the server face
 
@@ -216,9 +237,23 @@ class McpDoor:
         async def read_resource(ctx: Any, params: Any) -> Any:
             return await _json_rpc(self.read_resource(request_of(ctx), str(params.uri)))
 
-        return Server("ocilm", version=_version(), on_list_tools=list_tools, on_call_tool=call_tool, on_list_prompts=list_prompts,
-                      on_get_prompt=get_prompt, on_list_resources=list_resources, on_list_resource_templates=list_templates,
-                      on_read_resource=read_resource)  # fmt: skip
+        async def subscribe(ctx: Any, params: Any) -> Any:
+            await _json_rpc(self.subscription(request_of(ctx), str(params.uri), True))
+            return types.EmptyResult()
+
+        async def unsubscribe(ctx: Any, params: Any) -> Any:
+            await _json_rpc(self.subscription(request_of(ctx), str(params.uri), False))
+            return types.EmptyResult()
+
+        async def set_level(ctx: Any, params: Any) -> Any:
+            return types.EmptyResult()  # the gateway sends no log notices, so every level is met
+
+        with warnings.catch_warnings():  # logging/setLevel is deprecated as of 2026-07-28; earlier revisions still send it
+            warnings.simplefilter("ignore")
+            return Server("ocilm", version=_version(), on_list_tools=list_tools, on_call_tool=call_tool, on_list_prompts=list_prompts,
+                          on_get_prompt=get_prompt, on_list_resources=list_resources, on_list_resource_templates=list_templates,
+                          on_read_resource=read_resource, on_subscribe_resource=subscribe, on_unsubscribe_resource=unsubscribe,
+                          on_set_logging_level=set_level)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def running(self) -> Any:
@@ -229,11 +264,21 @@ class McpDoor:
         # Host and Origin are the gateway's to check (its key authenticates every request)
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self.manager = StreamableHTTPSessionManager(self.server(), json_response=True, stateless=True, security_settings=security)
+        pruner = asyncio.ensure_future(self._prune_forever())
         try:
             async with self.manager.run():
                 yield
         finally:
+            pruner.cancel()
             await self.upstreams.close()
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY)
+            try:
+                await self.upstreams.prune()
+            except Exception:  # one bad close never stops the pruning
+                log.exception("closing idle MCP upstream sessions failed")
 
     # ------------------------------------------------------------------ routes
 
