@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 import httpx
 import pytest
@@ -466,3 +467,132 @@ def test_stdio_and_sse_upstreams_are_reached_like_http_ones(tmp_path):
         with BackgroundServer(create_app(parse_config(config, check_credentials=False))) as gateway:
             names, loud, soft = _run(go(gateway.base_url))
     assert names == ["legacy-whisper", "local-shout"] and loud == "HELLO" and soft == "hello"
+
+
+def test_an_oauth_token_is_renewed_when_it_expires_or_is_refused(tmp_path):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    issued: list[str] = []
+
+    async def token(request):
+        issued.append(f"vault-token-{len(issued)}")
+        return JSONResponse({"access_token": issued[-1], "token_type": "Bearer", "expires_in": 31})  # kept 1 s (renewed 30 s early)
+
+    vault = Upstream("vault")
+    seen: list[str] = []
+    revoked: set[str] = set()
+
+    @vault.server.tool()
+    def secret() -> str:
+        """A secret."""
+        return "s3"
+
+    app = vault.server.streamable_http_app(json_response=True, stateless_http=True)
+
+    async def checking(scope, receive, send):
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"").decode()
+            seen.append(given)
+            if given.removeprefix("Bearer ") in revoked:
+                await Response(status_code=401)(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    async def call(base_url):
+        async with _session(f"{base_url}/mcp/vault", MASTER) as session:
+            return (await session.call_tool("secret", {})).content[0].text
+
+    with BackgroundServer(Starlette(routes=[Route("/token", token, methods=["POST"])])) as tokens, BackgroundServer(checking) as upstream:
+        config = {"mcp_servers": {"vault": {"url": f"{upstream.base_url}/mcp", "transport": "http", "auth_type": "oauth2", "client_id": "gw",
+                                            "client_secret": "c", "token_url": f"{tokens.base_url}/token"}},
+                  "general_settings": {"master_key": MASTER}}  # fmt: skip
+        with BackgroundServer(create_app(parse_config(config, check_credentials=False))) as gateway:
+            assert _run(call(gateway.base_url)) == "s3"
+            first = len(issued)
+            deadline = time.monotonic() + 10
+            while len(issued) == first:  # the token's lifetime passes: the next call fetches a new one
+                assert _run(call(gateway.base_url)) == "s3" and time.monotonic() < deadline
+                time.sleep(0.2)
+            revoked.add(issued[-1])  # revoked early: the upstream answers 401, the gateway renews and tries once more
+            assert _run(call(gateway.base_url)) == "s3"
+    assert seen[-1] == f"Bearer {issued[-1]}" and issued[-1] not in revoked and len(issued) >= 3
+
+
+def test_a_hanging_upstream_times_out_and_others_stay_answered(tmp_path):
+    slow = Upstream("slow")
+
+    @slow.server.tool()
+    async def stall() -> str:
+        """Never answers in time."""
+        await asyncio.sleep(30)
+        return "late"
+
+    quick = _beta()
+    with BackgroundServer(slow.asgi()) as s, BackgroundServer(quick.asgi()) as q:
+        config = {"mcp_servers": {"slow": {"url": f"{s.base_url}/mcp", "transport": "http", "timeout": 1},
+                                  "beta": {"url": f"{q.base_url}/mcp", "transport": "http"}},
+                  "general_settings": {"master_key": MASTER}}  # fmt: skip
+
+        async def go(base_url):
+            async def stalled():
+                async with _session(f"{base_url}/mcp", MASTER) as session:
+                    try:
+                        await session.call_tool("slow-stall", {})
+                    except MCPError as exc:
+                        return exc.error.message
+                    return "answered"
+
+            async def quick_call():
+                await asyncio.sleep(0.2)
+                async with _session(f"{base_url}/mcp/beta", MASTER) as session:
+                    started = time.monotonic()
+                    result = await session.call_tool("add", {"a": 2, "b": 2})
+                    return result.content[0].text, time.monotonic() - started
+
+            return await asyncio.gather(stalled(), quick_call())
+
+        with BackgroundServer(create_app(parse_config(config, check_credentials=False))) as gateway:
+            message, (added, took) = _run(go(gateway.base_url))
+    assert "slow did not answer within 1 s" in message
+    assert added == "4" and took < 1.0  # answered while the other call was still hanging
+
+
+def test_concurrent_priced_calls_never_overshoot_the_budget(gateway, upstreams):
+    key = _admin(gateway, "/key/generate", {"max_budget": 1.0, "object_permission": {"mcp_servers": ["alpha"]}})
+    before = len(upstreams["alpha"].calls)
+
+    def call(i):
+        return httpx.post(f"{gateway.base_url}/mcp-rest/tools/call", headers={"authorization": f"Bearer {key['key']}"},
+                          json={"name": "alpha-echo", "arguments": {"text": f"n{i}"}}, timeout=60)  # fmt: skip
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(call, range(12)))
+    answered = [r for r in replies if r.status_code == 200]
+    assert {r.status_code for r in replies} <= {200, 429} and 1 <= len(answered) <= 4  # 4 x $0.25 fit a $1 budget
+    assert len(upstreams["alpha"].calls) - before == len(answered)  # a refused call never reached the tool server
+    info = httpx.get(f"{gateway.base_url}/key/info", headers=ADMIN, params={"key": key["token"]}, timeout=30).json()["info"]
+    assert info["spend"] == pytest.approx(ECHO_COST * len(answered)) and info["spend"] <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("body", [
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x" * 100_000, "arguments": {}}},
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "nodash", "arguments": {}}},
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "alpha-echo", "arguments": "not an object"}},
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}},
+    {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "file:///etc/passwd"}},
+    {"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "-greet"}},
+    {"jsonrpc": "2.0", "id": 1, "method": "no/such/method"},
+    {"jsonrpc": "1.0", "id": 1, "method": "tools/list"},
+])  # fmt: skip
+def test_hostile_requests_get_a_json_rpc_error_never_a_500(gateway, keys, upstreams, body):
+    before = sum(len(up.calls) for up in upstreams.values())
+    headers = {"authorization": f"Bearer {keys['echo_only']}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    reply = httpx.post(f"{gateway.base_url}/mcp", headers=headers, json=body, timeout=30)
+    assert reply.status_code < 500, reply.text
+    if reply.status_code == 200:
+        assert "error" in reply.json() or reply.json()["result"].get("isError"), reply.text
+    assert sum(len(up.calls) for up in upstreams.values()) == before

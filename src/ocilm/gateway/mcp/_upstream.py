@@ -95,11 +95,27 @@ class _OAuth:
             return f"Bearer {self.token}"
 
 
+def _token_auth(oauth: _OAuth) -> Any:
+    """An httpx2 auth flow that puts the current OAuth token on every upstream request, and on a
+    401 fetches a new one and tries once more (a token revoked or expired early)."""
+    import httpx2
+
+    class TokenAuth(httpx2.Auth):
+        async def async_auth_flow(self, request: Any) -> Any:
+            request.headers["authorization"] = await oauth.header()
+            response = yield request
+            if response.status_code == 401:
+                request.headers["authorization"] = await oauth.header(renew=True)
+                yield request
+
+    return TokenAuth()
+
+
 class _Held:
     """One open upstream session, held by its own task (the transport's cancel scopes live there)."""
 
-    def __init__(self, server: McpServer, headers: dict[str, str]) -> None:
-        self.server, self.headers = server, headers
+    def __init__(self, server: McpServer, headers: dict[str, str], oauth: _OAuth | None = None) -> None:
+        self.server, self.headers, self.oauth = server, headers, oauth
         self.session: Any = None
         self.used = time.monotonic()
         self.closing = asyncio.Event()
@@ -116,11 +132,13 @@ class _Held:
         if server.transport == "sse":
             from mcp.client.sse import sse_client
 
-            return sse_client(server.url or "", headers=self.headers, timeout=server.timeout)
+            auth = _token_auth(self.oauth) if self.oauth is not None else None
+            return sse_client(server.url or "", headers=self.headers, timeout=server.timeout, auth=auth)
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        http = httpx2.AsyncClient(headers=self.headers, timeout=httpx2.Timeout(server.timeout, read=server.timeout))
+        http = httpx2.AsyncClient(headers=self.headers, timeout=httpx2.Timeout(server.timeout, read=server.timeout),
+                                  auth=_token_auth(self.oauth) if self.oauth is not None else None)  # fmt: skip
         return _closing_too(streamable_http_client(server.url or "", http_client=http), http)
 
     async def _run(self) -> None:
@@ -169,11 +187,6 @@ class Upstreams:
         self.oauth = {name: _OAuth(s.oauth) for name, s in servers.items() if s.oauth}
         self.opening: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def _headers(self, server: McpServer, forwarded: dict[str, str]) -> dict[str, str]:
-        headers = {**server.headers, **forwarded}
-        if server.name in self.oauth:
-            headers["authorization"] = await self.oauth[server.name].header()
-        return headers
 
     async def _session(self, server: McpServer, forwarded: dict[str, str]) -> _Held:
         digest = hashlib.sha256(repr(sorted(forwarded.items())).encode()).hexdigest()  # the pool's key holds no header in clear
@@ -184,7 +197,7 @@ class Upstreams:
             if held is None or held.broken:
                 if held is not None:
                     await held.close()
-                held = self.held[key] = _Held(server, await self._headers(server, forwarded))
+                held = self.held[key] = _Held(server, {**server.headers, **forwarded}, self.oauth.get(server.name))
             try:
                 await asyncio.wait_for(asyncio.shield(held.ready), OPEN_SECONDS)
             except BaseException:
