@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import os
 import sys
@@ -217,12 +218,15 @@ def _keys(args: argparse.Namespace) -> int:
     from .gateway._admin import KEY_FIELDS, admin_fields, key_token
     from .gateway._errors import GatewayError
 
+    actor = f"ocilm keys ({_login()})"  # who changed what, in the audit trail like the admin API's changes
+
     async def work(store: Any, config: Any) -> int:
         if args.action == "create":
             body = {k: v for k, v in {"key_alias": args.alias, "team_id": args.team, "max_budget": args.max_budget,
                                       "budget_duration": args.budget_duration, "duration": args.duration,
                                       "models": args.models.split(",") if args.models else None}.items() if v is not None}  # fmt: skip
             key, info = await store.create_key(admin_fields(body, KEY_FIELDS, config))
+            await store.append_audit(actor, "key.generate", info["token"], None, info)
             print(f"key (shown once, store it now): {key}")
             print(json.dumps(info, indent=2))
             return 0
@@ -233,12 +237,17 @@ def _keys(args: argparse.Namespace) -> int:
                       f"spend=${info['spend']:.6f}  budget={budget}  {'BLOCKED' if info['blocked'] else 'active'}")  # fmt: skip
             return 0
         token = key_token(args.key)
+        before = await store.key_info(token)
         if args.action == "info":
-            info = await store.key_info(token)
+            info = before
         elif args.action in ("block", "unblock"):
             info = await store.update_key(token, {"blocked": args.action == "block"})
+            if info is not None:
+                await store.append_audit(actor, f"key.{args.action}", token, before, info)
         else:
-            info = {"deleted_keys": await store.delete_keys([token])} if await store.key_info(token) else None
+            info = {"deleted_keys": await store.delete_keys([token])} if before else None
+            if info is not None:
+                await store.append_audit(actor, "key.delete", token, before, None)
         if info is None:
             print(f"ocilm keys: no key {token!r}", file=sys.stderr)
             return 1
@@ -256,6 +265,28 @@ def _keys(args: argparse.Namespace) -> int:
             return 2
 
     return _with_store(args, guarded)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """``ocilm audit verify``: walk the audit trail's hash chain; a changed, removed or reordered
+    entry is named and the exit status is 1."""
+
+    async def verify(store: Any, config: Any) -> int:
+        checked, broken = await store.verify_audit()
+        if broken is not None:
+            print(f"ocilm audit verify: the audit trail was altered: {broken} ({checked} entries read)", file=sys.stderr)
+            return 1
+        print(f"ocilm audit verify: {checked} entries, the chain is whole")
+        return 0
+
+    return _with_store(args, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"], help="apply the schema migrations (once, before replicas start)")
     db.add_argument("--config", required=True, help="the gateway's YAML (general_settings.database_url)")
     db.set_defaults(run=_db)
+
+    audit = sub.add_parser("audit", help="the audit trail of admin changes")
+    audit.add_argument("action", choices=["verify"], help="prove the hash-chained trail was not altered")
+    audit.add_argument("--config", required=True, help="the gateway's YAML (general_settings.database_url)")
+    audit.set_defaults(run=_audit)
 
     keys = sub.add_parser("keys", help="virtual keys, from the terminal (the same as the admin API)")
     keys.add_argument("action", choices=["create", "list", "info", "block", "unblock", "delete"])

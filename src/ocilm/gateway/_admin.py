@@ -3,6 +3,7 @@ spend logs. Master key only; every bad field is a 400 that names it."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import secrets
@@ -193,6 +194,25 @@ def _limit(value: Any, default: int) -> int:
     return int(value)
 
 
+SPEND_FILTERS = frozenset({"request_id", "api_key", "team_id", "model", "status", "start_date", "end_date", "limit", "cursor"})
+
+
+def _next_cursor(row: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps([row["started_at"], row["request_id"]]).encode()).decode()
+
+
+def _cursor(value: str | None) -> tuple[float, str] | None:
+    if value is None:
+        return None
+    try:
+        at, last = json.loads(base64.urlsafe_b64decode(value.encode()))
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not isinstance(last, str):
+            raise ValueError
+        return float(at), last
+    except (ValueError, TypeError):
+        raise _bad("cursor", "expected the x-next-cursor header of the previous page") from None
+
+
 def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat()
 
@@ -215,6 +235,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
                 caller = await gate.caller(request.headers)
                 if not caller.is_master:
                     raise GatewayError(403, "the admin API needs the master key", kind="permission_error", code="admin_only")
+                request.state.actor = getattr(request.state, "actor", None) or "master key"
                 if gate.store is None:
                     raise GatewayError(400, "keys and budgets need a database: set general_settings.database_url "
                                        "(sqlite:///ocilm.db for a file beside the config)", code="governance_off")  # fmt: skip
@@ -231,12 +252,17 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
     async def body_of(request: Request) -> dict[str, Any]:
         return await json_body(request)
 
+    async def audited(request: Request, store: Store, action: str, target: str | None, before: Any, after: Any) -> None:
+        """Every admin change in the hash-chained audit trail: who, what, before and after."""
+        await store.append_audit(request.state.actor, action, target, before, after)
+
     async def key_generate(request: Request, store: Store) -> Any:
         fields = admin_fields(await body_of(request), KEY_FIELDS, router.config, gate.limits_refused)
         try:
             key, info = await store.create_key(fields)
         except LookupError as exc:
             raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
+        await audited(request, store, "key.generate", info["token"], None, info)
         return {"key": key, **info, "expires": info["expires"]}
 
     async def found_key(store: Store, token: str) -> dict[str, Any]:
@@ -258,12 +284,15 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
     async def key_update(request: Request, store: Store) -> Any:
         body = await body_of(request)
         token = key_token(body.pop("key", None))
+        fields = admin_fields(body, KEY_FIELDS, router.config, gate.limits_refused)
+        before = await found_key(store, token)
         try:
-            info = await store.update_key(token, admin_fields(body, KEY_FIELDS, router.config, gate.limits_refused))
+            info = await store.update_key(token, fields)
         except LookupError as exc:
             raise _bad("team_id", str(exc).split(": ", 1)[1]) from None
         if info is None:
             raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+        await audited(request, store, "key.update", token, before, info)
         return info
 
     async def key_delete(request: Request, store: Store) -> Any:
@@ -272,16 +301,20 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         if not isinstance(keys, list) or not keys:
             raise _bad("keys", "expected a list of virtual keys or their tokens")
         tokens = [key_token(k, "keys") for k in keys]
-        for token in tokens:  # all or nothing: a wrong id deletes none
-            await found_key(store, token)
-        return {"deleted_keys": await store.delete_keys(tokens)}
+        befores = [await found_key(store, token) for token in tokens]  # all or nothing: a wrong id deletes none
+        deleted = await store.delete_keys(tokens)
+        for token, before in zip(tokens, befores, strict=True):
+            await audited(request, store, "key.delete", token, before, None)
+        return {"deleted_keys": deleted}
 
     def set_blocked(blocked: bool) -> Callable[[Request, Store], Awaitable[Any]]:
         async def handler(request: Request, store: Store) -> Any:
             token = key_token((await body_of(request)).get("key"))
+            before = await found_key(store, token)
             info = await store.update_key(token, {"blocked": blocked})
             if info is None:
                 raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
+            await audited(request, store, "key.block" if blocked else "key.unblock", token, before, info)
             return info
 
         return handler
@@ -294,10 +327,12 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
             seconds = 0.0 if grace is None else duration_seconds(grace, "grace_period")
         except PolicyError as exc:
             raise _bad("grace_period", str(exc).split(": ", 1)[1]) from None
+        before = await found_key(store, token)
         result = await store.regenerate(token, seconds)
         if result is None:
             raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
         key, info = result
+        await audited(request, store, "key.regenerate", token, before, {**info, "grace_period_seconds": seconds})
         return {"key": key, **info}
 
     async def team_new(request: Request, store: Store) -> Any:
@@ -307,7 +342,9 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
             raise _bad("team_id", "expected a non-empty string, or leave it out for a new id")
         if await store.team_info(fields["team_id"]) is not None:
             raise GatewayError(409, f"team {fields['team_id']!r} exists; use /team/update", param="team_id", code="team_exists")
-        return await store.create_team(fields)
+        info = await store.create_team(fields)
+        await audited(request, store, "team.new", fields["team_id"], None, info)
+        return info
 
     async def team_info(request: Request, store: Store) -> Any:
         team_id = request.query_params.get("team_id")
@@ -323,18 +360,43 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         team_id = body.pop("team_id", None)
         if not isinstance(team_id, str) or not team_id:
             raise _bad("team_id", "required, the team to update")
-        info = await store.update_team(team_id, admin_fields(body, TEAM_FIELDS - {"team_id"}, router.config, gate.limits_refused))
+        fields = admin_fields(body, TEAM_FIELDS - {"team_id"}, router.config, gate.limits_refused)
+        before = await store.team_info(team_id)
+        info = await store.update_team(team_id, fields) if before is not None else None
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
+        await audited(request, store, "team.update", team_id, before, info)
         return info
 
     async def spend_logs(request: Request, store: Store) -> Any:
+        """Searched in the database: ``request_id`` (the ``x-litellm-call-id`` of a reply),
+        ``api_key``, ``team_id``, ``model``, ``status``, ``start_date``/``end_date``, newest
+        first; ``cursor`` (from the ``x-next-cursor`` header) pages on."""
         q = request.query_params
-        api_key = q.get("api_key")
+        unknown = set(q) - SPEND_FILTERS
+        if unknown:
+            raise _bad(sorted(unknown)[0], f"unknown filter; expected one of {', '.join(sorted(SPEND_FILTERS))}")
+        api_key, status = q.get("api_key"), q.get("status")
+        if status is not None and not (status.isdigit() and 100 <= int(status) <= 599):
+            raise _bad("status", "expected an HTTP status, 100 to 599")
+        limit = _limit(q.get("limit"), 1000)
         rows = await store.spend_logs(token=key_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
                                       start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"),
-                                      limit=_limit(q.get("limit"), 1000))  # fmt: skip
-        return [_spend_row(r) for r in rows]
+                                      limit=limit, request_id=q.get("request_id"), model=q.get("model"),
+                                      status=int(status) if status is not None else None, before=_cursor(q.get("cursor")))  # fmt: skip
+        headers = {"x-next-cursor": _next_cursor(rows[-1])} if len(rows) == limit else None
+        return JSONResponse([_spend_row(r) for r in rows], headers=headers)
+
+    async def audit_logs(request: Request, store: Store) -> Any:
+        """The audit trail, oldest first: ``after`` (a sequence number) pages on; ``action`` and
+        ``target`` narrow it."""
+        q = request.query_params
+        after = q.get("after", "0")
+        if not after.isdigit():
+            raise _bad("after", "expected the sequence number of the last entry already read")
+        rows = await store.audit_entries(after_seq=int(after), limit=_limit(q.get("limit"), 1000), action=q.get("action"),
+                                         target=q.get("target"))  # fmt: skip
+        return [{**r, "at": _iso(r["at"])} for r in rows]
 
     async def spend_report(request: Request, store: Store) -> Any:
         q = request.query_params
@@ -368,4 +430,5 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         Route("/team/list", admin(team_list), methods=["GET"]),
         Route("/spend/logs", admin(spend_logs), methods=["GET"]),
         Route("/spend/report", admin(spend_report), methods=["GET"]),
+        Route("/audit/logs", admin(audit_logs), methods=["GET"]),
     ]

@@ -335,12 +335,19 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
             shared = SharedRouting(config.redis_url, router.state)
             shared.start()
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
+        retention = None
+        if gate.store is not None and settings is not None and settings.retention_seconds:
+            from .governance._retention import sweep_forever
+
+            retention = asyncio.ensure_future(sweep_forever(gate.store, settings.retention_seconds, settings.retention_interval))
         checks = asyncio.ensure_future(check_health_forever(router, config.health_check_interval)) if config.health_check_interval else None
         try:
             async with mcp_door.running() if mcp_door is not None else contextlib.nullcontext():
                 yield
         finally:
             pruner.cancel()
+            if retention is not None:
+                retention.cancel()
             if checks is not None:
                 checks.cancel()
             if shared is not None:

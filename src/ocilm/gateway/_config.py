@@ -24,7 +24,7 @@ from ._general_settings import general_problems
 from ._guardrail_config import guardrail_specs
 from ._router_config import cache_settings, routing_settings
 from ._routing_policy import RoutingSettings
-from .governance._policy import Price
+from .governance._policy import PolicyError, Price, duration_seconds
 from .governance._prices import builtin_price
 from .governance._tool_calls import DEFAULT_MAX_HOSTED_CALLS, MAX_HOSTED_CALLS
 from .governance._tool_calls import parse_prices as parse_tool_prices
@@ -110,6 +110,8 @@ class GovernanceSettings:
     auto_migrate: bool = True  # apply migrations at start-up (the default for SQLite)
     synchronous_commit: bool = False  # PostgreSQL: wait for the disk on each settlement (slower)
     leases: bool = True  # budget leases per replica (a hold written per request when off)
+    retention_seconds: float | None = None  # maximum_spend_logs_retention_period: older spend-log rows are deleted
+    retention_interval: float = 86400.0  # maximum_spend_logs_retention_interval: how often the sweep runs
 
 
 @dataclass
@@ -242,6 +244,8 @@ def _pydantic_models() -> Any:
         responses_event_names: Literal["openai", "open_responses"] = "openai"
         file_storage_quota_mb: float | None = Field(default=None, gt=0, allow_inf_nan=False)
         max_hosted_tool_calls: int = Field(default=DEFAULT_MAX_HOSTED_CALLS, ge=1, le=MAX_HOSTED_CALLS)
+        maximum_spend_logs_retention_period: str | None = None
+        maximum_spend_logs_retention_interval: str = "1d"
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -402,9 +406,23 @@ def _governance(general: Any, source: str, master_key: str | None, problems: lis
     if master_key is None:
         problems.append("general_settings.master_key: required with a database (it guards the admin API that makes keys)")
         return None
+    retention, interval = None, 86400.0
+    for name in ("maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval"):
+        value = getattr(general, name)
+        if value is None:
+            continue
+        try:
+            seconds = duration_seconds(value, f"general_settings.{name}")
+        except PolicyError as exc:
+            problems.append(str(exc))
+            continue
+        if name.endswith("period"):
+            retention = seconds
+        else:
+            interval = seconds
     return GovernanceSettings(database_url=url, hold_seconds=general.budget_hold_seconds, strict=general.budget_strict,
                               auto_migrate=url.startswith("sqlite:///"), synchronous_commit=general.database_synchronous_commit,
-                              leases=general.budget_leases)  # fmt: skip
+                              leases=general.budget_leases, retention_seconds=retention, retention_interval=interval)  # fmt: skip
 
 
 def _observability(general: Any, governance: GovernanceSettings | None, problems: list[str]) -> ObservabilitySettings:

@@ -11,7 +11,7 @@ OURS = frozenset({
     "master_key", "database_url", "budget_hold_seconds", "budget_strict", "budget_leases", "database_synchronous_commit", "redis_url",
     "rate_limit_failure", "rate_limit_window_seconds", "metrics", "metrics_public", "access_log", "log_prompts", "otel",
     "budget_alert_webhooks", "budget_alert_thresholds", "background_health_checks", "health_check_interval", "responses_event_names",
-    "file_storage_quota_mb", "max_hosted_tool_calls",
+    "file_storage_quota_mb", "max_hosted_tool_calls", "maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval",
 })  # fmt: skip
 
 # LiteLLM's keys that only tune LiteLLM's internals: accepted, and why they change nothing here.
@@ -48,7 +48,6 @@ INSTEAD = {
     "store_prompts_in_spend_logs": "general_settings.log_prompts (prompts in the access log)",
     "global_max_parallel_requests": "max_parallel_requests on keys and teams",
     "max_parallel_requests": "max_parallel_requests on keys and teams",
-    "maximum_spend_logs_retention_period": None,
     "allowed_routes": None,
     "custom_auth": None,
     "enable_jwt_auth": None,

@@ -100,6 +100,26 @@ class SpendLog(Base):
     started_at: Mapped[float] = mapped_column(Float, index=True)
     tool_calls: Mapped[str | None] = mapped_column(String(256), nullable=True)  # hosted-tool calls by type, JSON (migration 0015)
 
+    # searches by key, team, model or status over a time range, newest first (migration 0017)
+    __table_args__ = (Index("ix_ocilm_spend_token_time", "token", "started_at"), Index("ix_ocilm_spend_team_time", "team_id", "started_at"),
+                      Index("ix_ocilm_spend_model_time", "model", "started_at"), Index("ix_ocilm_spend_status_time", "status", "started_at"))  # fmt: skip
+
+
+class AuditEntry(Base):
+    """One admin change, chained to the one before it by digest (migration 0017)."""
+
+    __tablename__ = "ocilm_audit"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(256), index=True)
+    before: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    after: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    previous: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+
 
 class RateWindowEntry(Base):
     """A request admitted under a rate limit, while it is in the limit's sliding window (the

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, or_, select, update
+from sqlalchemy import and_, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._hot import STATEMENT_SECONDS, PostgresBudgets, Refused, SQLiteBudgets
-from ._models import Conversation, Key, PlatformObject, SpendLog, StoredResponse, Team
+from ._models import AuditEntry, Conversation, Key, PlatformObject, SpendLog, StoredResponse, Team
 from ._outcomes import NO_LIMITS, BudgetExceeded, KeyView, Lost, RateLimits, StoreUnavailable
 from ._policy import key_hash, masked, new_key, token_of
 
 _ADVISORY_LOCK = 0x6F63696C6D  # "ocilm": migrations run under it, one replica at a time
+_AUDIT_LOCK = 0x6F63696C6E  # the audit chain's end, extended by one replica at a time
 
 
 def async_url(url: str) -> str:
@@ -391,19 +393,79 @@ class Store:
         return None if row is None else str(row.history)
 
     async def spend_logs(self, token: str | None = None, team_id: str | None = None, start: float | None = None,
-                         end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
-        query = select(SpendLog).order_by(SpendLog.started_at.desc()).limit(limit)
-        if token is not None:
-            query = query.where(SpendLog.token == token)
-        if team_id is not None:
-            query = query.where(SpendLog.team_id == team_id)
+                         end: float | None = None, limit: int = 1000, *, request_id: str | None = None, model: str | None = None,
+                         status: int | None = None, before: tuple[float, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Rows newest first, filtered in the database (each filter has an index with the time);
+        ``before``: the (started_at, request_id) of the last row of the previous page."""
+        query = select(SpendLog).order_by(SpendLog.started_at.desc(), SpendLog.request_id.desc()).limit(limit)
+        for column, value in ((SpendLog.request_id, request_id), (SpendLog.token, token), (SpendLog.team_id, team_id),
+                              (SpendLog.model, model), (SpendLog.status, status)):  # fmt: skip
+            if value is not None:
+                query = query.where(column == value)
         if start is not None:
             query = query.where(SpendLog.started_at >= start)
         if end is not None:
             query = query.where(SpendLog.started_at < end)
+        if before is not None:
+            at, last = before
+            query = query.where(or_(SpendLog.started_at < at, and_(SpendLog.started_at == at, SpendLog.request_id < last)))
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
+
+    async def delete_spend_before(self, cutoff: float, batch: int) -> int:
+        """At most ``batch`` rows older than ``cutoff`` deleted, in one short transaction (a
+        retention sweep takes many, so writers never wait long)."""
+        oldest = select(SpendLog.request_id).where(SpendLog.started_at < cutoff).limit(batch)
+        async with self._tx() as conn:
+            done = await conn.execute(delete(SpendLog).where(SpendLog.request_id.in_(oldest.scalar_subquery())))
+        return int(done.rowcount or 0)
+
+    # ------------------------------------------------------------------ audit
+
+    async def append_audit(self, actor: str, action: str, target: str | None, before: Any, after: Any) -> int:
+        """One admin change appended to the chain (the chain's end is read and extended under one
+        lock, so concurrent replicas never fork it); returns its sequence number."""
+        from ._audit import GENESIS, digest, scrubbed
+
+        entry = {"at": time.time(), "actor": actor, "action": action, "target": target, "before": scrubbed(before), "after": scrubbed(after)}
+        async with self._tx() as conn:
+            if not self.is_sqlite:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})")
+            last = (await conn.execute(select(AuditEntry.seq, AuditEntry.digest).order_by(AuditEntry.seq.desc()).limit(1))).first()
+            seq, previous = (last.seq + 1, last.digest) if last else (1, GENESIS)
+            entry["seq"] = seq
+            entry = json.loads(json.dumps(entry, default=str))  # what the JSON columns will hand back, digested as such
+            await conn.execute(insert(AuditEntry).values(**entry, previous=previous, digest=digest(previous, entry)))
+        return seq
+
+    async def audit_entries(self, *, after_seq: int = 0, limit: int = 1000, action: str | None = None,
+                            target: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        query = select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        if target is not None:
+            query = query.where(AuditEntry.target == target)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def verify_audit(self) -> tuple[int, Any]:
+        """(entries checked, the first break or None), read in pages."""
+        from ._audit import verify
+
+        async def pages() -> AsyncIterator[dict[str, Any]]:
+            after = 0
+            while True:
+                page = await self.audit_entries(after_seq=after, limit=5000)
+                for row in page:
+                    yield row
+                if len(page) < 5000:
+                    return
+                after = page[-1]["seq"]
+
+        rows = [row async for row in pages()]
+        return verify(rows)
 
 
 @contextmanager
