@@ -105,3 +105,86 @@ def test_an_operator_sees_keys_spend_traffic_and_requests(gateway, browser, tmp_
     for name in ("keys", "usage", "models", "requests"):
         assert (tmp_path / f"console-{name}.png").stat().st_size > 10_000
     page.close()
+
+
+def test_an_operator_manages_keys_and_teams_finds_a_request_and_reads_the_audit_trail(gateway, browser, tmp_path):
+    """Every change through the console's forms (the admin API underneath), confirmation before the
+    destructive ones, the new key shown once, errors shown, the request found by its call id in
+    the database, and each change in the audit trail."""
+    base = gateway.base_url
+    page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+    page.goto(f"{base}/ui")
+    page.fill("#master-key", MASTER)
+    page.keyboard.press("Enter")  # the form works from the keyboard
+    page.wait_for_selector("body[data-loaded='keys']")
+
+    page.click("#new-team")
+    page.fill("#field-team_alias", "platform")
+    page.fill("#field-max_budget", "40")
+    page.click("#edit-save")
+    page.wait_for_selector("#notice:has-text('created')")
+    team = next(t for t in httpx.get(f"{base}/team/list", headers=ADMIN, timeout=30).json() if t["team_alias"] == "platform")
+    assert team["max_budget"] == 40
+
+    page.click("#new-key")
+    page.fill("#field-key_alias", "ci-bot")
+    page.select_option("#field-team_id", team["team_id"])
+    page.fill("#field-max_budget", "-3")  # the browser refuses it before anything is sent
+    assert page.eval_on_selector("#field-max_budget", "i => i.validity.valid") is False
+    page.fill("#field-max_budget", "5")
+    page.fill("#field-budget_duration", "fortnight")  # the API refuses it, and the console says why
+    page.click("#edit-save")
+    page.wait_for_selector("#edit-error:has-text('budget_duration')")
+    page.fill("#field-budget_duration", "30d")
+    page.click("#edit-save")
+    page.wait_for_selector("#secret-dialog[open]")
+    secret = page.inner_text("#secret-value")
+    assert secret.startswith("sk-")
+    page.click("#secret-done")
+    page.wait_for_selector("body[data-loaded='keys']")
+    assert secret not in page.content()  # shown once, then gone from the page
+    key = next(k for k in httpx.get(f"{base}/key/list", headers=ADMIN, timeout=30).json()["keys"] if k["key_alias"] == "ci-bot")
+    assert key["team_id"] == team["team_id"] and key["max_budget"] == 5 and key["budget_duration"] == "30d"
+
+    reply = httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"}, timeout=30,
+                       json={"model": "llama", "messages": HI, "max_tokens": 5})  # fmt: skip
+    assert reply.status_code == 200
+    call_id = reply.headers["x-litellm-call-id"]
+
+    row = page.locator("#keys-table tbody tr", has_text="ci-bot")
+    row.get_by_role("button", name="Edit").click()
+    page.fill("#field-max_budget", "25")
+    page.click("#edit-save")
+    page.wait_for_selector("#notice:has-text('saved')")
+    assert httpx.get(f"{base}/key/info", headers=ADMIN, params={"key": key["token"]}, timeout=30).json()["info"]["max_budget"] == 25
+
+    page.locator("#keys-table tbody tr", has_text="ci-bot").get_by_role("button", name="Block").click()
+    page.wait_for_selector("#confirm-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "confirm-no"  # the safe choice has the focus
+    page.click("#confirm-yes")
+    page.wait_for_selector("#notice:has-text('blocked')")
+    blocked = httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"}, timeout=30,
+                         json={"model": "llama", "messages": HI, "max_tokens": 5})  # fmt: skip
+    assert blocked.status_code == 401
+    page.screenshot(path=str(tmp_path / "console-manage.png"), full_page=True)
+
+    page.click("#tabs button[data-page='requests']")
+    page.wait_for_selector("body[data-loaded='requests']")
+    page.fill("#search-request-id", call_id)
+    page.click("#search-form button[type='submit']")
+    page.wait_for_function(f"document.querySelectorAll('#requests-table tbody tr').length === 1 && "
+                           f"document.querySelector('#requests-table tbody').innerText.includes('{call_id}')")  # fmt: skip
+    page.fill("#search-request-id", "")
+    page.fill("#search-status", "abc")
+    page.click("#search-form button[type='submit']")
+    page.wait_for_selector("#search-error:has-text('status')")
+    page.screenshot(path=str(tmp_path / "console-search.png"), full_page=True)
+
+    page.click("#tabs button[data-page='audit']")
+    page.wait_for_selector("body[data-loaded='audit']")
+    audit = page.inner_text("#audit-table")
+    for action in ("team.new", "key.generate", "key.update", "key.block"):
+        assert action in audit
+    assert "max_budget: 5 → 25" in audit and secret not in page.content()
+    page.screenshot(path=str(tmp_path / "console-audit.png"), full_page=True)
+    page.close()

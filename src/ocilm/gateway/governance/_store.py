@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, event, func, insert, or_, select, update
+from sqlalchemy import delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -408,7 +408,8 @@ class Store:
             query = query.where(SpendLog.started_at < end)
         if before is not None:
             at, last = before
-            query = query.where(or_(SpendLog.started_at < at, and_(SpendLog.started_at == at, SpendLog.request_id < last)))
+            # the first condition alone walks the time index; the second drops the rows of the last page at that instant
+            query = query.where(SpendLog.started_at <= at, or_(SpendLog.started_at < at, SpendLog.request_id < last))
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]

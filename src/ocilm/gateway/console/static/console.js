@@ -6,14 +6,21 @@ const COLORS = ["#c74634", "#2e6fdb", "#2f9e6b", "#a15ce0", "#e09b2d", "#1f9bb0"
 const SVG = "http://www.w3.org/2000/svg";
 let masterKey = sessionStorage.getItem("ocilm-master-key") || "";
 
-async function api(path) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${masterKey}` } });
-  const body = await response.json().catch(() => ({}));
+// Every read and every change goes through the admin API, the same one scripts and the CLI use.
+async function call(path, body) {
+  const init = { headers: { authorization: `Bearer ${masterKey}` } };
+  if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body) }, { headers: { ...init.headers, "content-type": "application/json" } });
+  const response = await fetch(path, init);
+  const parsed = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const message = (body.error && body.error.message) || `HTTP ${response.status}`;
+    const message = (parsed.error && parsed.error.message) || `HTTP ${response.status}`;
     throw Object.assign(new Error(message), { status: response.status });
   }
-  return body;
+  return { body: parsed, headers: response.headers };
+}
+
+async function api(path, body) {
+  return (await call(path, body)).body;
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -46,17 +53,185 @@ function state(item) {
   return ["active", "ok"];
 }
 
+let teamsSeen = [];
+
+function actions(...buttons) {
+  const cell = el("span", {});
+  for (const [label, handler, cls] of buttons) {
+    const button = el("button", { type: "button", ...(cls ? { class: cls } : {}) }, label);
+    button.addEventListener("click", async () => {
+      try {
+        await handler();
+      } catch (err) {
+        notice(`Not done: ${err.message}`);
+      }
+    });
+    cell.append(button);
+  }
+  return cell;
+}
+
 async function showKeys() {
   const [keys, teams] = await Promise.all([api("/key/list"), api("/team/list")]);
+  teamsSeen = teams;
   fillTable("keys-table", keys.keys.map((k) => [
     [k.key_alias || "–"], [k.token], [k.team_id || "–"], [k.models.length ? k.models.join(", ") : "all"],
     [usd(k.spend), "num"], [k.max_budget == null ? "none" : usd(k.max_budget), "num"], [count(k.rpm_limit), "num"],
     [count(k.tpm_limit), "num"], [count(k.max_parallel_requests), "num"], state(k),
+    [actions(
+      ["Edit", () => editKey(k)],
+      k.blocked ? ["Unblock", () => change(`/key/unblock`, { key: k.token }, `Key ${k.token} unblocked.`)]
+                : ["Block", () => confirmThen(`Block key ${k.key_alias || k.token}? Its requests are refused until it is unblocked.`,
+                                              () => change(`/key/block`, { key: k.token }, `Key ${k.token} blocked.`)), "danger"],
+      ["Regenerate", () => confirmThen(`Regenerate key ${k.key_alias || k.token}? The old secret stops working now.`, async () => {
+        const made = await api("/key/regenerate", { key: k.token });
+        showSecret(made.key);
+        await show("keys");
+      })],
+      ["Delete", () => confirmThen(`Delete key ${k.key_alias || k.token}? This cannot be undone.`,
+                                   () => change("/key/delete", { keys: [k.token] }, `Key ${k.token} deleted.`)), "danger"],
+    )],
   ]));
   fillTable("teams-table", teams.map((t) => [
     [t.team_alias || "–"], [t.team_id], [usd(t.spend), "num"], [t.max_budget == null ? "none" : usd(t.max_budget), "num"],
-    [count(t.rpm_limit), "num"], [count(t.tpm_limit), "num"], state(t),
+    [count(t.rpm_limit), "num"], [count(t.tpm_limit), "num"], state(t), [actions(["Edit", () => editTeam(t)])],
   ]));
+}
+
+// ---------------------------------------------------------------- changing things
+
+const LIST = (v) => (v || "").split(",").map((s) => s.trim()).filter(Boolean);
+const KEY_FIELDS = [
+  ["key_alias", "Alias", "text"], ["team_id", "Team", "team"], ["models", "Models (comma-separated; empty: all)", "list"],
+  ["max_budget", "Budget (USD)", "number"], ["budget_duration", "Budget period (e.g. 30d)", "text"],
+  ["rpm_limit", "Requests per minute", "count"], ["tpm_limit", "Tokens per minute", "count"],
+  ["max_parallel_requests", "Requests in flight", "count"], ["guardrails", "Guardrails (comma-separated)", "list"],
+  ["mcp_servers", "MCP servers (comma-separated)", "mcp"],
+];
+const TEAM_FIELDS = KEY_FIELDS.filter(([name]) => !["key_alias", "team_id"].includes(name)).concat([]);
+TEAM_FIELDS.unshift(["team_alias", "Alias", "text"]);
+
+function valueOf(item, [name, , kind]) {
+  if (kind === "mcp") return ((item.object_permission || {}).mcp_servers || []).join(", ");
+  const value = item[name];
+  if (value == null) return "";
+  return Array.isArray(value) ? value.join(", ") : String(value);
+}
+
+function openForm(title, fields, item, submit) {
+  const dialog = document.getElementById("edit-dialog");
+  document.getElementById("edit-title").textContent = title;
+  document.getElementById("edit-error").textContent = "";
+  const box = document.getElementById("edit-fields");
+  box.replaceChildren();
+  for (const field of fields) {
+    const [name, label, kind] = field;
+    let input;
+    if (kind === "team") {
+      input = el("select", { name, id: `field-${name}` }, el("option", { value: "" }, "no team"));
+      for (const t of teamsSeen) input.append(el("option", { value: t.team_id }, t.team_alias ? `${t.team_alias} (${t.team_id})` : t.team_id));
+      input.value = item.team_id || "";
+    } else {
+      input = el("input", { name, id: `field-${name}`, type: kind === "number" || kind === "count" ? "number" : "text",
+                            ...(kind === "number" ? { step: "any", min: "0" } : {}), ...(kind === "count" ? { step: "1", min: "1" } : {}) });
+      input.value = valueOf(item, field);
+    }
+    box.append(el("label", { for: `field-${name}` }, label, input));
+  }
+  const form = document.getElementById("edit-form");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const body = {};
+    for (const field of fields) {
+      const [name, , kind] = field;
+      const raw = document.getElementById(`field-${name}`).value.trim();
+      if (raw === valueOf(item, field)) continue; // unchanged: not sent
+      if (kind === "list") body[name] = LIST(raw);
+      else if (kind === "mcp") body.object_permission = { ...(item.object_permission || {}), mcp_servers: LIST(raw) };
+      else if (kind === "number") body[name] = raw === "" ? null : Number(raw);
+      else if (kind === "count") body[name] = raw === "" ? null : Number(raw);
+      else body[name] = raw === "" ? null : raw;
+    }
+    try {
+      await submit(body);
+      dialog.close();
+    } catch (err) {
+      document.getElementById("edit-error").textContent = err.message;
+    }
+  };
+  document.getElementById("edit-cancel").onclick = () => dialog.close();
+  dialog.showModal();
+  box.querySelector("input, select").focus();
+}
+
+function notice(text) {
+  const box = document.getElementById("notice");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+async function change(path, body, done) {
+  await api(path, body);
+  notice(done);
+  await show("keys");
+}
+
+function confirmThen(question, action) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-text").textContent = question;
+  document.getElementById("confirm-error").textContent = "";
+  document.getElementById("confirm-yes").onclick = async () => {
+    try {
+      await action();
+      dialog.close();
+    } catch (err) {
+      document.getElementById("confirm-error").textContent = err.message;
+    }
+  };
+  document.getElementById("confirm-no").onclick = () => dialog.close();
+  dialog.showModal();
+  document.getElementById("confirm-no").focus(); // the safe choice has the focus
+}
+
+function showSecret(key) {
+  const dialog = document.getElementById("secret-dialog");
+  document.getElementById("secret-value").textContent = key;
+  document.getElementById("secret-copy").onclick = () => navigator.clipboard && navigator.clipboard.writeText(key);
+  dialog.addEventListener("close", () => { document.getElementById("secret-value").textContent = ""; }, { once: true });
+  dialog.showModal();
+}
+
+function editKey(k) {
+  openForm(`Edit key ${k.key_alias || k.token}`, KEY_FIELDS, k, async (body) => {
+    if (Object.keys(body).length) await api("/key/update", { key: k.token, ...body });
+    notice(`Key ${k.token} saved.`);
+    await show("keys");
+  });
+}
+
+function editTeam(t) {
+  openForm(`Edit team ${t.team_alias || t.team_id}`, TEAM_FIELDS, t, async (body) => {
+    if (Object.keys(body).length) await api("/team/update", { team_id: t.team_id, ...body });
+    notice(`Team ${t.team_id} saved.`);
+    await show("keys");
+  });
+}
+
+function newKey() {
+  openForm("New key", KEY_FIELDS.concat([["duration", "Expires after (e.g. 90d; empty: never)", "text"]]), {}, async (body) => {
+    const made = await api("/key/generate", body);
+    notice(`Key ${made.token} created.`);
+    showSecret(made.key);
+    await show("keys");
+  });
+}
+
+function newTeam() {
+  openForm("New team", TEAM_FIELDS, {}, async (body) => {
+    const made = await api("/team/new", body);
+    notice(`Team ${made.team_id} created.`);
+    await show("keys");
+  });
 }
 
 // A line chart of one measure per group over time buckets, drawn as SVG.
@@ -140,16 +315,51 @@ async function showModels() {
   barChart(document.getElementById("latency-chart"), report.models);
 }
 
-async function showRequests() {
-  const logs = await api("/spend/logs?limit=50");
-  fillTable("requests-table", logs.map((r) => [
+// The search runs in the database (GET /spend/logs filters and pages there), never over a loaded page.
+let searchRows = [];
+let searchCursor = null;
+
+function searchQuery(cursor) {
+  const params = new URLSearchParams({ limit: "50" });
+  for (const input of document.querySelectorAll("#search-form input")) {
+    const value = input.value.trim();
+    if (!value) continue;
+    params.set(input.name, input.type === "datetime-local" ? new Date(value).toISOString() : value);
+  }
+  if (cursor) params.set("cursor", cursor);
+  return `/spend/logs?${params}`;
+}
+
+function drawRequests() {
+  fillTable("requests-table", searchRows.map((r) => [
     [new Date(r.startTime).toLocaleString()], [r.request_id], [r.api_key || "–"], [r.model], [r.model_id],
     [r.status, r.status < 400 ? "ok" : "bad"], [`${r.prompt_tokens} / ${r.completion_tokens}`, "num"], [usd(r.spend), "num"],
     [ms(r.latency_ms), "num"],
   ]));
+  document.getElementById("search-more").hidden = !searchCursor;
 }
 
-const PAGES = { keys: showKeys, usage: showUsage, models: showModels, requests: showRequests };
+async function showRequests(more = false) {
+  document.getElementById("search-error").textContent = "";
+  const page = await call(searchQuery(more ? searchCursor : null));
+  searchRows = more ? searchRows.concat(page.body) : page.body;
+  searchCursor = page.headers.get("x-next-cursor");
+  drawRequests();
+}
+
+async function showAudit() {
+  const entries = await api("/audit/logs?limit=1000");
+  const changed = (e) => {
+    if (!e.before || !e.after) return e.after ? "created" : "deleted";
+    const keys = Object.keys(e.after).filter((k) => JSON.stringify(e.before[k]) !== JSON.stringify(e.after[k]) && !["spend", "budget_reset_at"].includes(k));
+    return keys.map((k) => `${k}: ${JSON.stringify(e.before[k])} → ${JSON.stringify(e.after[k])}`).join("; ") || "no field changed";
+  };
+  fillTable("audit-table", entries.reverse().map((e) => [
+    [String(e.seq), "num"], [new Date(e.at).toLocaleString()], [e.actor], [e.action], [e.target || "–"], [changed(e), "changed"],
+  ]));
+}
+
+const PAGES = { keys: showKeys, usage: showUsage, models: showModels, requests: () => showRequests(false), audit: showAudit };
 let current = "keys";
 
 async function show(page) {
@@ -163,6 +373,11 @@ async function show(page) {
     document.body.dataset.loaded = page;
   } catch (err) {
     if (err.status === 401 || err.status === 403) return signOut("That key is not the master key.");
+    if (page === "requests") {
+      document.getElementById("search-error").textContent = err.message;
+      document.body.dataset.loaded = `error:${page}`;
+      return;
+    }
     document.body.dataset.loaded = `error:${page}`;
     document.getElementById(`page-${page}`).prepend(el("p", { class: "error" }, err.message));
   }
@@ -202,5 +417,14 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("#tabs button")) button.addEventListener("click", () => show(button.dataset.page));
   document.getElementById("group-by").addEventListener("change", () => show("usage"));
   document.getElementById("period").addEventListener("change", () => show("usage"));
+  document.getElementById("new-key").addEventListener("click", newKey);
+  document.getElementById("new-team").addEventListener("click", newTeam);
+  document.getElementById("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    show("requests");
+  });
+  document.getElementById("search-more").addEventListener("click", () => showRequests(true).catch((err) => {
+    document.getElementById("search-error").textContent = err.message;
+  }));
   if (masterKey) signedIn();
 });
