@@ -341,7 +341,7 @@ def test_serve_refuses_public_bind_without_master_key(creds, tmp_path, capsys):
     assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
     path.write_text(yaml.safe_dump({"model_list": []}))
     assert main(["serve", "--config", str(path)]) == 2
-    assert "model_list: List should have at least 1 item" in capsys.readouterr().err
+    assert "model_list: expected at least one model (or mcp_servers" in capsys.readouterr().err
 
 
 def test_serve_subprocess_and_graceful_sigterm(creds, tmp_path, oci_simulator):
