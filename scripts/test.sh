@@ -2,7 +2,7 @@
 # Runs the whole test suite (lint included) in its own virtualenv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$root/scripts/_bootstrap.sh" gateway,testing dev
+source "$root/scripts/_bootstrap.sh" gateway,testing,sso dev
 source "$root/scripts/_agents.sh"
 source "$root/scripts/_browser.sh"
 cd "$root"

@@ -20,7 +20,7 @@ from ._config import GatewayConfig
 from ._errors import GatewayError
 from ._http import json_body
 from ._routing import MAX_MODEL_NAME, Router
-from .governance._gate import Gate, unavailable
+from .governance._gate import Gate, presented_key, unavailable
 from .governance._outcomes import StoreUnavailable
 from .governance._policy import PolicyError, duration_seconds, to_nano, to_usd, token_of
 from .observability._report import BUCKET_SECONDS, GROUPS
@@ -228,14 +228,35 @@ def _spend_row(row: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def admin_routes(gate: Gate, router: Router) -> list[Route]:
+TEAM_READABLE = frozenset({"/key/list", "/key/info", "/team/list", "/team/info", "/spend/logs"})  # what a team member signed in may read
+
+
+def admin_routes(gate: Gate, router: Router, sso: Any = None) -> list[Route]:
+    async def who(request: Request) -> None:
+        """The master key, or a console session (``ui_sso``): an administrator, or a member of
+        teams who may read their teams' keys and spend. A session's changes need its CSRF token."""
+        if sso is None or presented_key(request.headers):
+            caller = await gate.caller(request.headers)
+            if not caller.is_master:
+                raise GatewayError(403, "the admin API needs the master key", kind="permission_error", code="admin_only")
+            request.state.actor, request.state.scope_teams = "master key", None
+            return
+        user = sso.user(request)
+        if user is None:
+            raise GatewayError(401, "sign in: the master key, or the console's sign-in (/ui/sso/login)", kind="authentication_error",
+                               code="invalid_api_key")  # fmt: skip
+        if request.method != "GET" and not sso.csrf_ok(request, user):
+            raise GatewayError(403, "x-csrf-token: missing or wrong for this session", kind="permission_error", code="csrf")
+        if not user.admin and (request.method != "GET" or request.url.path not in TEAM_READABLE or not user.teams):
+            raise GatewayError(403, f"{user.name} is not an administrator (general_settings.ui_sso.admin_groups)",
+                               kind="permission_error", code="admin_only")  # fmt: skip
+        request.state.actor = f"sso:{user.name}"
+        request.state.scope_teams = None if user.admin else set(user.teams)
+
     def admin(handler: Callable[[Request, Store], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                caller = await gate.caller(request.headers)
-                if not caller.is_master:
-                    raise GatewayError(403, "the admin API needs the master key", kind="permission_error", code="admin_only")
-                request.state.actor = getattr(request.state, "actor", None) or "master key"
+                await who(request)
                 if gate.store is None:
                     raise GatewayError(400, "keys and budgets need a database: set general_settings.database_url "
                                        "(sqlite:///ocilm.db for a file beside the config)", code="governance_off")  # fmt: skip
@@ -271,15 +292,21 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
             raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
         return info
 
+    def in_scope(request: Request, team_id: Any) -> bool:
+        scope = request.state.scope_teams
+        return scope is None or team_id in scope
+
     async def key_info(request: Request, store: Store) -> Any:
         token = key_token(request.query_params.get("key"))
         info = await found_key(store, token)
+        if not in_scope(request, info.get("team_id")):
+            raise GatewayError(404, f"no key {token!r}", param="key", code="key_not_found")
         # the files its tenant holds (the team's when the key has one: files belong to the team)
         owner = f"team:{info['team_id']}" if info.get("team_id") else f"key:{token}"
         return {"key": token, "info": {**info, "file_bytes_held": await store.bytes_held(owner)}}
 
     async def key_list(request: Request, store: Store) -> Any:
-        return {"keys": await store.list_keys()}
+        return {"keys": [k for k in await store.list_keys() if in_scope(request, k.get("team_id"))]}
 
     async def key_update(request: Request, store: Store) -> Any:
         body = await body_of(request)
@@ -350,7 +377,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         team_id = request.query_params.get("team_id")
         if not team_id:
             raise _bad("team_id", "required, as a query parameter")
-        info = await store.team_info(team_id)
+        info = await store.team_info(team_id) if in_scope(request, team_id) else None
         if info is None:
             raise GatewayError(404, f"no team {team_id!r}", param="team_id", code="team_not_found")
         return {"team_id": team_id, "team_info": {**info, "file_bytes_held": await store.bytes_held(f"team:{team_id}")}}
@@ -376,11 +403,17 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         unknown = set(q) - SPEND_FILTERS
         if unknown:
             raise _bad(sorted(unknown)[0], f"unknown filter; expected one of {', '.join(sorted(SPEND_FILTERS))}")
-        api_key, status = q.get("api_key"), q.get("status")
+        api_key, status, team_id = q.get("api_key"), q.get("status"), q.get("team_id")
+        scope = request.state.scope_teams
+        if scope is not None:  # a team member reads their teams' rows only
+            if team_id is None and len(scope) == 1:
+                team_id = next(iter(scope))
+            if team_id not in scope:
+                raise _bad("team_id", f"expected one of your teams: {', '.join(sorted(scope))}")
         if status is not None and not (status.isdigit() and 100 <= int(status) <= 599):
             raise _bad("status", "expected an HTTP status, 100 to 599")
         limit = _limit(q.get("limit"), 1000)
-        rows = await store.spend_logs(token=key_token(api_key, "api_key") if api_key else None, team_id=q.get("team_id"),
+        rows = await store.spend_logs(token=key_token(api_key, "api_key") if api_key else None, team_id=team_id,
                                       start=_time(q.get("start_date"), "start_date"), end=_time(q.get("end_date"), "end_date"),
                                       limit=limit, request_id=q.get("request_id"), model=q.get("model"),
                                       status=int(status) if status is not None else None, before=_cursor(q.get("cursor")))  # fmt: skip
@@ -413,7 +446,7 @@ def admin_routes(gate: Gate, router: Router) -> list[Route]:
         return build_report(rows, group_by, bucket)
 
     async def team_list(request: Request, store: Store) -> Any:
-        return await store.list_teams()
+        return [t for t in await store.list_teams() if in_scope(request, t["team_id"])]
 
     return [
         Route("/key/generate", admin(key_generate), methods=["POST"]),

@@ -73,6 +73,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     from ._ownership import ObjectHomes
     from ._platform import platform_routes
     from .console import console_routes
+    from .console._sso import no_sso_session
 
     upstream = client or AsyncClient()
     limits = limits_for(config)
@@ -94,6 +95,11 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     cache = ResponseCache(config.cache, observer=observer) if config.cache is not None else None
     metered = Metered(gate, router, observer, guardrails, cache)
     objects = ObjectHomes(gate)  # who owns each file and vector store: platform routes and the Responses pass-through alike
+    sso = None
+    if config.ui_sso is not None:
+        from .console._sso import Sso
+
+        sso = Sso(config.ui_sso)
     mcp_door = None
     if config.mcp_servers:
         from .mcp._door import McpDoor
@@ -382,7 +388,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         Route("/models/{model:path}", guarded(model), methods=["GET"]),
         *door_routes(router, guarded, metered, config.responses_event_names, config.master_key, objects),
         *platform_routes(router, guarded, metered, objects, config.file_storage_quota_bytes),
-        *admin_routes(gate, router),
+        *admin_routes(gate, router, sso),
+        *(sso.routes() if sso is not None else [Route("/ui/session", no_sso_session, methods=["GET"])]),
         *console_routes(),
         Route("/health/deployments", guarded(deployments_health), methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
@@ -390,6 +397,14 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         *(mcp_door.routes(guarded) if mcp_door is not None else ()),
     ]
     middleware = []
+    if sso is not None and config.master_key is not None:
+        from starlette.middleware.sessions import SessionMiddleware
+
+        from .console._sso import session_secret
+
+        # a signed cookie (itsdangerous): the same secret on every replica, HttpOnly, SameSite=Lax
+        middleware.append(Middleware(SessionMiddleware, secret_key=session_secret(config.master_key), session_cookie="ocilm_session",
+                                     max_age=int(config.ui_sso.session_hours * 3600), same_site="lax", https_only=config.ui_sso.cookie_secure))  # fmt: skip
     if config.master_key is None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,

@@ -149,6 +149,7 @@ class GatewayConfig:
     max_hosted_tool_calls: int = DEFAULT_MAX_HOSTED_CALLS  # general_settings.max_hosted_tool_calls: bounds a priced request's tools
     mcp_servers: dict[str, Any] = field(default_factory=dict)  # mcp_servers: name -> McpServer (the MCP gateway)
     mcp_aliases: dict[str, str] = field(default_factory=dict)  # litellm_settings.mcp_aliases: alias -> server name
+    ui_sso: Any = None  # general_settings.ui_sso: the console's OpenID Connect sign-in (SsoSettings), or None
 
     @functools.cached_property
     def priced_tools(self) -> frozenset[str]:
@@ -246,6 +247,7 @@ def _pydantic_models() -> Any:
         max_hosted_tool_calls: int = Field(default=DEFAULT_MAX_HOSTED_CALLS, ge=1, le=MAX_HOSTED_CALLS)
         maximum_spend_logs_retention_period: str | None = None
         maximum_spend_logs_retention_interval: str = "1d"
+        ui_sso: dict[str, Any] | None = None
 
     class FileModel(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -355,6 +357,11 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
     if master_key is not None and len(master_key) < 8:
         problems.append("general_settings.master_key: too short; use at least 8 characters")
     governance = _governance(parsed.general_settings, source, master_key, problems)
+    from .console._sso import sso_settings
+
+    ui_sso = sso_settings(parsed.general_settings.ui_sso if parsed.general_settings else None, problems)
+    if ui_sso is not None and master_key is None:
+        problems.append("general_settings.ui_sso: needs general_settings.master_key (sessions are signed with a secret derived from it)")
     general = parsed.general_settings
     redis_url = general.redis_url if general else None
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -371,7 +378,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                          responses_event_names=general.responses_event_names if general else "openai",
                          file_storage_quota_bytes=int(general.file_storage_quota_mb * 1024 * 1024) if general and general.file_storage_quota_mb else None,
                          max_hosted_tool_calls=general.max_hosted_tool_calls if general else DEFAULT_MAX_HOSTED_CALLS,
-                         mcp_servers=mcp_servers, mcp_aliases=mcp_aliases)  # fmt: skip
+                         mcp_servers=mcp_servers, mcp_aliases=mcp_aliases, ui_sso=ui_sso)  # fmt: skip
 
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")

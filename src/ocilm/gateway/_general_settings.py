@@ -11,7 +11,7 @@ OURS = frozenset({
     "master_key", "database_url", "budget_hold_seconds", "budget_strict", "budget_leases", "database_synchronous_commit", "redis_url",
     "rate_limit_failure", "rate_limit_window_seconds", "metrics", "metrics_public", "access_log", "log_prompts", "otel",
     "budget_alert_webhooks", "budget_alert_thresholds", "background_health_checks", "health_check_interval", "responses_event_names",
-    "file_storage_quota_mb", "max_hosted_tool_calls", "maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval",
+    "file_storage_quota_mb", "max_hosted_tool_calls", "maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval", "ui_sso",
 })  # fmt: skip
 
 # LiteLLM's keys that only tune LiteLLM's internals: accepted, and why they change nothing here.

@@ -5,11 +5,15 @@
 const COLORS = ["#c74634", "#2e6fdb", "#2f9e6b", "#a15ce0", "#e09b2d", "#1f9bb0", "#7a7f8c", "#d6457a"];
 const SVG = "http://www.w3.org/2000/svg";
 let masterKey = sessionStorage.getItem("ocilm-master-key") || "";
+let session = { sso: false, signed_in: false }; // a signed-in identity-provider session (ui_sso), kept in an HttpOnly cookie
 
 // Every read and every change goes through the admin API, the same one scripts and the CLI use.
 async function call(path, body) {
-  const init = { headers: { authorization: `Bearer ${masterKey}` } };
-  if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body) }, { headers: { ...init.headers, "content-type": "application/json" } });
+  const headers = {};
+  if (masterKey) headers.authorization = `Bearer ${masterKey}`;
+  else if (session.signed_in && body !== undefined) headers["x-csrf-token"] = session.csrf; // a change made with the session cookie
+  const init = { headers, credentials: "same-origin" };
+  if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body), headers: { ...headers, "content-type": "application/json" } });
   const response = await fetch(path, init);
   const parsed = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -372,7 +376,8 @@ async function show(page) {
     await PAGES[page]();
     document.body.dataset.loaded = page;
   } catch (err) {
-    if (err.status === 401 || err.status === 403) return signOut("That key is not the master key.");
+    if (masterKey && (err.status === 401 || err.status === 403)) return signOut("That key is not the master key.");
+    if (!masterKey && err.status === 401) return signOut("Your session ended; sign in again.");
     if (page === "requests") {
       document.getElementById("search-error").textContent = err.message;
       document.body.dataset.loaded = `error:${page}`;
@@ -391,6 +396,11 @@ function signedIn() {
 }
 
 function signOut(message = "") {
+  if (session.signed_in && !masterKey) {
+    fetch("/ui/sso/logout", { method: "POST", headers: { "x-csrf-token": session.csrf }, credentials: "same-origin" });
+    session = { ...session, signed_in: false };
+  }
+  document.getElementById("who").textContent = "";
   masterKey = "";
   sessionStorage.removeItem("ocilm-master-key");
   document.getElementById("login").hidden = false;
@@ -426,5 +436,15 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("search-more").addEventListener("click", () => showRequests(true).catch((err) => {
     document.getElementById("search-error").textContent = err.message;
   }));
-  if (masterKey) signedIn();
+  const ssoError = new URLSearchParams(location.search).get("sso_error");
+  fetch("/ui/session", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({ sso: false })).then((found) => {
+    session = found;
+    document.getElementById("sso").hidden = !session.sso;
+    if (ssoError) signOut(`The identity provider's sign-in failed (${ssoError}).`);
+    else if (masterKey) signedIn();
+    else if (session.signed_in) {
+      document.getElementById("who").textContent = `${session.user}${session.admin ? " (administrator)" : ""}`;
+      signedIn();
+    }
+  });
 });
