@@ -39,18 +39,22 @@ COLUMNS = ("request_id", "token", "team_id", "model", "deployment", "route", "in
            "latency_ms", "started_at", "tool_calls")  # fmt: skip
 
 
-async def fill(store: Store, data: list[tuple]) -> None:
+async def fill(store: Store, url: str, data: list[tuple]) -> None:
     if store.is_sqlite:
         async with store.engine.begin() as conn:
             raw = await conn.get_raw_connection()
             sqlite = raw.driver_connection._conn  # aiosqlite's sqlite3 connection: one executemany
             sqlite.executemany(f"INSERT INTO ocilm_spend_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", data)
             sqlite.execute("ANALYZE")
-    else:
-        async with store.engine.begin() as conn:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.copy_records_to_table("ocilm_spend_logs", records=data, columns=list(COLUMNS))
-            await raw.driver_connection.execute("ANALYZE ocilm_spend_logs")
+    else:  # its own connection: the store's carry a statement timeout made for requests, not for a million-row COPY
+        import asyncpg
+
+        conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
+        try:
+            await conn.copy_records_to_table("ocilm_spend_logs", records=data, columns=list(COLUMNS))
+            await conn.execute("ANALYZE ocilm_spend_logs")
+        finally:
+            await conn.close()
 
 
 async def timed(work) -> tuple[float, float, int]:
@@ -69,7 +73,7 @@ async def measure(url: str, label: str) -> list[tuple]:
         await store.upgrade()
         data = rows(ROWS)
         started = time.perf_counter()
-        await fill(store, data)
+        await fill(store, url, data)
         print(f"{label}: {ROWS:,} rows written in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         probe = data[ROWS // 2]
         day_start = NOW - 3 * DAY

@@ -20,6 +20,7 @@ from ._api import (
     aembedding,
     aget_responses,
     alist_input_items,
+    alist_models,
     apply_guardrails,
     arerank,
     aresponses,
@@ -29,6 +30,7 @@ from ._api import (
     embedding,
     get_responses,
     list_input_items,
+    list_models,
     rerank,
     responses,
 )
@@ -122,6 +124,7 @@ __all__ = [
     "aembedding",
     "aget_responses",
     "alist_input_items",
+    "alist_models",
     "apply_guardrails",
     "arerank",
     "aresponses",
@@ -131,6 +134,7 @@ __all__ = [
     "embedding",
     "get_responses",
     "list_input_items",
+    "list_models",
     "rerank",
     "responses",
 ]

@@ -118,6 +118,17 @@ async def aresponses(model: str, input: Any, *, stream: bool = False, **params: 
     return await (await _async_client()).responses(model, input, stream=stream, **params)
 
 
+def list_models(**params: Any) -> list[Any]:
+    """OCI's catalogue (ListModels on the Generative AI management API): each base model's name
+    (``id``), OCID, vendor, version, capabilities, lifecycle state and its ``time_deprecated``,
+    ``time_on_demand_retired`` and ``time_dedicated_retired`` (ISO 8601, or None)."""
+    return _client().list_models(**params)
+
+
+async def alist_models(**params: Any) -> list[Any]:
+    return await (await _async_client()).list_models(**params)
+
+
 def get_responses(response_id: str, **params: Any) -> Any:
     """A stored response (OCI's OpenAI-compatible API)."""
     return _client().get_responses(response_id, **params)

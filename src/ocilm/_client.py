@@ -27,6 +27,7 @@ from ._errors import (
     error_from_response,
 )
 from ._guardrails import prepare_guardrails
+from ._lifecycle import retirement_info, warn_once
 from ._openai_api import (
     RawReply,
     prepare_openai_resource,
@@ -88,12 +89,16 @@ def _reply(call: PreparedCall, response: httpx.Response | AsyncReply, body: byte
             status_code=response.status_code, code=found.code, opc_request_id=request_id,
         )  # fmt: skip
     if call.raw:
-        return RawReply(body, response.headers.get("content-type") or "application/octet-stream", request_id)
+        return RawReply(body, response.headers.get("content-type") or "application/octet-stream", request_id, response.headers.get("opc-next-page"))
     data = decode_json(body, call.context, request_id)
     with reply_shape(call.context, request_id):
         result = call.parse(data, request_id)
     if isinstance(result, OpenAIObject):
         result.opc_request_id = request_id
+        notice = retirement_info(response.headers)
+        if notice is not None:
+            result.model_retirement_info = notice
+            warn_once(dict.get(result, "model"), notice)
     return result
 
 
@@ -209,6 +214,19 @@ class Client(_Base):
         return native_events(door_call, self.completion(model, messages, stream=True, **chat, **settings,
                                                         stream_options={"include_usage": True}))  # fmt: skip
 
+    def list_models(self, **params: Any) -> list[Any]:
+        """OCI's catalogue of base models in the compartment (ListModels, every page)."""
+        from ._catalog import MAX_PAGES, catalog_page, prepare_list_models
+
+        found: list[Any] = []
+        page = None
+        for _ in range(MAX_PAGES):
+            models, page = catalog_page(self._run(prepare_list_models(self._settings, self._params(params), page)))
+            found += models
+            if not page:
+                break
+        return found
+
     def get_responses(self, response_id: str, **params: Any) -> Any:
         """A stored response (OCI's OpenAI-compatible API)."""
         return self._run(prepare_stored_response(self._settings, "get", response_id, self._params(params)))
@@ -273,6 +291,9 @@ class Stream:
     def __init__(self, response: httpx.Response, assembler: ChunkAssembler, source: Iterator[bytes], first: list[ChatCompletionChunk]) -> None:
         self.response = response
         self.opc_request_id = assembler.request_id
+        self.model_retirement_info = retirement_info(response.headers)  # OCI's notice for a deprecated model, before the first chunk
+        if self.model_retirement_info is not None:
+            warn_once(first[0].get("model") if first else None, self.model_retirement_info)
         self._assembler = assembler
         self._source = source
         self._chunks = self._generate(first)
@@ -478,6 +499,19 @@ class AsyncClient(_Base):
         chunks = await self.completion(model, messages, stream=True, **chat, **settings, stream_options={"include_usage": True})
         return anative_events(door_call, chunks)
 
+    async def list_models(self, **params: Any) -> list[Any]:
+        """OCI's catalogue of base models in the compartment (ListModels, every page)."""
+        from ._catalog import MAX_PAGES, catalog_page, prepare_list_models
+
+        found: list[Any] = []
+        page = None
+        for _ in range(MAX_PAGES):
+            models, page = catalog_page(await self._run(prepare_list_models(self._settings, self._params(params), page)))
+            found += models
+            if not page:
+                break
+        return found
+
     async def get_responses(self, response_id: str, **params: Any) -> Any:
         return await self._run(prepare_stored_response(self._settings, "get", response_id, self._params(params)))
 
@@ -559,6 +593,9 @@ class AsyncStream:
     def __init__(self, response: AsyncReply, assembler: ChunkAssembler, source: AsyncIterator[bytes], first: list[ChatCompletionChunk]) -> None:
         self.response = response
         self.opc_request_id = assembler.request_id
+        self.model_retirement_info = retirement_info(response.headers)
+        if self.model_retirement_info is not None:
+            warn_once(first[0].get("model") if first else None, self.model_retirement_info)
         self._assembler = assembler
         self._source = source
         self._pending = list(first)

@@ -159,6 +159,7 @@ class RawReply:
     body: bytes
     content_type: str
     opc_request_id: str | None = None
+    next_page: str | None = None  # OCI's opc-next-page, on a list that goes on
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

@@ -49,7 +49,7 @@ class OpenAIObject(dict):
     from a large reply costs a plain dict copy and only what is used gets wrapped.
     """
 
-    __slots__ = ("opc_request_id",)
+    __slots__ = ("model_retirement_info", "opc_request_id")
     _fields: ClassVar[frozenset[str]] = frozenset()
     _nested: ClassVar[dict[str, type[OpenAIObject]]] = {}
 
@@ -62,6 +62,7 @@ class OpenAIObject(dict):
     def __init__(self, data: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         super().__init__(data or (), **kwargs)
         object.__setattr__(self, "opc_request_id", None)
+        object.__setattr__(self, "model_retirement_info", None)  # OCI's model-retirement-info header, when the model is deprecated
 
     def __getitem__(self, key: str) -> Any:
         try:

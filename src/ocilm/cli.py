@@ -101,12 +101,10 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chat(args: argparse.Namespace) -> int:
-    import ocilm
-
+def _connection(args: argparse.Namespace) -> dict:
+    """The OCI settings ``ocilm chat`` and ``ocilm models`` share."""
     from ._settings import profile_tenancy
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     params: dict = {}
     if args.api_base:
         params["api_base"] = args.api_base
@@ -122,6 +120,31 @@ def _chat(args: argparse.Namespace) -> int:
         compartment = profile_tenancy(params)
     if compartment:
         params["oci_compartment_id"] = compartment
+    return params
+
+
+def _models(args: argparse.Namespace) -> int:
+    """``ocilm models``: OCI's catalogue, one model a line, with its lifecycle dates."""
+    import ocilm
+
+    try:
+        models = ocilm.list_models(**_connection(args))
+    except ocilm.OCIError as exc:
+        print(f"ocilm models: {exc}", file=sys.stderr)
+        return 1
+    width = max((len(m.id) for m in models), default=10)
+    for m in sorted(models, key=lambda m: m.id):
+        dates = [f"{label} {str(value)[:10]}" for label, value in (("deprecated", m.time_deprecated), ("on-demand retired", m.time_on_demand_retired),
+                                                                     ("dedicated retired", m.time_dedicated_retired)) if value]  # fmt: skip
+        print(f"{m.id:<{width}}  {m.vendor or '-':<8} {','.join(m.capabilities):<16} {m.lifecycle_state or '-':<8} {'; '.join(dates)}".rstrip())
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    import ocilm
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    params = _connection(args)
     if args.max_tokens:
         params["max_tokens"] = args.max_tokens
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
@@ -322,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--no-stream", action="store_true")
     chat.set_defaults(run=_chat)
+
+    models = sub.add_parser("models", help="OCI's model catalogue (ListModels): names, capabilities and retirement dates")
+    for flag, text in (("--api-base", "base URL instead of the regional OCI host (e.g. the simulator's)"),
+                       ("--config-file", "OCI config file (default: OCI_CONFIG_FILE or ~/.oci/config)"),
+                       ("--profile", "config profile (default: OCI_CLI_PROFILE or DEFAULT)"), ("--region", None),
+                       ("--compartment-id", "default: OCI_COMPARTMENT_ID, else the profile's tenancy (root compartment)")):  # fmt: skip
+        models.add_argument(flag, help=text)
+    models.set_defaults(run=_models)
 
     db = sub.add_parser("db", help="the gateway's key and budget database")
     db.add_argument("action", choices=["upgrade"], help="apply the schema migrations (once, before replicas start)")

@@ -94,6 +94,9 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
     guardrails = Guardrails(config.guardrails, upstream, observer) if config.guardrails else None
     cache = ResponseCache(config.cache, observer=observer) if config.cache is not None else None
     metered = Metered(gate, router, observer, guardrails, cache)
+    from ._model_catalog import ModelCatalog
+
+    catalog = metered.catalog = ModelCatalog(config, upstream)  # OCI's ListModels: /v1/models' dates, on_retirement
     objects = ObjectHomes(gate)  # who owns each file and vector store: platform routes and the Responses pass-through alike
     sso = None
     if config.ui_sso is not None:
@@ -271,7 +274,11 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
         return JSONResponse(result, headers={**request_id_header(reply.result.opc_request_id), **reply.headers})
 
     def model_card(name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": created, "owned_by": "oci"}
+        card: dict[str, Any] = {"id": name, "object": "model", "created": created, "owned_by": "oci"}
+        found = catalog.card(config.deployments.get(config.resolve(name)) or [])
+        if found is not None:
+            card["oci"] = found  # what OCI's catalogue says: its lifecycle and retirement dates
+        return card
 
     def may_use(caller: Caller, name: str) -> bool:
         return not caller.models or name in caller.models or config.resolve(name) in caller.models
@@ -340,6 +347,8 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
 
             shared = SharedRouting(config.redis_url, router.state)
             shared.start()
+        await catalog.first_read()  # bounded: a catalogue that cannot be read changes nothing
+        catalog_refresh = asyncio.ensure_future(catalog.refresh_forever())
         pruner = asyncio.ensure_future(_pool.prune_forever(lambda: _pool.httpx_client_of(upstream), _pool.PRUNE_EVERY))
         retention = None
         if gate.store is not None and settings is not None and settings.retention_seconds:
@@ -352,6 +361,7 @@ def create_app(config: GatewayConfig, *, client: AsyncClient | None = None, allo
                 yield
         finally:
             pruner.cancel()
+            catalog_refresh.cancel()
             if retention is not None:
                 retention.cancel()
             if checks is not None:

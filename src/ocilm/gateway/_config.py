@@ -67,6 +67,8 @@ class Deployment:
     order: int = 1  # litellm_params.order: a lower order is tried first
     weight: float | None = None  # litellm_params.weight: its share of simple-shuffle's picks
     tags: tuple[str, ...] = ()  # litellm_params.tags: requests with these tags go here (router_settings.enable_tag_filtering)
+    on_retirement: str = "warn"  # model_info.on_retirement: warn | block_after | alias
+    replacement: str | None = None  # model_info.replacement: the model group that answers instead (alias) or is named (block_after)
 
     @functools.cached_property
     def reasoning_allowance(self) -> int:
@@ -279,6 +281,7 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
         raise GatewayConfigError(problems, source) from None
     warnings = [f"{key}: not used by ocilm's gateway (ignored)" for key in raw if key not in _KNOWN_TOP_LEVEL]
     deployments: dict[str, list[Deployment]] = {}
+    retirements: list[tuple[int, str | None]] = []  # (entry, its replacement): checked once every name is known
     for i, entry in enumerate(parsed.model_list):
         place = f"model_list[{i}].litellm_params"
         params = entry.litellm_params.model_dump(exclude_none=True)
@@ -333,15 +336,28 @@ def parse_config(raw: Any, source: str = "config", *, check_credentials: bool = 
                 problems.append(f"model_list[{i}].model_info.{info_field}: expected a whole number from 1 to {2**31 - 1}")
                 value = None
             counts[info_field] = value
+        on_retirement = (entry.model_info or {}).get("on_retirement", "warn")
+        replacement = (entry.model_info or {}).get("replacement")
+        if on_retirement not in ("warn", "block_after", "alias"):
+            problems.append(f"model_list[{i}].model_info.on_retirement: expected warn, block_after or alias")
+        if replacement is not None and not (isinstance(replacement, str) and replacement):
+            problems.append(f"model_list[{i}].model_info.replacement: expected a model name of this config")
+            replacement = None
+        if on_retirement == "alias" and replacement is None:
+            problems.append(f"model_list[{i}].model_info.replacement: required with on_retirement: alias (the model that answers instead)")
+        retirements.append((i, replacement))
         given_id = (entry.model_info or {}).get("id")
         deployment_id = str(given_id) if given_id is not None else hashlib.sha256(f"{entry.model_name}|{place}|{model}".encode()).hexdigest()[:16]
         deployments.setdefault(entry.model_name, []).append(
             Deployment(entry.model_name, model, params, place, stream_timeout, counts["max_output_tokens"], price, rpm, tpm,
                        counts["max_reasoning_tokens"], api_mode, deployment_id, order, float(weight) if weight is not None else None,
-                       tuple(tags or ())))  # fmt: skip
+                       tuple(tags or ()), str(on_retirement), replacement))  # fmt: skip
     if not parsed.model_list and not raw.get("mcp_servers"):
         problems.append("model_list: expected at least one model (or mcp_servers, for a gateway to MCP servers only)")
     aliases = _aliases(raw, deployments, problems)
+    for i, replacement in retirements:
+        if replacement is not None and aliases.get(replacement, replacement) not in deployments:
+            problems.append(f"model_list[{i}].model_info.replacement: {replacement[:64]!r} is no model name of this config")
     from .mcp._config import mcp_settings
 
     mcp_servers, mcp_aliases = mcp_settings(raw, problems)

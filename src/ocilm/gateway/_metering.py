@@ -148,6 +148,7 @@ class Metered:
         self.gate, self.router, self.observer = gate, router, observer
         self.guardrails, self.cache = guardrails, cache
         self.background = BackgroundSettlements(gate, router.client)
+        self.catalog: Any = None  # ModelCatalog: what OCI says of each deployment's model (on_retirement)
 
     async def call(self, request: Request, route: str, name: Any, method: str, first: Any, params: dict[str, Any],
                    *, stream: bool = False, door: bool = False, pinned: str | None = None,
@@ -225,6 +226,8 @@ class Metered:
         current: Any = name
         while True:
             try:
+                if self.catalog is not None:
+                    current = self.catalog.route(current)  # a retired model: refused (block_after) or its replacement (alias)
                 upstream = await self._call_model(request, route, current, method, prepared, stream=stream, door=door, pinned=pinned,
                                                   guards=guards)  # fmt: skip
             except (OCIError, GatewayError) as exc:
@@ -434,12 +437,16 @@ class Metered:
             if tried:
                 record.deployment, record.fallbacks = tried[-1].model, len(tried) - 1
         record.opc_request_id = getattr(result, "opc_request_id", None)
+        notice = getattr(result, "model_retirement_info", None)
+        lifecycle = {"model-retirement-info": notice} if notice else {}  # passed on unchanged, never parsed
+        if notice:
+            self.observer.retirement_notice(resolved, tried[-1].model, notice)
         if not stream:
             if method == "responses" and runs_on(result):  # background: its hold stays until its usage appears
                 offered, most_calls = getattr(worst_case, "hosted_tools", (set(), 0))
                 worst_tools = worst_calls(tried[-1].price.per_tool_call, offered, most_calls) if tried[-1].price is not None else {}
                 self.background.track(result["id"], meter, tried[-1], worst_case(tried[-1]), record, worst_tools)
-                return Upstream(result, dict(meter.rate_headers), None, tried[-1])
+                return Upstream(result, {**meter.rate_headers, **lifecycle}, None, tried[-1])
             usage = responses_usage(result) if method == "responses" else chat_usage(dict.get(result, "usage"))
             if method == "rerank" and usage is None:  # OCI reports none: the query and documents, about four characters a token
                 usage = {"prompt_tokens": _estimated_prompt(worst_case), "completion_tokens": 0}
@@ -447,13 +454,13 @@ class Metered:
             record.cost = cost = await meter.settle(deployment=tried[-1], usage=usage)
             if guards:  # post_call: billed already (the model answered), checked before the caller sees it
                 await self.guardrails.check_reply(guards, result, record)  # type: ignore[union-attr]
-            return Upstream(result, {**meter.rate_headers, **cost_header(cost)}, None, tried[-1])
+            return Upstream(result, {**meter.rate_headers, **cost_header(cost), **lifecycle}, None, tried[-1])
         watch = StreamWatch(self.gate, meter, tried[-1], worst_case.input_tokens, keep_usage=door or asked_usage or method == "responses", record=record,
                             on_end=lambda: self.observer.finish(record), deployment_ticket=held[0] if held else None,
                             limits=self.router.limits)  # fmt: skip
         record.closes_itself = True  # the relay closes it at its end (no wrapper around every event)
         guard = self.guardrails.stream_guard(guards, record) if guards else None  # type: ignore[union-attr]
-        return Upstream(result, meter.rate_headers, watch, tried[-1], guard)  # a stream's headers go before its first byte
+        return Upstream(result, {**meter.rate_headers, **lifecycle}, watch, tried[-1], guard)  # a stream's headers go before its first byte
 
 
 _CONTEXT_WINDOW = ("context length", "context window", "too long", "too many tokens", "maximum context", "exceeds the limit")

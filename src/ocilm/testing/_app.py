@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth._signing import BODY_HEADERS, GENERIC_HEADERS, body_sha256, parse_authorization
-from . import _engine
-from ._catalog import DEFAULT_ENDPOINTS, MODELS, ServedModel
+from . import _engine, _models
+from ._catalog import DEFAULT_ENDPOINTS, LIFECYCLE, MODELS, ServedModel
 from ._faults import FAULT_HEADER, Fault
 from ._openai_v1 import PREFIX as OPENAI_PREFIX
 from ._openai_v1 import APIError, OpenAIv1, RawBody
 from ._schema import CHAT_DETAILS, EMBED_DETAILS, RERANK_DETAILS, SchemaError, check
 
 API_PREFIX = "/20231130/actions/"
+MODELS_PATH = "/20231130/models"  # the management API (ListModels, GetModel), served at the same base
 MAX_EMBED_INPUTS = 96
 MAX_RECORDED = 10_000
 MAX_BODY = 10 * 1024 * 1024
@@ -175,12 +176,27 @@ class SimulatorApp:
             if fault and fault.status:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
                 raise ServiceError(fault.status, fault.code or _default_code(fault.status), fault.message or f"simulated fault: HTTP {fault.status}", extra)
+            if target.startswith(MODELS_PATH):  # the management API's ListModels and GetModel
+                path, _, query = target.partition("?")
+                if record.method != "GET":
+                    raise ServiceError(405, "MethodNotAllowed", f"{record.method} is not allowed on {path}")
+                try:
+                    if path == MODELS_PATH:
+                        listed, more = _models.list_models(query)
+                    else:
+                        listed, more = _models.get_model(path[len(MODELS_PATH) + 1 :], "ocid1.tenancy.oc1..simulated"), {}
+                except _models.ModelsError as exc:
+                    raise ServiceError(exc.status, exc.code, exc.message) from None
+                record.status = 200
+                await self._send_json(send, 200, listed, headers, more)
+                return
             action, payload = self._route(record.method, target, body)
             if fault and fault.malformed:
                 record.status = 200
                 await self._send(send, 200, b'{"modelId": "broken", "chatResponse": {', "application/json", headers)
                 return
             result = self._dispatch(action, payload)
+            notice = self._retirement_notice(payload)
         except ServiceError as err:
             record.status = err.status
             await self._send_json(send, err.status, {"code": err.code, "message": err.message}, headers, err.headers)
@@ -189,9 +205,9 @@ class SimulatorApp:
         if isinstance(result, list):
             if fault and fault.events and result:
                 result = [result[0]] * fault.events + result[1:]  # a long reply: the first delta, repeated
-            await self._stream(send, result, headers, fault, record, gone)
+            await self._stream(send, result, headers, fault, record, gone, notice)
         else:
-            await self._send_json(send, 200, result, headers)
+            await self._send_json(send, 200, result, headers, notice)
 
     async def _openai(self, send: Callable, record: RecordedRequest, headers: dict[str, str], target: str, body: bytes,
                       fault: Fault | None, gone: asyncio.Event) -> None:  # fmt: skip
@@ -328,6 +344,13 @@ class SimulatorApp:
             raise ServiceError(400, "CannotParseRequest", "The request body is not valid JSON") from None
         return path[len(API_PREFIX) :], payload
 
+    @staticmethod
+    def _retirement_notice(payload: dict) -> dict[str, str] | None:
+        """OCI's ``model-retirement-info`` header for a deprecated model, on every reply."""
+        mode = payload.get("servingMode") or {}
+        life = LIFECYCLE.get(mode.get("modelId", ""))
+        return {"model-retirement-info": life.notice(mode.get("servingType") == "DEDICATED")} if life else None
+
     def _model(self, serving_mode: dict, kind: str) -> ServedModel:
         if serving_mode["servingType"] == "DEDICATED":
             model_id = self.endpoints.get(serving_mode["endpointId"])
@@ -338,6 +361,11 @@ class SimulatorApp:
         model = MODELS.get(model_id)
         if model is None or model.kind != kind:
             raise ServiceError(404, "404", f"Authorization failed or requested resource not found: no {kind} model {model_id!r}")
+        life = LIFECYCLE.get(model_id)
+        dedicated = serving_mode["servingType"] == "DEDICATED"
+        if life is not None and life.retired(dedicated, time.time()):
+            when = life.time_dedicated_retired if dedicated else life.time_on_demand_retired
+            raise ServiceError(400, "400", f"Model {model_id} was retired on {when} and is no longer served; use {life.replacement}")
         return model
 
     def _dispatch(self, action: str, payload: dict) -> dict | list:
@@ -416,10 +444,11 @@ class SimulatorApp:
         await self._send(send, status, json.dumps(payload).encode(), "application/json", req_headers, extra)
 
     async def _stream(self, send: Callable, events: list, req_headers: dict, fault: Fault | None,
-                      record: RecordedRequest, gone: asyncio.Event) -> None:  # fmt: skip
+                      record: RecordedRequest, gone: asyncio.Event, extra: dict | None = None) -> None:  # fmt: skip
         await send({
             "type": "http.response.start", "status": 200,
-            "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode())],
+            "headers": [(b"content-type", b"text/event-stream"), (b"opc-request-id", self._request_id(req_headers).encode()),
+                        *((k.encode(), v.encode()) for k, v in (extra or {}).items())],
         })  # fmt: skip
         for i, event in enumerate(events):
             if fault and fault.cut_after is not None and i >= fault.cut_after:

@@ -62,6 +62,9 @@ CHAT_MODELS = [
     _chat("openai.gpt-5-mini", reasoning=True, vision=True),
     _chat("openai.o4-mini", reasoning=True, vision=True),
     _chat("openai.gpt-5.5-pro", reasoning=True, vision=True, responses_only=True),
+    # Models on their way out (LIFECYCLE below): one deprecated, still served with OCI's notice; one retired, refused.
+    _chat("cohere.command-r-16k", api_formats=("COHERE",)),
+    _chat("meta.llama-3-70b-instruct"),
 ]
 
 EMBED_MODELS = [
@@ -88,4 +91,35 @@ DEFAULT_ENDPOINTS = {
     "ocid1.generativeaiendpoint.oc1.us-chicago-1.simgrok": "xai.grok-4",
     "ocid1.generativeaiendpoint.oc1.us-chicago-1.simcohere": "cohere.command-latest",
     "ocid1.generativeaiendpoint.oc1.us-chicago-1.simembed": "cohere.embed-english-v3.0",
+}
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """When OCI deprecated a model and when it stops serving it on demand and on dedicated
+    endpoints (ISO 8601, as ListModels gives them), and its suggested replacement."""
+
+    time_deprecated: str
+    time_on_demand_retired: str
+    time_dedicated_retired: str
+    replacement: str
+
+    def retired(self, dedicated: bool, now: float) -> bool:
+        return _epoch(self.time_dedicated_retired if dedicated else self.time_on_demand_retired) <= now
+
+    def notice(self, dedicated: bool) -> str:
+        """The ``model-retirement-info`` header OCI sends on every reply of a deprecated model."""
+        when = self.time_dedicated_retired if dedicated else self.time_on_demand_retired
+        return f"This model is deprecated and will be retired on {when}. Migrate to {self.replacement}."
+
+
+def _epoch(iso: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+LIFECYCLE: dict[str, Lifecycle] = {
+    "cohere.command-r-16k": Lifecycle("2026-06-01T00:00:00Z", "2031-01-15T00:00:00Z", "2031-07-15T00:00:00Z", "cohere.command-a-03-2025"),
+    "meta.llama-3-70b-instruct": Lifecycle("2024-11-01T00:00:00Z", "2025-03-01T00:00:00Z", "2025-06-01T00:00:00Z", "meta.llama-3.3-70b-instruct"),
 }

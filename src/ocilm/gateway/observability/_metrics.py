@@ -55,6 +55,8 @@ class Metrics:
         self.guardrail_latency = Histogram("ocilm_guardrail_duration_seconds", "Time a request spent in guardrail checks.", ["route"],
                                            buckets=LATENCY_BUCKETS, **common)  # fmt: skip
         self.rejections = Counter("ocilm_rejections", "Requests the gateway refused, by reason.", ["route", "reason"], **common)
+        self.retirement_notices = Counter("ocilm_model_retirement_notices", "Replies that carried OCI's model-retirement-info notice "
+                                          "(the model is deprecated).", ["model", "deployment"], **common)  # fmt: skip
         # multiprocess_mode says how a scrape joins the workers' values (ignored in one process)
         self.in_flight = Gauge("ocilm_in_flight_requests", "Requests being served now.", ["route"], multiprocess_mode="livesum",
                                registry=self.registry)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from ._ids import new_id
 from ._record import RequestRecord
 
 log = logging.getLogger("ocilm.gateway")
+RETIREMENT_LOG_EVERY = 3600.0  # seconds between log lines of one model's retirement notice
 
 
 class Observer:
@@ -20,6 +22,7 @@ class Observer:
         from ._metrics import Metrics
 
         self.metrics = Metrics() if metrics else None
+        self._notices_logged: dict[str, float] = {}  # model -> when its retirement notice was last logged
         self.access_log = AccessLog(access_stream, with_prompt=log_prompts) if access_log else None
         self.log_prompts = log_prompts
         self.tracing = tracing  # a Tracing, when OpenTelemetry is configured
@@ -86,6 +89,15 @@ class Observer:
     def cooled(self, model: str, deployment: str) -> None:
         if self.metrics is not None:
             self.metrics.cooldowns.labels(model, deployment).inc()
+
+    def retirement_notice(self, model: str, deployment: str, notice: str) -> None:
+        """OCI said the model is deprecated: counted every time, logged once per model an hour."""
+        if self.metrics is not None:
+            self.metrics.retirement_notices.labels(model, deployment).inc()
+        now = time.monotonic()
+        if now - self._notices_logged.get(model, -RETIREMENT_LOG_EVERY) >= RETIREMENT_LOG_EVERY:
+            self._notices_logged[model] = now
+            log.warning("OCI says model %s (%s) is deprecated: %s", model, deployment, notice[:500])
 
     def fell_back(self, model: str, fallback: str) -> None:
         if self.metrics is not None:
