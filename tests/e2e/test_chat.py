@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,7 +11,15 @@ import ocilm
 from ocilm import AsyncClient, Client, UnsupportedParamsError
 from ocilm.testing import MODELS
 
-CHAT_MODELS = sorted(m.id for m in MODELS.values() if m.kind == "chat" and not m.responses_only)  # gpt-5.5-pro: Responses only
+
+def _retired(model_id: str) -> bool:
+    from ocilm.testing._catalog import LIFECYCLE
+
+    return model_id in LIFECYCLE and LIFECYCLE[model_id].retired(False, time.time())
+
+
+# gpt-5.5-pro: Responses only; a retired model is refused (tests/e2e/test_model_lifecycle.py)
+CHAT_MODELS = sorted(m.id for m in MODELS.values() if m.kind == "chat" and not m.responses_only and not _retired(m.id))
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name"}}, "required": ["city"]},

@@ -18,7 +18,7 @@ from ._errors import GatewayError
 
 log = logging.getLogger("ocilm.gateway")
 REFRESH_SECONDS = 3600.0
-FIRST_READ_SECONDS = 10.0
+FIRST_READ_SECONDS = 3.0
 POLICIES = ("warn", "block_after", "alias")
 
 

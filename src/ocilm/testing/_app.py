@@ -160,6 +160,21 @@ class SimulatorApp:
                       gone: asyncio.Event) -> None:  # fmt: skip
         """Answers one request; stops, as a server does, when the client goes away."""
         try:
+            if target.startswith(MODELS_PATH):  # the management API (ListModels, GetModel): signed, never given a fault queued for inference
+                self._verify_signature(record.method, record.sent_target, headers, body)
+                path, _, query = target.partition("?")
+                if record.method != "GET":
+                    raise ServiceError(405, "MethodNotAllowed", f"{record.method} is not allowed on {path}")
+                try:
+                    if path == MODELS_PATH:
+                        listed, more = _models.list_models(query)
+                    else:
+                        listed, more = _models.get_model(path[len(MODELS_PATH) + 1 :], "ocid1.tenancy.oc1..simulated"), {}
+                except _models.ModelsError as exc:
+                    raise ServiceError(exc.status, exc.code, exc.message) from None
+                record.status = 200
+                await self._send_json(send, 200, listed, headers, more)
+                return
             fault = self._fault_for(headers, target, body, record.tag)
             if fault and fault.delay and fault.stall_after is None:
                 await _unless(gone, asyncio.sleep(fault.delay))
@@ -176,20 +191,6 @@ class SimulatorApp:
             if fault and fault.status:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
                 raise ServiceError(fault.status, fault.code or _default_code(fault.status), fault.message or f"simulated fault: HTTP {fault.status}", extra)
-            if target.startswith(MODELS_PATH):  # the management API's ListModels and GetModel
-                path, _, query = target.partition("?")
-                if record.method != "GET":
-                    raise ServiceError(405, "MethodNotAllowed", f"{record.method} is not allowed on {path}")
-                try:
-                    if path == MODELS_PATH:
-                        listed, more = _models.list_models(query)
-                    else:
-                        listed, more = _models.get_model(path[len(MODELS_PATH) + 1 :], "ocid1.tenancy.oc1..simulated"), {}
-                except _models.ModelsError as exc:
-                    raise ServiceError(exc.status, exc.code, exc.message) from None
-                record.status = 200
-                await self._send_json(send, 200, listed, headers, more)
-                return
             action, payload = self._route(record.method, target, body)
             if fault and fault.malformed:
                 record.status = 200

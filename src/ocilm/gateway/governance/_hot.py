@@ -244,7 +244,7 @@ class PostgresBudgets:
 _SQLITE_SETTLE = f"INSERT INTO ocilm_spend_logs ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' * len(LOG_COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
 
 
-INLINE_CHECKPOINT_EVERY = 100  # commits on the loop between two checkpoints (about 600 pages of log: SQLite's own is 1,000)
+INLINE_CHECKPOINT_EVERY = 50  # commits on the loop between two checkpoints (about 500 pages of log with the search indexes: SQLite's own is 1,000)
 
 
 class _Busy(Exception):

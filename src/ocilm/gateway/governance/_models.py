@@ -87,8 +87,8 @@ class SpendLog(Base):
     __tablename__ = "ocilm_spend_logs"
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # settled once
-    token: Mapped[str | None] = mapped_column(String(32), index=True)
-    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    token: Mapped[str | None] = mapped_column(String(32))  # indexed with the time (below)
+    team_id: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(256))
     deployment: Mapped[str] = mapped_column(String(256))
     route: Mapped[str] = mapped_column(String(64))
