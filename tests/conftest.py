@@ -105,3 +105,26 @@ def redis_url():
     except Exception as exc:  # any failure to reach the server means: not available here
         pytest.skip(f"Redis is not reachable at {REDIS.rsplit('@', 1)[-1]} ({type(exc).__name__}); set OCILM_TEST_REDIS")
     return REDIS
+
+
+def pytest_configure(config):
+    """Tests make thousands of one-shot ``httpx`` clients (``httpx.post(...)``); each builds the
+    same default SSL context (certifi's bundle, about 30 ms). It is built once here and shared:
+    a context with other settings (``verify=``, ``cert=``) is still built for its client."""
+    import functools
+    import importlib
+
+    for name in ("httpx._transports.default", "httpx2._transports.default"):  # httpx2: the mcp package's
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        build = module.create_ssl_context
+        shared_default = functools.lru_cache(maxsize=1)(build)
+
+        def create_ssl_context(verify=True, cert=None, trust_env=True, _build=build, _shared=shared_default):
+            if verify is True and cert is None and trust_env:
+                return _shared()
+            return _build(verify=verify, cert=cert, trust_env=trust_env)
+
+        module.create_ssl_context = create_ssl_context
