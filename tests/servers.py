@@ -139,3 +139,15 @@ class OwnRedis:
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+
+def recording_headers(app: Any, seen: list[dict[str, str]]) -> Any:
+    """``app`` (an MCP server's, say) with every HTTP request's headers appended to ``seen``: what
+    a test asserts on to show whose credentials arrived."""
+
+    async def recording(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+        await app(scope, receive, send)
+
+    return recording

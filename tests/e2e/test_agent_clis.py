@@ -20,6 +20,8 @@ import pytest
 from ocilm.gateway import create_app, parse_config
 from ocilm.testing import BackgroundServer
 
+from ..servers import recording_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-agent-cli-key-1"
 
@@ -136,14 +138,7 @@ def weather_tools():
         calls.append(city)
         return f"Sunny in {city}, 21 C"
 
-    app = server.streamable_http_app(json_response=True)
-
-    async def recording(scope, receive, send):
-        if scope["type"] == "http":
-            headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
-        await app(scope, receive, send)
-
-    with BackgroundServer(recording) as running:
+    with BackgroundServer(recording_headers(server.streamable_http_app(json_response=True), headers)) as running:
         running.calls, running.headers = calls, headers
         yield running
 

@@ -16,6 +16,8 @@ import pytest
 from ocilm.gateway import GatewayConfigError, create_app, parse_config
 from ocilm.testing import BackgroundServer
 
+from ..servers import recording_headers
+
 mcpserver = pytest.importorskip("mcp.server.mcpserver")
 httpx2 = pytest.importorskip("httpx2")
 from mcp import ClientSession  # noqa: E402
@@ -38,14 +40,7 @@ class Upstream:
         self.running: BackgroundServer | None = None
 
     def asgi(self):
-        app = self.server.streamable_http_app(json_response=True)
-
-        async def recording(scope, receive, send):
-            if scope["type"] == "http":
-                self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
-            await app(scope, receive, send)
-
-        return recording
+        return recording_headers(self.server.streamable_http_app(json_response=True), self.headers)
 
 
 def _alpha() -> Upstream:

@@ -10,6 +10,8 @@ import pytest
 from ocilm.gateway import create_app, parse_config
 from ocilm.testing import BackgroundServer
 
+from ..servers import recording_headers
+
 openai = pytest.importorskip("openai")
 MASTER = "sk-master-mcp-tool-1"
 PHONE = "+1 415 555 0100"
@@ -28,15 +30,8 @@ def mcp_server():
         seen.append({"order_id": order_id})
         return f"Order {order_id} ships on Friday; call {PHONE} with questions."
 
-    app = server.streamable_http_app(json_response=True)
     headers_seen: list[dict] = []
-
-    async def recording(scope, receive, send):  # every request's headers, to show whose credentials arrive
-        if scope["type"] == "http":
-            headers_seen.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
-        await app(scope, receive, send)
-
-    with BackgroundServer(recording) as running:
+    with BackgroundServer(recording_headers(server.streamable_http_app(json_response=True), headers_seen)) as running:
         running.seen, running.headers_seen = seen, headers_seen
         yield running
 

@@ -207,22 +207,21 @@ class McpDoor:
         def request_of(ctx: Any) -> Request:
             return ctx.request
 
-        async def list_tools(ctx: Any, params: Any) -> Any:
+        async def named(ctx: Any, kind: str) -> list[Any]:
+            """Tools or prompts, named ``<server>-<name>`` on ``/mcp``, as their server names them on one server's route."""
             request = request_of(ctx)
             _, is_prefixed = self.scope(request)
-            tools = [t.model_copy(update={"name": prefixed(s, t.name)}) if is_prefixed else t
-                     for s, t in await _json_rpc(self.list_of(request, "tools"))]  # fmt: skip
-            return types.ListToolsResult(tools=tools)
+            return [item.model_copy(update={"name": prefixed(server, item.name)}) if is_prefixed else item
+                    for server, item in await _json_rpc(self.list_of(request, kind))]  # fmt: skip
+
+        async def list_tools(ctx: Any, params: Any) -> Any:
+            return types.ListToolsResult(tools=await named(ctx, "tools"))
 
         async def call_tool(ctx: Any, params: Any) -> Any:
             return await _json_rpc(self.call_tool(request_of(ctx), params.name, params.arguments))
 
         async def list_prompts(ctx: Any, params: Any) -> Any:
-            request = request_of(ctx)
-            _, is_prefixed = self.scope(request)
-            prompts = [p.model_copy(update={"name": prefixed(s, p.name)}) if is_prefixed else p
-                       for s, p in await _json_rpc(self.list_of(request, "prompts"))]  # fmt: skip
-            return types.ListPromptsResult(prompts=prompts)
+            return types.ListPromptsResult(prompts=await named(ctx, "prompts"))
 
         async def get_prompt(ctx: Any, params: Any) -> Any:
             return await _json_rpc(self.get_prompt(request_of(ctx), params.name, params.arguments))
