@@ -248,8 +248,7 @@ def _keys(args: argparse.Namespace) -> int:
             body = {k: v for k, v in {"key_alias": args.alias, "team_id": args.team, "max_budget": args.max_budget,
                                       "budget_duration": args.budget_duration, "duration": args.duration,
                                       "models": args.models.split(",") if args.models else None}.items() if v is not None}  # fmt: skip
-            key, info = await store.create_key(admin_fields(body, KEY_FIELDS, config))
-            await store.append_audit(actor, "key.generate", info["token"], None, info)
+            key, info = await store.create_key(admin_fields(body, KEY_FIELDS, config), actor=actor)
             print(f"key (shown once, store it now): {key}")
             print(json.dumps(info, indent=2))
             return 0
@@ -264,13 +263,9 @@ def _keys(args: argparse.Namespace) -> int:
         if args.action == "info":
             info = before
         elif args.action in ("block", "unblock"):
-            info = await store.update_key(token, {"blocked": args.action == "block"})
-            if info is not None:
-                await store.append_audit(actor, f"key.{args.action}", token, before, info)
+            info = await store.update_key(token, {"blocked": args.action == "block"}, actor=actor, action=f"key.{args.action}")
         else:
-            info = {"deleted_keys": await store.delete_keys([token])} if before else None
-            if info is not None:
-                await store.append_audit(actor, "key.delete", token, before, None)
+            info = {"deleted_keys": await store.delete_keys([token], actor=actor)} if before else None
         if info is None:
             print(f"ocilm keys: no key {token!r}", file=sys.stderr)
             return 1

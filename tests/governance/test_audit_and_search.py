@@ -209,3 +209,26 @@ def test_retention_settings_are_read_and_checked():
         parse_config({**base, "general_settings": {"master_key": MASTER, "database_url": "sqlite:///x.db",
                                                    "maximum_spend_logs_retention_period": "a month"}}, check_credentials=False)  # fmt: skip
     assert "general_settings.maximum_spend_logs_retention_period" in str(refused.value)
+
+
+async def test_a_change_and_its_audit_entry_commit_together_or_not_at_all(store_url):
+    """An entry that cannot be written takes its change with it: no change goes unrecorded."""
+    from ocilm.gateway.governance._policy import NANO
+
+    store = await Store.open(store_url)
+    try:
+        await store.upgrade()
+        _, info = await store.create_key({"max_budget": NANO}, actor="master key")
+        async with store.engine.begin() as conn:  # the trail becomes unwritable (a bad day: a full disk, a revoked grant)
+            await conn.exec_driver_sql("ALTER TABLE ocilm_audit RENAME TO ocilm_audit_gone")
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises, the change must not land
+            await store.update_key(info["token"], {"max_budget": 5 * NANO}, actor="master key")
+        assert (await store.key_info(info["token"]))["max_budget"] == 1.0
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE ocilm_audit_gone RENAME TO ocilm_audit")
+        await store.update_key(info["token"], {"max_budget": 5 * NANO}, actor="master key")
+        entries = await store.audit_entries()
+        assert [e["action"] for e in entries] == ["key.generate", "key.update"] and entries[1]["after"]["max_budget"] == 5.0
+        assert await store.verify_audit() == (2, None)
+    finally:
+        await store.close()

@@ -170,7 +170,8 @@ class Store:
                     return True
         return False
 
-    async def create_key(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    async def create_key(self, fields: dict[str, Any], *, actor: str | None = None) -> tuple[str, dict[str, Any]]:
+        """A new key; with ``actor``, the change is in the audit trail, in the same transaction."""
         key, token = new_key()
         now = time.time()
         values = {"token": token, "key_hash": key_hash(key), "key_name": masked(key), "created_at": now, "spend": 0,
@@ -179,6 +180,8 @@ class Store:
             if values.get("team_id") and (await conn.execute(select(Team.team_id).where(Team.team_id == values["team_id"]))).first() is None:
                 raise LookupError(f"team_id: no team {values['team_id']!r}")
             await conn.execute(insert(Key).values(**_columns(values)))
+            if actor is not None:
+                await self._chain(conn, actor, "key.generate", token, None, await _key_row(conn, token))
         return key, await self.key_info(token)  # type: ignore[return-value]
 
     async def key_info(self, token: str) -> dict[str, Any] | None:
@@ -191,23 +194,32 @@ class Store:
             rows = (await conn.execute(select(Key).order_by(Key.created_at))).all()
         return [_key_dict(r) for r in rows]
 
-    async def update_key(self, token: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    async def update_key(self, token: str, fields: dict[str, Any], *, actor: str | None = None,
+                         action: str = "key.update") -> dict[str, Any] | None:  # fmt: skip
         async with self._tx() as conn:
             if fields.get("team_id") and (await conn.execute(select(Team.team_id).where(Team.team_id == fields["team_id"]))).first() is None:
                 raise LookupError(f"team_id: no team {fields['team_id']!r}")
+            before = await _key_row(conn, token)
+            if before is None:
+                return None
             if fields:
-                result = await conn.execute(update(Key).where(Key.token == token).values(**_columns(fields)))
-                if result.rowcount == 0:
-                    return None
-        return await self.key_info(token)
+                await conn.execute(update(Key).where(Key.token == token).values(**_columns(fields)))
+            after = await _key_row(conn, token)
+            if actor is not None:
+                await self._chain(conn, actor, action, token, before, after)
+        return after
 
-    async def delete_keys(self, tokens: list[str]) -> list[str]:
+    async def delete_keys(self, tokens: list[str], *, actor: str | None = None) -> list[str]:
         async with self._tx() as conn:
-            found = [r.token for r in (await conn.execute(select(Key.token).where(Key.token.in_(tokens)))).all()]
+            rows = (await conn.execute(select(Key).where(Key.token.in_(tokens)))).all()
+            found = [r.token for r in rows]
             await conn.execute(delete(Key).where(Key.token.in_(found)))
+            if actor is not None:
+                for row in rows:
+                    await self._chain(conn, actor, "key.delete", row.token, _key_dict(row), None)
         return found
 
-    async def regenerate(self, token: str, grace_seconds: float) -> tuple[str, dict[str, Any]] | None:
+    async def regenerate(self, token: str, grace_seconds: float, *, actor: str | None = None) -> tuple[str, dict[str, Any]] | None:
         """A new secret for the same key (same id, budget window and spend); the old secret
         keeps working for ``grace_seconds``."""
         key, _ = new_key(token)  # the same public id
@@ -219,14 +231,19 @@ class Store:
                 key_hash=key_hash(key), key_name=masked(key), previous_hash=row.key_hash if grace_seconds > 0 else None,
                 previous_valid_until=time.time() + grace_seconds if grace_seconds > 0 else None,
             ))  # fmt: skip
+            if actor is not None:
+                after = await _key_row(conn, token)
+                await self._chain(conn, actor, "key.regenerate", token, _key_dict(row), {**(after or {}), "grace_period_seconds": grace_seconds})
         return key, await self.key_info(token)  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ teams
 
-    async def create_team(self, fields: dict[str, Any]) -> dict[str, Any]:
+    async def create_team(self, fields: dict[str, Any], *, actor: str | None = None) -> dict[str, Any]:
         values = {"created_at": time.time(), "spend": 0, "models": [], "metadata_": {}, "blocked": False, **fields}
         async with self._tx() as conn:
             await conn.execute(insert(Team).values(**_columns(values)))
+            if actor is not None:
+                await self._chain(conn, actor, "team.new", values["team_id"], None, await _team_row(conn, values["team_id"]))
         return await self.team_info(values["team_id"])  # type: ignore[return-value]
 
     async def team_info(self, team_id: str) -> dict[str, Any] | None:
@@ -242,12 +259,15 @@ class Store:
             rows = (await conn.execute(select(Team).order_by(Team.created_at))).all()
         return [_team_dict(r) for r in rows]
 
-    async def update_team(self, team_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
-        if fields:
-            async with self._tx() as conn:
-                result = await conn.execute(update(Team).where(Team.team_id == team_id).values(**_columns(fields)))
-                if result.rowcount == 0:
-                    return None
+    async def update_team(self, team_id: str, fields: dict[str, Any], *, actor: str | None = None) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            before = await _team_row(conn, team_id)
+            if before is None:
+                return None
+            if fields:
+                await conn.execute(update(Team).where(Team.team_id == team_id).values(**_columns(fields)))
+            if actor is not None:
+                await self._chain(conn, actor, "team.update", team_id, before, await _team_row(conn, team_id))
         return await self.team_info(team_id)
 
     # ------------------------------------------------------------------ budgets
@@ -425,19 +445,25 @@ class Store:
     # ------------------------------------------------------------------ audit
 
     async def append_audit(self, actor: str, action: str, target: str | None, before: Any, after: Any) -> int:
-        """One admin change appended to the chain (the chain's end is read and extended under one
-        lock, so concurrent replicas never fork it); returns its sequence number."""
+        """One change appended to the audit chain in its own transaction (the admin API's changes
+        are appended in theirs, through the methods' ``actor``); returns its sequence number."""
+        async with self._tx() as conn:
+            return await self._chain(conn, actor, action, target, before, after)
+
+    async def _chain(self, conn: AsyncConnection, actor: str, action: str, target: str | None, before: Any, after: Any) -> int:
+        """Extend the chain inside ``conn``'s transaction: its end is read and extended under one
+        lock (SQLite's write lock; an advisory lock on PostgreSQL), so replicas never fork it, and
+        the change and its entry commit together or not at all."""
         from ._audit import GENESIS, digest, scrubbed
 
-        entry = {"at": time.time(), "actor": actor, "action": action, "target": target, "before": scrubbed(before), "after": scrubbed(after)}
-        async with self._tx() as conn:
-            if not self.is_sqlite:
-                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})")
-            last = (await conn.execute(select(AuditEntry.seq, AuditEntry.digest).order_by(AuditEntry.seq.desc()).limit(1))).first()
-            seq, previous = (last.seq + 1, last.digest) if last else (1, GENESIS)
-            entry["seq"] = seq
-            entry = json.loads(json.dumps(entry, default=str))  # what the JSON columns will hand back, digested as such
-            await conn.execute(insert(AuditEntry).values(**entry, previous=previous, digest=digest(previous, entry)))
+        if not self.is_sqlite:
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})")
+        last = (await conn.execute(select(AuditEntry.seq, AuditEntry.digest).order_by(AuditEntry.seq.desc()).limit(1))).first()
+        seq, previous = (last.seq + 1, last.digest) if last else (1, GENESIS)
+        entry = {"seq": seq, "at": time.time(), "actor": actor, "action": action, "target": target, "before": scrubbed(before),
+                 "after": scrubbed(after)}  # fmt: skip
+        entry = json.loads(json.dumps(entry, default=str))  # what the JSON columns will hand back, digested as such
+        await conn.execute(insert(AuditEntry).values(**entry, previous=previous, digest=digest(previous, entry)))
         return seq
 
     async def audit_entries(self, *, after_seq: int = 0, limit: int = 1000, action: str | None = None,
@@ -486,6 +512,16 @@ def _unavailable_on_lost_connection() -> Iterator[None]:
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
     """Attribute names to column names (``metadata_`` is stored as ``metadata``)."""
     return {("metadata" if k == "metadata_" else k): v for k, v in values.items()}
+
+
+async def _key_row(conn: AsyncConnection, token: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(Key).where(Key.token == token))).first()
+    return None if row is None else _key_dict(row)
+
+
+async def _team_row(conn: AsyncConnection, team_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(Team).where(Team.team_id == team_id))).first()
+    return None if row is None else _team_dict(row)
 
 
 def _key_dict(row: Any) -> dict[str, Any]:
