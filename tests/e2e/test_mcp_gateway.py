@@ -591,3 +591,24 @@ def test_hostile_requests_get_a_json_rpc_error_never_a_500(gateway, keys, upstre
     if reply.status_code == 200:
         assert "error" in reply.json() or reply.json()["result"].get("isError"), reply.text
     assert sum(len(up.calls) for up in upstreams.values()) == before
+
+
+@pytest.mark.parametrize(("auth", "header", "expected"), [
+    ({"auth_type": "api_key", "authentication_token": "delta-api-key"}, "x-api-key", "delta-api-key"),
+    ({"auth_type": "basic", "authentication_token": "svc:pa55"}, "authorization", "Basic c3ZjOnBhNTU="),
+    ({"auth_type": "authorization", "auth_value": "Token raw-value"}, "authorization", "Token raw-value"),
+])  # fmt: skip
+def test_each_upstream_auth_kind_arrives_as_configured_and_the_callers_key_never_does(auth, header, expected):
+    up = _beta()
+    with BackgroundServer(up.asgi()) as running:
+        config = {"mcp_servers": {"delta": {"url": f"{running.base_url}/mcp", "transport": "http", "allow_all_keys": True, **auth}},
+                  "general_settings": {"master_key": MASTER}}  # fmt: skip
+
+        async def go(base_url):
+            async with _session(f"{base_url}/mcp/delta", MASTER, **{"x-api-key": MASTER}) as session:
+                return (await session.call_tool("add", {"a": 1, "b": 2})).content[0].text
+
+        with BackgroundServer(create_app(parse_config(config, check_credentials=False))) as gateway:
+            assert _run(go(gateway.base_url)) == "3"
+    assert up.headers and all(seen.get(header) == expected for seen in up.headers)
+    assert not any(MASTER in value for seen in up.headers for value in seen.values())
