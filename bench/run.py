@@ -490,6 +490,10 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## Metrics and access logs (`bench/observability.py`)", "",
               "The same `ocilm serve`, pinned to one core, with Prometheus metrics and a JSON access line per request "
               "(written to a file) and with both off; medians of interleaved rounds:", "", data["observability"], ""]
+    lines += ["## A CPU budget per stage (`bench/stage_budget.py`)", "",
+              "The gateway's app driven in process (the simulator in another thread, which cProfile does not see); each "
+              "stage's time is the profiled time inside its entry functions (an async function's only while it runs). "
+              "A stage not configured costs nothing measurable.", "", data["stage_budget"], ""]
     lines += ["## Response objects (openai-python's declared fields)", "",
               f"Wrapping a reply or chunks and reading fields, against the untyped objects of commit {BEFORE_TYPES}, "
               "interleaved in one process (`bench/response_objects.py`):", "", data["response_objects"], ""]
@@ -576,6 +580,10 @@ def main() -> int:
         import observability
 
         data["observability"] = observability.main(1 if args.quick else 3)
+        print("stage budget ...", file=sys.stderr)
+        import stage_budget
+
+        data["stage_budget"] = stage_budget.table(200 if args.quick else 600)
         print("response objects ...", file=sys.stderr)
         import response_objects
 
