@@ -612,3 +612,55 @@ def test_each_upstream_auth_kind_arrives_as_configured_and_the_callers_key_never
             assert _run(go(gateway.base_url)) == "3"
     assert up.headers and all(seen.get(header) == expected for seen in up.headers)
     assert not any(MASTER in value for seen in up.headers for value in seen.values())
+
+
+def test_any_worker_answers_any_mcp_request_and_no_session_is_needed(tmp_path):
+    """``ocilm serve --workers 2``: the MCP face keeps no session, so a client's requests may land
+    on either worker (as on replicas behind a balancer) and every one is answered."""
+    import yaml
+
+    from ..servers import serve
+
+    up = _beta()
+    with BackgroundServer(up.asgi()) as running:
+        config = tmp_path / "mcp.yaml"
+        config.write_text(yaml.safe_dump({"mcp_servers": {"beta": {"url": f"{running.base_url}/mcp", "transport": "http", "allow_all_keys": True}},
+                                          "general_settings": {"master_key": MASTER}}))  # fmt: skip
+        proc, base = serve(str(config), "--workers", "2")
+        try:
+            async def go():
+                async with _session(f"{base}/mcp", MASTER) as session:  # one client, many POSTs, no session id kept
+                    return [(await session.call_tool("beta-add", {"a": i, "b": 1})).content[0].text for i in range(12)]
+
+            assert _run(go()) == [str(i + 1) for i in range(12)]
+            headers = {"authorization": f"Bearer {MASTER}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+            init = httpx.post(f"{base}/mcp", headers=headers, timeout=30, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})  # fmt: skip
+            assert init.status_code == 200 and "mcp-session-id" not in init.headers
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def test_an_idle_upstream_session_is_closed_and_a_broken_one_reopened(upstreams):
+    from ocilm.gateway.mcp._config import McpServer
+    from ocilm.gateway.mcp._upstream import Upstreams
+
+    server = McpServer(name="beta", url=f"{upstreams['beta'].running.base_url}/mcp")
+
+    async def go():
+        pool = Upstreams({"beta": server})
+        add = lambda session: session.call_tool("add", {"a": 2, "b": 2})  # noqa: E731
+        assert (await pool.call("beta", {}, add)).content[0].text == "4"
+        (held,) = pool.held.values()
+        held.used -= 10_000  # idle past IDLE_SECONDS
+        await pool.prune()
+        assert not pool.held and held.task.done()  # closed: its task (and connection) ended
+        assert (await pool.call("beta", {}, add)).content[0].text == "4"  # opened again on the next call
+        (again,) = pool.held.values()
+        again.broken = True  # as after its transport failed
+        assert (await pool.call("beta", {}, add)).content[0].text == "4"
+        assert next(iter(pool.held.values())) is not again
+        await pool.close()
+
+    _run(go())
