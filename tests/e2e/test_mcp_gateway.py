@@ -156,9 +156,14 @@ def _admin(gateway, path: str, body: dict) -> dict:
 @pytest.fixture(scope="module")
 def keys(gateway):
     """Team A grants alpha and gamma; its keys: one granting alpha (gets alpha), one with no grant
-    (gets the team's), one granted only alpha's echo; a key with no team and no grant; the master key."""
+    (gets the team's); team B grants alpha's echo only: a key of it with no grant, one granting
+    gamma (the intersection is empty); a teamless key granted only alpha's echo; a key with no team
+    and no grant; the master key."""
     team = _admin(gateway, "/team/new", {"team_alias": "a", "object_permission": {"mcp_servers": ["alpha", "gamma"]}})["team_id"]
+    other = _admin(gateway, "/team/new", {"team_alias": "b", "object_permission": {"mcp_tool_permissions": {"alpha": ["echo"]}}})["team_id"]
     return {
+        "team_b": _admin(gateway, "/key/generate", {"team_id": other})["key"],
+        "team_b_asks_gamma": _admin(gateway, "/key/generate", {"team_id": other, "object_permission": {"mcp_servers": ["gamma"]}})["key"],
         "alpha_only": _admin(gateway, "/key/generate", {"team_id": team, "object_permission": {"mcp_servers": ["a"]}})["key"],
         "team_grant": _admin(gateway, "/key/generate", {"team_id": team})["key"],
         "echo_only": _admin(gateway, "/key/generate", {"object_permission": {"mcp_tool_permissions": {"alpha": ["echo"]}}})["key"],
@@ -193,6 +198,8 @@ def _no_gateway_key_arrived(upstreams, keys) -> None:
 
 
 EXPECTED_TOOLS = {
+    "team_b": ["alpha-echo", "beta-add"],  # a second team, granted one tool of alpha
+    "team_b_asks_gamma": ["beta-add"],  # the key and its team both grant, and agree on nothing: only allow_all_keys is left
     "alpha_only": ["alpha-echo", "alpha-wipe", "beta-add"],
     "team_grant": ["alpha-echo", "alpha-wipe", "beta-add", "gamma-whoami"],
     "echo_only": ["alpha-echo", "beta-add"],
