@@ -84,6 +84,8 @@ async def measure(url: str, label: str) -> list[tuple]:
             ("by team, one day", "< 1 s", lambda: store.spend_logs(team_id=probe[2], start=day_start, end=day_start + DAY, limit=1000)),
             ("by model, newest page", "< 1 s", lambda: store.spend_logs(model="model-3", limit=100)),
             ("by status 429, newest page", "< 1 s", lambda: store.spend_logs(status=429, limit=100)),
+            ("by a status no row has", "< 1 s", lambda: store.spend_logs(status=503, limit=100)),
+            ("by a model no row has", "< 1 s", lambda: store.spend_logs(model="model-none", limit=100)),
             ("no filter, newest page", "< 1 s", lambda: store.spend_logs(limit=100)),
             ("no filter, a page halfway down (cursor)", "< 1 s",
              lambda: store.spend_logs(limit=100, before=(sorted(r[11] for r in data[:: max(1, ROWS // 1000)])[len(data[:: max(1, ROWS // 1000)]) // 2], "~"))),
