@@ -32,6 +32,11 @@ def mcp_upstream():
         calls.append(text)
         return "pong"
 
+    @server.prompt()
+    def greet(name: str) -> str:
+        calls.append(name)
+        return f"Hello {name}"
+
     with BackgroundServer(server.streamable_http_app(json_response=True)) as running:
         running.calls = calls
         yield running
@@ -116,14 +121,15 @@ def _websocket(body: dict) -> Callable:
     return call
 
 
-def _mcp_call(path: str) -> Callable:
-    """A ``tools/call`` on the MCP door (stateless: one POST), answered with the status the gate
-    gave (a JSON-RPC error carries it in ``data.status``)."""
+def _mcp_call(path: str, method: str = "tools/call") -> Callable:
+    """A ``tools/call`` (or ``prompts/get``) on the MCP door (stateless: one POST), answered with the
+    status the gate gave (a JSON-RPC error carries it in ``data.status``)."""
 
     def call(gateway, key: str, _: str | None) -> httpx.Response:
         headers = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "tools-ping" if path == "/mcp" else "ping",
-                                                                               "arguments": {"text": "hi"}}}  # fmt: skip
+        name = ("tools-" if path == "/mcp" else "") + ("ping" if method == "tools/call" else "greet")
+        params = {"name": name, "arguments": {"text": "hi"} if method == "tools/call" else {"name": "hi"}}
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         reply = httpx.post(f"{gateway.base_url}{path}", headers=headers, json=body, timeout=30)
         error = reply.json().get("error") if reply.status_code == 200 else None
         return httpx.Response((error.get("data") or {}).get("status", 500), json={"error": error}) if error else reply
@@ -151,6 +157,7 @@ ROUTES = {
     "mcp": (_mcp_call("/mcp"), 0),
     "mcp on one server's route": (_mcp_call("/mcp/tools"), 0),
     "mcp over REST": (_post("/mcp-rest/tools/call", {"name": "tools-ping", "arguments": {"text": "hi"}}), 0),
+    "mcp prompts/get": (_mcp_call("/mcp", "prompts/get"), 0),
 }  # fmt: skip
 
 

@@ -671,3 +671,43 @@ def test_an_idle_upstream_session_is_closed_and_a_broken_one_reopened(upstreams)
         await pool.close()
 
     _run(go())
+
+
+PHONE = "+1 415 555 0100"
+
+
+@pytest.mark.parametrize("action", ["MASK", "BLOCK"])
+def test_a_tools_arguments_and_result_pass_the_keys_guardrails(sim, action):
+    """pre_call reads what the tool is sent, post_call what the caller gets back, as for a model."""
+    up = Upstream("phone")
+    sent: list[str] = []
+
+    @up.server.tool()
+    def repeat(text: str) -> str:
+        """Says it back, with a number to call."""
+        sent.append(text)
+        return f"You said: {text}. Questions? Call {PHONE}."
+
+    guard = {"guardrail": "oci_guardrails", **sim.credentials(), "pii_entities_config": {"TELEPHONE_NUMBER": action}, "default_on": True}
+    with BackgroundServer(up.asgi()) as running:
+        config = {"model_list": [{"model_name": "llama", "litellm_params": {"model": "oci/meta.llama-3.3-70b-instruct", **sim.credentials()}}],
+                  "mcp_servers": {"phone": {"url": f"{running.base_url}/mcp", "transport": "http", "allow_all_keys": True}},
+                  "guardrails": [{"guardrail_name": f"pii-{mode}", "litellm_params": {**guard, "mode": mode}} for mode in ("pre_call", "post_call")],
+                  "general_settings": {"master_key": MASTER}}  # fmt: skip
+
+        async def go(base_url, text):
+            async with _session(f"{base_url}/mcp/phone", MASTER) as session:
+                try:
+                    return (await session.call_tool("repeat", {"text": text})).content[0].text
+                except MCPError as exc:
+                    return exc
+
+        with BackgroundServer(create_app(parse_config(config))) as gateway:
+            clean = _run(go(gateway.base_url, "hello"))
+            dirty = _run(go(gateway.base_url, f"ring me on {PHONE}"))
+    if action == "MASK":
+        assert PHONE not in clean and "[TELEPHONE_NUMBER]" in clean  # the result's number, masked before the caller saw it
+        assert sent[-1] == "ring me on [TELEPHONE_NUMBER]" and PHONE not in dirty  # the argument's, before the tool saw it
+    else:
+        assert isinstance(clean, MCPError) and clean.error.data["status"] == 400 and "guardrail" in clean.error.message
+        assert isinstance(dirty, MCPError) and sent == ["hello"]  # refused before the tool ran: it never saw the number

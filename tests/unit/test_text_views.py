@@ -165,3 +165,14 @@ def test_a_hosted_tools_configuration_is_not_prompt_text():
     assert sorted(seen) == ["Orders desk", "d", "hi", "px"] and secret not in seen
     chat = {"first": [{"role": "user", "content": "hi"}], "params": {"tools": [{"type": "function", "function": {"name": "f", "description": "d"}}]}}
     assert sorted(holder[key] for holder, key in request_slots("completion", chat)) == ["d", "hi"]
+
+
+def test_the_mcp_view_names_every_string_of_a_tools_arguments_and_result():
+    from ocilm.gateway._texts import tool_result_slots
+
+    box = {"first": {"to": "a", "type": "b", "name": "c", "nested": {"list": ["d", {"deep": "e"}], "n": 3}}, "params": {}}
+    assert sorted(holder[key] for holder, key in request_slots("mcp", box)) == ["a", "b", "c", "d", "e"]  # a tool's "type" is its data
+    result = {"content": [{"type": "text", "text": "t"}, {"type": "image", "data": "AAAA", "mimeType": "image/png"},
+                          {"type": "resource", "resource": {"uri": "memo://x", "text": "r"}}],
+              "structuredContent": {"result": "s", "items": ["i"]}, "isError": False}  # fmt: skip
+    assert sorted(holder[key] for holder, key in tool_result_slots(result)) == ["i", "r", "s", "t"]

@@ -33,6 +33,7 @@ from ._texts import (
     request_slots,
     restated_slots,
     restates,
+    tool_result_slots,
 )
 
 log = logging.getLogger("ocilm.gateway")
@@ -209,6 +210,11 @@ class Guardrails:
         ``during_call`` guardrail checks a whole reply too: it is the one window it has."""
         specs = [s for s in specs if "post_call" in s.modes or "during_call" in s.modes]
         await self._check_slots(specs, reply_slots(completion), "reply", record)
+
+    async def check_tool_result(self, specs: list[GuardrailSpec], result: dict[str, Any], record: Any) -> None:
+        """An MCP tool's result, as ``check_reply`` checks a model's: before the caller sees it."""
+        specs = [s for s in specs if "post_call" in s.modes or "during_call" in s.modes]
+        await self._check_slots(specs, tool_result_slots(result), "tool result", record)
 
     def stream_guard(self, specs: list[GuardrailSpec], record: Any) -> StreamGuard | None:
         """``during_call`` guardrails check a stream in windows; a ``post_call`` one holds the whole

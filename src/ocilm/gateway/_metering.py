@@ -158,7 +158,7 @@ class Metered:
         own fallback models (else the config's). A model whose deployments all failed, or all
         cool down, hands the request to its fallbacks in turn, each routed, limited, held and
         priced as itself; no model is tried twice, and at most ``max_fallbacks`` are."""
-        guards = self._guards(request) if method in ("completion", "responses") else []
+        guards = self.guards_for(request) if method in ("completion", "responses") else []
         if "cache" in params:
             params = dict(params)
             asked = params.pop("cache")
@@ -364,7 +364,8 @@ class Metered:
         return {"x-litellm-model-group": str(name), "x-litellm-model-id": upstream.deployment.id if upstream.deployment else "",
                 "x-litellm-attempted-retries": str(record.retries + record.fallbacks), "x-litellm-attempted-fallbacks": str(fallbacks)}  # fmt: skip
 
-    def _guards(self, request: Request) -> list[GuardrailSpec]:
+    def guards_for(self, request: Request) -> list[GuardrailSpec]:
+        """The guardrails a request passes: ``default_on`` ones, its key's and team's, those it names."""
         if self.guardrails is None:
             return []
         caller: Caller = request.state.caller

@@ -8,7 +8,9 @@ Shapes:
 - ``completion``: OpenAI chat (the agent doors map Responses and Messages onto it before any stage
   sees them, so every Messages block and translated Responses item is read here as chat);
 - ``responses``: the Responses API passed through to OCI's ``/openai/v1`` (its bodies, its
-  output items and its stream events).
+  output items and its stream events);
+- ``mcp``: a tool call through the MCP door: every string of its ``arguments``, and of its
+  result, the text of its content (text parts, embedded resources) and its ``structuredContent``.
 
 Left out on purpose: identifiers (tool names, ids, ``call_id``, ``type``), which OpenAI restricts
 to ``[A-Za-z0-9_-]`` and which no mask may rename, and images or files (no text).
@@ -93,6 +95,9 @@ def request_slots(method: str, box: dict[str, Any]) -> list[Slot]:
     "params": the other parameters}`` (so a string ``input`` can be written back too)."""
     out: list[Slot] = []
     params: dict[str, Any] = box["params"] if isinstance(box.get("params"), dict) else {}
+    if method == "mcp":  # a tool's arguments: every string, whatever its key (they are the tool's, not a schema)
+        _strings(box.get("first"), out, frozenset())
+        return out
     if method == "responses":
         first = box.get("first")
         if isinstance(first, str):
@@ -177,6 +182,20 @@ def reply_slots(reply: Any) -> list[Slot]:
         _chat_message(dict.get(choice, "message"), out)
     _response_items(dict.get(reply, "output"), out)
     _text(reply, "output_text", out)
+    return out
+
+
+def tool_result_slots(result: Any) -> list[Slot]:
+    """Every text of an MCP tool's result the caller receives (OpenAI's wire names, by alias)."""
+    out: list[Slot] = []
+    for part in dict.get(result, "content") or () if isinstance(result, dict) else ():
+        if not isinstance(part, dict):
+            continue
+        _text(part, "text", out)
+        if isinstance(part.get("resource"), dict):
+            _text(part["resource"], "text", out)
+    if isinstance(result, dict) and isinstance(result.get("structuredContent"), (dict, list)):
+        _strings(result["structuredContent"], out, frozenset())
     return out
 
 

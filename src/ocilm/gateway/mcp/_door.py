@@ -9,8 +9,11 @@ request and no session can pass from one key to another), mounted behind the gat
 ``guarded`` authenticates and records each HTTP request as for a model route, and each tool call
 goes through ``Metered.side_call`` (rate limits, the budget hold at the tool's price, one
 spend-log row: model the server, deployment ``mcp/<server>/<tool>``, ``tool_calls``
-``{"<server>-<tool>": 1}``). ``Access`` decides every list and every call alike; a refused call
-is a JSON-RPC error that never reaches the upstream."""
+``{"<server>-<tool>": 1}``), as does every other call that fetches an upstream's content
+(``prompts/get``, ``resources/read``, subscriptions: rate limits and a spend-log row, free);
+listings are metadata, as ``GET /v1/models`` is. A tool's arguments and result pass the key's
+guardrails (pre_call and post_call, through the ``mcp`` text view). ``Access`` decides every list
+and every call alike; a refused call is a JSON-RPC error that never reaches the upstream."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +42,7 @@ log = logging.getLogger("ocilm.gateway")
 Handler = Callable[[Request], Awaitable[Response]]
 PRUNE_EVERY = 60.0  # seconds between closing idle upstream sessions
 MAX_PAGES = 20  # an upstream's list pages followed, at most
+MAX_RESOURCE_HOMES = 10_000  # resource URIs remembered with the server that listed them (the oldest forgotten first)
 INVALID_PARAMS, INTERNAL, GATEWAY_REFUSED = -32602, -32603, -32001
 
 
@@ -48,7 +53,7 @@ class McpDoor:
                  cooldown: float = 5.0) -> None:  # fmt: skip
         self.servers, self.aliases, self.metered = servers, aliases, metered
         self.upstreams = Upstreams(servers, allowed_fails=allowed_fails, cooldown=cooldown)
-        self.resource_homes: dict[str, str] = {}  # a resource's URI -> the server that listed it
+        self.resource_homes: OrderedDict[str, str] = OrderedDict()  # a resource's URI -> the server that listed it
         self.manager: Any = None
 
     # ------------------------------------------------------------------ who, where
@@ -58,9 +63,19 @@ class McpDoor:
         return name if name in self.servers else None
 
     def access(self, request: Request) -> Access:
-        caller: Caller = request.state.caller
-        key, team = caller.object_permission
-        return Access(self.servers, combined(grant_of(key), grant_of(team)), master=caller.is_master)
+        """What this request's caller may reach (worked out once per request)."""
+        found = getattr(request.state, "mcp_access", None)
+        if found is None:
+            caller: Caller = request.state.caller
+            key, team = caller.object_permission
+            found = request.state.mcp_access = Access(self.servers, combined(grant_of(key), grant_of(team)), master=caller.is_master)
+        return found
+
+    def _remember(self, uri: str, server: str) -> None:
+        self.resource_homes[uri] = server
+        self.resource_homes.move_to_end(uri)
+        while len(self.resource_homes) > MAX_RESOURCE_HOMES:
+            self.resource_homes.popitem(last=False)
 
     def scope(self, request: Request) -> tuple[list[str], bool]:
         """The servers this request addresses (those the caller may use) and whether names carry
@@ -107,7 +122,7 @@ class McpDoor:
                 if kind == "tools" and not access.tool(name, item.name):
                     continue
                 if kind == "resources":
-                    self.resource_homes[str(item.uri)] = name
+                    self._remember(str(item.uri), name)
                 found.append((name, item))
         return found
 
@@ -149,22 +164,40 @@ class McpDoor:
         spec = self.servers[server]
         label = prefixed(server, tool)
         price = Price(0.0, 0.0, "mcp", per_tool_call=((label, spec.cost(tool)),))
+        guards = self.metered.guards_for(request)
+        guardrails, record = self.metered.guardrails, request.state.record
 
         async def work() -> Any:
-            return await self.upstreams.call(server, self.forwarded(spec, request), lambda session: session.call_tool(tool, arguments))
+            sent = arguments
+            if guards:  # pre_call: what the tool reads, masked in place or refused before the upstream sees it
+                sent, _ = await guardrails.check_request(guards, "mcp", dict(arguments or {}), {}, record)  # type: ignore[union-attr]
+            return await self.upstreams.call(server, self.forwarded(spec, request), lambda session: session.call_tool(tool, sent))
 
         result, _ = await self.metered.side_call(request, "mcp", server, work, target=SideTarget(f"mcp/{server}/{tool}", price),
                                                  allowed=True, calls={label: 1}, watch=False)  # fmt: skip
+        if guards:  # post_call: billed already (the tool ran), checked before the caller sees it
+            shown = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            await guardrails.check_tool_result(guards, shown, record)  # type: ignore[union-attr]
+            result = type(result).model_validate(shown)
+        return result
+
+    async def _gated(self, request: Request, server: str, operation: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """A free upstream call through the one gate: the key's rate limits and a spend-log row."""
+
+        async def call() -> Any:
+            return await self.upstreams.call(server, self.forwarded(self.servers[server], request), work)
+
+        result, _ = await self.metered.side_call(request, "mcp", server, call, target=SideTarget(f"mcp/{server}/{operation}"), allowed=True,
+                                                 watch=False)  # fmt: skip
         return result
 
     async def get_prompt(self, request: Request, name: str, arguments: dict[str, str] | None) -> Any:
         server, prompt = self.target(request, name)
-        return await self.upstreams.call(server, self.forwarded(self.servers[server], request),
-                                         lambda session: session.get_prompt(prompt, arguments))  # fmt: skip
+        return await self._gated(request, server, "prompts/get", lambda session: session.get_prompt(prompt, arguments))
 
     async def read_resource(self, request: Request, uri: str) -> Any:
         home = await self._home_of(request, uri)
-        return await self.upstreams.call(home, self.forwarded(self.servers[home], request), lambda session: session.read_resource(uri))
+        return await self._gated(request, home, "resources/read", lambda session: session.read_resource(uri))
 
     async def subscription(self, request: Request, uri: str, subscribe: bool) -> Any:
         """A resource subscription passed to the server that lists the resource (its update
@@ -177,7 +210,7 @@ class McpDoor:
                 warnings.simplefilter("ignore")
                 return await getattr(session, method)(uri)
 
-        return await self.upstreams.call(home, self.forwarded(self.servers[home], request), work)
+        return await self._gated(request, home, f"resources/{method.split('_')[0]}", work)
 
     async def _home_of(self, request: Request, uri: str) -> str:
         """The server (among those this caller may use here) that listed the resource."""
@@ -188,7 +221,7 @@ class McpDoor:
             for server in servers:  # not listed by this process yet: ask the servers this caller may use
                 listed = await self._paged(request, server, "resources")
                 for item in listed:
-                    self.resource_homes[str(item.uri)] = server
+                    self._remember(str(item.uri), server)
                 if any(str(item.uri) == uri for item in listed):
                     home = server
                     break
