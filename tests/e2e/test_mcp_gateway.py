@@ -711,3 +711,22 @@ def test_a_tools_arguments_and_result_pass_the_keys_guardrails(sim, action):
     else:
         assert isinstance(clean, MCPError) and clean.error.data["status"] == 400 and "guardrail" in clean.error.message
         assert isinstance(dirty, MCPError) and sent == ["hello"]  # refused before the tool ran: it never saw the number
+
+
+def test_callers_sending_ever_new_forwarded_headers_cannot_grow_the_pool(upstreams, monkeypatch):
+    from ocilm.gateway.mcp import _upstream
+    from ocilm.gateway.mcp._config import McpServer
+
+    monkeypatch.setattr(_upstream, "POOLED_PER_SERVER", 3)
+    server = McpServer(name="beta", url=f"{upstreams['beta'].running.base_url}/mcp", extra_headers=("x-tenant",))
+
+    async def go():
+        pool = _upstream.Upstreams({"beta": server})
+        add = lambda session: session.call_tool("add", {"a": 1, "b": 1})  # noqa: E731
+        for i in range(8):  # a new header value each time
+            assert (await pool.call("beta", {"x-tenant": f"t{i}"}, add)).content[0].text == "2"
+        pooled = len(pool.held)
+        await pool.close()
+        return pooled
+
+    assert _run(go()) == 3  # the rest were served on sessions of their own, closed after their call

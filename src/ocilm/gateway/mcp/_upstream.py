@@ -22,6 +22,7 @@ from ._config import McpServer
 
 log = logging.getLogger("ocilm.gateway")
 IDLE_SECONDS = 300.0  # a pooled session unused this long is closed
+POOLED_PER_SERVER = 32  # sessions kept per server (one per set of forwarded caller headers); past it, a call opens its own
 OPEN_SECONDS = 15.0  # connecting and initialising an upstream, at most
 
 
@@ -187,10 +188,24 @@ class Upstreams:
         self.oauth = {name: _OAuth(s.oauth) for name, s in servers.items() if s.oauth}
         self.opening: dict[tuple[str, str], asyncio.Lock] = {}
 
+    @staticmethod
+    def _key(server_name: str, forwarded: dict[str, str]) -> tuple[str, str]:
+        return server_name, hashlib.sha256(repr(sorted(forwarded.items())).encode()).hexdigest()  # holds no header in clear
 
-    async def _session(self, server: McpServer, forwarded: dict[str, str]) -> _Held:
-        digest = hashlib.sha256(repr(sorted(forwarded.items())).encode()).hexdigest()  # the pool's key holds no header in clear
-        key = (server.name, digest)
+    async def _session(self, server: McpServer, forwarded: dict[str, str]) -> tuple[_Held, bool]:
+        """The pooled session for these headers, or (the pool of this server full: callers sending
+        ever new header values must not grow it without end) one of the call's own, to close after
+        it; the second value says which."""
+        key = self._key(server.name, forwarded)
+        own = key not in self.held and sum(1 for name, _ in self.held if name == server.name) >= POOLED_PER_SERVER
+        if own:
+            single = _Held(server, {**server.headers, **forwarded}, self.oauth.get(server.name))
+            try:
+                await asyncio.wait_for(asyncio.shield(single.ready), OPEN_SECONDS)
+            except BaseException:
+                await single.close()
+                raise
+            return single, True
         lock = self.opening.setdefault(key, asyncio.Lock())
         async with lock:
             held = self.held.get(key)
@@ -205,7 +220,7 @@ class Upstreams:
                 await held.close()
                 raise
         held.used = time.monotonic()
-        return held
+        return held, False
 
     async def call(self, server_name: str, forwarded: dict[str, str], work: Callable[[Any], Awaitable[Any]]) -> Any:
         """``work(session)`` on the server's pooled session, under its timeout and breaker."""
@@ -216,8 +231,10 @@ class Upstreams:
         wait = breaker.wait(time.monotonic())
         if wait > 0:
             raise UpstreamError(f"MCP server {server_name} is cooling down after failing; try again in {wait:.1f} s", retry_after=wait)
+        own = None
         try:
-            held = await self._session(server, forwarded)
+            held, transient = await self._session(server, forwarded)
+            own = held if transient else None
             result = await asyncio.wait_for(work(held.session), server.timeout)
         except MCPError as exc:  # the server answered with a JSON-RPC error: it is up; its answer passes on
             breaker.succeeded()
@@ -234,12 +251,14 @@ class Upstreams:
             await self._drop(server_name, forwarded)
             log.info("MCP server %s failed: %s", server_name, type(exc).__name__)
             raise UpstreamError(f"MCP server {server_name} is unreachable or failed ({type(exc).__name__})") from None
+        finally:
+            if own is not None:
+                await own.close()
         breaker.succeeded()
         return result
 
     async def _drop(self, server_name: str, forwarded: dict[str, str]) -> None:
-        digest = hashlib.sha256(repr(sorted(forwarded.items())).encode()).hexdigest()
-        held = self.held.pop((server_name, digest), None)
+        held = self.held.pop(self._key(server_name, forwarded), None)
         if held is not None:
             await held.close()
 
@@ -248,6 +267,7 @@ class Upstreams:
         for key, held in list(self.held.items()):
             if held.broken or now - held.used > IDLE_SECONDS:
                 self.held.pop(key, None)
+                self.opening.pop(key, None)
                 await held.close()
 
     async def close(self) -> None:
