@@ -18,6 +18,7 @@ from ._errors import GatewayError
 
 log = logging.getLogger("ocilm.gateway")
 REFRESH_SECONDS = 3600.0
+RETRY_SECONDS = 60.0  # after a read that did not complete
 FIRST_READ_SECONDS = 3.0
 POLICIES = ("warn", "block_after", "alias")
 
@@ -37,6 +38,7 @@ class ModelCatalog:
     def __init__(self, config: Any, client: Any) -> None:
         self.config, self.client = config, client
         self.entries: dict[str, Any] = {}  # deployment id -> CatalogModel
+        self.retire_at: dict[str, tuple[float, str]] = {}  # deployment id -> (when, ISO) it retires in its serving mode
         self.read_at: float | None = None
 
     def _readable(self) -> dict[tuple, tuple[dict[str, Any], list[Any]]]:
@@ -52,17 +54,24 @@ class ModelCatalog:
         return groups
 
     async def refresh(self) -> None:
+        complete = True
         for connection, deployments in self._readable().values():
             try:
                 listed = {m.id: m for m in await self.client.list_models(**connection, max_retries=1)}
             except Exception as exc:  # a catalogue that cannot be read changes nothing: requests go on as configured
-                log.info("reading OCI's model catalogue failed (%s); will try again", type(exc).__name__)
+                log.info("reading OCI's model catalogue failed (%s); trying again in %.0f s", type(exc).__name__, RETRY_SECONDS)
+                complete = False
                 continue
             for d in deployments:
                 found = listed.get(d.model[len("oci/"):])
                 if found is not None:
                     self.entries[d.id] = found
-        self.read_at = time.time()
+                    dedicated = str(d.params.get("oci_serving_mode", "ON_DEMAND")).upper() == "DEDICATED"
+                    when = found.time_dedicated_retired if dedicated else found.time_on_demand_retired
+                    at = _epoch(when)
+                    if at is not None:  # parsed once here, not on every request
+                        self.retire_at[d.id] = (at, when)
+        self.read_at = time.time() if complete else None
 
     async def first_read(self) -> None:
         try:
@@ -72,7 +81,7 @@ class ModelCatalog:
 
     async def refresh_forever(self) -> None:
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(REFRESH_SECONDS if self.read_at is not None else RETRY_SECONDS)
             await self.refresh()
 
     def card(self, deployments: list[Any]) -> dict[str, Any] | None:
@@ -84,28 +93,19 @@ class ModelCatalog:
                         "time_on_demand_retired": entry.time_on_demand_retired, "time_dedicated_retired": entry.time_dedicated_retired}  # fmt: skip
         return None
 
-    def retired_since(self, deployment: Any, now: float | None = None) -> str | None:
-        """The retirement date (ISO) for the deployment's serving mode, when it has passed."""
-        entry = self.entries.get(deployment.id)
-        if entry is None:
-            return None
-        dedicated = str(deployment.params.get("oci_serving_mode", "ON_DEMAND")).upper() == "DEDICATED"
-        when = entry.time_dedicated_retired if dedicated else entry.time_on_demand_retired
-        at = _epoch(when)
-        return when if at is not None and at <= (time.time() if now is None else now) else None
-
     def route(self, name: Any) -> Any:
         """The model group to answer ``name`` with: itself, or (every deployment retired) its
-        ``alias`` replacement; a ``block_after`` group is refused with 410."""
-        if not isinstance(name, str):
+        ``alias`` replacement; a ``block_after`` group is refused with 410. On every request: a
+        group with a deployment that has no retirement date costs a dict lookup or two."""
+        if not self.retire_at or not isinstance(name, str):
             return name
         group = self.config.deployments.get(self.config.resolve(name))
-        if not group:
+        if not group or any(d.id not in self.retire_at for d in group):
             return name
-        retired = [(d, self.retired_since(d)) for d in group]
-        if not all(when for _, when in retired):
+        now = time.time()
+        if any(self.retire_at[d.id][0] > now for d in group):
             return name
-        first, when = retired[0]
+        first, when = group[0], self.retire_at[group[0].id][1]
         policy, replacement = first.on_retirement, first.replacement
         if policy == "alias" and replacement:
             return replacement
