@@ -307,6 +307,15 @@ def _audit(args: argparse.Namespace) -> int:
     return _with_store(args, verify)
 
 
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    """The OCI options ``ocilm chat`` and ``ocilm models`` share (read by ``_connection``)."""
+    parser.add_argument("--api-base", help="base URL instead of the regional OCI host (e.g. the simulator's)")
+    parser.add_argument("--config-file", help="OCI config file (default: OCI_CONFIG_FILE or ~/.oci/config)")
+    parser.add_argument("--profile", help="config profile (default: OCI_CLI_PROFILE or DEFAULT)")
+    parser.add_argument("--region")
+    parser.add_argument("--compartment-id", help="default: OCI_COMPARTMENT_ID, else the profile's tenancy (root compartment)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocilm", description="OCI Generative AI with the OpenAI calling convention.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -331,22 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="send one prompt and stream the reply")
     chat.add_argument("prompt", help="the prompt, or - to read it from standard input")
     chat.add_argument("-m", "--model", required=True, help="e.g. meta.llama-3.3-70b-instruct or oci/xai.grok-4")
-    chat.add_argument("--api-base", help="base URL instead of the regional OCI host (e.g. the simulator's)")
-    chat.add_argument("--config-file", help="OCI config file (default: OCI_CONFIG_FILE or ~/.oci/config)")
-    chat.add_argument("--profile", help="config profile (default: OCI_CLI_PROFILE or DEFAULT)")
-    chat.add_argument("--region")
-    chat.add_argument("--compartment-id", help="default: OCI_COMPARTMENT_ID, else the profile's tenancy (root compartment)")
+    _connection_options(chat)
     chat.add_argument("--system", help="a system prompt")
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--no-stream", action="store_true")
     chat.set_defaults(run=_chat)
 
     models = sub.add_parser("models", help="OCI's model catalogue (ListModels): names, capabilities and retirement dates")
-    for flag, text in (("--api-base", "base URL instead of the regional OCI host (e.g. the simulator's)"),
-                       ("--config-file", "OCI config file (default: OCI_CONFIG_FILE or ~/.oci/config)"),
-                       ("--profile", "config profile (default: OCI_CLI_PROFILE or DEFAULT)"), ("--region", None),
-                       ("--compartment-id", "default: OCI_COMPARTMENT_ID, else the profile's tenancy (root compartment)")):  # fmt: skip
-        models.add_argument(flag, help=text)
+    _connection_options(models)
     models.set_defaults(run=_models)
 
     db = sub.add_parser("db", help="the gateway's key and budget database")

@@ -18,7 +18,6 @@ from ocilm.gateway.governance._tool_calls import (
     parse_prices,
     responses_usage,
     worst_calls,
-    worst_nano,
 )
 
 
@@ -63,9 +62,10 @@ def test_calls_are_counted_by_type_from_the_output_and_billed():
 def test_the_worst_case_is_the_dearest_offered_tool_at_every_call():
     prices = (("code_interpreter", 0.5), ("file_search", 0.25))
     assert worst_calls(prices, {"file_search", "code_interpreter"}, 4) == {"code_interpreter": 4}
-    assert worst_nano(prices, {"file_search", "code_interpreter"}, 4) == 2_000_000_000
-    assert worst_nano(prices, {"file_search"}, 4) == 1_000_000_000
-    assert worst_calls(prices, {"mcp"}, 4) == {} and worst_nano(prices, set(), 4) == 0
+    price = Price(0.0, 0.0, per_tool_call=prices)
+    assert price.worst_tools_nano({"file_search", "code_interpreter"}, 4) == 2_000_000_000
+    assert price.worst_tools_nano({"file_search"}, 4) == 1_000_000_000
+    assert worst_calls(prices, {"mcp"}, 4) == {} and price.worst_tools_nano(set(), 4) == 0
 
 
 class _Meter:

@@ -157,7 +157,8 @@ def object_permission(value: Any, config: GatewayConfig) -> dict[str, Any] | Non
                 raise PolicyError(f"{field}.mcp_tool_permissions", 'expected an object of server name to a list of tool names, such as {"alpha": ["echo"]}')
             unknown = [s for s in given if aliases.get(s, s) not in servers]
             if unknown:
-                raise PolicyError(f"{field}.mcp_tool_permissions", f"no such MCP server: {', '.join(u[:64] for u in unknown)}")
+                raise PolicyError(f"{field}.mcp_tool_permissions", f"no such MCP server: {', '.join(u[:64] for u in unknown)}; "
+                                  f"this gateway has: {', '.join(servers) or 'none'}")  # fmt: skip
             out["mcp_tool_permissions"] = {aliases.get(s, s): list(dict.fromkeys(t)) for s, t in given.items()}
         else:
             raise PolicyError(f"{field}.{key}", "unknown; expected mcp_servers or mcp_tool_permissions")

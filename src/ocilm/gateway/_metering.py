@@ -40,7 +40,7 @@ from ._http import ClientGone, while_connected
 from ._routing import FALLBACK_ERRORS, Router, chat_usage, gateway_error_for
 from .governance._gate import Caller, Gate, StreamWatch, cost_header
 from .governance._policy import Price
-from .governance._tool_calls import hosted_types, responses_usage, worst_calls
+from .governance._tool_calls import hosted_types, responses_usage
 from .governance._worst_case import (
     OUTPUT_LIMIT_FIELDS,
     BadNumber,
@@ -445,7 +445,7 @@ class Metered:
         if not stream:
             if method == "responses" and runs_on(result):  # background: its hold stays until its usage appears
                 offered, most_calls = getattr(worst_case, "hosted_tools", (set(), 0))
-                worst_tools = worst_calls(tried[-1].price.per_tool_call, offered, most_calls) if tried[-1].price is not None else {}
+                worst_tools = tried[-1].price.worst_calls(offered, most_calls) if tried[-1].price is not None else {}
                 self.background.track(result["id"], meter, tried[-1], worst_case(tried[-1]), record, worst_tools)
                 return Upstream(result, {**meter.rate_headers, **lifecycle}, None, tried[-1])
             usage = responses_usage(result) if method == "responses" else chat_usage(dict.get(result, "usage"))

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ._tool_calls import calls_nano, worst_nano
+from ._tool_calls import calls_nano, worst_calls
 from ._worst_case import MAX_ESTIMATE_NANO, nano_cost
 
 NANO = 1_000_000_000  # nano-dollars per dollar: money is stored in whole nano-dollars
@@ -97,4 +97,8 @@ class Price:
 
     def worst_tools_nano(self, offered: set[str], most_calls: int) -> int:
         """The most a request's hosted-tool calls can cost (none priced: 0)."""
-        return worst_nano(self.per_tool_call, offered, most_calls) if self.per_tool_call and offered and most_calls else 0
+        return calls_nano(self.per_tool_call, self.worst_calls(offered, most_calls))
+
+    def worst_calls(self, offered: set[str], most_calls: int) -> dict[str, int]:
+        """The calls of that worst case: ``most_calls`` of the dearest priced tool offered."""
+        return worst_calls(self.per_tool_call, offered, most_calls) if self.per_tool_call and offered and most_calls else {}

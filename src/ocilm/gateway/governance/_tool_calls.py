@@ -85,13 +85,6 @@ def worst_calls(prices: Iterable[tuple[str, float]], offered: set[str], most_cal
     return {max(priced)[1]: most_calls} if priced and most_calls > 0 else {}
 
 
-def worst_nano(prices: Iterable[tuple[str, float]], offered: set[str], most_calls: int) -> int:
-    """The most ``most_calls`` calls of the ``offered`` tool types can cost: each at the dearest
-    offered price."""
-    prices = tuple(prices)
-    return calls_nano(prices, worst_calls(prices, offered, most_calls))
-
-
 def as_column(counts: Mapping[str, int] | None) -> str | None:
     """The spend log's ``tool_calls`` column: ``{"file_search": 2}`` as compact JSON, or None."""
     return json.dumps(dict(sorted(counts.items())), separators=(",", ":")) if counts else None
