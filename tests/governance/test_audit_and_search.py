@@ -6,6 +6,7 @@ and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import sys
@@ -92,6 +93,9 @@ def test_every_admin_change_is_recorded_without_secrets_and_the_chain_verifies(g
     dumped = json.dumps(entries)
     assert made["key"] not in dumped and regenerated["key"] not in dumped and MASTER not in dumped  # no secret enters it
     assert _audit(gateway, action="key.block")[0]["seq"] == entries[3]["seq"] and len(_audit(gateway, after=str(entries[5]["seq"]))) == 2
+    for hostile in ("-1", "1e9", "9" * 40, ""):
+        bad = httpx.get(f"{gateway.base_url}/audit/logs", headers=ADMIN, params={"after": hostile}, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "after"
     done = _verify_cli(gateway.store_url, tmp_path)
     assert done.returncode == 0 and "8 entries, the chain is whole" in done.stdout, done.stderr
 
@@ -165,7 +169,9 @@ def test_spend_logs_are_searched_in_the_database_with_a_cursor(gateway):
             break
     flat = [i for p in pages for i in p]
     assert sorted(flat) == sorted(ids) and len(flat) == len(set(flat)) and flat == list(reversed(ids))
-    for params, named in (({"stauts": "200"}, "stauts"), ({"status": "abc"}, "status"), ({"cursor": "!!"}, "cursor"),
+    infinite = base64.urlsafe_b64encode(b'[Infinity, "x"]').decode()
+    for params, named in (({"stauts": "200"}, "stauts"), ({"status": "abc"}, "status"), ({"cursor": "!!"}, "cursor"), ({"cursor": infinite}, "cursor"),
+                          ({"status": "9" * 40}, "status"), ({"limit": "0"}, "limit"),
                           ({"start_date": "yesterday"}, "start_date")):  # fmt: skip
         bad = httpx.get(f"{gateway.base_url}/spend/logs", headers=ADMIN, params=params, timeout=30)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == named

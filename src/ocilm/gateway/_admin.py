@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -207,7 +208,7 @@ def _cursor(value: str | None) -> tuple[float, str] | None:
         return None
     try:
         at, last = json.loads(base64.urlsafe_b64decode(value.encode()))
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or not isinstance(last, str):
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) or not isinstance(last, str):
             raise ValueError
         return float(at), last
     except (ValueError, TypeError):
@@ -410,8 +411,8 @@ def admin_routes(gate: Gate, router: Router, sso: Any = None) -> list[Route]:
         ``target`` narrow it."""
         q = request.query_params
         after = q.get("after", "0")
-        if not after.isdigit():
-            raise _bad("after", "expected the sequence number of the last entry already read")
+        if not (after.isdigit() and len(after) <= 18):  # the column is a 64-bit integer
+            raise _bad("after", "expected the sequence number of the last entry already read (a whole number)")
         rows = await store.audit_entries(after_seq=int(after), limit=_limit(q.get("limit"), 1000), action=q.get("action"),
                                          target=q.get("target"))  # fmt: skip
         return [{**r, "at": _iso(r["at"])} for r in rows]
