@@ -16,6 +16,7 @@ from typing import Any, Literal, overload
 
 import httpx
 
+from ._body import SpooledBody
 from ._core import ChunkAssembler, PreparedCall, decode_json, prepare_chat, reply_shape
 from ._embed import MAX_CONCURRENT_BATCHES, batch_error, merge_embeddings, prepare_embedding
 from ._errors import (
@@ -524,11 +525,11 @@ class AsyncClient(_Base):
     async def cancel_responses(self, response_id: str, **params: Any) -> Any:
         return await self._run(prepare_stored_response(self._settings, "cancel", response_id, self._params(params)))
 
-    async def openai_resource(self, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = "",
+    async def openai_resource(self, method: str, path: str, body: bytes | SpooledBody = b"", content_type: str | None = None, query: str = "",
                               **params: Any) -> RawReply:  # fmt: skip
         """One call to a resource of OCI's ``/openai/v1`` (files, vector stores, conversations,
         containers), body and reply as bytes, authenticated as every call is: what the gateway
-        forwards a tenant's request with."""
+        forwards a tenant's request with. A ``SpooledBody`` (an upload) is sent in pieces from its spool."""
         return await self._run(prepare_openai_resource(self._settings, method, path, body, content_type, query, self._params(params)))  # type: ignore[return-value]
 
     arerank = rerank

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
+from ._body import SpooledBody
 from ._capabilities import api_format_for, model_info
 from ._endpoint import action_url
 from ._errors import (
@@ -51,7 +52,7 @@ class PreparedCall:
     """A request ready to send. Its repr leaves out the body and headers (prompts, proxy keys)."""
 
     url: str
-    body: bytes = field(repr=False)
+    body: bytes | SpooledBody = field(repr=False)  # a SpooledBody: an upload, sent in pieces
     headers: dict[str, str] = field(repr=False)
     signer: RequestSigner
     stream: bool

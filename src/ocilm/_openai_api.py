@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._body import SpooledBody
 from ._core import (
     CALL_OPTIONS,
     PreparedCall,
@@ -165,7 +166,7 @@ class RawReply:
         return json.loads(self.body) if self.body else None
 
 
-def prepare_openai_resource(cache: SettingsCache, method: str, path: str, body: bytes, content_type: str | None, query: str,
+def prepare_openai_resource(cache: SettingsCache, method: str, path: str, body: bytes | SpooledBody, content_type: str | None, query: str,
                             params: dict) -> PreparedCall:  # fmt: skip
     """A call to ``/openai/v1/<path>`` with the exact body given (a multipart upload, or JSON)."""
     if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/") or "?" in path:

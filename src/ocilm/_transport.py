@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from ._body import SpooledBody
 from ._errors import APIConnectionError, APITimeoutError, OCIError
 
 if TYPE_CHECKING:
@@ -76,9 +77,19 @@ def httpx_read_failed(exc: httpx.HTTPError) -> ReadFailed:
     return ReadFailed(isinstance(exc, httpx.TimeoutException), f"{type(exc).__name__}: {exc}")
 
 
+def _sent_body(request: SignableRequest, pieces: str) -> Any:
+    """What the HTTP library sends: the bytes, or a spooled upload's pieces (read again from the
+    start on every attempt) with its length said, so it is never sent chunked."""
+    content = request.content
+    if isinstance(content, SpooledBody):
+        request.headers["content-length"] = str(content.length)
+        return iter(content) if pieces == "sync" else content.__aiter__()
+    return content or None
+
+
 def httpx_request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, request: SignableRequest) -> httpx.Request:
-    return http.build_request(request.method, call.url, content=request.content or None, headers=request.headers,
-                              timeout=httpx.Timeout(call.timeout))  # fmt: skip
+    content = _sent_body(request, "async" if isinstance(http, httpx.AsyncClient) else "sync")
+    return http.build_request(request.method, call.url, content=content, headers=request.headers, timeout=httpx.Timeout(call.timeout))
 
 
 def _is_encoded(headers: Mapping[str, str]) -> bool:
@@ -273,7 +284,7 @@ class AiohttpTransport:
             url = _yarl_url(call.url)
             proxy, proxy_auth = self._proxy_for(url)
             response = await self.http.request(
-                request.method, url, data=request.content or None, headers=request.headers, timeout=aiohttp_timeout(call.timeout),
+                request.method, url, data=_sent_body(request, "async"), headers=request.headers, timeout=aiohttp_timeout(call.timeout),
                 allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth,
             )  # fmt: skip
         except self._refused as exc:

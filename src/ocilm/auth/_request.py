@@ -26,11 +26,12 @@ def url_parts(url: str) -> tuple[str, str]:
 
 
 class SignableRequest:
-    """One outgoing request as a signer sees it; ``headers`` is mutated in place by signing."""
+    """One outgoing request as a signer sees it; ``headers`` is mutated in place by signing.
+    ``content`` is the body's bytes, or an object with a length and a ``sha256`` (a spooled upload)."""
 
     __slots__ = ("content", "headers", "method", "netloc", "target", "url")
 
-    def __init__(self, method: str, url: str, content: bytes, headers: MutableMapping[str, str],
+    def __init__(self, method: str, url: str, content: Any, headers: MutableMapping[str, str],
                  netloc: str | None = None, target: str | None = None) -> None:  # fmt: skip
         self.method = method
         self.url = url

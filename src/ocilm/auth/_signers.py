@@ -47,7 +47,8 @@ def fill_signed_headers(request: SignableRequest, names: tuple[str, ...]) -> dic
         content_type = headers.get("content-type")
         values["content-type"] = content_type or added.setdefault("content-type", "application/json")
         values["content-length"] = added["content-length"] = str(len(body))
-        values["x-content-sha256"] = added["x-content-sha256"] = body_sha256(body)
+        # A spooled upload's digest was worked out as it arrived; bytes are hashed here.
+        values["x-content-sha256"] = added["x-content-sha256"] = getattr(body, "sha256", None) or body_sha256(body)
     headers.update(added)
     return values
 

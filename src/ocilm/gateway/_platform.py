@@ -6,8 +6,9 @@ has no team), recorded in the store (else in this process). Another tenant meets
 every route, and nothing reaches OCI for an id the caller does not own; lists show the caller's
 objects only, paginated after filtering; the master key sees everything. Every call passes the
 gate as a model call does (``Metered.side_call``: the key may use the deployment's model group,
-rate limits, a spend-log row); an upload is bounded before its body is read whole, and a tenant's
-bytes held are bounded by ``general_settings.file_storage_quota_mb``.
+rate limits, a spend-log row); an upload is bounded before any of it is read, then spooled (memory
+up to a buffer, the rest on disk) and sent on in pieces, and a tenant's bytes held are bounded by
+``general_settings.file_storage_quota_mb``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._body import BodyLengthError, SpooledBody
 from .._errors import NotFoundError, OCIError
 from ._config import Deployment
 from ._errors import GatewayError
@@ -31,7 +33,7 @@ from ._routing import gateway_error_for
 from .governance._gate import Caller
 
 Handler = Callable[[Request], Awaitable[Response]]
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # a file the gateway passes on, at most (read whole: IAM signs its digest)
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # a file the gateway passes on, at most (OpenAI's cap; OCI states none)
 LIST_PAGE = 10_000  # OCI's largest page of files: a tenant's list is filtered from it
 MAX_STORE_PAGES = 100  # pages of 100 stores read for one list (a tenant's are filtered from all of them)
 
@@ -90,7 +92,7 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
                         return deployment  # type: ignore[no-any-return]
         return deployment_for(request)
 
-    async def forward(request: Request, route: str, deployment: Deployment, method: str, path: str, body: bytes = b"",
+    async def forward(request: Request, route: str, deployment: Deployment, method: str, path: str, body: bytes | SpooledBody = b"",
                       content_type: str | None = None, query: str = "") -> Any:  # fmt: skip
         caller: Caller = request.state.caller
         allowed = not caller.models or deployment.model_name in caller.models
@@ -118,17 +120,15 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
             raise GatewayError(415, "content-type: a file is uploaded as multipart/form-data", param="content-type")
         return int(length)
 
-    async def bounded_body(request: Request) -> bytes:
+    async def spooled_body(request: Request) -> SpooledBody:
+        """The upload in a spool, its digest taken on the way: memory bounded by the spool's buffer."""
         length = upload_length(request)
-        body = bytearray()
         try:
-            async for part in request.stream():
-                body += part
-                if len(body) > length:
-                    raise GatewayError(400, "content-length: the body is longer than it said", param="content-length")
+            return await SpooledBody.spool(request.stream(), length)
+        except BodyLengthError as exc:
+            raise GatewayError(400, f"content-length: {exc}", param="content-length") from None
         except ClientDisconnect:
             raise ClientGone from None
-        return bytes(body)
 
     async def upload(request: Request) -> Response:
         caller: Caller = request.state.caller
@@ -138,9 +138,12 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         if owner is not None and quota_bytes is not None and await homes.bytes_held(owner) + length > quota_bytes:
             raise GatewayError(429, f"file storage quota: this tenant may hold at most {quota_bytes} bytes of files",
                                kind="rate_limit_error", code="storage_quota_exceeded")  # fmt: skip
-        body = await bounded_body(request)
         deployment = deployment_for(request)
-        reply, headers = await forward(request, "files.create", deployment, "POST", "files", body, content_type)
+        body = await spooled_body(request)
+        try:
+            reply, headers = await forward(request, "files.create", deployment, "POST", "files", body, content_type)
+        finally:
+            body.close()
         made = reply.json()
         if isinstance(made, dict) and isinstance(made.get("id"), str):
             await homes.remember(made["id"], "file", owner or "master", deployment.place, int(made.get("bytes") or len(body)))
@@ -223,10 +226,10 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         rest = request.path_params.get("rest", "").strip("/")
         deployment = placed(await homes.find(object_id, kind, owner), request)
         body: dict[str, Any] | None = None
-        raw: bytes | None = None
+        raw: SpooledBody | None = None
         content_type = request.headers.get("content-type", "")
         if request.method == "POST" and content_type.lower().startswith("multipart/form-data"):
-            raw = await bounded_body(request)  # a file uploaded into the object (a container's files)
+            raw = await spooled_body(request)  # a file uploaded into the object (a container's files)
         elif request.method == "POST":
             body = await json_body(request)
             await check(body, owner, deployment)
@@ -234,7 +237,11 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
         path = f"{collection}/{object_id}" + (f"/{rest}" if rest else "")
         sent, sent_type = (raw, content_type) if raw is not None else (json.dumps(body).encode(), "application/json") if body is not None else (b"", None)
-        reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path, sent, sent_type, query)
+        try:
+            reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path, sent, sent_type, query)
+        finally:
+            if raw is not None:
+                raw.close()
         if request.method == "DELETE" and not rest:
             await homes.forget(object_id)
         if not reply.content_type.startswith("application/json"):  # a file's content
