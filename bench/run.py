@@ -490,6 +490,12 @@ def report(data: dict, command: str, seconds: float) -> str:
     lines += ["## Metrics and access logs (`bench/observability.py`)", "",
               "The same `ocilm serve`, pinned to one core, with Prometheus metrics and a JSON access line per request "
               "(written to a file) and with both off; medians of interleaved rounds:", "", data["observability"], ""]
+    import websocket_turn
+
+    lines += ["## A Responses turn over WebSocket against SSE (`bench/websocket_turn.py`)", "",
+              "`ocilm serve` in its own process, its CPU read from /proc around each batch: the same streamed Responses turn as "
+              "`POST /v1/responses` (SSE) and as `response.create` frames on four open WebSocket connections, interleaved:", "",
+              websocket_turn.table(data["websocket"]), ""]
     lines += ["## A CPU budget per stage (`bench/stage_budget.py`)", "",
               "The gateway's app driven in process (the simulator in another thread, which cProfile does not see); each "
               "stage's time is the profiled time inside its entry functions (an async function's only while it runs). "
@@ -532,6 +538,10 @@ def targets(data: dict) -> list[str]:
                f"({mem['growth_pct']:+.1f}%) -> {'met' if ok else 'MISSED'}")
     worst = max(float(line.split("|")[4].strip().rstrip("%")) for line in data["doors"].splitlines()[2:])
     out.append(f"agent doors add <= 10% gateway CPU per request over chat completions: worst {worst:+.1f}% -> {'met' if worst <= 10 else 'MISSED'}")
+    ws = data["websocket"]
+    added = ws["WebSocket (response.create frames)"] / ws["SSE (POST /v1/responses, stream)"] - 1
+    out.append(f"a WebSocket Responses turn costs no more gateway CPU than the same turn over SSE: {added * 100:+.1f}% -> "
+               f"{'met' if added <= 0 else 'MISSED'}")
     imp = data["import"]["import ocilm"]
     ok = imp["median_s"] < 0.15 and imp["rss_mb"] < 45
     out.append(f"import under 0.15 s and 45 MB: {imp['median_s']:.3f} s, {imp['rss_mb']:.1f} MB -> {'met' if ok else 'MISSED'}")
@@ -568,6 +578,10 @@ def main() -> int:
         import doors
 
         data["doors"] = doors.table(doors.door_bench(ctx, count=max(300, count // 4)))
+        print("WebSocket turn ...", file=sys.stderr)
+        import websocket_turn
+
+        data["websocket"] = websocket_turn.websocket_bench(ctx, turns=max(300, count // 4))
         print("/openai/v1 ...", file=sys.stderr)
         import openai_v1
 

@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .gateway import GatewayConfigError, create_app, load_config
     from .gateway._factory import freeze_startup_objects
-    from .gateway._responses_ws import MAX_FRAME_BYTES
+    from .gateway._responses_ws import WEBSOCKET_SERVER_OPTIONS
     from .gateway._startup import LOOPBACK_HOSTS
 
     try:
@@ -50,9 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"ocilm serve: {problem}", file=sys.stderr)
         return 2
     print(f"ocilm gateway: {len(config.deployments)} model name(s) on http://{args.host}:{args.port}/v1", file=sys.stderr)
-    # a WebSocket frame is bounded as an HTTP body is (the Responses door's WebSocket mode)
     common = dict(host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30, access_log=False,
-                  limit_concurrency=args.limit_concurrency, ws_max_size=MAX_FRAME_BYTES)  # fmt: skip
+                  limit_concurrency=args.limit_concurrency, **WEBSOCKET_SERVER_OPTIONS)  # fmt: skip
     # Without a master key, answer only to the names this address is reached by (no DNS rebinding).
     allowed_hosts = ["*"] if args.allow_unauthenticated else [*LOOPBACK_HOSTS, args.host]
     if args.workers > 1:

@@ -175,3 +175,24 @@ def test_a_continuation_may_carry_only_the_tool_output(gateway, sim, transport):
         follow = _turn(ws, **follow_body)[-1]["response"]
         ws.close()
     assert follow["status"] == "completed" and "/home/ana" in json.dumps(follow["output"])
+
+
+def test_ocilm_serve_answers_turns_without_compressing_each_event(sim, tmp_path):
+    """permessage-deflate is declined (a client that offers it gets plain frames): compressing each
+    event cost more CPU than relaying it (bench/websocket_turn.py)."""
+    import yaml
+
+    from tests.servers import serve
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(_config(sim, tmp_path)))
+    proc, base = serve(str(path))
+    try:
+        with websockets_sync.connect(base.replace("http://", "ws://") + "/v1/responses", additional_headers={"authorization": f"Bearer {MASTER}"},
+                                     compression="deflate", open_timeout=10) as ws:  # fmt: skip
+            assert ws.protocol.extensions == []
+            events = _turn(ws, model="llama", input="hello", store=False)
+        assert events[-1]["type"] == "response.completed" and events[-1]["response"]["output"]
+    finally:
+        proc.kill()
+        proc.wait(10)

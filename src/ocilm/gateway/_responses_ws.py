@@ -35,6 +35,11 @@ LIFETIME_SECONDS = 3600.0  # OpenAI's limit: a connection older than this is clo
 MAX_QUEUED = 8  # frames waiting behind the running response
 MAX_REMEMBERED = 64  # responses a connection keeps for previous_response_id
 MAX_REMEMBERED_CHARS = 32 * 1024 * 1024
+# What ``ocilm serve`` asks of uvicorn for this mode: a frame bounded as an HTTP body is, and no
+# permessage-deflate. Compressing each event cost more CPU than the rest of the turn's relay
+# (bench/websocket_turn.py: +58% over the same turn as SSE with it, +10% without); the events go
+# out as the SSE stream's bytes do, uncompressed.
+WEBSOCKET_SERVER_OPTIONS = {"ws_max_size": MAX_FRAME_BYTES, "ws_per_message_deflate": False}
 MAX_CONNECTIONS_PER_KEY = 32  # open WebSocket connections a key (or the master key) may hold on one worker
 
 Endpoint = Callable[[Request], Awaitable[Response]]
