@@ -263,3 +263,30 @@ async def test_the_in_process_window_stays_exact_across_its_compaction():
     now[0] = 100.0
     await limiter.admit("later", (limit,), 10)
     assert len(window) == 1 and window.token_sum == 10
+
+
+async def test_the_sqlite_windows_running_totals_match_their_rows_through_every_change(tmp_path):
+    """The store's counters read a running count and token sum (kept by triggers) instead of
+    scanning the window: after admissions, reconciled tokens, a request admitted again under its
+    own id, and entries leaving the window, the totals are what the rows add up to, and the
+    decisions are the ones a scan gives."""
+    import sqlite3
+
+    path = tmp_path / "totals.db"
+    store = await Store.open(f"sqlite:///{path}")
+    await store.upgrade()
+    await store.close()
+    budgets = SQLiteBudgets(str(path))
+    limit = (Limit("key", ident("key"), rpm=50, tpm=10_000),)
+    tickets = [await budgets.rate_admit(f"r{i}", limit, 100 + i, 1000.0 + i, 60.0, 30.0) for i in range(20)]
+    for ticket in tickets[::3]:
+        await budgets.rate_finish(ticket, 7)
+    await budgets.rate_admit("r5", limit, 999, 1020.0, 60.0, 30.0)  # the same request again: its entry updated, not a second one
+    late = await budgets.rate_admit("late", limit, 50, 1070.5, 60.0, 30.0)  # r0..r10 but r5 have left the window
+    await budgets.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT count(*), sum(tokens) FROM ocilm_rate_window WHERE ident = ?", (limit[0].ident,)).fetchone()
+        totals = conn.execute("SELECT requests, tokens FROM ocilm_rate_totals WHERE ident = ?", (limit[0].ident,)).fetchone()
+    assert totals == rows and rows[0] == 11  # r11..r19, r5 (moved to 1020) and late: ten left the window
+    assert late.headers["x-ratelimit-remaining-requests"] == str(50 - rows[0])
+    assert late.headers["x-ratelimit-remaining-tokens"] == str(10_000 - rows[1])
