@@ -397,6 +397,96 @@ def test_serve_with_workers(creds, tmp_path):
         proc.wait(15)
 
 
+def _socket_count(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _listening_on(port: int) -> int:
+    """Listening TCP sockets on ``port`` (state 0A in /proc/net/tcp)."""
+    with open("/proc/net/tcp") as table:
+        return sum(1 for line in list(table)[1:] if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
+def _workers_of(proc: subprocess.Popen, count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "multiprocessing.spawn"], capture_output=True, text=True).stdout.split()
+        if len(found) == count:
+            return [int(pid) for pid in found]
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} workers of ocilm serve")
+
+
+def test_workers_each_take_a_share_of_connections_opened_together(creds, tmp_path):
+    """32 keep-alive connections opened at once land on both workers (each has a listening socket
+    of its own, SO_REUSEPORT): with one socket shared, the first worker awake accepted them all."""
+    from tests.servers import serve
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(creds)))
+    proc, base = serve(str(path), "--workers", "2")
+    conns: list[socket.socket] = []
+    try:
+        workers = _workers_of(proc, 2)
+        port = int(base.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while _listening_on(port) < 2 and time.monotonic() < deadline:  # both workers have bound their socket
+            time.sleep(0.05)
+        before = {pid: _socket_count(pid) for pid in workers}
+        for pid in workers:  # the connections all wait to be accepted, as a burst finds them
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while sum(_socket_count(pid) - before[pid] for pid in workers) < 32 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        taken = [_socket_count(pid) - before[pid] for pid in workers]
+        assert sum(taken) >= 32 and min(taken) >= 4, taken  # (a worker may open a socket of its own meanwhile)
+    finally:
+        for conn in conns:
+            conn.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_worker_that_dies_is_replaced_and_a_port_in_use_is_refused(creds, tmp_path):
+    from tests.servers import serve
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(creds)))
+    proc, base = serve(str(path), "--workers", "2")
+    try:
+        first = _workers_of(proc, 2)
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _workers_of(proc, 2) if len(subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "multiprocessing.spawn"], capture_output=True,
+                                                             text=True).stdout.split()) == 2 else first  # fmt: skip
+            if first[0] not in now:
+                break
+            time.sleep(0.1)
+        assert first[0] not in now and first[1] in now
+        for i in range(8):  # whichever worker takes each connection answers
+            r = httpx.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {MASTER}"}, timeout=30,
+                           json={"model": "llama", "messages": [{"role": "user", "content": f"after {i}"}]})  # fmt: skip
+            assert r.status_code == 200, r.text
+        second = subprocess.run([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", base.rsplit(":", 1)[1],
+                                 "--workers", "2"], capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert second.returncode == 1 and "in use" in second.stderr, second.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+
+
 def test_simulate_and_chat_commands(tmp_path):
     port = _free_port()
     sim = subprocess.Popen([sys.executable, "-m", "ocilm", "simulate", "--port", str(port), "--profile-dir", str(tmp_path / "prof")],
