@@ -67,13 +67,16 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["OCILM_GATEWAY_CONFIG"] = os.path.abspath(args.config)
         os.environ["OCILM_GATEWAY_ALLOWED_HOSTS"] = ",".join(allowed_hosts)
         os.environ["OCILM_GATEWAY_WORKERS"] = str(args.workers)
-        from .gateway._workers import run_workers, spread_by_kernel
+        from .gateway._workers import WorkersFailed, run_workers, spread_by_kernel
 
         if spread_by_kernel():  # each worker on a socket of its own: the kernel spreads the connections
             try:
                 run_workers(args.host, args.port, args.workers, {k: v for k, v in common.items() if k not in ("host", "port")})
             except OSError as exc:  # the address in use, or not this host's
                 print(f"ocilm serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
+            except WorkersFailed as exc:
+                print(f"ocilm serve: {exc}", file=sys.stderr)
                 return 1
         else:
             uvicorn.run("ocilm.gateway._factory:app_from_env", factory=True, workers=args.workers, **common)

@@ -466,6 +466,10 @@ def test_a_worker_that_dies_is_replaced_and_a_port_in_use_is_refused(creds, tmp_
     proc, base = serve(str(path), "--workers", "2")
     try:
         first = _workers_of(proc, 2)
+        port = int(base.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while _listening_on(port) < 2 and time.monotonic() < deadline:  # both serving: a death now is not a failed start
+            time.sleep(0.05)
         os.kill(first[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -532,3 +536,13 @@ def test_litellms_internal_general_settings_are_accepted(creds):
     assert parse_config(config).master_key == "sk-general-1"
     readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert all(f"`{key}`" in readme for key in INTERNAL)  # each is listed with why it changes nothing
+
+
+def test_workers_that_cannot_start_stop_the_gateway_instead_of_restarting_forever(tmp_path):
+    """A worker that dies before its server starts (here: its config is gone) would die again:
+    ``ocilm serve --workers N`` stops with the reason instead of starting it again in a loop."""
+    env = {**os.environ, "OCILM_GATEWAY_CONFIG": str(tmp_path / "gone.yaml")}
+    run = subprocess.run([sys.executable, "-c", "from ocilm.gateway._workers import run_workers; import sys; "
+                          f"run_workers('127.0.0.1', {_free_port()}, 2, {{'log_level': 'critical'}})"],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert run.returncode == 1 and "WorkersFailed" in run.stderr and "stopped as it started" in run.stderr

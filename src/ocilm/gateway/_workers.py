@@ -19,11 +19,16 @@ import multiprocessing
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 APP = "ocilm.gateway._factory:app_from_env"
 BACKLOG = 2048
 RESTART_PAUSE = 0.5  # seconds between checks that every worker still runs
+
+
+class WorkersFailed(RuntimeError):
+    """A worker died as it started (its reason is in its log): the gateway stops rather than loop."""
 
 
 def spread_by_kernel() -> bool:
@@ -40,12 +45,20 @@ def _listening(family: int, address: tuple, listen: bool) -> socket.socket:
     return sock
 
 
-def _worker(family: int, address: tuple, options: dict[str, Any]) -> None:
+def _worker(family: int, address: tuple, options: dict[str, Any], serving: Any) -> None:
     import uvicorn
 
     sock = _listening(family, address, listen=True)
-    config = uvicorn.Config(APP, factory=True, host=address[0], port=address[1], **options)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(APP, factory=True, host=address[0], port=address[1], **options))
+
+    def tell_when_serving() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            serving.set()
+
+    threading.Thread(target=tell_when_serving, daemon=True).start()
+    server.run(sockets=[sock])
 
 
 def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
@@ -63,9 +76,13 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
+    served: dict[Any, Any] = {}  # each worker's event, set once its server has started
+
     def start() -> Any:
-        process = context.Process(target=_worker, args=(family, address, options), daemon=False)
+        serving = context.Event()
+        process = context.Process(target=_worker, args=(family, address, options, serving), daemon=False)
         process.start()
+        served[process] = serving
         return process
 
     def stop(signum: int, frame: Any) -> None:
@@ -73,10 +90,15 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     processes = [start() for _ in range(workers)]
+    failed = False
     try:
         while not stopping.wait(RESTART_PAUSE):
             for i, process in enumerate(processes):
                 if not process.is_alive():
+                    if not served.pop(process).is_set():  # it died starting, and would again: stop, not loop
+                        failed = True
+                        stopping.set()
+                        break
                     processes[i] = start()
     finally:
         for process in processes:
@@ -91,3 +113,5 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
         holder.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if failed:
+        raise WorkersFailed("a worker stopped as it started (its reason is above); the gateway stops rather than start it again")
