@@ -365,6 +365,49 @@ def test_protocol_revisions_are_answered(gateway, keys):
     assert "beta-add" in [t["name"] for t in listed.json()["result"]["tools"]]
 
 
+def test_a_tool_call_is_answered_at_once_exactly_as_the_packages_server_answers_it(gateway, keys, monkeypatch):
+    """A POST that is one tools/call skips the package's per-request server session (the door's
+    largest cost): it never reaches the session manager, and its answer (a result, a refused tool,
+    an unknown one) is byte for byte what the manager gives when the fast path steps aside.
+    Anything unusual goes to the manager, which names the problem."""
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from ocilm.gateway.mcp._door import McpDoor
+
+    handled = []
+    original = StreamableHTTPSessionManager.handle_request
+
+    async def counting(self, scope, receive, send):
+        handled.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(StreamableHTTPSessionManager, "handle_request", counting)
+    headers = {"authorization": f"Bearer {keys['team_b']}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+
+    def call(params: dict, rid: object = 7) -> httpx.Response:
+        return httpx.post(f"{gateway.base_url}/mcp", headers=headers, json={"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params},
+                          timeout=30)  # fmt: skip
+
+    cases = [{"name": "alpha-echo", "arguments": {"text": "hi"}}, {"name": "alpha-wipe", "arguments": {"target": "all"}},
+             {"name": "nowhere-tool", "arguments": {}}, {"name": "alpha-echo", "arguments": {"text": "x"}, "_meta": {"progressToken": 3}}]  # fmt: skip
+    fast = [call(params, rid) for params, rid in zip(cases, (7, "s-1", 9, 10), strict=True)]
+    assert handled == [] and [r.status_code for r in fast] == [200] * 4
+    assert fast[0].json()["result"]["content"][0]["text"] == "alpha says hi" and fast[1].json()["error"]["code"] == -32602
+
+    async def step_aside(self, request):
+        return None, await request.body()
+
+    monkeypatch.setattr(McpDoor, "tool_call_at_once", step_aside)
+    slow = [call(params, rid) for params, rid in zip(cases, (7, "s-1", 9, 10), strict=True)]
+    assert len(handled) == 4 and [r.json() for r in slow] == [r.json() for r in fast]
+    assert slow[0].headers["content-type"] == fast[0].headers["content-type"] == "application/json"
+    monkeypatch.undo()
+    handled.clear()
+    monkeypatch.setattr(StreamableHTTPSessionManager, "handle_request", counting)
+    odd = call({"name": 42})  # not the fast path's to judge: the package's validation answers
+    assert handled == ["/mcp"] and odd.status_code in (200, 400) and "error" in odd.json()
+
+
 def test_a_dead_upstream_is_a_clear_error_and_its_breaker_opens(upstreams, token_endpoint, tmp_path):
     from tests.servers import free_port
 

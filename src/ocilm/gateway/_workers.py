@@ -9,8 +9,10 @@ uvicorn's supervisor runs as before.
 
 The parent binds the address first without ``SO_REUSEPORT`` (so an address in use is an error at
 start, as with one worker, and a second gateway cannot silently share the port), then holds it
-bound, not listening, with the option set while its workers serve. A worker that dies is started
-again; SIGTERM or SIGINT stops them all, each finishing its requests (uvicorn's graceful shutdown).
+bound, not listening, with the option set while its workers serve. A worker listens only once its
+app has started, so no connection waits on one still starting. A worker that dies is started
+again, unless it died before it served (it would again: the gateway stops and says so); SIGTERM or
+SIGINT stops them all, each finishing its requests (uvicorn's graceful shutdown).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import time
 from typing import Any
 
 APP = "ocilm.gateway._factory:app_from_env"
-BACKLOG = 2048
 RESTART_PAUSE = 0.5  # seconds between checks that every worker still runs
 
 
@@ -35,20 +36,21 @@ def spread_by_kernel() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def _listening(family: int, address: tuple, listen: bool) -> socket.socket:
+def _bound(family: int, address: tuple) -> socket.socket:
+    """A socket bound to the address with SO_REUSEPORT, not listening (uvicorn listens on it)."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
-    if listen:
-        sock.listen(BACKLOG)
     return sock
 
 
 def _worker(family: int, address: tuple, options: dict[str, Any], serving: Any) -> None:
     import uvicorn
 
-    sock = _listening(family, address, listen=True)
+    # Bound, not yet listening: uvicorn listens once the app has started, so no connection waits
+    # in the queue of a worker that is still starting (or will fail to).
+    sock = _bound(family, address)
     server = uvicorn.Server(uvicorn.Config(APP, factory=True, host=address[0], port=address[1], **options))
 
     def tell_when_serving() -> None:
@@ -72,7 +74,7 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
         address = probe.getsockname()  # port 0: the one the system chose, for every worker
     finally:
         probe.close()
-    holder = _listening(family, address, listen=False)
+    holder = _bound(family, address)  # never listens: it keeps the address this gateway's
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
