@@ -32,7 +32,7 @@ BODY = {"model": "llama", "messages": [{"role": "user", "content": "Hello there"
 
 # stage -> the functions whose time is the stage's (the outermost entry points: wrappers are not counted twice)
 def _stages() -> dict[str, tuple[Any, ...]]:
-    from ocilm import _core, _transport
+    from ocilm import _client, _core, _transport
     from ocilm.auth import _signers
     from ocilm.formats import generic
     from ocilm.gateway import _guardrails, _routing
@@ -45,6 +45,7 @@ def _stages() -> dict[str, tuple[Any, ...]]:
         "budget hold": (_gate.Gate.hold,),
         "settlement (spend log)": (_gate.Meter.settle,),
         "router (choosing, deadlines)": (_routing.Router.call,),
+        "SDK client's own (retries, reading the reply, response objects)": (_client.AsyncClient.completion,),
         "request translation and call set-up": (_core.prepare_chat,),
         "signing": tuple(getattr(_signers, name).sign for name in dir(_signers) if hasattr(getattr(_signers, name), "sign")),
         "upstream HTTP (aiohttp)": tuple(getattr(_transport, name).send for name in dir(_transport)
@@ -101,8 +102,10 @@ async def _run(app: Any, key: str, concurrency: int, count: int, profile: cProfi
     return cpu / count * 1e6, wall
 
 
-# stages that run inside the router's call: the router's own cost is its time less theirs
-INSIDE_ROUTER = ("request translation and call set-up", "signing", "upstream HTTP (aiohttp)", "reply translation")
+# stages that run inside the SDK client's call, itself inside the router's: each one's own cost is
+# its time less what runs inside it
+INSIDE_CLIENT = ("request translation and call set-up", "signing", "upstream HTTP (aiohttp)", "reply translation")
+CLIENT = "SDK client's own (retries, reading the reply, response objects)"
 
 
 def _stage_times(profile: cProfile.Profile, count: int) -> tuple[dict[str, float], float]:
@@ -112,7 +115,8 @@ def _stage_times(profile: cProfile.Profile, count: int) -> tuple[dict[str, float
     for stage, functions in STAGES.items():
         keys = {_key_of(f) for f in functions}
         out[stage] = sum(row[3] for key, row in stats.items() if key in keys) / count * 1e6
-    out["router (choosing, deadlines)"] -= sum(out[stage] for stage in INSIDE_ROUTER)
+    out["router (choosing, deadlines)"] -= out[CLIENT]
+    out[CLIENT] -= sum(out[stage] for stage in INSIDE_CLIENT)
     return out, total / count * 1e6
 
 
