@@ -532,6 +532,30 @@ class AsyncClient(_Base):
         forwards a tenant's request with. A ``SpooledBody`` (an upload) is sent in pieces from its spool."""
         return await self._run(prepare_openai_resource(self._settings, method, path, body, content_type, query, self._params(params)))  # type: ignore[return-value]
 
+    async def openai_resource_stream(self, method: str, path: str, query: str = "", **params: Any) -> RawStream:
+        """``openai_resource`` for a large reply (a file's content): the reply open, its bytes read
+        in pieces as they come (``chunks()``; ``aclose()`` when done). An error reply is raised
+        as ``openai_resource`` raises it, and retried as it is, before any byte is passed on."""
+        call = prepare_openai_resource(self._settings, method, path, b"", None, query, self._params(params))
+        policy = RetryPolicy(call.max_retries, call.deadline)
+        while True:
+            try:
+                response = await self._send(call, policy.retry_token)
+                if response.status_code < 400:
+                    return RawStream(response)
+                try:
+                    body = await response.aread()
+                except ReadFailed:
+                    body = b""
+                finally:
+                    await response.aclose()
+                _reply(call, response, body)  # raises the error the status and body say
+            except OCIError as err:
+                self._note_error(err)
+                delay = policy.next_delay(err)
+                note_retry(err)
+            await self._sleep(delay)
+
     arerank = rerank
 
     async def _run(self, call: PreparedCall) -> OpenAIObject | AsyncStream:
@@ -582,6 +606,21 @@ class AsyncClient(_Base):
         finally:
             await response.aclose()
         return _reply(call, response, body)
+
+
+class RawStream:
+    """A reply passed on in pieces as it comes (a file's content): ``chunks()``, then ``aclose()``."""
+
+    def __init__(self, response: AsyncReply) -> None:
+        self.response = response
+        self.content_type = response.headers.get("content-type") or "application/octet-stream"
+        self.opc_request_id = response.headers.get("opc-request-id")
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self.response.chunks()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
 
 
 def _read_error(call: PreparedCall, failure: ReadFailed) -> OCIError:

@@ -214,10 +214,11 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 @pytest.mark.parametrize("credential", ["api_key", "iam"])
-def test_an_upload_streams_through_with_memory_bounded_by_a_buffer_not_the_file(credential, sim, tmp_path):
+def test_a_file_streams_through_both_ways_with_memory_bounded_by_a_buffer_not_the_file(credential, sim, tmp_path):
     """64 MB uploaded through a real ``ocilm serve``: the gateway's peak memory grows by a small part
     of the file (it held the whole body twice before), the simulator checks the IAM signature's
-    digest of the streamed bytes, and the file reads back whole."""
+    digest of the streamed bytes; and the file's content passes back whole, in pieces, with the
+    same bound."""
     import hashlib
 
     import yaml
@@ -252,8 +253,47 @@ def test_an_upload_streams_through_with_memory_bounded_by_a_buffer_not_the_file(
         assert made.status_code == 200, made.text
         grown_mb = (_peak_rss_kb(proc.pid) - before) / 1024
         assert made.json()["bytes"] == size and grown_mb < 24, f"the gateway's peak memory grew {grown_mb:.0f} MB for a 64 MB upload"
-        back = httpx.get(f"{base}/v1/files/{made.json()['id']}/content", headers={"authorization": f"Bearer {MASTER}"}, timeout=120)
-        assert back.status_code == 200 and hashlib.sha256(back.content).digest() == hashlib.sha256(piece * (size // len(piece))).digest()
+        before = _peak_rss_kb(proc.pid)
+        read = hashlib.sha256()
+        with httpx.stream("GET", f"{base}/v1/files/{made.json()['id']}/content", headers={"authorization": f"Bearer {MASTER}"}, timeout=120) as back:
+            assert back.status_code == 200
+            for chunk in back.iter_bytes():
+                read.update(chunk)
+        assert read.digest() == hashlib.sha256(piece * (size // len(piece))).digest()
+        grown_mb = (_peak_rss_kb(proc.pid) - before) / 1024
+        assert grown_mb < 24, f"the gateway's peak memory grew {grown_mb:.0f} MB passing on a 64 MB file's content"
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_streamed_reply_is_retried_and_its_errors_raised_before_any_byte_is_passed_on(sim):
+    """``AsyncClient.openai_resource_stream`` (what passes a file's content on): a 503 first is
+    retried, the reply's bytes come in pieces whole, and an error reply is the SDK's error."""
+    import asyncio
+
+    import ocilm
+    from ocilm.testing import Fault
+
+    creds = sim.api_key_credentials()
+
+    async def run() -> tuple[bytes, str]:
+        async with ocilm.AsyncClient(**creds) as client:
+            made = (await client.openai_resource("POST", "files", b'--x\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+                                                 b'--x\r\ncontent-disposition: form-data; name="file"; filename="s.txt"\r\n\r\n' + b"s" * 100_000 +
+                                                 b"\r\n--x--\r\n", "multipart/form-data; boundary=x")).json()  # fmt: skip
+            sim.inject(Fault(status=503, times=1))
+            stream = await client.openai_resource_stream("GET", f"files/{made['id']}/content", max_retries=1)
+            try:
+                got = b"".join([piece async for piece in stream.chunks()])
+            finally:
+                await stream.aclose()
+            with pytest.raises(ocilm.NotFoundError):
+                await client.openai_resource_stream("GET", "files/file-none/content")
+            return got, stream.content_type
+
+    before = len(sim.requests)
+    got, content_type = asyncio.run(run())
+    assert got == b"s" * 100_000 and content_type
+    fetched = [r for r in sim.requests[before:] if r.path.endswith("/content") and "file-none" not in r.path]
+    assert len(fetched) == 2  # the 503, then the retry

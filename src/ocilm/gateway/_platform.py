@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._body import BodyLengthError, SpooledBody
@@ -36,6 +36,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # a file the gateway passes on, at most (OpenAI's cap; OCI states none)
 LIST_PAGE = 10_000  # OCI's largest page of files: a tenant's list is filtered from it
 MAX_STORE_PAGES = 100  # pages of 100 stores read for one list (a tenant's are filtered from all of them)
+
+
+async def _passed_on(reply: Any) -> Any:
+    """A streamed reply's pieces, the upstream reply closed however the passing on ends (the caller gone too)."""
+    try:
+        async for piece in reply.chunks():
+            yield piece
+    finally:
+        await reply.aclose()
 
 
 def list_options(query: Any, default: int, most: int) -> tuple[str, int]:
@@ -92,22 +101,37 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
                         return deployment  # type: ignore[no-any-return]
         return deployment_for(request)
 
-    async def forward(request: Request, route: str, deployment: Deployment, method: str, path: str, body: bytes | SpooledBody = b"",
-                      content_type: str | None = None, query: str = "") -> Any:  # fmt: skip
+    async def gated(request: Request, route: str, deployment: Deployment, method: str, path: str, body: bytes | SpooledBody,
+                    content_type: str | None, query: str, streamed: bool) -> Any:  # fmt: skip
+        """One call to OCI through the gate (the key's model groups, rate limits, a spend-log row)."""
         caller: Caller = request.state.caller
         allowed = not caller.models or deployment.model_name in caller.models
+        opened: list[Any] = []
 
         async def call() -> Any:
-            return await metered.router.client.openai_resource(method, path, body, content_type, query, **deployment.params)
+            client = metered.router.client
+            if streamed:  # a file's content: passed on in pieces as it comes
+                opened.append(await client.openai_resource_stream(method, path, query, **deployment.params))
+                return opened[-1]
+            return await client.openai_resource(method, path, body, content_type, query, **deployment.params)
 
         try:
             reply, headers = await metered.side_call(request, route, deployment.model_name, call, target=SideTarget(deployment.model),
                                                      allowed=allowed)  # fmt: skip
+        except BaseException:
+            for stream in opened:  # opened, then the gate failed after it (the settlement): nothing will read it
+                await stream.aclose()
+            raise
+        return reply, headers
+
+    async def forward(request: Request, route: str, deployment: Deployment, method: str, path: str, body: bytes | SpooledBody = b"",
+                      content_type: str | None = None, query: str = "", streamed: bool = False) -> Any:  # fmt: skip
+        try:
+            return await gated(request, route, deployment, method, path, body, content_type, query, streamed)
         except NotFoundError:
             raise GatewayError(404, f"no such object at OCI ({path.split('/')[0]})", code="not_found") from None
         except OCIError as exc:
             raise gateway_error_for(exc) from None
-        return reply, headers
 
     def upload_length(request: Request) -> int:
         """An upload's announced size, bounded before anything of it is read."""
@@ -168,11 +192,12 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         place = await homes.find(file_id, "file", tenant_of(caller))  # a 404 before anything reaches OCI
         deployment = placed(place, request)
         suffix = "/content" if what == "content" else ""
-        reply, headers = await forward(request, f"files.{what}", deployment, "DELETE" if what == "delete" else "GET", f"files/{file_id}{suffix}")
+        reply, headers = await forward(request, f"files.{what}", deployment, "DELETE" if what == "delete" else "GET", f"files/{file_id}{suffix}",
+                                       streamed=what == "content")  # fmt: skip
         if what == "delete":
             await homes.forget(file_id)
         if what == "content":
-            return Response(reply.body, media_type=reply.content_type, headers=headers)
+            return StreamingResponse(_passed_on(reply), media_type=reply.content_type, headers=headers)
         return JSONResponse(reply.json(), headers=headers)
 
     async def retrieve(request: Request) -> Response:
