@@ -262,14 +262,18 @@ def platform_routes(router: Any, guarded: Callable[..., Handler], metered: Meter
         what = rest.split("/", 1)[0] if rest else {"GET": "retrieve", "POST": "update", "DELETE": "delete"}[request.method]
         path = f"{collection}/{object_id}" + (f"/{rest}" if rest else "")
         sent, sent_type = (raw, content_type) if raw is not None else (json.dumps(body).encode(), "application/json") if body is not None else (b"", None)
+        content = request.method == "GET" and rest.endswith("/content")  # a file's content (a container's): passed on in pieces
         try:
-            reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path, sent, sent_type, query)
+            reply, headers = await forward(request, f"{collection}.{what}", deployment, request.method, path, sent, sent_type, query,
+                                           streamed=content)  # fmt: skip
         finally:
             if raw is not None:
                 raw.close()
         if request.method == "DELETE" and not rest:
             await homes.forget(object_id)
-        if not reply.content_type.startswith("application/json"):  # a file's content
+        if content:
+            return StreamingResponse(_passed_on(reply), media_type=reply.content_type, headers=headers)
+        if not reply.content_type.startswith("application/json"):  # anything else not JSON, as it came
             return Response(reply.body, media_type=reply.content_type, headers=headers)
         return JSONResponse(reply.json(), headers=headers)
 
