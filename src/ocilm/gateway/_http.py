@@ -55,6 +55,21 @@ def check_keys(payload: dict, allowed: frozenset[str], what: str) -> None:
         raise GatewayError(400, f"unknown {what} parameter(s): {', '.join(unknown)}", param=unknown[0])
 
 
+def body_then(body: bytes, then: Callable[[], Awaitable[dict[str, Any]]]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI ``receive`` whose first message is ``body``, whole, and every later one ``then()``'s
+    (a request made from a WebSocket frame, or a body already read and handed on)."""
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    return receive
+
+
 class ClientGone(Exception):
     """The caller disconnected while the gateway waited on the upstream call."""
 

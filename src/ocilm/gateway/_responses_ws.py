@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._errors import GatewayError
-from ._http import MAX_BODY_BYTES
+from ._http import MAX_BODY_BYTES, body_then
 
 MAX_FRAME_BYTES = MAX_BODY_BYTES + 64 * 1024  # a frame is bounded as a body is (what uvicorn accepts at most)
 IDLE_SECONDS = 300.0  # a connection with no frame for this long is closed
@@ -199,17 +199,11 @@ class _Connection:
             "server": scope.get("server"), "app": scope.get("app"), "route": SimpleNamespace(path=self.route_path),
             "state": {**scope.get("state", {}), "connection": self.memory, "transport": "websocket"},
         }  # fmt: skip
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def when_gone() -> dict[str, Any]:
             await self.gone.wait()
             return {"type": "http.disconnect"}
 
-        return Request(http_scope, receive)
+        return Request(http_scope, body_then(body, when_gone))
 
     async def _relay(self, response: Response) -> bool:
         """Send what the endpoint answered; True when the turn failed."""

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._errors import GatewayError
-from .._http import json_body
+from .._http import body_then, json_body
 from .._metering import Metered, SideTarget
 from ..governance._gate import Caller
 from ..governance._policy import Price
@@ -472,7 +472,7 @@ class _Exchange(StreamingResponse):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items() if k.startswith("x-litellm")]
         if self.body_read is not None:
-            receive = _replaying(self.body_read, receive)
+            receive = body_then(self.body_read, receive)  # then the client's own (a disconnect)
 
         async def sending(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -485,20 +485,6 @@ class _Exchange(StreamingResponse):
         finally:
             async for _ in self.body_iterator:  # the gate's follower closes the record here
                 pass
-
-
-def _replaying(body: bytes, receive: Any) -> Any:
-    """``receive`` whose first message is ``body``, whole; then the client's own (a disconnect)."""
-    given = False
-
-    async def replayed() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # type: ignore[no-any-return]
-
-    return replayed
 
 
 async def _nothing() -> Any:
