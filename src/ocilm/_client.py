@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any, Literal, overload
 
 import httpx
@@ -537,32 +537,17 @@ class AsyncClient(_Base):
         in pieces as they come (``chunks()``; ``aclose()`` when done). An error reply is raised
         as ``openai_resource`` raises it, and retried as it is, before any byte is passed on."""
         call = prepare_openai_resource(self._settings, method, path, b"", None, query, self._params(params))
-        policy = RetryPolicy(call.max_retries, call.deadline)
-        while True:
-            try:
-                response = await self._send(call, policy.retry_token)
-                if response.status_code < 400:
-                    return RawStream(response)
-                try:
-                    body = await response.aread()
-                except ReadFailed:
-                    body = b""
-                finally:
-                    await response.aclose()
-                _reply(call, response, body)  # raises the error the status and body say
-            except OCIError as err:
-                self._note_error(err)
-                delay = policy.next_delay(err)
-                note_retry(err)
-            await self._sleep(delay)
+        return await self._run(call, self._open_reply)  # type: ignore[return-value]
 
     arerank = rerank
 
-    async def _run(self, call: PreparedCall) -> OpenAIObject | AsyncStream:
+    async def _run(self, call: PreparedCall, attempt: Callable[[PreparedCall, str], Awaitable[Any]] | None = None) -> Any:
+        """The call's attempts (``_attempt``'s, or ``attempt``'s) under its retry policy."""
+        attempt = attempt or self._attempt
         policy = RetryPolicy(call.max_retries, call.deadline)
         while True:
             try:
-                return await self._attempt(call, policy.retry_token)
+                return await attempt(call, policy.retry_token)
             except OCIError as err:
                 self._note_error(err)
                 delay = policy.next_delay(err)
@@ -591,6 +576,19 @@ class AsyncClient(_Base):
             await self._signer_does(call, call.signer.sign, request)
             response = await transport.send(call, request)
         return response
+
+    async def _open_reply(self, call: PreparedCall, retry_token: str) -> RawStream:
+        """One attempt whose reply is left open to be read in pieces; an error reply is raised."""
+        response = await self._send(call, retry_token)
+        if response.status_code < 400:
+            return RawStream(response)
+        try:
+            body = await response.aread()
+        except ReadFailed:
+            body = b""
+        finally:
+            await response.aclose()
+        return _reply(call, response, body)  # an error status: it raises
 
     async def _attempt(self, call: PreparedCall, retry_token: str) -> OpenAIObject | AsyncStream:
         response = await self._send(call, retry_token)

@@ -77,18 +77,18 @@ def httpx_read_failed(exc: httpx.HTTPError) -> ReadFailed:
     return ReadFailed(isinstance(exc, httpx.TimeoutException), f"{type(exc).__name__}: {exc}")
 
 
-def _sent_body(request: SignableRequest, pieces: str) -> Any:
+def _sent_body(request: SignableRequest, asynchronous: bool) -> Any:
     """What the HTTP library sends: the bytes, or a spooled upload's pieces (read again from the
     start on every attempt) with its length said, so it is never sent chunked."""
     content = request.content
     if isinstance(content, SpooledBody):
         request.headers["content-length"] = str(content.length)
-        return iter(content) if pieces == "sync" else content.__aiter__()
+        return content.__aiter__() if asynchronous else iter(content)
     return content or None
 
 
 def httpx_request(http: httpx.Client | httpx.AsyncClient, call: PreparedCall, request: SignableRequest) -> httpx.Request:
-    content = _sent_body(request, "async" if isinstance(http, httpx.AsyncClient) else "sync")
+    content = _sent_body(request, asynchronous=isinstance(http, httpx.AsyncClient))
     return http.build_request(request.method, call.url, content=content, headers=request.headers, timeout=httpx.Timeout(call.timeout))
 
 
@@ -284,7 +284,7 @@ class AiohttpTransport:
             url = _yarl_url(call.url)
             proxy, proxy_auth = self._proxy_for(url)
             response = await self.http.request(
-                request.method, url, data=_sent_body(request, "async"), headers=request.headers, timeout=aiohttp_timeout(call.timeout),
+                request.method, url, data=_sent_body(request, asynchronous=True), headers=request.headers, timeout=aiohttp_timeout(call.timeout),
                 allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth,
             )  # fmt: skip
         except self._refused as exc:

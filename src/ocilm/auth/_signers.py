@@ -11,6 +11,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._body import SpooledBody
 from .._errors import ConfigurationError
 from ._request import SignableRequest
 from ._signing import authorization_header, body_sha256, headers_to_sign, signing_string
@@ -48,7 +49,8 @@ def fill_signed_headers(request: SignableRequest, names: tuple[str, ...]) -> dic
         values["content-type"] = content_type or added.setdefault("content-type", "application/json")
         values["content-length"] = added["content-length"] = str(len(body))
         # A spooled upload's digest was worked out as it arrived; bytes are hashed here.
-        values["x-content-sha256"] = added["x-content-sha256"] = getattr(body, "sha256", None) or body_sha256(body)
+        digest = body.sha256 if isinstance(body, SpooledBody) else body_sha256(body)
+        values["x-content-sha256"] = added["x-content-sha256"] = digest
     headers.update(added)
     return values
 
