@@ -344,12 +344,14 @@ def test_serve_refuses_public_bind_without_master_key(creds, tmp_path, capsys):
     assert "model_list: expected at least one model (or mcp_servers" in capsys.readouterr().err
 
 
-def test_serve_subprocess_and_graceful_sigterm(creds, tmp_path, oci_simulator):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_subprocess_and_graceful_sigterm(creds, tmp_path, oci_simulator, workers):
+    """SIGTERM lets a request in flight finish, with one worker and with the workers' supervisor."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config_dict(creds)))
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ocilm", "serve", "--config", str(path), "--port", str(port), "--log-level", "warning",
+                             "--workers", workers], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         _wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc)
         oci_simulator.inject(Fault(delay=1.0, times=1))
