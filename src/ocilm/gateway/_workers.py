@@ -11,8 +11,8 @@ The parent binds the address first without ``SO_REUSEPORT`` (so an address in us
 start, as with one worker, and a second gateway cannot silently share the port), then holds it
 bound, not listening, with the option set while its workers serve. A worker listens only once its
 app has started, so no connection waits on one still starting. A worker that dies is started
-again, unless it died before it served (it would again: the gateway stops and says so); SIGTERM or
-SIGINT stops them all, each finishing its requests (uvicorn's graceful shutdown).
+again, unless it stopped by itself before it served (it would again: the gateway stops and says
+so); SIGTERM or SIGINT stops them all, each finishing its requests (uvicorn's graceful shutdown).
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
         while not stopping.wait(RESTART_PAUSE):
             for i, process in enumerate(processes):
                 if not process.is_alive():
-                    if not served.pop(process).is_set():  # it died starting, and would again: stop, not loop
+                    # It stopped by itself before its server started (a config, a store, an import):
+                    # it would again, so stop rather than loop. One killed by a signal is started again.
+                    if not served.pop(process).is_set() and (process.exitcode or 0) >= 0:
                         failed = True
                         stopping.set()
                         break
