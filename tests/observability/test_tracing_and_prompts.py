@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
@@ -14,8 +15,16 @@ from ocilm.testing import BackgroundServer
 HI = [{"role": "user", "content": "Hello there"}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spans():
+    return _process_exporter()
+
+
+@functools.cache
+def _process_exporter():
+    """One exporter for the process: OpenTelemetry takes the process's provider once, so a second
+    one (this module's tests met again by the same xdist worker after their fixture ended) would be
+    refused and see no span."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
